@@ -1,0 +1,38 @@
+# The two commands: `make demo` and `make test`. Each surface adds its own
+# test target from mk/<surface>.mk, so `make test` grows with the project.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# The shared scenarios live beside the checkout; tests read INGEST_SHARED.
+INGEST_SHARED ?= $(abspath ../shared)
+export INGEST_SHARED
+
+# Test targets, in the order they run; fragments append to this.
+TESTS := test-rust
+
+.PHONY: help test lint test-rust venv
+help:
+	@echo "make demo   run the example server and web UI on ./data.db (PORT, DB overridable)"
+	@echo "make test   run every test: Rust, lint, header check, C, Python, server, browser"
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+venv: $(PY)
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test-rust: lint
+	@test -d "$(INGEST_SHARED)/scenarios" || { echo "missing $(INGEST_SHARED)/scenarios (set INGEST_SHARED)"; exit 1; }
+	cargo test --workspace
+
+include $(sort $(wildcard mk/*.mk))
+
+test: $(TESTS)
+	@echo "make test: every suite passed ($(TESTS))"

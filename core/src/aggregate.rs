@@ -1,0 +1,458 @@
+//! Aggregate queries: what can be asked, how a time range is split between
+//! rollups and events, and how partial results combine.
+//!
+//! A range `[start, end)` is answered from whole hour buckets of the rollups
+//! plus the events of the cut buckets at its two edges, so the answer equals
+//! a full scan to the last event while costing the number of buckets.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::ser::SerializeMap;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::timestamp::Timestamp;
+
+pub(crate) const HOUR_MS: i64 = 3_600_000;
+pub(crate) const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// A time bucket to group by. Buckets are UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Bucket {
+    Hour,
+    Day,
+    Month,
+}
+
+impl Bucket {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bucket::Hour => "hour",
+            Bucket::Day => "day",
+            Bucket::Month => "month",
+        }
+    }
+}
+
+impl fmt::Display for Bucket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What to aggregate: filters, a half-open time range, and grouping.
+///
+/// ```
+/// use ingest_core::{Bucket, Query};
+/// let q = Query::from_json(r#"{"metric": "sales", "start": "2024-01-01", "group_by": ["day", "client_id"]}"#).unwrap();
+/// assert_eq!((q.bucket, q.by_client, q.by_metric), (Some(Bucket::Day), true, false));
+/// assert!(Query::from_json(r#"{"group_by": "week"}"#).is_err());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Query {
+    pub client_id: Option<String>,
+    /// Cased by the rules before matching, like the events' metrics.
+    pub metric: Option<String>,
+    /// Inclusive.
+    pub start: Option<Timestamp>,
+    /// Exclusive.
+    pub end: Option<Timestamp>,
+    pub bucket: Option<Bucket>,
+    pub by_client: bool,
+    pub by_metric: bool,
+}
+
+impl Query {
+    /// Parse the JSON query shared by the C ABI and the server:
+    /// `{"client_id", "metric", "start", "end", "group_by"}`, where `start`
+    /// and `end` take any accepted timestamp text and `group_by` is one of
+    /// `hour`, `day`, `month`, `client_id`, `metric`, or a list of them (at
+    /// most one time bucket). Unknown keys and bad values are errors.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let v: Value = serde_json::from_str(text).map_err(|e| Error::arg(format!("query is not valid JSON: {e}")))?;
+        Self::from_value(&v)
+    }
+
+    /// As [`Query::from_json`], from a parsed value.
+    pub fn from_value(v: &Value) -> Result<Self> {
+        let obj = v.as_object().ok_or_else(|| Error::arg("query must be a JSON object"))?;
+        const KEYS: [&str; 5] = ["client_id", "metric", "start", "end", "group_by"];
+        if let Some(k) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            return Err(Error::arg(format!(
+                "query: unknown key {k:?}; expected one of {}",
+                KEYS.join(", ")
+            )));
+        }
+        let mut q = Query {
+            client_id: opt_text(obj.get("client_id"), "client_id")?,
+            metric: opt_text(obj.get("metric"), "metric")?,
+            start: opt_time(obj.get("start"), "start")?,
+            end: opt_time(obj.get("end"), "end")?,
+            ..Query::default()
+        };
+        match obj.get("group_by") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => q.group_by(s)?,
+            Some(Value::Array(items)) => {
+                for item in items {
+                    let s = item
+                        .as_str()
+                        .ok_or_else(|| Error::arg("query: group_by items must be text"))?;
+                    q.group_by(s)?;
+                }
+            }
+            Some(_) => return Err(Error::arg("query: group_by must be text or a list of text")),
+        }
+        Ok(q)
+    }
+
+    /// Add one grouping by name: `hour`, `day`, `month`, `client_id` (or
+    /// `client`), `metric`.
+    pub fn group_by(&mut self, name: &str) -> Result<()> {
+        let bucket = match name {
+            "hour" => Bucket::Hour,
+            "day" => Bucket::Day,
+            "month" => Bucket::Month,
+            "client_id" | "client" => {
+                self.by_client = true;
+                return Ok(());
+            }
+            "metric" => {
+                self.by_metric = true;
+                return Ok(());
+            }
+            other => {
+                return Err(Error::arg(format!(
+                    "query: cannot group by {other:?}; expected hour, day, month, client_id or metric"
+                )))
+            }
+        };
+        match self.bucket {
+            Some(b) if b != bucket => Err(Error::arg(format!("query: group by {b} or {bucket}, not both"))),
+            _ => {
+                self.bucket = Some(bucket);
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn is_grouped(&self) -> bool {
+        self.bucket.is_some() || self.by_client || self.by_metric
+    }
+
+    pub(crate) fn check_range(&self) -> Result<()> {
+        match (self.start, self.end) {
+            (Some(s), Some(e)) if s > e => Err(Error::arg(format!("query: start {s} is after end {e}"))),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn opt_text(v: Option<&Value>, key: &str) -> Result<Option<String>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+        Some(_) => Err(Error::arg(format!("query: {key} must be text"))),
+    }
+}
+
+fn opt_time(v: Option<&Value>, key: &str) -> Result<Option<Timestamp>> {
+    let parsed = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => Timestamp::parse(s).ok(),
+        Some(Value::Number(n)) => n.as_f64().and_then(|f| Timestamp::from_epoch(f).ok()),
+        Some(_) => None,
+    };
+    parsed.map(Some).ok_or_else(|| {
+        Error::arg(format!(
+            "query: {key} must be an RFC 3339 time, a date, or epoch seconds/milliseconds"
+        ))
+    })
+}
+
+/// count, sum, min and max of a set of amounts; `avg` is derived.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Stats {
+    pub count: u64,
+    pub sum: f64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Stats {
+    pub fn avg(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+
+    pub(crate) fn merge(&mut self, other: &Stats) {
+        self.count += other.count;
+        self.sum += other.sum;
+        self.min = opt(self.min, other.min, f64::min);
+        self.max = opt(self.max, other.max, f64::max);
+    }
+
+    pub(crate) fn add(&mut self, amount: f64) {
+        self.merge(&Stats {
+            count: 1,
+            sum: amount,
+            min: Some(amount),
+            max: Some(amount),
+        });
+    }
+
+    fn write_fields<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        m.serialize_entry("count", &self.count)?;
+        m.serialize_entry("sum", &self.sum)?;
+        m.serialize_entry("avg", &self.avg())?;
+        m.serialize_entry("min", &self.min)?;
+        m.serialize_entry("max", &self.max)
+    }
+}
+
+fn opt(a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(f(x, y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// The key of one group: the bucket start, and the client and metric when
+/// grouped by them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct GroupKey {
+    pub bucket: Option<Timestamp>,
+    pub client_id: Option<String>,
+    pub metric: Option<String>,
+}
+
+/// One group of a grouped aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub key: GroupKey,
+    pub stats: Stats,
+}
+
+impl Serialize for Group {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        if let Some(b) = &self.key.bucket {
+            m.serialize_entry("bucket", b)?;
+        }
+        if let Some(c) = &self.key.client_id {
+            m.serialize_entry("client_id", c)?;
+        }
+        if let Some(x) = &self.key.metric {
+            m.serialize_entry("metric", x)?;
+        }
+        self.stats.write_fields(&mut m)?;
+        m.end()
+    }
+}
+
+/// The answer to a [`Query`]: totals, the groups when grouped, and whether it
+/// came from the cache because the database could not be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    pub totals: Stats,
+    /// `Some` (possibly empty) when the query groups, in key order.
+    pub groups: Option<Vec<Group>>,
+    /// True when this is the last result computed for the same query,
+    /// returned because the database could not be read now.
+    pub stale: bool,
+    pub computed_at: Timestamp,
+}
+
+/// `{"count", "sum", "avg", "min", "max", "stale", "computed_at", "groups"?}`
+impl Serialize for Aggregate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        self.totals.write_fields(&mut m)?;
+        m.serialize_entry("stale", &self.stale)?;
+        m.serialize_entry("computed_at", &self.computed_at)?;
+        if let Some(g) = &self.groups {
+            m.serialize_entry("groups", g)?;
+        }
+        m.end()
+    }
+}
+
+/// Partial results keyed by group, merged from rollups and edge scans.
+#[derive(Debug, Default)]
+pub(crate) struct Partials(BTreeMap<GroupKey, Stats>);
+
+impl Partials {
+    pub(crate) fn add(&mut self, key: GroupKey, stats: Stats) {
+        self.0.entry(key).or_default().merge(&stats);
+    }
+
+    pub(crate) fn finish(self, q: &Query) -> Aggregate {
+        let mut totals = Stats::default();
+        for s in self.0.values() {
+            totals.merge(s);
+        }
+        let groups = q
+            .is_grouped()
+            .then(|| self.0.into_iter().map(|(key, stats)| Group { key, stats }).collect());
+        Aggregate {
+            totals,
+            groups,
+            stale: false,
+            computed_at: Timestamp::now(),
+        }
+    }
+}
+
+/// A half-open millisecond range; `None` is unbounded on that side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+/// How to answer a time range: whole buckets from rollups, edges from events.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub rollup: Option<Span>,
+    pub scans: Vec<Span>,
+}
+
+pub(crate) fn floor_to(ms: i64, width: i64) -> i64 {
+    ms - ms.rem_euclid(width)
+}
+
+/// Split `[start, end)` at hour boundaries: the hours wholly inside go to the
+/// rollups, the cut hours at either edge to an event scan.
+pub(crate) fn plan(start: Option<i64>, end: Option<i64>) -> Plan {
+    let whole_start = start.map(|s| floor_to(s + HOUR_MS - 1, HOUR_MS));
+    let whole_end = end.map(|e| floor_to(e, HOUR_MS));
+    if let (Some(ws), Some(we)) = (whole_start, whole_end) {
+        if ws >= we {
+            let scans = match (start, end) {
+                (Some(s), Some(e)) if s >= e => vec![],
+                _ => vec![Span { start, end }],
+            };
+            return Plan { rollup: None, scans };
+        }
+    }
+    let mut scans = Vec::new();
+    if let (Some(s), Some(ws)) = (start, whole_start) {
+        if s < ws {
+            scans.push(Span {
+                start,
+                end: whole_start,
+            });
+        }
+    }
+    if let (Some(we), Some(e)) = (whole_end, end) {
+        if we < e {
+            scans.push(Span { start: whole_end, end });
+        }
+    }
+    Plan {
+        rollup: Some(Span {
+            start: whole_start,
+            end: whole_end,
+        }),
+        scans,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = HOUR_MS;
+
+    fn span(start: Option<i64>, end: Option<i64>) -> Span {
+        Span { start, end }
+    }
+
+    #[test]
+    fn aligned_ranges_need_no_scan() {
+        assert_eq!(
+            plan(Some(0), Some(3 * H)),
+            Plan {
+                rollup: Some(span(Some(0), Some(3 * H))),
+                scans: vec![]
+            }
+        );
+        assert_eq!(
+            plan(None, None),
+            Plan {
+                rollup: Some(span(None, None)),
+                scans: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn cut_edges_are_scanned() {
+        assert_eq!(
+            plan(Some(10), Some(3 * H + 5)),
+            Plan {
+                rollup: Some(span(Some(H), Some(3 * H))),
+                scans: vec![span(Some(10), Some(H)), span(Some(3 * H), Some(3 * H + 5))],
+            }
+        );
+        assert_eq!(
+            plan(Some(-10), None),
+            Plan {
+                rollup: Some(span(Some(0), None)),
+                scans: vec![span(Some(-10), Some(0))]
+            }
+        );
+    }
+
+    #[test]
+    fn ranges_within_an_hour_are_only_scanned() {
+        assert_eq!(
+            plan(Some(10), Some(20)),
+            Plan {
+                rollup: None,
+                scans: vec![span(Some(10), Some(20))]
+            }
+        );
+        assert_eq!(
+            plan(Some(10), Some(H + 20)),
+            Plan {
+                rollup: None,
+                scans: vec![span(Some(10), Some(H + 20))]
+            }
+        );
+        assert_eq!(
+            plan(Some(20), Some(20)),
+            Plan {
+                rollup: None,
+                scans: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn query_json_is_strict() {
+        assert!(Query::from_json(r#"{"client": "a"}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("\"client\""));
+        assert!(Query::from_json(r#"{"start": "tomorrow"}"#).is_err());
+        assert!(Query::from_json(r#"{"group_by": ["day", "month"]}"#).is_err());
+        assert!(Query::from_json("[]").is_err());
+        let q = Query::from_json(r#"{"start": "2024-01-02", "end": "2024-01-01"}"#).unwrap();
+        assert!(q.check_range().is_err());
+    }
+
+    #[test]
+    fn stats_merge_and_serialise() {
+        let mut s = Stats::default();
+        assert_eq!(s.avg(), None);
+        s.add(2.0);
+        s.add(-1.0);
+        assert_eq!(
+            (s.count, s.sum, s.min, s.max, s.avg()),
+            (2, 1.0, Some(-1.0), Some(2.0), Some(0.5))
+        );
+    }
+}

@@ -1,0 +1,131 @@
+//! The one error type of the core, with stable kinds the bindings map to
+//! status codes and exception classes.
+
+use std::fmt;
+
+use crate::failure::FailPoint;
+
+/// Why a storage operation failed, as far as the database can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StorageKind {
+    /// Another connection held a lock past the busy timeout. Retry later.
+    Busy,
+    /// The operating system reported an I/O error, or the file cannot be opened.
+    Io,
+    /// The file is not a database, or its contents are damaged.
+    Corrupt,
+    /// The disk or the database's size limit is full.
+    Full,
+    /// The database (or its directory) cannot be written.
+    ReadOnly,
+    /// Any other failure reported by the database.
+    Other,
+}
+
+impl StorageKind {
+    /// The stable lower-case name used in messages and by the bindings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageKind::Busy => "busy",
+            StorageKind::Io => "io",
+            StorageKind::Corrupt => "corrupt",
+            StorageKind::Full => "full",
+            StorageKind::ReadOnly => "read_only",
+            StorageKind::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for StorageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Every kind of error, flat, for bindings that need one code per kind.
+///
+/// The order and meaning of these never change; new kinds are only appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    InvalidRules,
+    InvalidArgument,
+    Injected,
+    Busy,
+    Io,
+    Corrupt,
+    Full,
+    ReadOnly,
+    Storage,
+}
+
+/// Errors returned by the core. Rejected events are not errors: they are
+/// [`Outcome::Rejected`](crate::Outcome::Rejected).
+///
+/// A call that returns an error kept nothing of what it was asked to write
+/// (except after [`FailPoint::AfterCommit`], whose whole point is that the
+/// data is stored and the answer is lost); the same call can be retried.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The rules document is malformed; the message names the key.
+    #[error("invalid rules: {0}")]
+    InvalidRules(String),
+    /// An argument is malformed: JSON that does not parse, a bad query,
+    /// an unknown failure point, input nested too deep or too large.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A failure armed with [`Ingestor::simulate_failure`](crate::Ingestor::simulate_failure).
+    #[error("injected failure at {0}")]
+    Injected(FailPoint),
+    /// The database failed.
+    #[error("storage error ({kind}): {message}")]
+    Storage {
+        kind: StorageKind,
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl Error {
+    /// The stable kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidRules(_) => ErrorKind::InvalidRules,
+            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::Injected(_) => ErrorKind::Injected,
+            Error::Storage { kind, .. } => match kind {
+                StorageKind::Busy => ErrorKind::Busy,
+                StorageKind::Io => ErrorKind::Io,
+                StorageKind::Corrupt => ErrorKind::Corrupt,
+                StorageKind::Full => ErrorKind::Full,
+                StorageKind::ReadOnly => ErrorKind::ReadOnly,
+                StorageKind::Other => ErrorKind::Storage,
+            },
+        }
+    }
+
+    /// True for every error that came from the database (including an
+    /// injected failure, which stands in for one).
+    pub fn is_storage(&self) -> bool {
+        matches!(self, Error::Storage { .. } | Error::Injected(_))
+    }
+
+    pub(crate) fn rules(msg: impl Into<String>) -> Self {
+        Error::InvalidRules(msg.into())
+    }
+
+    pub(crate) fn arg(msg: impl Into<String>) -> Self {
+        Error::InvalidArgument(msg.into())
+    }
+
+    pub(crate) fn storage(kind: StorageKind, message: impl Into<String>) -> Self {
+        Error::Storage {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+}
+
+/// Result with the core's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,49 @@
+//! `ingest-core`: take metric events from unreliable clients, normalise their
+//! inconsistent schemas, store each real event exactly once, and answer
+//! aggregate queries that stay correct however often clients retry.
+//!
+//! Where to find what:
+//! - [`normalize`](mod@normalize): raw JSON to the canonical [`Event`], or every [`Reason`] it fails;
+//! - [`rules`]: the rules document and its merge over the built-in rules;
+//! - [`timestamp`]: the accepted ways of writing an instant;
+//! - [`dedup`]: the key that makes two events the same event;
+//! - `storage`: the backend boundary and the SQLite backend;
+//! - [`aggregate`](mod@aggregate): queries, range planning over rollups, results;
+//! - [`failure`]: failure injection;
+//! - [`Ingestor`]: the API that ties them together.
+//!
+//! ```
+//! use ingest_core::{Ingestor, Outcome};
+//! let ing = Ingestor::in_memory()?;
+//! let out = ing.submit_json(r#"{"source": "clientB", "payload": {"amt": "1200", "ts": "2024-01-02"}}"#)?;
+//! let Outcome::Accepted { event, .. } = out else { panic!("expected accepted") };
+//! assert_eq!(event.metric, "unknown");
+//! assert_eq!(event.timestamp.to_string(), "2024-01-02T00:00:00.000Z");
+//! # Ok::<(), ingest_core::Error>(())
+//! ```
+
+pub mod aggregate;
+pub mod dedup;
+mod error;
+mod event;
+pub mod failure;
+mod ingestor;
+pub mod limits;
+pub mod normalize;
+pub mod rules;
+mod storage;
+pub mod timestamp;
+
+pub use aggregate::{Aggregate, Bucket, Group, GroupKey, Query, Stats};
+pub use dedup::dedup_key;
+pub use error::{Error, ErrorKind, Result, StorageKind};
+pub use event::{Event, Outcome, Reason, ReasonCode, RejectedEvent, StoredEvent};
+pub use failure::FailPoint;
+pub use ingestor::{Durability, IngestStats, Ingestor, IngestorBuilder, ReprocessReport};
+pub use normalize::{normalize, normalize_fields, Fields};
+pub use rules::{Field, MetricCase, Rules};
+pub use storage::{EventFilter, MAX_PAGE};
+pub use timestamp::Timestamp;
+
+/// The library version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,401 @@
+//! Normalisation: raw input to canonical [`Event`], or every reason it fails.
+//!
+//! Pure functions of the input and the rules: no I/O, no clock, so the same
+//! input under the same rules always gives the same answer (which is what
+//! makes retries safe to deduplicate).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::event::{Event, Reason, ReasonCode};
+use crate::rules::{Field, Rules, PAYLOAD};
+use crate::timestamp::{Timestamp, TimestampError};
+
+/// Normalise one raw event under `rules`.
+///
+/// The input is either a flat object or the envelope
+/// `{"source": ..., "payload": {...}}`, whose payload fields are merged over
+/// the top level (the payload wins).
+///
+/// ```
+/// use ingest_core::{normalize, Rules};
+/// use serde_json::json;
+/// let rules = Rules::builtin();
+/// let e = normalize(&json!({"source": "a", "payload": {"amt": " 12.5 ", "ts": "2024-01-02"}}), &rules).unwrap();
+/// assert_eq!((e.client_id.as_str(), e.metric.as_str(), e.amount), ("a", "unknown", 12.5));
+/// let reasons = normalize(&json!({"source": "a", "value": true}), &rules).unwrap_err();
+/// assert_eq!(reasons.len(), 2); // amount has a bad type, timestamp is missing
+/// ```
+pub fn normalize(raw: &Value, rules: &Rules) -> Result<Event, Vec<Reason>> {
+    let Some(top) = raw.as_object() else {
+        return Err(vec![Reason::new(
+            ReasonCode::NotAnObject,
+            "",
+            format!("an event must be a JSON object, not {}", type_name(raw)),
+        )]);
+    };
+    let merged = merge_envelope(top)?;
+    let mut reasons = Vec::new();
+    let mut used: [Option<&str>; 5] = [None; 5];
+    let mut found = |field: Field| -> Option<(&str, &Value)> {
+        let hit = rules.aliases(field).iter().find_map(|name| {
+            merged
+                .get(name.as_str())
+                .copied()
+                .filter(|v| !v.is_null())
+                .map(|v| (name.as_str(), v))
+        });
+        used[field as usize] = hit.map(|(name, _)| name);
+        hit
+    };
+
+    let client_id = text_field(Field::ClientId, found(Field::ClientId), rules, &mut reasons);
+    let metric =
+        text_field(Field::Metric, found(Field::Metric), rules, &mut reasons).map(|m| rules.normalize_metric(&m));
+    let amount = amount_field(found(Field::Amount), rules, &mut reasons);
+    let timestamp = timestamp_field(found(Field::Timestamp), rules, &mut reasons);
+    let event_id = text_field(Field::EventId, found(Field::EventId), rules, &mut reasons);
+
+    if let (Some(m), Some(allowed)) = (&metric, rules.allowed_metrics()) {
+        if !allowed.contains(m) {
+            reasons.push(Reason::new(
+                ReasonCode::NotAllowed,
+                "metric",
+                format!("metric {m:?} is not one of the allowed metrics"),
+            ));
+        }
+    }
+
+    match (client_id, metric, amount, timestamp) {
+        (Some(client_id), Some(metric), Some(amount), Some(timestamp)) if reasons.is_empty() => {
+            let attributes = merged
+                .iter()
+                .filter(|(k, _)| !used.contains(&Some(**k)))
+                .map(|(k, v)| (k.to_string(), (*v).clone()))
+                .collect();
+            Ok(Event {
+                client_id,
+                metric,
+                amount,
+                timestamp,
+                attributes,
+                event_id,
+            })
+        }
+        _ => Err(reasons),
+    }
+}
+
+/// Typed input for callers that already hold the canonical fields, such as
+/// the C fast path: no JSON, same rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fields<'a> {
+    pub client_id: &'a str,
+    pub metric: Option<&'a str>,
+    pub amount: f64,
+    /// Milliseconds since the epoch.
+    pub timestamp_ms: i64,
+    pub event_id: Option<&'a str>,
+}
+
+impl Fields<'_> {
+    /// The same event as a raw JSON object under the canonical names: what is
+    /// kept when it is rejected, and what [`normalize`] is equivalent on.
+    pub fn to_raw(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("client_id".into(), Value::from(self.client_id));
+        if let Some(metric) = self.metric {
+            m.insert("metric".into(), Value::from(metric));
+        }
+        // serde_json has no NaN: a non-finite amount is kept as null, and is
+        // rejected as missing, which is what the JSON path would say of it too.
+        m.insert(
+            "amount".into(),
+            serde_json::Number::from_f64(self.amount).map_or(Value::Null, Value::Number),
+        );
+        m.insert("timestamp".into(), Value::from(self.timestamp_ms));
+        if let Some(id) = self.event_id {
+            m.insert("event_id".into(), Value::from(id));
+        }
+        Value::Object(m)
+    }
+}
+
+/// Normalise typed fields: the same checks as [`normalize`] on [`Fields::to_raw`],
+/// except that the timestamp is always milliseconds (no seconds guess).
+pub fn normalize_fields(f: &Fields<'_>, rules: &Rules) -> Result<Event, Vec<Reason>> {
+    let mut reasons = Vec::new();
+    let text = |field, v: Option<&str>, reasons: &mut Vec<Reason>| {
+        let value = v.map(Value::from);
+        text_field(field, value.as_ref().map(|v| (field.as_str(), v)), rules, reasons)
+    };
+    let client_id = text(Field::ClientId, Some(f.client_id), &mut reasons);
+    let metric = text(Field::Metric, f.metric, &mut reasons).map(|m| rules.normalize_metric(&m));
+    let event_id = text(Field::EventId, f.event_id, &mut reasons);
+    let amount = if f.amount.is_finite() {
+        check_amount(f.amount, rules, &mut reasons)
+    } else {
+        reasons.push(Reason::new(ReasonCode::BadValue, "amount", "amount must be finite"));
+        None
+    };
+    let timestamp = match Timestamp::from_millis(f.timestamp_ms) {
+        Some(t) => Some(t),
+        None => {
+            reasons.push(out_of_range_time());
+            None
+        }
+    };
+    if let (Some(m), Some(allowed)) = (&metric, rules.allowed_metrics()) {
+        if !allowed.contains(m) {
+            reasons.push(Reason::new(
+                ReasonCode::NotAllowed,
+                "metric",
+                format!("metric {m:?} is not one of the allowed metrics"),
+            ));
+        }
+    }
+    match (client_id, metric, amount, timestamp) {
+        (Some(client_id), Some(metric), Some(amount), Some(timestamp)) if reasons.is_empty() => Ok(Event {
+            client_id,
+            metric,
+            amount,
+            timestamp,
+            attributes: Map::new(),
+            event_id,
+        }),
+        _ => Err(reasons),
+    }
+}
+
+/// The fields of a flat event, or of an envelope with its payload merged
+/// over the top level.
+fn merge_envelope(top: &Map<String, Value>) -> Result<BTreeMap<&str, &Value>, Vec<Reason>> {
+    let mut merged = BTreeMap::new();
+    match top.get(PAYLOAD) {
+        None => merged.extend(top.iter().map(|(k, v)| (k.as_str(), v))),
+        Some(Value::Object(payload)) => {
+            merged.extend(top.iter().filter(|(k, _)| *k != PAYLOAD).map(|(k, v)| (k.as_str(), v)));
+            merged.extend(payload.iter().map(|(k, v)| (k.as_str(), v)));
+        }
+        Some(other) => {
+            return Err(vec![Reason::new(
+                ReasonCode::NotAnObject,
+                PAYLOAD,
+                format!("payload must be a JSON object, not {}", type_name(other)),
+            )])
+        }
+    }
+    Ok(merged)
+}
+
+/// `client_id`, `metric` or `event_id`: text, or an integer written as text.
+fn text_field(field: Field, found: Option<(&str, &Value)>, rules: &Rules, reasons: &mut Vec<Reason>) -> Option<String> {
+    let name = field.as_str();
+    let Some((from, value)) = found else {
+        return absent_text(field, rules, reasons);
+    };
+    let text = match value {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+        other => {
+            reasons.push(Reason::new(
+                ReasonCode::BadType,
+                name,
+                format!(
+                    "{name} (from {from:?}) must be text or an integer, not {}",
+                    type_name(other)
+                ),
+            ));
+            return None;
+        }
+    };
+    if text.is_empty() {
+        reasons.push(Reason::new(
+            ReasonCode::BadValue,
+            name,
+            format!("{name} (from {from:?}) is empty"),
+        ));
+        return None;
+    }
+    let len = text.chars().count();
+    if len > rules.max_text_len() {
+        reasons.push(Reason::new(
+            ReasonCode::TooLong,
+            name,
+            format!("{name} is {len} characters long; the limit is {}", rules.max_text_len()),
+        ));
+        return None;
+    }
+    Some(text)
+}
+
+fn absent_text(field: Field, rules: &Rules, reasons: &mut Vec<Reason>) -> Option<String> {
+    if !rules.is_required(field) {
+        if let Some(d) = rules.default_text(field) {
+            return Some(d.to_string());
+        }
+        if field == Field::EventId {
+            return None;
+        }
+    }
+    reasons.push(missing(field, rules));
+    None
+}
+
+fn amount_field(found: Option<(&str, &Value)>, rules: &Rules, reasons: &mut Vec<Reason>) -> Option<f64> {
+    let Some((from, value)) = found else {
+        match rules.default_amount() {
+            Some(d) if !rules.is_required(Field::Amount) => return Some(d),
+            _ => {
+                reasons.push(missing(Field::Amount, rules));
+                return None;
+            }
+        }
+    };
+    let parsed = match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => parse_amount_text(s),
+        other => {
+            reasons.push(Reason::new(
+                ReasonCode::BadType,
+                "amount",
+                format!(
+                    "amount (from {from:?}) must be a number or numeric text, not {}",
+                    type_name(other)
+                ),
+            ));
+            return None;
+        }
+    };
+    match parsed {
+        Some(a) if a.is_finite() => check_amount(a, rules, reasons),
+        _ => {
+            reasons.push(Reason::new(
+                ReasonCode::BadValue,
+                "amount",
+                format!("amount (from {from:?}) is not a finite number: {}", preview(value)),
+            ));
+            None
+        }
+    }
+}
+
+/// Decimal text as JSON writes numbers, with surrounding space allowed:
+/// `f64::from_str` alone would also take `inf`, `NaN` and `infinity`.
+fn parse_amount_text(s: &str) -> Option<f64> {
+    let t = s.trim();
+    let ok = !t.is_empty()
+        && t.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'))
+        && t.bytes().any(|b| b.is_ascii_digit());
+    ok.then(|| t.parse::<f64>().ok()).flatten()
+}
+
+fn check_amount(a: f64, rules: &Rules, reasons: &mut Vec<Reason>) -> Option<f64> {
+    // -0.0 and 0.0 are one amount: one key, one way to show it.
+    let a = if a == 0.0 { 0.0 } else { a };
+    if let Some((lo, hi)) = rules.amount_range() {
+        if !(lo..=hi).contains(&a) {
+            reasons.push(Reason::new(
+                ReasonCode::OutOfRange,
+                "amount",
+                format!("amount {a} is outside the allowed range [{lo}, {hi}]"),
+            ));
+            return None;
+        }
+    }
+    Some(a)
+}
+
+fn timestamp_field(found: Option<(&str, &Value)>, rules: &Rules, reasons: &mut Vec<Reason>) -> Option<Timestamp> {
+    let Some((from, value)) = found else {
+        reasons.push(missing(Field::Timestamp, rules));
+        return None;
+    };
+    let parsed = match value {
+        Value::String(s) => Timestamp::parse(s),
+        Value::Number(n) => n
+            .as_f64()
+            .map_or(Err(TimestampError::OutOfRange), Timestamp::from_epoch),
+        other => {
+            reasons.push(Reason::new(
+                ReasonCode::BadType,
+                "timestamp",
+                format!(
+                    "timestamp (from {from:?}) must be text or an epoch number, not {}",
+                    type_name(other)
+                ),
+            ));
+            return None;
+        }
+    };
+    match parsed {
+        Ok(t) => Some(t),
+        Err(TimestampError::OutOfRange) => {
+            reasons.push(out_of_range_time());
+            None
+        }
+        Err(TimestampError::Unparseable) => {
+            reasons.push(Reason::new(
+                ReasonCode::BadTimestamp,
+                "timestamp",
+                format!(
+                    "timestamp (from {from:?}) is not RFC 3339, a date, or epoch seconds/milliseconds: {}",
+                    preview(value)
+                ),
+            ));
+            None
+        }
+    }
+}
+
+fn out_of_range_time() -> Reason {
+    Reason::new(
+        ReasonCode::OutOfRange,
+        "timestamp",
+        "timestamp is outside the years 0001 to 9999",
+    )
+}
+
+fn missing(field: Field, rules: &Rules) -> Reason {
+    Reason::new(
+        ReasonCode::MissingField,
+        field.as_str(),
+        format!("{field} is missing (looked for {})", rules.aliases(field).join(", ")),
+    )
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A short rendering of an offending value for a message: untrusted input
+/// must not make the message itself huge.
+fn preview(v: &Value) -> String {
+    const MAX: usize = 60;
+    let (text, quote) = match v {
+        Value::String(s) => (std::borrow::Cow::Borrowed(s.as_str()), true),
+        other => (std::borrow::Cow::Owned(other.to_string()), false),
+    };
+    let mut cut: String = text.chars().take(MAX).collect();
+    if cut.len() < text.len() {
+        cut.push_str("...");
+    }
+    if quote {
+        format!("{cut:?}")
+    } else {
+        cut
+    }
+}
+
+#[cfg(test)]
+#[path = "normalize_tests.rs"]
+mod tests;

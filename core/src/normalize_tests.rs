@@ -1,0 +1,230 @@
+use serde_json::json;
+
+use super::*;
+
+fn ok(raw: Value) -> Event {
+    normalize(&raw, &Rules::builtin()).unwrap()
+}
+
+fn codes(raw: Value, rules: &Rules) -> Vec<(ReasonCode, String)> {
+    let mut c: Vec<_> = normalize(&raw, rules)
+        .unwrap_err()
+        .into_iter()
+        .map(|r| (r.code, r.field))
+        .collect();
+    c.sort();
+    c
+}
+
+fn builtin_codes(raw: Value) -> Vec<(ReasonCode, String)> {
+    codes(raw, &Rules::builtin())
+}
+
+#[test]
+fn envelope_payload_wins_over_top_level() {
+    let e =
+        ok(json!({"source": "a", "metric": "top", "payload": {"metric": "Sales ", "value": 1, "ts": 0, "extra": [1]}}));
+    assert_eq!(e.client_id, "a");
+    assert_eq!(e.metric, "sales");
+    assert_eq!(e.attributes, json!({"extra": [1]}).as_object().unwrap().clone());
+}
+
+#[test]
+fn first_alias_found_wins_and_the_rest_are_kept_as_attributes() {
+    let e = ok(json!({"client": "c1", "clientId": "c2", "amount": 2, "value": 1, "time": 0}));
+    assert_eq!(e.client_id, "c1");
+    assert_eq!(e.amount, 1.0);
+    assert_eq!(e.attributes.len(), 2);
+    assert!(e.attributes.contains_key("clientId") && e.attributes.contains_key("amount"));
+}
+
+#[test]
+fn null_counts_as_absent() {
+    let e = ok(json!({"client_id": "a", "value": null, "amt": 3, "ts": 0, "metric": null}));
+    assert_eq!((e.amount, e.metric.as_str()), (3.0, "unknown"));
+}
+
+#[test]
+fn amounts_in_every_accepted_spelling() {
+    for v in [
+        json!(1200),
+        json!(1200.0),
+        json!("1200"),
+        json!(" 1200 "),
+        json!("1.2e3"),
+        json!("+1200"),
+    ] {
+        assert_eq!(ok(json!({"client": "a", "value": v, "ts": 0})).amount, 1200.0, "{v}");
+    }
+    let z = ok(json!({"client": "a", "value": -0.0, "ts": 0})).amount;
+    assert!(z == 0.0 && z.is_sign_positive());
+    let z = ok(json!({"client": "a", "value": "-0", "ts": 0})).amount;
+    assert!(z.is_sign_positive());
+}
+
+#[test]
+fn amounts_that_are_not_numbers_are_rejected() {
+    let bad_value = vec![(ReasonCode::BadValue, "amount".to_string())];
+    for v in [
+        "NaN",
+        "inf",
+        "-Infinity",
+        "",
+        "  ",
+        "1,200",
+        "12abc",
+        "0x10",
+        "e",
+        "1e999",
+    ] {
+        assert_eq!(
+            builtin_codes(json!({"client": "a", "value": v, "ts": 0})),
+            bad_value,
+            "{v:?}"
+        );
+    }
+    let huge: Value =
+        serde_json::from_str(&format!("{{\"client\":\"a\",\"value\":1{},\"ts\":0}}", "0".repeat(400))).unwrap();
+    assert_eq!(builtin_codes(huge), bad_value);
+    let bad_type = vec![(ReasonCode::BadType, "amount".to_string())];
+    for v in [json!(true), json!([1]), json!({"v": 1})] {
+        assert_eq!(
+            builtin_codes(json!({"client": "a", "value": v, "ts": 0})),
+            bad_type,
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn huge_integers_survive_in_attributes() {
+    let raw: Value =
+        serde_json::from_str(r#"{"client":"a","value":1,"ts":0,"big":123456789012345678901234567890}"#).unwrap();
+    let e = normalize(&raw, &Rules::builtin()).unwrap();
+    assert_eq!(e.attributes["big"].to_string(), "123456789012345678901234567890");
+}
+
+#[test]
+fn every_reason_is_reported_not_only_the_first() {
+    let got = builtin_codes(json!({"client": "", "metric": {"a": 1}, "value": false, "ts": "soon", "id": 1.5}));
+    assert_eq!(
+        got,
+        vec![
+            (ReasonCode::BadType, "amount".into()),
+            (ReasonCode::BadType, "event_id".into()),
+            (ReasonCode::BadType, "metric".into()),
+            (ReasonCode::BadValue, "client_id".into()),
+            (ReasonCode::BadTimestamp, "timestamp".into()),
+        ]
+    );
+}
+
+#[test]
+fn missing_amount_and_timestamp_are_never_guessed() {
+    assert_eq!(
+        builtin_codes(json!({"source": "clientC", "payload": {"metric": "views"}})),
+        vec![
+            (ReasonCode::MissingField, "amount".into()),
+            (ReasonCode::MissingField, "timestamp".into()),
+        ]
+    );
+    assert_eq!(
+        builtin_codes(json!({"value": 1, "ts": 0})),
+        vec![(ReasonCode::MissingField, "client_id".into())]
+    );
+}
+
+#[test]
+fn not_an_object() {
+    for raw in [json!(null), json!(1), json!("x"), json!([]), json!({"payload": "x"})] {
+        assert_eq!(builtin_codes(raw.clone())[0].0, ReasonCode::NotAnObject, "{raw}");
+    }
+}
+
+#[test]
+fn rules_shape_the_result() {
+    let rules = Rules::from_value(&json!({
+        "aliases": {"amount": ["price"]},
+        "required": ["client_id", "amount", "timestamp", "metric"],
+        "allowed_metrics": ["Sales"],
+        "amount_range": [0, 100],
+        "max_text_len": 8,
+        "metric_case": "lower",
+    }))
+    .unwrap();
+    assert_eq!(
+        codes(json!({"client": "a", "value": 5, "ts": 0}), &rules),
+        vec![
+            (ReasonCode::MissingField, "amount".into()),
+            (ReasonCode::MissingField, "metric".into())
+        ]
+    );
+    assert_eq!(
+        codes(
+            json!({"client": "abcdefghi", "price": 500, "ts": 0, "metric": "views"}),
+            &rules
+        ),
+        vec![
+            (ReasonCode::OutOfRange, "amount".into()),
+            (ReasonCode::TooLong, "client_id".into()),
+            (ReasonCode::NotAllowed, "metric".into()),
+        ]
+    );
+    let e = normalize(&json!({"client": "a", "price": 5, "ts": 0, "metric": " SALES"}), &rules).unwrap();
+    assert_eq!(e.metric, "sales");
+    let keep = Rules::from_value(&json!({"metric_case": "preserve"})).unwrap();
+    assert_eq!(
+        normalize(&json!({"client": "a", "value": 5, "ts": 0, "metric": " Sales "}), &keep)
+            .unwrap()
+            .metric,
+        "Sales"
+    );
+}
+
+#[test]
+fn integer_ids_become_text() {
+    let e = ok(json!({"client": 42, "value": 1, "ts": 0, "eventId": 7}));
+    assert_eq!((e.client_id.as_str(), e.event_id.as_deref()), ("42", Some("7")));
+}
+
+#[test]
+fn timestamps_out_of_range_and_unparseable() {
+    assert_eq!(
+        builtin_codes(json!({"client": "a", "value": 1, "ts": 1e18})),
+        vec![(ReasonCode::OutOfRange, "timestamp".into())]
+    );
+    assert_eq!(
+        builtin_codes(json!({"client": "a", "value": 1, "ts": [2024]})),
+        vec![(ReasonCode::BadType, "timestamp".into())]
+    );
+}
+
+#[test]
+fn long_values_are_previewed_not_echoed() {
+    let long = "x".repeat(100_000);
+    let reasons = normalize(&json!({"client": "a", "value": long, "ts": 0}), &Rules::builtin()).unwrap_err();
+    assert!(reasons[0].message.len() < 200);
+}
+
+#[test]
+fn typed_fields_follow_the_same_rules() {
+    let rules = Rules::builtin();
+    let f = Fields {
+        client_id: " a ",
+        metric: Some("Sales"),
+        amount: -0.0,
+        timestamp_ms: 0,
+        event_id: None,
+    };
+    let e = normalize_fields(&f, &rules).unwrap();
+    assert_eq!(e, normalize(&f.to_raw(), &rules).unwrap());
+    assert_eq!((e.client_id.as_str(), e.metric.as_str()), ("a", "sales"));
+    let bad = Fields {
+        client_id: "",
+        metric: None,
+        amount: f64::NAN,
+        timestamp_ms: i64::MAX,
+        event_id: None,
+    };
+    assert_eq!(normalize_fields(&bad, &rules).unwrap_err().len(), 3);
+}

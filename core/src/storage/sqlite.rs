@@ -1,0 +1,619 @@
+//! The SQLite backend: one writer connection behind a mutex, a small pool of
+//! reader connections (WAL lets them read while the writer writes), every
+//! PRAGMA set in one place, and every write in one IMMEDIATE transaction.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use serde_json::{Map, Value};
+
+use super::schema::MIGRATIONS;
+use super::{EventFilter, Store, StoredCounts, WriteItem, Written};
+use crate::aggregate::{floor_to, plan, Aggregate, Bucket, GroupKey, Partials, Query, Span, Stats, DAY_MS, HOUR_MS};
+use crate::error::{Error, Result, StorageKind};
+use crate::event::{Event, Reason, RejectedEvent, StoredEvent};
+use crate::failure::FailPoint;
+use crate::rules::Rules;
+use crate::timestamp::Timestamp;
+use crate::Durability;
+
+/// Idle reader connections kept for reuse.
+const IDLE_READERS: usize = 4;
+
+#[derive(Debug, Clone)]
+pub(crate) struct SqliteOptions {
+    pub durability: Durability,
+    pub busy_timeout: Duration,
+}
+
+pub(crate) struct SqliteStore {
+    writer: Mutex<Connection>,
+    /// `None` for an in-memory database, which only the writer can see.
+    readers: Option<Mutex<Vec<Connection>>>,
+    path: Option<PathBuf>,
+    opts: SqliteOptions,
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        let kind = match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StorageKind::Busy,
+            Some(ErrorCode::ReadOnly) => StorageKind::ReadOnly,
+            Some(ErrorCode::DiskFull) => StorageKind::Full,
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StorageKind::Corrupt,
+            Some(ErrorCode::SystemIoFailure | ErrorCode::CannotOpen) => StorageKind::Io,
+            _ => StorageKind::Other,
+        };
+        let message = match (kind, &e) {
+            (StorageKind::Busy, _) => format!("the database stayed locked past the busy timeout: {e}"),
+            _ => e.to_string(),
+        };
+        Error::Storage {
+            kind,
+            message,
+            source: Some(Box::new(e)),
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path`, or an in-memory one
+    /// for `None`, and bring its schema up to date.
+    pub(crate) fn open(path: Option<&Path>, opts: SqliteOptions) -> Result<Self> {
+        let writer = new_connection(path, &opts, false)?;
+        migrate(&writer)?;
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            readers: path.map(|_| Mutex::new(Vec::new())),
+            path: path.map(Path::to_path_buf),
+            opts,
+        })
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock left no transaction open (the
+        // Transaction's drop rolled it back), so the connection is usable.
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let Some(pool) = &self.readers else {
+            return f(&self.writer());
+        };
+        let idle = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => new_connection(self.path.as_deref(), &self.opts, true)?,
+        };
+        let out = f(&conn);
+        let mut idle = pool.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        out
+    }
+}
+
+/// The one place connections are made: every PRAGMA is set here.
+fn new_connection(path: Option<&Path>, opts: &SqliteOptions, reader: bool) -> Result<Connection> {
+    let conn = match path {
+        Some(p) => Connection::open(p)?,
+        None => Connection::open_in_memory()?,
+    };
+    conn.busy_timeout(opts.busy_timeout)?;
+    if path.is_some() {
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::storage(
+                StorageKind::Other,
+                format!("could not switch the database to WAL mode (it is in {mode} mode)"),
+            ));
+        }
+    }
+    let sync = match opts.durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {sync};
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -32768;"
+    ))?;
+    if reader {
+        conn.execute_batch("PRAGMA query_only = ON;")?;
+    }
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> Result<()> {
+    let known = MIGRATIONS.len() as i64;
+    // IMMEDIATE: two processes opening a new file at once must not both
+    // create the schema; the second waits, then finds it done.
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > known {
+            return Err(Error::storage(
+                StorageKind::Other,
+                format!("the database has schema version {version}; this library knows up to {known}"),
+            ));
+        }
+        for sql in &MIGRATIONS[version as usize..] {
+            conn.execute_batch(sql)?;
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {known}"))?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(Error::from),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// Run `f` in an IMMEDIATE transaction: commit on `Ok`, roll back on `Err`.
+fn in_transaction<T>(conn: &mut Connection, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let out = f(&tx)?;
+    tx.commit()?;
+    Ok(out)
+}
+
+impl Store for SqliteStore {
+    fn register_rules(&self, rules: &Rules, rekey: &dyn Fn(&Event) -> Vec<u8>) -> Result<i64> {
+        let document = rules.to_value().to_string();
+        let key_spec = serde_json::to_string(&rules.to_value()["dedup_key"]).unwrap_or_default();
+        in_transaction(&mut self.writer(), |tx| {
+            tx.execute(
+                "INSERT INTO rules (document, created_at) VALUES (?1, ?2) ON CONFLICT (document) DO NOTHING",
+                params![document, Timestamp::now().millis()],
+            )?;
+            let version: i64 = tx.query_row("SELECT version FROM rules WHERE document = ?1", [&document], |r| {
+                r.get(0)
+            })?;
+            let stored: Option<String> = tx
+                .query_row("SELECT value FROM meta WHERE key = 'dedup_key'", [], |r| r.get(0))
+                .optional()?;
+            if stored.as_deref() != Some(key_spec.as_str()) {
+                if stored.is_some() {
+                    rekey_events(tx, rekey, &key_spec)?;
+                }
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('dedup_key', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [&key_spec],
+                )?;
+            }
+            Ok(version)
+        })
+    }
+
+    fn write(&self, items: &[WriteItem], rules_version: i64, fail: Option<FailPoint>) -> Result<Vec<Written>> {
+        let mut conn = self.writer();
+        let out = in_transaction(&mut conn, |tx| {
+            if fail == Some(FailPoint::BeforeInsert) {
+                return Err(Error::Injected(FailPoint::BeforeInsert));
+            }
+            let written = write_items(tx, items, rules_version)?;
+            if fail == Some(FailPoint::AfterInsert) {
+                fail_with_real_statement(tx, FailPoint::AfterInsert)?;
+            }
+            Ok(written)
+        })?;
+        if fail == Some(FailPoint::AfterCommit) {
+            return Err(Error::Injected(FailPoint::AfterCommit));
+        }
+        Ok(out)
+    }
+
+    fn find(&self, key: &[u8]) -> Result<Option<i64>> {
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT id FROM events WHERE dedup_key = ?1")?
+                .query_row([key], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    fn aggregate(&self, q: &Query, fail: bool) -> Result<Aggregate> {
+        self.read(|c| {
+            // A read transaction: rollups and edge scans see one snapshot.
+            c.execute_batch("BEGIN")?;
+            let out = (|| {
+                if fail {
+                    fail_with_real_statement(c, FailPoint::Aggregate)?;
+                }
+                aggregate_in(c, q)
+            })();
+            let _ = c.execute_batch("COMMIT");
+            out
+        })
+    }
+
+    fn events(&self, f: &EventFilter) -> Result<Vec<StoredEvent>> {
+        let mut sql = String::from(
+            "SELECT id, client_id, metric, ts, amount, event_id, attributes, received_at, rules_version
+             FROM events WHERE 1 = 1",
+        );
+        let mut args: Vec<SqlValue> = Vec::new();
+        filters(&mut sql, &mut args, f.client_id.as_deref(), f.metric.as_deref());
+        if let Some(s) = f.start {
+            sql.push_str(" AND ts >= ?");
+            args.push(s.millis().into());
+        }
+        if let Some(e) = f.end {
+            sql.push_str(" AND ts < ?");
+            args.push(e.millis().into());
+        }
+        sql.push_str(" ORDER BY id DESC LIMIT ? OFFSET ?");
+        args.push((f.limit as i64).into());
+        args.push((f.offset as i64).into());
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params_from_iter(args.iter()), |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, f64>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, i64>(8)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, client_id, metric, ts, amount, event_id, attributes, received_at, rules_version) = row?;
+                out.push(StoredEvent {
+                    id,
+                    event: Event {
+                        client_id,
+                        metric,
+                        amount,
+                        timestamp: stored_time(ts)?,
+                        attributes: parse_stored::<Map<String, Value>>(&attributes, "attributes")?,
+                        event_id,
+                    },
+                    received_at: stored_time(received_at)?,
+                    rules_version,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn rejected(&self, limit: usize, offset: usize) -> Result<Vec<RejectedEvent>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, raw, reasons, rules_version, received_at, attempts
+                 FROM rejected ORDER BY id DESC LIMIT ?1 OFFSET ?2",
+            )?;
+            let rows = stmt.query_map(params![limit as i64, offset as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, raw, reasons, rules_version, received_at, attempts) = row?;
+                out.push(RejectedEvent {
+                    id,
+                    raw: parse_stored(&raw, "raw")?,
+                    reasons: parse_stored::<Vec<Reason>>(&reasons, "reasons")?,
+                    rules_version,
+                    received_at: stored_time(received_at)?,
+                    attempts,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn rejected_after(&self, after: i64, limit: usize) -> Result<Vec<(i64, Value)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT id, raw FROM rejected WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+            let rows = stmt.query_map(params![after, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, raw) = row?;
+                out.push((id, parse_stored(&raw, "raw")?));
+            }
+            Ok(out)
+        })
+    }
+
+    fn counts(&self) -> Result<StoredCounts> {
+        self.read(|c| {
+            let events: i64 = c.query_row("SELECT COALESCE(SUM(n), 0) FROM rollup_hour", [], |r| r.get(0))?;
+            let rejected: i64 = c.query_row("SELECT COUNT(*) FROM rejected", [], |r| r.get(0))?;
+            Ok(StoredCounts {
+                events: events as u64,
+                rejected: rejected as u64,
+            })
+        })
+    }
+}
+
+fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_version: i64) -> Result<Vec<Written>> {
+    let now = Timestamp::now().millis();
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO events (dedup_key, client_id, metric, ts, amount, event_id, attributes, received_at, rules_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (dedup_key) DO NOTHING
+         RETURNING id",
+    )?;
+    let mut find = tx.prepare_cached("SELECT id FROM events WHERE dedup_key = ?1")?;
+    let mut unreject = tx.prepare_cached("DELETE FROM rejected WHERE id = ?1")?;
+    let mut reject = tx.prepare_cached(
+        "INSERT INTO rejected (digest, raw, reasons, rules_version, received_at, attempts)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1)
+         ON CONFLICT (digest) DO UPDATE SET
+             reasons = excluded.reasons,
+             rules_version = excluded.rules_version,
+             attempts = attempts + ?6",
+    )?;
+    // Summed per bucket in memory, then one upsert per bucket.
+    let mut rollups: HashMap<(&str, &str, i64), Stats> = HashMap::new();
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            WriteItem::Event { key, event, replaces } => {
+                let attributes = Value::Object(event.attributes.clone()).to_string();
+                let inserted: Option<i64> = insert
+                    .query_row(
+                        params![
+                            key,
+                            event.client_id,
+                            event.metric,
+                            event.timestamp.millis(),
+                            event.amount,
+                            event.event_id,
+                            attributes,
+                            now,
+                            rules_version
+                        ],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(id) = replaces {
+                    unreject.execute([id])?;
+                }
+                out.push(match inserted {
+                    Some(id) => {
+                        let bucket = floor_to(event.timestamp.millis(), HOUR_MS);
+                        rollups
+                            .entry((&event.client_id, &event.metric, bucket))
+                            .or_default()
+                            .add(event.amount);
+                        Written::Inserted(id)
+                    }
+                    None => Written::Duplicate(find.query_row([key], |r| r.get(0))?),
+                });
+            }
+            WriteItem::Rejected {
+                raw,
+                digest,
+                reasons,
+                new_attempt,
+            } => {
+                let reasons = serde_json::to_string(reasons).unwrap_or_else(|_| "[]".into());
+                reject.execute(params![
+                    &digest[..],
+                    raw,
+                    reasons,
+                    rules_version,
+                    now,
+                    *new_attempt as i64
+                ])?;
+                out.push(Written::Rejected);
+            }
+        }
+    }
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO rollup_hour (client_id, metric, bucket, n, total, lo, hi)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (client_id, metric, bucket) DO UPDATE SET
+             n = n + excluded.n,
+             total = total + excluded.total,
+             lo = min(lo, excluded.lo),
+             hi = max(hi, excluded.hi)",
+    )?;
+    for ((client, metric, bucket), s) in rollups {
+        upsert.execute(params![client, metric, bucket, s.count as i64, s.sum, s.min, s.max])?;
+    }
+    Ok(out)
+}
+
+/// Make the current transaction fail through the database itself: a write
+/// that violates a CHECK constraint, or, on a read-only connection, a read of
+/// a table that does not exist. The error that comes back is SQLite's own.
+fn fail_with_real_statement(c: &Connection, point: FailPoint) -> Result<()> {
+    let result = if point == FailPoint::Aggregate {
+        c.query_row("SELECT * FROM \"injected aggregate failure\"", [], |_| Ok(()))
+            .map(|_| ())
+    } else {
+        c.execute("INSERT INTO fault_probe (point) VALUES (?1)", [point.as_str()])
+            .map(|_| ())
+    };
+    match result {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if matches!(e.code, ErrorCode::ConstraintViolation | ErrorCode::Unknown) =>
+        {
+            Err(Error::Injected(point))
+        }
+        // Anything else is a real failure that happened to strike here.
+        Err(other) => Err(other.into()),
+        Ok(()) => Err(Error::storage(
+            StorageKind::Other,
+            "injected failure statement did not fail",
+        )),
+    }
+}
+
+fn rekey_events(tx: &rusqlite::Transaction<'_>, rekey: &dyn Fn(&Event) -> Vec<u8>, spec: &str) -> Result<()> {
+    // Two passes: park every key on a value no real key has (real keys start
+    // with a tag letter), then write the new keys, so that a new key never
+    // collides with a not-yet-updated old one.
+    tx.execute("UPDATE events SET dedup_key = X'00' || CAST(id AS BLOB)", [])?;
+    let mut select = tx.prepare("SELECT id, client_id, metric, ts, amount, event_id FROM events")?;
+    let mut update = tx.prepare("UPDATE events SET dedup_key = ?1 WHERE id = ?2")?;
+    let mut owner = tx.prepare("SELECT id FROM events WHERE dedup_key = ?1")?;
+    let mut rows = select.query([])?;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        let event = Event {
+            client_id: r.get(1)?,
+            metric: r.get(2)?,
+            timestamp: stored_time(r.get(3)?)?,
+            amount: r.get(4)?,
+            event_id: r.get(5)?,
+            attributes: Map::new(),
+        };
+        let key = rekey(&event);
+        if let Err(e) = update.execute(params![key, id]) {
+            if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) {
+                let other: i64 = owner.query_row([&key], |r| r.get(0))?;
+                return Err(Error::rules(format!(
+                    "dedup_key {spec} would make stored events {other} and {id} the same event; \
+                     keep the old key or remove one of them first"
+                )));
+            }
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+/// Append client/metric filters on the columns `client_id` and `metric`.
+fn filters(sql: &mut String, args: &mut Vec<SqlValue>, client: Option<&str>, metric: Option<&str>) {
+    if let Some(c) = client {
+        sql.push_str(" AND client_id = ?");
+        args.push(c.to_string().into());
+    }
+    if let Some(m) = metric {
+        sql.push_str(" AND metric = ?");
+        args.push(m.to_string().into());
+    }
+}
+
+/// SQL for the start of the bucket holding the millisecond instant `col`.
+fn bucket_sql(bucket: Option<Bucket>, col: &str) -> String {
+    let floor = |w: i64| format!("({col} - (({col} % {w}) + {w}) % {w})");
+    match bucket {
+        None => "NULL".into(),
+        Some(Bucket::Hour) => floor(HOUR_MS),
+        Some(Bucket::Day) => floor(DAY_MS),
+        // Calendar months from SQLite's date functions, on whole seconds.
+        Some(Bucket::Month) => format!(
+            "CAST(strftime('%s', {} / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000",
+            floor(1000)
+        ),
+    }
+}
+
+fn aggregate_in(c: &Connection, q: &Query) -> Result<Aggregate> {
+    let p = plan(q.start.map(Timestamp::millis), q.end.map(Timestamp::millis));
+    let mut partials = Partials::default();
+    if let Some(span) = p.rollup {
+        partial(
+            c,
+            q,
+            "rollup_hour",
+            "bucket",
+            "SUM(n), SUM(total), MIN(lo), MAX(hi)",
+            span,
+            &mut partials,
+        )?;
+    }
+    for span in p.scans {
+        partial(
+            c,
+            q,
+            "events",
+            "ts",
+            "COUNT(*), SUM(amount), MIN(amount), MAX(amount)",
+            span,
+            &mut partials,
+        )?;
+    }
+    Ok(partials.finish(q))
+}
+
+/// Add the stats of `table` over `span`, grouped as the query asks.
+fn partial(
+    c: &Connection,
+    q: &Query,
+    table: &str,
+    time_col: &str,
+    stats: &str,
+    span: Span,
+    out: &mut Partials,
+) -> Result<()> {
+    let bucket = bucket_sql(q.bucket, time_col);
+    let client = if q.by_client { "client_id" } else { "NULL" };
+    let metric = if q.by_metric { "metric" } else { "NULL" };
+    let mut sql = format!("SELECT {bucket}, {client}, {metric}, {stats} FROM {table} WHERE 1 = 1");
+    let mut args: Vec<SqlValue> = Vec::new();
+    filters(&mut sql, &mut args, q.client_id.as_deref(), q.metric.as_deref());
+    if let Some(s) = span.start {
+        sql.push_str(&format!(" AND {time_col} >= ?"));
+        args.push(s.into());
+    }
+    if let Some(e) = span.end {
+        sql.push_str(&format!(" AND {time_col} < ?"));
+        args.push(e.into());
+    }
+    if q.is_grouped() {
+        sql.push_str(" GROUP BY 1, 2, 3");
+    }
+    let mut stmt = c.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(args.iter()))?;
+    while let Some(r) = rows.next()? {
+        let count: Option<i64> = r.get(3)?;
+        let count = count.unwrap_or(0);
+        if count == 0 {
+            continue;
+        }
+        let bucket: Option<i64> = r.get(0)?;
+        let key = GroupKey {
+            bucket: bucket.map(stored_time).transpose()?,
+            client_id: r.get(1)?,
+            metric: r.get(2)?,
+        };
+        out.add(
+            key,
+            Stats {
+                count: count as u64,
+                sum: r.get::<_, Option<f64>>(4)?.unwrap_or(0.0),
+                min: r.get(5)?,
+                max: r.get(6)?,
+            },
+        );
+    }
+    Ok(())
+}
+
+fn stored_time(ms: i64) -> Result<Timestamp> {
+    Timestamp::from_millis(ms)
+        .ok_or_else(|| Error::storage(StorageKind::Corrupt, format!("stored time {ms} is out of range")))
+}
+
+fn parse_stored<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
+    serde_json::from_str(text)
+        .map_err(|e| Error::storage(StorageKind::Corrupt, format!("stored {what} is not valid: {e}")))
+}
