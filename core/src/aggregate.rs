@@ -150,15 +150,15 @@ impl Query {
     }
 }
 
-fn opt_text(v: Option<&Value>, key: &str) -> Result<Option<String>> {
+pub(crate) fn opt_text(v: Option<&Value>, key: &str) -> Result<Option<String>> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
-        Some(_) => Err(Error::arg(format!("query: {key} must be text"))),
+        Some(_) => Err(Error::arg(format!("{key} must be text"))),
     }
 }
 
-fn opt_time(v: Option<&Value>, key: &str) -> Result<Option<Timestamp>> {
+pub(crate) fn opt_time(v: Option<&Value>, key: &str) -> Result<Option<Timestamp>> {
     let parsed = match v {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) => Timestamp::parse(s).ok(),

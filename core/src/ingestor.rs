@@ -20,7 +20,7 @@ use crate::limits::{check_shape, too_large, DEFAULT_MAX_EVENT_BYTES};
 use crate::normalize::{normalize, normalize_fields, Fields};
 use crate::rules::Rules;
 use crate::storage::sqlite::{SqliteOptions, SqliteStore};
-use crate::storage::{EventFilter, Store, WriteItem, Written, MAX_PAGE};
+use crate::storage::{EventFilter, Page, Store, WriteItem, Written, MAX_PAGE};
 
 /// How hard a commit works to survive failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -338,9 +338,9 @@ impl Ingestor {
     }
 
     /// Stored rejections (dead letters), newest first.
-    pub fn rejected(&self, limit: usize, offset: usize) -> Result<Vec<RejectedEvent>> {
-        check_page(limit)?;
-        self.store.rejected(limit, offset)
+    pub fn rejected(&self, page: Page) -> Result<Vec<RejectedEvent>> {
+        check_page(page.limit)?;
+        self.store.rejected(page.limit, page.offset)
     }
 
     /// Normalise every stored rejection again under the current rules. Those

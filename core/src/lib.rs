@@ -42,7 +42,7 @@ pub use failure::FailPoint;
 pub use ingestor::{Durability, IngestStats, Ingestor, IngestorBuilder, ReprocessReport};
 pub use normalize::{normalize, normalize_fields, Fields};
 pub use rules::{Field, MetricCase, Rules};
-pub use storage::{EventFilter, MAX_PAGE};
+pub use storage::{EventFilter, Page, MAX_PAGE};
 pub use timestamp::Timestamp;
 
 /// The library version.

@@ -9,6 +9,9 @@
 
 use serde_json::Value;
 
+use crate::aggregate::{opt_text, opt_time};
+use crate::error::Error;
+
 use crate::aggregate::{Aggregate, Query};
 use crate::error::Result;
 use crate::event::{Event, Reason, RejectedEvent, StoredEvent};
@@ -74,6 +77,94 @@ impl Default for EventFilter {
             offset: 0,
         }
     }
+}
+
+impl EventFilter {
+    /// Parse `{"client_id", "metric", "start", "end", "limit", "offset"}`
+    /// (every key optional), as the C ABI and the server pass it. Unknown keys
+    /// and bad values are errors.
+    ///
+    /// ```
+    /// let f = ingest_core::EventFilter::from_json(r#"{"metric": "sales", "limit": 5}"#).unwrap();
+    /// assert_eq!((f.metric.as_deref(), f.limit, f.offset), (Some("sales"), 5, 0));
+    /// ```
+    pub fn from_json(text: &str) -> Result<Self> {
+        Self::from_value(&parse_object(text, "filter")?)
+    }
+
+    /// As [`EventFilter::from_json`], from a parsed value.
+    pub fn from_value(v: &Value) -> Result<Self> {
+        let obj = object(v, "filter", &["client_id", "metric", "start", "end", "limit", "offset"])?;
+        let page = Page::from_value(&Value::Object(
+            obj.iter()
+                .filter(|(k, _)| *k == "limit" || *k == "offset")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ))?;
+        Ok(EventFilter {
+            client_id: opt_text(obj.get("client_id"), "client_id")?,
+            metric: opt_text(obj.get("metric"), "metric")?,
+            start: opt_time(obj.get("start"), "start")?,
+            end: opt_time(obj.get("end"), "end")?,
+            limit: page.limit,
+            offset: page.offset,
+        })
+    }
+}
+
+/// A page of a listing: at most `limit` rows (1 to [`MAX_PAGE`]) after skipping `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: usize,
+    pub offset: usize,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page { limit: 100, offset: 0 }
+    }
+}
+
+impl Page {
+    /// Parse `{"limit", "offset"}` (both optional).
+    pub fn from_json(text: &str) -> Result<Self> {
+        Self::from_value(&parse_object(text, "page")?)
+    }
+
+    /// As [`Page::from_json`], from a parsed value.
+    pub fn from_value(v: &Value) -> Result<Self> {
+        let obj = object(v, "page", &["limit", "offset"])?;
+        let count = |key: &str, default: usize| -> Result<usize> {
+            match obj.get(key) {
+                None | Some(Value::Null) => Ok(default),
+                Some(n) => n
+                    .as_u64()
+                    .map(|n| n as usize)
+                    .ok_or_else(|| Error::arg(format!("{key} must be a whole number >= 0"))),
+            }
+        };
+        Ok(Page {
+            limit: count("limit", 100)?,
+            offset: count("offset", 0)?,
+        })
+    }
+}
+
+fn parse_object(text: &str, what: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| Error::arg(format!("{what} is not valid JSON: {e}")))
+}
+
+fn object<'a>(v: &'a Value, what: &str, keys: &[&str]) -> Result<&'a serde_json::Map<String, Value>> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| Error::arg(format!("{what} must be a JSON object")))?;
+    if let Some(k) = obj.keys().find(|k| !keys.contains(&k.as_str())) {
+        return Err(Error::arg(format!(
+            "{what}: unknown key {k:?}; expected one of {}",
+            keys.join(", ")
+        )));
+    }
+    Ok(obj)
 }
 
 /// Counts kept by the database, shared by every process on the file.
