@@ -451,8 +451,9 @@ fn fail_with_real_statement(c: &Connection, point: FailPoint) -> Result<()> {
             .map(|_| ())
     };
     match result {
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if matches!(e.code, ErrorCode::ConstraintViolation | ErrorCode::Unknown) =>
+        Err(e)
+            if extended_code(&e) == Some(rusqlite::ffi::SQLITE_CONSTRAINT_CHECK)
+                || (point == FailPoint::Aggregate && extended_code(&e) == Some(rusqlite::ffi::SQLITE_ERROR)) =>
         {
             Err(Error::Injected(point))
         }
@@ -469,7 +470,7 @@ fn rekey_events(tx: &rusqlite::Transaction<'_>, rekey: &dyn Fn(&Event) -> Vec<u8
     // Two passes: park every key on a value no real key has (real keys start
     // with a tag letter), then write the new keys, so that a new key never
     // collides with a not-yet-updated old one.
-    tx.execute("UPDATE events SET dedup_key = X'00' || CAST(id AS BLOB)", [])?;
+    tx.execute("UPDATE events SET dedup_key = CAST(X'00' || id AS BLOB)", [])?;
     let mut select = tx.prepare("SELECT id, client_id, metric, ts, amount, event_id FROM events")?;
     let mut update = tx.prepare("UPDATE events SET dedup_key = ?1 WHERE id = ?2")?;
     let mut owner = tx.prepare("SELECT id FROM events WHERE dedup_key = ?1")?;
@@ -486,7 +487,7 @@ fn rekey_events(tx: &rusqlite::Transaction<'_>, rekey: &dyn Fn(&Event) -> Vec<u8
         };
         let key = rekey(&event);
         if let Err(e) = update.execute(params![key, id]) {
-            if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) {
+            if extended_code(&e) == Some(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE) {
                 let other: i64 = owner.query_row([&key], |r| r.get(0))?;
                 return Err(Error::rules(format!(
                     "dedup_key {spec} would make stored events {other} and {id} the same event; \
@@ -606,6 +607,13 @@ fn partial(
         );
     }
     Ok(())
+}
+
+fn extended_code(e: &rusqlite::Error) -> Option<i32> {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => Some(f.extended_code),
+        _ => None,
+    }
 }
 
 fn stored_time(ms: i64) -> Result<Timestamp> {

@@ -1,0 +1,179 @@
+//! Hostile input: any JSON value gives a rejection or a clear error, never a
+//! panic, a stack overflow, or a stored half-event.
+
+use ingest_core::{Error, Fields, Ingestor, ReasonCode};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+fn is_arg_error(r: Result<ingest_core::Outcome, Error>) -> bool {
+    matches!(r, Err(Error::InvalidArgument(_)))
+}
+
+#[test]
+fn values_that_are_not_objects_are_rejected() {
+    let ing = Ingestor::in_memory().unwrap();
+    for text in [
+        "\"event\"",
+        "42",
+        "-1e308",
+        "[1, 2]",
+        "null",
+        "true",
+        "[]",
+        "{\"payload\": 5}",
+    ] {
+        let o = ing.submit_json(text).unwrap();
+        assert_eq!(o.reasons()[0].code, ReasonCode::NotAnObject, "{text}");
+    }
+}
+
+#[test]
+fn malformed_text_is_an_argument_error() {
+    let ing = Ingestor::in_memory().unwrap();
+    for text in [
+        "",
+        "{",
+        "NaN",
+        "{\"value\": Infinity}",
+        "{\"a\": 1} trailing",
+        "\u{0}",
+        "{'a': 1}",
+    ] {
+        assert!(is_arg_error(ing.submit_json(text)), "{text:?}");
+    }
+    assert!(ing.submit_batch_json("{\"not\": \"an array\"}").is_err());
+}
+
+#[test]
+fn deep_nesting_is_refused_without_overflowing_the_stack() {
+    let ing = Ingestor::in_memory().unwrap();
+    let deep = format!("{}1{}", "[".repeat(20_000), "]".repeat(20_000));
+    assert!(is_arg_error(ing.submit_json(&deep)));
+    let deep_obj = format!(
+        "{{\"client\":\"a\",\"value\":1,\"ts\":0,\"x\":{}1{}}}",
+        "[".repeat(20_000),
+        "]".repeat(20_000)
+    );
+    assert!(is_arg_error(ing.submit_json(&deep_obj)));
+    // Built directly, not parsed: the core walks it without recursion.
+    let mut v = json!(1);
+    for _ in 0..20_000 {
+        v = Value::Array(vec![v]);
+    }
+    let event = json!({"client": "a", "value": 1, "ts": 0, "x": Value::Null});
+    let mut event = event.as_object().unwrap().clone();
+    event.insert("x".into(), v);
+    let event = Value::Object(event);
+    assert!(is_arg_error(ing.submit(&event)));
+    assert!(matches!(ing.check(&event), Err(Error::InvalidArgument(_))));
+    assert!(ing.submit_batch(std::slice::from_ref(&event)).is_err());
+    // Dropping it would recurse 20 000 frames deep on this thread's stack.
+    std::mem::forget(event);
+    assert_eq!(ing.stats().unwrap().stored_events, 0);
+}
+
+#[test]
+fn large_input_is_bounded() {
+    let ing = Ingestor::in_memory().unwrap();
+    let ten_mb = "x".repeat(10 << 20);
+    let event = json!({"client": "a", "value": 1, "ts": 0, "note": ten_mb});
+    assert!(is_arg_error(ing.submit(&event)));
+    assert!(is_arg_error(ing.submit_json(&event.to_string())));
+    // With a larger limit, a huge attribute is kept and a huge id is too long.
+    let big = Ingestor::builder(":memory:").max_event_bytes(32 << 20).open().unwrap();
+    assert_eq!(big.submit(&event).unwrap().status(), "accepted");
+    let o = big.submit(&json!({"client": ten_mb, "value": 1, "ts": 0})).unwrap();
+    assert_eq!(o.reasons()[0].code, ReasonCode::TooLong);
+    assert!(
+        o.reasons()[0].message.len() < 200,
+        "the message does not echo the input"
+    );
+}
+
+#[test]
+fn numbers_at_the_edges() {
+    let ing = Ingestor::in_memory().unwrap();
+    let huge_int = format!("1{}", "0".repeat(400));
+    let o = ing
+        .submit_json(&format!("{{\"client\":\"a\",\"value\":{huge_int},\"ts\":0}}"))
+        .unwrap();
+    assert_eq!(o.reasons()[0].code, ReasonCode::BadValue);
+    let o = ing
+        .submit_json(&format!("{{\"client\":\"a\",\"value\":1,\"ts\":{huge_int}}}"))
+        .unwrap();
+    assert_eq!(o.reasons()[0].code, ReasonCode::OutOfRange);
+    let o = ing
+        .submit_json("{\"client\":\"a\",\"value\":1e-400,\"ts\":-0.0}")
+        .unwrap();
+    assert_eq!(o.status(), "accepted", "underflow is zero, -0 is the epoch");
+    let stored = ing
+        .submit_json(&format!("{{\"client\":\"a\",\"value\":2,\"ts\":0,\"big\":{huge_int}}}"))
+        .unwrap();
+    assert_eq!(stored.event().unwrap().attributes["big"].to_string(), huge_int);
+    for amount in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let f = Fields {
+            client_id: "a",
+            metric: None,
+            amount,
+            timestamp_ms: 0,
+            event_id: None,
+        };
+        assert_eq!(ing.submit_fields(&f).unwrap().status(), "rejected");
+    }
+}
+
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        ".{0,20}".prop_map(Value::from),
+        prop_oneof![
+            Just("source"),
+            Just("payload"),
+            Just("value"),
+            Just("ts"),
+            Just("metric"),
+            Just("id"),
+            Just("amt")
+        ]
+        .prop_map(Value::from),
+    ];
+    leaf.prop_recursive(5, 64, 8, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("source".to_string()),
+                    Just("payload".to_string()),
+                    Just("value".to_string()),
+                    Just("ts".to_string()),
+                    Just("metric".to_string()),
+                    Just("eventId".to_string()),
+                    ".{0,8}"
+                ],
+                inner,
+                0..8
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn any_json_value_gets_an_outcome_or_a_clear_error(values in proptest::collection::vec(any_json(), 1..6)) {
+        let ing = Ingestor::in_memory().unwrap();
+        for v in &values {
+            match ing.submit(v) {
+                Ok(o) => prop_assert!(matches!(o.status(), "accepted" | "duplicate" | "rejected")),
+                Err(e) => prop_assert!(matches!(e, Error::InvalidArgument(_)), "{e}"),
+            }
+            let _ = ing.check(v).unwrap();
+            let _ = ing.submit_json(&v.to_string()).unwrap();
+        }
+        let outcomes = ing.submit_batch(&values).unwrap();
+        prop_assert_eq!(outcomes.len(), values.len());
+    }
+}

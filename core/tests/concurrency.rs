@@ -1,0 +1,159 @@
+//! Many threads on one Ingestor, several processes on one file, and reopen:
+//! exactly the distinct set is stored, and rollups agree with the events.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use ingest_core::{Durability, Ingestor, Query};
+use serde_json::{json, Value};
+
+use common::all_events;
+
+/// Event `i` of the shared pool, spelled one of several ways by `spelling`.
+fn pool_event(i: u64, spelling: u64) -> Value {
+    let client = format!("client{}", i % 7);
+    let ts = 1_704_067_200_000 + (i as i64) * 61_000;
+    let amount = (i % 13) as f64 + 0.5;
+    match spelling % 3 {
+        0 => json!({"client_id": client, "metric": "sales", "amount": amount, "timestamp": ts}),
+        1 => json!({"source": client, "payload": {"name": "Sales", "value": amount.to_string(), "ts": ts.to_string()}}),
+        _ => json!({"clientId": client, "event": " SALES ", "amt": amount, "time": ts / 1000 * 1000 + (ts % 1000)}),
+    }
+}
+
+fn check_consistent(ing: &Ingestor, distinct: u64) {
+    let events = all_events(ing);
+    assert_eq!(events.len() as u64, distinct);
+    let ids: HashSet<i64> = events.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), events.len());
+    let total = ing.aggregate(&Query::default()).unwrap().totals;
+    assert_eq!(total.count, distinct, "rollups agree with the events");
+    let sum: f64 = events.iter().map(|e| e.event.amount).sum();
+    assert!((total.sum - sum).abs() < 1e-6);
+}
+
+#[test]
+fn eight_threads_with_overlapping_events_store_the_distinct_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let ing = Arc::new(
+        Ingestor::builder(dir.path().join("t.db"))
+            .durability(Durability::Normal)
+            .open()
+            .unwrap(),
+    );
+    const DISTINCT: u64 = 400;
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let ing = Arc::clone(&ing);
+            std::thread::spawn(move || {
+                // Each thread covers the whole pool from its own start, in
+                // singles and batches, so every key is raced by all eight.
+                let mut i = t * 50;
+                let mut sent = 0;
+                while sent < DISTINCT {
+                    if sent % 40 < 20 {
+                        ing.submit(&pool_event(i % DISTINCT, t + i)).unwrap();
+                        i += 1;
+                        sent += 1;
+                    } else {
+                        let batch: Vec<Value> = (0..10).map(|k| pool_event((i + k) % DISTINCT, t + k)).collect();
+                        ing.submit_batch(&batch).unwrap();
+                        i += 10;
+                        sent += 10;
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    check_consistent(&ing, DISTINCT);
+    let stats = ing.stats().unwrap();
+    assert_eq!(stats.accepted, DISTINCT);
+    assert_eq!(stats.accepted + stats.duplicate, 8 * DISTINCT);
+}
+
+/// Set in a child process: the file to write to and which writer it is.
+const CHILD_DB: &str = "INGEST_TEST_CHILD_DB";
+const CHILD_ID: &str = "INGEST_TEST_CHILD_ID";
+const PROCESS_POOL: u64 = 300;
+
+fn write_all_from(db: &Path, writer: u64) {
+    let ing = Ingestor::open(db).unwrap();
+    for k in 0..PROCESS_POOL {
+        let i = (k + writer * 97) % PROCESS_POOL;
+        if k % 3 == 0 {
+            let batch: Vec<Value> = (0..5).map(|j| pool_event((i + j) % PROCESS_POOL, writer + j)).collect();
+            ing.submit_batch(&batch).unwrap();
+        } else {
+            ing.submit(&pool_event(i, writer + k)).unwrap();
+        }
+    }
+}
+
+/// Run as the parent, this test starts two copies of itself as writer
+/// processes on one file and writes too; run as a child (the environment
+/// says so), it is one of those writers.
+#[test]
+fn processes_on_one_file_store_the_distinct_set() {
+    if let Some(db) = std::env::var_os(CHILD_DB) {
+        let id: u64 = std::env::var(CHILD_ID).unwrap().parse().unwrap();
+        write_all_from(Path::new(&db), id);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    let children: Vec<_> = (1..=2)
+        .map(|id| {
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "processes_on_one_file_store_the_distinct_set",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_DB, &db)
+                .env(CHILD_ID, id.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    write_all_from(&db, 0);
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a writer process failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let ing = Ingestor::open(&db).unwrap();
+    check_consistent(&ing, PROCESS_POOL);
+}
+
+#[test]
+fn reopen_keeps_data_and_dedup() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let first = {
+        let ing = Ingestor::open(&db).unwrap();
+        assert_eq!(
+            ing.submit(&json!({"source": "a", "value": 1, "ts": "bad"}))
+                .unwrap()
+                .status(),
+            "rejected"
+        );
+        ing.submit(&pool_event(1, 0)).unwrap().id().unwrap()
+    };
+    let ing = Ingestor::open(&db).unwrap();
+    let again = ing.submit(&pool_event(1, 1)).unwrap();
+    assert_eq!((again.status(), again.id()), ("duplicate", Some(first)));
+    assert_eq!(ing.stats().unwrap().stored_rejected, 1);
+    check_consistent(&ing, 1);
+}

@@ -1,0 +1,331 @@
+//! Property tests: spelling independence, aggregates equal brute force,
+//! batches store each key once, and `check` answers what `submit` answers.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Datelike, FixedOffset, TimeZone, Utc};
+use ingest_core::{dedup_key, normalize, Bucket, Ingestor, Outcome, Query, Rules, Timestamp};
+use proptest::prelude::*;
+use serde_json::{json, Map, Value};
+
+use common::{all_events, close};
+
+// ---------------------------------------------------------------------------
+// Spelling independence
+
+/// Every accepted way of writing the instant `ms` (which is >= 1e11, so the
+/// epoch-milliseconds forms are read as milliseconds).
+fn time_spellings(ms: i64) -> Vec<Value> {
+    let dt: DateTime<Utc> = DateTime::from_timestamp_millis(ms).unwrap();
+    let plus = FixedOffset::east_opt(5 * 3600 + 1800).unwrap();
+    let minus = FixedOffset::west_opt(8 * 3600).unwrap();
+    let mut forms = vec![
+        json!(dt.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
+        json!(dt.with_timezone(&plus).format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()),
+        json!(dt.with_timezone(&minus).format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()),
+        json!(dt.format("%Y-%m-%d %H:%M:%S%.3f").to_string()),
+        json!(ms),
+        json!(ms.to_string()),
+        json!(format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))),
+    ];
+    if ms % 1000 == 0 {
+        forms.push(json!(ms / 1000));
+        forms.push(json!(dt.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
+    }
+    if ms % 86_400_000 == 0 {
+        forms.push(json!(dt.format("%Y-%m-%d").to_string()));
+    }
+    forms
+}
+
+fn amount_spellings(a: f64) -> Vec<Value> {
+    let mut forms = vec![
+        json!(a),
+        json!(a.to_string()),
+        json!(format!("  {a} ")),
+        json!(format!("{a:e}")),
+    ];
+    if a.fract() == 0.0 && a.abs() < 1e15 {
+        forms.push(json!(a as i64));
+        forms.push(json!((a as i64).to_string()));
+    }
+    forms
+}
+
+fn spelled(
+    client: &str,
+    metric: &str,
+    amount: &Value,
+    time: &Value,
+    names: (usize, usize, usize, usize),
+    envelope: bool,
+) -> Value {
+    const CLIENT: [&str; 5] = ["source", "client", "clientId", "client_id", "clientID"];
+    const METRIC: [&str; 4] = ["metric", "name", "event", "type"];
+    const AMOUNT: [&str; 6] = ["value", "amount", "amt", "val", "count", "qty"];
+    const TIME: [&str; 6] = ["timestamp", "ts", "time", "date", "datetime", "occurred_at"];
+    let mut body = Map::new();
+    body.insert(METRIC[names.1].into(), json!(metric));
+    body.insert(AMOUNT[names.2].into(), amount.clone());
+    body.insert(TIME[names.3].into(), time.clone());
+    if envelope {
+        json!({"source": client, "payload": body})
+    } else {
+        body.insert(CLIENT[names.0].into(), json!(client));
+        Value::Object(body)
+    }
+}
+
+fn amount_strategy() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        (-1_000_000i64..1_000_000).prop_map(|n| n as f64),
+        (-1_000_000_000i64..1_000_000_000).prop_map(|n| n as f64 / 1000.0),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn every_spelling_of_one_event_has_one_key(
+        ms in 100_000_000_000i64..4_000_000_000_000,
+        whole_day in any::<bool>(),
+        amount in amount_strategy(),
+        client in "[a-zA-Z0-9_-]{1,12}",
+        metric in "[a-z]{1,10}",
+        picks in proptest::collection::vec((0usize..5, 0usize..4, 0usize..6, 0usize..6, any::<bool>(), any::<usize>(), any::<usize>(), 0u8..3), 1..8),
+    ) {
+        let ms = if whole_day { ms - ms.rem_euclid(86_400_000) } else { ms };
+        let rules = Rules::builtin();
+        let times = time_spellings(ms);
+        let amounts = amount_spellings(amount);
+        let mut keys = Vec::new();
+        for (c, m, a, t, envelope, ti, ai, case) in picks {
+            let metric_spelling = match case {
+                0 => metric.clone(),
+                1 => metric.to_uppercase(),
+                _ => format!(" {metric}\t"),
+            };
+            let raw = spelled(&client, &metric_spelling, &amounts[ai % amounts.len()], &times[ti % times.len()], (c, m, a, t), envelope);
+            let event = normalize(&raw, &rules).map_err(|r| TestCaseError::fail(format!("{raw}: {r:?}")))?;
+            prop_assert_eq!(event.timestamp.millis(), ms, "{}", raw);
+            prop_assert_eq!(event.amount, if amount == 0.0 { 0.0 } else { amount });
+            prop_assert_eq!(&event.metric, &metric);
+            // Deterministic: the same input twice gives the same event.
+            prop_assert_eq!(&normalize(&raw, &rules).unwrap(), &event);
+            keys.push(dedup_key(&event, &rules));
+        }
+        keys.dedup();
+        prop_assert_eq!(keys.len(), 1);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Aggregates against brute force
+
+const HOUR: i64 = 3_600_000;
+/// 2024-01-20T00:00:00Z: ranges from here cross two month boundaries.
+const BASE: i64 = 1_705_708_800_000;
+
+fn event_strategy() -> impl Strategy<Value = (u8, u8, i64, i64)> {
+    // (client, metric, ms, amount in cents); some events just before the
+    // epoch, where floor division must round down, not toward zero.
+    (
+        0u8..3,
+        0u8..3,
+        prop_oneof![
+            4 => 0i64..45 * 24 * HOUR,
+            1 => -(BASE + 2 * HOUR)..-(BASE - 2 * HOUR),
+        ],
+        -50_000i64..50_000,
+    )
+}
+
+fn raw_event((c, m, offset, cents): (u8, u8, i64, i64)) -> Value {
+    json!({"client": format!("c{c}"), "metric": format!("m{m}"), "value": cents as f64 / 100.0, "ts": BASE + offset})
+}
+
+fn month_start(ms: i64) -> i64 {
+    let dt = DateTime::from_timestamp_millis(ms).unwrap();
+    Utc.with_ymd_and_hms(dt.year(), dt.month(), 1, 0, 0, 0)
+        .unwrap()
+        .timestamp_millis()
+}
+
+fn bucket_of(b: Bucket, ms: i64) -> i64 {
+    match b {
+        Bucket::Hour => ms - ms.rem_euclid(HOUR),
+        Bucket::Day => ms - ms.rem_euclid(24 * HOUR),
+        Bucket::Month => month_start(ms),
+    }
+}
+
+type Key = (Option<i64>, Option<String>, Option<String>);
+
+fn brute_force(events: &[ingest_core::StoredEvent], q: &Query) -> BTreeMap<Key, (u64, f64, f64, f64)> {
+    let mut groups: BTreeMap<Key, (u64, f64, f64, f64)> = BTreeMap::new();
+    for se in events {
+        let e = &se.event;
+        let t = e.timestamp;
+        if q.client_id.as_ref().is_some_and(|c| *c != e.client_id)
+            || q.metric.as_ref().is_some_and(|m| *m != e.metric)
+            || q.start.is_some_and(|s| t < s)
+            || q.end.is_some_and(|end| t >= end)
+        {
+            continue;
+        }
+        let key = (
+            q.bucket.map(|b| bucket_of(b, t.millis())),
+            q.by_client.then(|| e.client_id.clone()),
+            q.by_metric.then(|| e.metric.clone()),
+        );
+        let g = groups.entry(key).or_insert((0, 0.0, f64::INFINITY, f64::NEG_INFINITY));
+        g.0 += 1;
+        g.1 += e.amount;
+        g.2 = g.2.min(e.amount);
+        g.3 = g.3.max(e.amount);
+    }
+    groups
+}
+
+fn query_strategy() -> impl Strategy<Value = Query> {
+    let time = prop_oneof![
+        1 => Just(None),
+        3 => (-HOUR..46 * 24 * HOUR).prop_map(|o| Some(BASE + o)),
+        1 => (-(BASE + 3 * HOUR)..-(BASE - 3 * HOUR)).prop_map(|o| Some(BASE + o)),
+        1 => (0i64..45 * 24).prop_map(|h| Some(BASE + h * HOUR)),
+    ];
+    (
+        proptest::option::of(0u8..3),
+        proptest::option::of(0u8..3),
+        time.clone(),
+        time,
+        proptest::option::of(prop_oneof![Just(Bucket::Hour), Just(Bucket::Day), Just(Bucket::Month)]),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(c, m, a, b, bucket, by_client, by_metric)| {
+            let (start, end) = match (a, b) {
+                (Some(a), Some(b)) if a > b => (Some(b), Some(a)),
+                other => other,
+            };
+            Query {
+                client_id: c.map(|c| format!("c{c}")),
+                metric: m.map(|m| format!("m{m}")),
+                start: start.map(|s| Timestamp::from_millis(s).unwrap()),
+                end: end.map(|e| Timestamp::from_millis(e).unwrap()),
+                bucket,
+                by_client,
+                by_metric,
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #[test]
+    fn aggregate_equals_brute_force(
+        events in proptest::collection::vec(event_strategy(), 0..150),
+        queries in proptest::collection::vec(query_strategy(), 1..12),
+        batch in 1usize..40,
+    ) {
+        let ing = Ingestor::in_memory().unwrap();
+        let raws: Vec<Value> = events.into_iter().map(raw_event).collect();
+        for chunk in raws.chunks(batch) {
+            ing.submit_batch(chunk).unwrap();
+        }
+        let stored = all_events(&ing);
+        for q in queries {
+            let got = ing.aggregate(&q).unwrap();
+            let want = brute_force(&stored, &q);
+            let total: u64 = want.values().map(|g| g.0).sum();
+            prop_assert_eq!(got.totals.count, total, "{:?}", q);
+            match &got.groups {
+                None => prop_assert!(!(q.bucket.is_some() || q.by_client || q.by_metric)),
+                Some(groups) => {
+                    prop_assert_eq!(groups.len(), want.len(), "{:?}", q);
+                    for (g, (k, w)) in groups.iter().zip(&want) {
+                        let gk = (g.key.bucket.map(|b| b.millis()), g.key.client_id.clone(), g.key.metric.clone());
+                        prop_assert_eq!(&gk, k);
+                        prop_assert_eq!(g.stats.count, w.0);
+                        prop_assert!(close(g.stats.sum, w.1), "{} != {}", g.stats.sum, w.1);
+                        prop_assert_eq!(g.stats.min, Some(w.2));
+                        prop_assert_eq!(g.stats.max, Some(w.3));
+                    }
+                }
+            }
+            let sum: f64 = want.values().map(|g| g.1).sum();
+            prop_assert!(close(got.totals.sum, sum), "{} != {}", got.totals.sum, sum);
+            let min = want.values().map(|g| g.2).fold(f64::INFINITY, f64::min);
+            prop_assert_eq!(got.totals.min, (total > 0).then_some(min));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Batches, and check against submit
+
+fn pool_event(i: u8) -> Value {
+    match i % 8 {
+        // Invalid ones: a rejection must also answer alike every time.
+        6 => json!({"client": "c", "value": "lots", "ts": i as i64}),
+        7 => json!({"client": "c", "metric": "m"}),
+        _ => {
+            json!({"client": format!("c{}", i % 3), "metric": "m", "value": (i % 5) as f64, "ts": 1_700_000_000_000i64 + (i as i64 % 4) * 1000})
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn a_batch_with_repeats_stores_each_key_once(picks in proptest::collection::vec(0u8..40, 1..120)) {
+        let ing = Ingestor::in_memory().unwrap();
+        let raws: Vec<Value> = picks.iter().map(|&i| pool_event(i)).collect();
+        let outcomes = ing.submit_batch(&raws).unwrap();
+        let rules = Rules::builtin();
+        let mut first: HashMap<Vec<u8>, i64> = HashMap::new();
+        for (raw, o) in raws.iter().zip(&outcomes) {
+            match normalize(raw, &rules) {
+                Err(_) => prop_assert_eq!(o.status(), "rejected"),
+                Ok(e) => {
+                    let key = dedup_key(&e, &rules);
+                    match first.get(&key) {
+                        None => {
+                            prop_assert_eq!(o.status(), "accepted");
+                            first.insert(key, o.id().unwrap());
+                        }
+                        Some(&id) => {
+                            prop_assert_eq!(o.status(), "duplicate");
+                            prop_assert_eq!(o.id(), Some(id));
+                        }
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(all_events(&ing).len(), first.len());
+    }
+
+    #[test]
+    fn check_answers_what_submit_then_answers(picks in proptest::collection::vec(0u8..40, 1..60)) {
+        let ing = Ingestor::in_memory().unwrap();
+        for i in picks {
+            let raw = pool_event(i);
+            let stored_before = (all_events(&ing).len(), ing.stats().unwrap().stored_rejected);
+            let checked = ing.check(&raw).unwrap();
+            // A dry run stores nothing, not even the rejection.
+            prop_assert_eq!((all_events(&ing).len(), ing.stats().unwrap().stored_rejected), stored_before);
+            let submitted = ing.submit(&raw).unwrap();
+            prop_assert_eq!(checked.status(), submitted.status());
+            match (&checked, &submitted) {
+                (Outcome::Duplicate { id: a, .. }, Outcome::Duplicate { id: b, .. }) => prop_assert_eq!(a, b),
+                (Outcome::Rejected { reasons: a }, Outcome::Rejected { reasons: b }) => prop_assert_eq!(a, b),
+                (Outcome::Accepted { id, event: a }, Outcome::Accepted { event: b, .. }) => {
+                    prop_assert_eq!(*id, None);
+                    prop_assert_eq!(a, b);
+                }
+                _ => prop_assert!(false, "{:?} vs {:?}", checked, submitted),
+            }
+        }
+    }
+}
