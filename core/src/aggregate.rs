@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use chrono::{DateTime, Datelike, NaiveTime};
+
 use serde::ser::SerializeMap;
 use serde::Serialize;
 use serde_json::Value;
@@ -312,52 +314,94 @@ pub(crate) struct Span {
     pub end: Option<i64>,
 }
 
-/// How to answer a time range: whole buckets from rollups, edges from events.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Plan {
-    pub rollup: Option<Span>,
-    pub scans: Vec<Span>,
+/// Where a piece of a range is read from: the events themselves, or the
+/// rollups of one bucket level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Events,
+    Rollup(Bucket),
+}
+
+impl Bucket {
+    /// The start of the bucket holding `ms` (UTC).
+    pub(crate) fn floor(self, ms: i64) -> i64 {
+        match self {
+            Bucket::Hour => floor_to(ms, HOUR_MS),
+            Bucket::Day => floor_to(ms, DAY_MS),
+            Bucket::Month => {
+                let dt = DateTime::from_timestamp_millis(ms).unwrap_or_default();
+                let first = dt.date_naive().with_day(1).unwrap_or_default();
+                first.and_time(NaiveTime::MIN).and_utc().timestamp_millis()
+            }
+        }
+    }
+
+    /// The start of the first bucket at or after `ms`.
+    pub(crate) fn ceil(self, ms: i64) -> i64 {
+        let f = self.floor(ms);
+        if f == ms {
+            return ms;
+        }
+        match self {
+            Bucket::Hour => f + HOUR_MS,
+            Bucket::Day => f + DAY_MS,
+            // 32 days after the start of a month is always in the next one.
+            Bucket::Month => self.floor(f + 32 * DAY_MS),
+        }
+    }
+
+    /// Every level, finest first: the order in which a range is peeled.
+    pub(crate) const LEVELS: [Bucket; 3] = [Bucket::Hour, Bucket::Day, Bucket::Month];
 }
 
 pub(crate) fn floor_to(ms: i64, width: i64) -> i64 {
     ms - ms.rem_euclid(width)
 }
 
-/// Split `[start, end)` at hour boundaries: the hours wholly inside go to the
-/// rollups, the cut hours at either edge to an event scan.
-pub(crate) fn plan(start: Option<i64>, end: Option<i64>) -> Plan {
-    let whole_start = start.map(|s| floor_to(s + HOUR_MS - 1, HOUR_MS));
-    let whole_end = end.map(|e| floor_to(e, HOUR_MS));
-    if let (Some(ws), Some(we)) = (whole_start, whole_end) {
-        if ws >= we {
-            let scans = match (start, end) {
-                (Some(s), Some(e)) if s >= e => vec![],
-                _ => vec![Span { start, end }],
-            };
-            return Plan { rollup: None, scans };
+/// Split `[start, end)` into pieces that together cover it exactly once:
+/// the cut hours at the edges from the events, then the cut days from hour
+/// rollups, the cut months from day rollups, and the whole months inside
+/// from month rollups, never going coarser than `coarsest` (a query grouped
+/// by day cannot read months). The number of rows read is then bounded by
+/// the buckets at each edge, not by the length of the range.
+pub(crate) fn plan(start: Option<i64>, end: Option<i64>, coarsest: Bucket) -> Vec<(Source, Span)> {
+    let mut pieces = Vec::new();
+    if let (Some(s), Some(e)) = (start, end) {
+        if s >= e {
+            return pieces;
         }
     }
-    let mut scans = Vec::new();
-    if let (Some(s), Some(ws)) = (start, whole_start) {
-        if s < ws {
-            scans.push(Span {
-                start,
-                end: whole_start,
-            });
+    let (mut s, mut e) = (start, end);
+    let mut source = Source::Events;
+    for level in Bucket::LEVELS {
+        // [s, e) is aligned to the finer level already; align it to `level`.
+        let inner_s = s.map(|x| level.ceil(x));
+        let inner_e = e.map(|x| level.floor(x));
+        if let (Some(is), Some(ie)) = (inner_s, inner_e) {
+            if is >= ie {
+                // No whole bucket of this level inside: read it all here.
+                pieces.push((source, Span { start: s, end: e }));
+                return pieces;
+            }
+        }
+        if let (Some(a), Some(b)) = (s, inner_s) {
+            if a < b {
+                pieces.push((source, Span { start: s, end: inner_s }));
+            }
+        }
+        if let (Some(a), Some(b)) = (inner_e, e) {
+            if a < b {
+                pieces.push((source, Span { start: inner_e, end: e }));
+            }
+        }
+        (s, e) = (inner_s, inner_e);
+        source = Source::Rollup(level);
+        if level == coarsest {
+            break;
         }
     }
-    if let (Some(we), Some(e)) = (whole_end, end) {
-        if we < e {
-            scans.push(Span { start: whole_end, end });
-        }
-    }
-    Plan {
-        rollup: Some(Span {
-            start: whole_start,
-            end: whole_end,
-        }),
-        scans,
-    }
+    pieces.push((source, Span { start: s, end: e }));
+    pieces
 }
 
 #[cfg(test)]
@@ -365,70 +409,93 @@ mod tests {
     use super::*;
 
     const H: i64 = HOUR_MS;
+    const D: i64 = DAY_MS;
+    /// 2024-01-01T00:00:00Z
+    const JAN: i64 = 1_704_067_200_000;
+    /// 2024-02-01T00:00:00Z
+    const FEB: i64 = JAN + 31 * D;
 
     fn span(start: Option<i64>, end: Option<i64>) -> Span {
         Span { start, end }
     }
 
+    use Source::{Events, Rollup};
+
     #[test]
     fn aligned_ranges_need_no_scan() {
         assert_eq!(
-            plan(Some(0), Some(3 * H)),
-            Plan {
-                rollup: Some(span(Some(0), Some(3 * H))),
-                scans: vec![]
-            }
+            plan(Some(JAN), Some(JAN + 3 * H), Bucket::Month),
+            vec![(Rollup(Bucket::Hour), span(Some(JAN), Some(JAN + 3 * H)))]
         );
         assert_eq!(
-            plan(None, None),
-            Plan {
-                rollup: Some(span(None, None)),
-                scans: vec![]
-            }
+            plan(None, None, Bucket::Month),
+            vec![(Rollup(Bucket::Month), span(None, None))]
+        );
+        assert_eq!(
+            plan(Some(JAN), Some(FEB), Bucket::Month),
+            vec![(Rollup(Bucket::Month), span(Some(JAN), Some(FEB)))]
+        );
+        assert_eq!(
+            plan(None, None, Bucket::Hour),
+            vec![(Rollup(Bucket::Hour), span(None, None))]
         );
     }
 
     #[test]
-    fn cut_edges_are_scanned() {
+    fn a_range_is_peeled_level_by_level() {
+        let s = JAN - D - H - 10; // 2023-12-30T22:59:59.990Z
+        let e = FEB + 2 * D + 3 * H + 5;
         assert_eq!(
-            plan(Some(10), Some(3 * H + 5)),
-            Plan {
-                rollup: Some(span(Some(H), Some(3 * H))),
-                scans: vec![span(Some(10), Some(H)), span(Some(3 * H), Some(3 * H + 5))],
-            }
+            plan(Some(s), Some(e), Bucket::Month),
+            vec![
+                (Events, span(Some(s), Some(JAN - D - H))),
+                (Events, span(Some(FEB + 2 * D + 3 * H), Some(e))),
+                (Rollup(Bucket::Hour), span(Some(JAN - D - H), Some(JAN - D))),
+                (Rollup(Bucket::Hour), span(Some(FEB + 2 * D), Some(FEB + 2 * D + 3 * H))),
+                (Rollup(Bucket::Day), span(Some(JAN - D), Some(JAN))),
+                (Rollup(Bucket::Day), span(Some(FEB), Some(FEB + 2 * D))),
+                (Rollup(Bucket::Month), span(Some(JAN), Some(FEB))),
+            ]
         );
+        // Grouped by day: no month rollups.
         assert_eq!(
-            plan(Some(-10), None),
-            Plan {
-                rollup: Some(span(Some(0), None)),
-                scans: vec![span(Some(-10), Some(0))]
-            }
+            plan(Some(JAN + 5), Some(FEB), Bucket::Day),
+            vec![
+                (Events, span(Some(JAN + 5), Some(JAN + H))),
+                (Rollup(Bucket::Hour), span(Some(JAN + H), Some(JAN + D))),
+                (Rollup(Bucket::Day), span(Some(JAN + D), Some(FEB))),
+            ]
         );
     }
 
     #[test]
-    fn ranges_within_an_hour_are_only_scanned() {
+    fn short_ranges_stop_at_the_finest_level_that_fits() {
         assert_eq!(
-            plan(Some(10), Some(20)),
-            Plan {
-                rollup: None,
-                scans: vec![span(Some(10), Some(20))]
-            }
+            plan(Some(10), Some(20), Bucket::Month),
+            vec![(Events, span(Some(10), Some(20)))]
         );
         assert_eq!(
-            plan(Some(10), Some(H + 20)),
-            Plan {
-                rollup: None,
-                scans: vec![span(Some(10), Some(H + 20))]
-            }
+            plan(Some(10), Some(H + 20), Bucket::Month),
+            vec![(Events, span(Some(10), Some(H + 20)))]
         );
+        assert_eq!(plan(Some(20), Some(20), Bucket::Month), vec![]);
         assert_eq!(
-            plan(Some(20), Some(20)),
-            Plan {
-                rollup: None,
-                scans: vec![]
-            }
+            plan(Some(-10), None, Bucket::Hour),
+            vec![
+                (Events, span(Some(-10), Some(0))),
+                (Rollup(Bucket::Hour), span(Some(0), None))
+            ]
         );
+    }
+
+    #[test]
+    fn buckets_floor_and_ceil_across_the_epoch_and_leap_years() {
+        assert_eq!(Bucket::Month.floor(FEB + 28 * D + 5), FEB, "2024-02-29 is in February");
+        assert_eq!(Bucket::Month.ceil(FEB + 1), FEB + 29 * D);
+        assert_eq!(Bucket::Month.floor(-1), -31 * D, "1969-12-01");
+        assert_eq!(Bucket::Day.floor(-1), -D);
+        assert_eq!(Bucket::Hour.ceil(-1), 0);
+        assert_eq!(Bucket::Month.ceil(JAN), JAN);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! transaction. Never edit a migration that has shipped: append a new one.
 
 pub(crate) const MIGRATIONS: &[&str] = &[
-    // 1: events, dead letters, hourly rollups, rules versions.
+    // 1: events, dead letters, rollups, rules versions.
     r#"
     CREATE TABLE events (
         id            INTEGER PRIMARY KEY,
@@ -30,17 +30,21 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         attempts      INTEGER NOT NULL
     ) STRICT;
 
-    -- count, sum, min and max of the amounts per (client, metric, hour):
-    -- kept in the same transaction as the events they summarise.
-    CREATE TABLE rollup_hour (
+    -- count, sum, min and max of the amounts per (level, client, metric,
+    -- bucket), kept in the same transaction as the events they summarise.
+    -- level: 1 hour, 2 day, 3 month (UTC). client_id '' sums every client
+    -- (a real client id is never empty), so queries across clients read
+    -- one row per bucket and metric.
+    CREATE TABLE rollups (
+        level     INTEGER NOT NULL,
         client_id TEXT NOT NULL,
         metric    TEXT NOT NULL,
-        bucket    INTEGER NOT NULL,  -- start of the hour, ms
+        bucket    INTEGER NOT NULL,  -- start of the bucket, ms
         n         INTEGER NOT NULL,
         total     REAL NOT NULL,
         lo        REAL NOT NULL,
         hi        REAL NOT NULL,
-        PRIMARY KEY (client_id, metric, bucket)
+        PRIMARY KEY (level, client_id, metric, bucket)
     ) STRICT, WITHOUT ROWID;
 
     CREATE TABLE rules (

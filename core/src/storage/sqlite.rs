@@ -13,13 +13,24 @@ use serde_json::{Map, Value};
 
 use super::schema::MIGRATIONS;
 use super::{EventFilter, Store, StoredCounts, WriteItem, Written};
-use crate::aggregate::{floor_to, plan, Aggregate, Bucket, GroupKey, Partials, Query, Span, Stats, DAY_MS, HOUR_MS};
+use crate::aggregate::{plan, Aggregate, Bucket, GroupKey, Partials, Query, Source, Span, Stats, DAY_MS, HOUR_MS};
 use crate::error::{Error, Result, StorageKind};
 use crate::event::{Event, Reason, RejectedEvent, StoredEvent};
 use crate::failure::FailPoint;
 use crate::rules::Rules;
 use crate::timestamp::Timestamp;
 use crate::Durability;
+
+/// The rollup client that stands for every client.
+const ALL_CLIENTS: &str = "";
+
+fn level_code(b: Bucket) -> i64 {
+    match b {
+        Bucket::Hour => 1,
+        Bucket::Day => 2,
+        Bucket::Month => 3,
+    }
+}
 
 /// Idle reader connections kept for reuse.
 const IDLE_READERS: usize = 4;
@@ -339,7 +350,11 @@ impl Store for SqliteStore {
 
     fn counts(&self) -> Result<StoredCounts> {
         self.read(|c| {
-            let events: i64 = c.query_row("SELECT COALESCE(SUM(n), 0) FROM rollup_hour", [], |r| r.get(0))?;
+            let events: i64 = c.query_row(
+                "SELECT COALESCE(SUM(n), 0) FROM rollups WHERE level = ?1 AND client_id = ?2",
+                params![level_code(Bucket::Month), ALL_CLIENTS],
+                |r| r.get(0),
+            )?;
             let rejected: i64 = c.query_row("SELECT COUNT(*) FROM rejected", [], |r| r.get(0))?;
             Ok(StoredCounts {
                 events: events as u64,
@@ -368,7 +383,7 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
              attempts = attempts + ?6",
     )?;
     // Summed per bucket in memory, then one upsert per bucket.
-    let mut rollups: HashMap<(&str, &str, i64), Stats> = HashMap::new();
+    let mut rollups: HashMap<(i64, &str, &str, i64), Stats> = HashMap::new();
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         match item {
@@ -395,11 +410,16 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
                 }
                 out.push(match inserted {
                     Some(id) => {
-                        let bucket = floor_to(event.timestamp.millis(), HOUR_MS);
-                        rollups
-                            .entry((&event.client_id, &event.metric, bucket))
-                            .or_default()
-                            .add(event.amount);
+                        let ms = event.timestamp.millis();
+                        for level in Bucket::LEVELS {
+                            let bucket = level.floor(ms);
+                            for client in [event.client_id.as_str(), ALL_CLIENTS] {
+                                rollups
+                                    .entry((level_code(level), client, &event.metric, bucket))
+                                    .or_default()
+                                    .add(event.amount);
+                            }
+                        }
                         Written::Inserted(id)
                     }
                     None => Written::Duplicate(find.query_row([key], |r| r.get(0))?),
@@ -425,16 +445,25 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
         }
     }
     let mut upsert = tx.prepare_cached(
-        "INSERT INTO rollup_hour (client_id, metric, bucket, n, total, lo, hi)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (client_id, metric, bucket) DO UPDATE SET
+        "INSERT INTO rollups (level, client_id, metric, bucket, n, total, lo, hi)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (level, client_id, metric, bucket) DO UPDATE SET
              n = n + excluded.n,
              total = total + excluded.total,
              lo = min(lo, excluded.lo),
              hi = max(hi, excluded.hi)",
     )?;
-    for ((client, metric, bucket), s) in rollups {
-        upsert.execute(params![client, metric, bucket, s.count as i64, s.sum, s.min, s.max])?;
+    for ((level, client, metric, bucket), s) in rollups {
+        upsert.execute(params![
+            level,
+            client,
+            metric,
+            bucket,
+            s.count as i64,
+            s.sum,
+            s.min,
+            s.max
+        ])?;
     }
     Ok(out)
 }
@@ -528,48 +557,43 @@ fn bucket_sql(bucket: Option<Bucket>, col: &str) -> String {
 }
 
 fn aggregate_in(c: &Connection, q: &Query) -> Result<Aggregate> {
-    let p = plan(q.start.map(Timestamp::millis), q.end.map(Timestamp::millis));
+    let start = q.start.map(Timestamp::millis);
+    let end = q.end.map(Timestamp::millis);
     let mut partials = Partials::default();
-    if let Some(span) = p.rollup {
-        partial(
-            c,
-            q,
-            "rollup_hour",
-            "bucket",
-            "SUM(n), SUM(total), MIN(lo), MAX(hi)",
-            span,
-            &mut partials,
-        )?;
-    }
-    for span in p.scans {
-        partial(
-            c,
-            q,
-            "events",
-            "ts",
-            "COUNT(*), SUM(amount), MIN(amount), MAX(amount)",
-            span,
-            &mut partials,
-        )?;
+    // Rows per client only when the query needs clients apart.
+    let per_client = q.client_id.is_some() || q.by_client;
+    for (source, span) in plan(start, end, q.bucket.unwrap_or(Bucket::Month)) {
+        partial(c, q, source, per_client, span, &mut partials)?;
     }
     Ok(partials.finish(q))
 }
 
-/// Add the stats of `table` over `span`, grouped as the query asks.
-fn partial(
-    c: &Connection,
-    q: &Query,
-    table: &str,
-    time_col: &str,
-    stats: &str,
-    span: Span,
-    out: &mut Partials,
-) -> Result<()> {
+/// Add the stats of `source` over `span`, grouped as the query asks.
+fn partial(c: &Connection, q: &Query, source: Source, per_client: bool, span: Span, out: &mut Partials) -> Result<()> {
+    let (table, time_col, stats, level) = match source {
+        Source::Events => ("events", "ts", "COUNT(*), SUM(amount), MIN(amount), MAX(amount)", None),
+        Source::Rollup(b) => (
+            "rollups",
+            "bucket",
+            "SUM(n), SUM(total), MIN(lo), MAX(hi)",
+            Some(level_code(b)),
+        ),
+    };
     let bucket = bucket_sql(q.bucket, time_col);
     let client = if q.by_client { "client_id" } else { "NULL" };
     let metric = if q.by_metric { "metric" } else { "NULL" };
     let mut sql = format!("SELECT {bucket}, {client}, {metric}, {stats} FROM {table} WHERE 1 = 1");
     let mut args: Vec<SqlValue> = Vec::new();
+    if let Some(level) = level {
+        sql.push_str(" AND level = ?");
+        args.push(level.into());
+        if per_client {
+            sql.push_str(" AND client_id != ?");
+        } else {
+            sql.push_str(" AND client_id = ?");
+        }
+        args.push(ALL_CLIENTS.to_string().into());
+    }
     filters(&mut sql, &mut args, q.client_id.as_deref(), q.metric.as_deref());
     if let Some(s) = span.start {
         sql.push_str(&format!(" AND {time_col} >= ?"));
