@@ -110,6 +110,17 @@ impl Error {
         matches!(self, Error::Storage { .. } | Error::Injected(_))
     }
 
+    /// The same error for another caller of a failed group commit: same
+    /// kind and message (the source stays with the first).
+    pub(crate) fn shared_copy(&self) -> Self {
+        match self {
+            Error::InvalidRules(m) => Error::InvalidRules(m.clone()),
+            Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
+            Error::Injected(p) => Error::Injected(*p),
+            Error::Storage { kind, message, .. } => Error::storage(*kind, message.clone()),
+        }
+    }
+
     pub(crate) fn rules(msg: impl Into<String>) -> Self {
         Error::InvalidRules(msg.into())
     }

@@ -376,7 +376,8 @@ impl Ingestor {
                 })
                 .collect();
             let fail = self.failures.take(FailPoint::is_write);
-            for w in self.counted(self.store.write(&items, self.rules_version, fail))? {
+            let (_, written) = self.counted(self.store.write(items, self.rules_version, fail))?;
+            for w in written {
                 match w {
                     Written::Inserted(_) => report.accepted += 1,
                     Written::Duplicate(_) => report.duplicate += 1,
@@ -460,7 +461,7 @@ impl Ingestor {
             })
             .collect();
         let fail = self.failures.take(FailPoint::is_write);
-        let written = self.counted(self.store.write(&items, self.rules_version, fail))?;
+        let (items, written) = self.counted(self.store.write(items, self.rules_version, fail))?;
         let outcomes: Vec<Outcome> = items
             .into_iter()
             .zip(written)

@@ -19,8 +19,11 @@ use crate::failure::FailPoint;
 use crate::rules::Rules;
 use crate::timestamp::Timestamp;
 
+mod group;
 mod schema;
 pub(crate) mod sqlite;
+
+pub(crate) use group::Committed;
 
 /// One thing a write call stores, already decided by the rules.
 #[derive(Debug)]
@@ -182,8 +185,10 @@ pub(crate) trait Store: Send + Sync {
     /// changed since the last open.
     fn register_rules(&self, rules: &Rules, rekey: &dyn Fn(&Event) -> Vec<u8>) -> Result<i64>;
 
-    /// Write `items` in one transaction, failing at `fail` if given.
-    fn write(&self, items: &[WriteItem], rules_version: i64, fail: Option<FailPoint>) -> Result<Vec<Written>>;
+    /// Write `items` in one transaction, failing at `fail` if given, and hand
+    /// them back with what was done with each. Concurrent calls may share a
+    /// transaction (group commit); each returns only after it committed.
+    fn write(&self, items: Vec<WriteItem>, rules_version: i64, fail: Option<FailPoint>) -> Result<Committed>;
 
     /// The id of the stored event with this key.
     fn find(&self, key: &[u8]) -> Result<Option<i64>>;

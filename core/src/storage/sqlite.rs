@@ -11,6 +11,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use serde_json::{Map, Value};
 
+use super::group::{Committed, GroupCommit};
 use super::schema::MIGRATIONS;
 use super::{EventFilter, Store, StoredCounts, WriteItem, Written};
 use crate::aggregate::{plan, Aggregate, Bucket, GroupKey, Partials, Query, Source, Span, Stats, DAY_MS, HOUR_MS};
@@ -43,6 +44,7 @@ pub(crate) struct SqliteOptions {
 
 pub(crate) struct SqliteStore {
     writer: Mutex<Connection>,
+    group: GroupCommit,
     /// `None` for an in-memory database, which only the writer can see.
     readers: Option<Mutex<Vec<Connection>>>,
     path: Option<PathBuf>,
@@ -79,6 +81,7 @@ impl SqliteStore {
         migrate(&writer)?;
         Ok(SqliteStore {
             writer: Mutex::new(writer),
+            group: GroupCommit::default(),
             readers: path.map(|_| Mutex::new(Vec::new())),
             path: path.map(Path::to_path_buf),
             opts,
@@ -177,6 +180,27 @@ fn in_transaction<T>(conn: &mut Connection, f: impl FnOnce(&rusqlite::Transactio
     Ok(out)
 }
 
+impl SqliteStore {
+    /// One group commit's transaction.
+    fn write_group(&self, items: &[WriteItem], rules_version: i64, fail: Option<FailPoint>) -> Result<Vec<Written>> {
+        let mut conn = self.writer();
+        let out = in_transaction(&mut conn, |tx| {
+            if fail == Some(FailPoint::BeforeInsert) {
+                return Err(Error::Injected(FailPoint::BeforeInsert));
+            }
+            let written = write_items(tx, items, rules_version)?;
+            if fail == Some(FailPoint::AfterInsert) {
+                fail_with_real_statement(tx, FailPoint::AfterInsert)?;
+            }
+            Ok(written)
+        })?;
+        if fail == Some(FailPoint::AfterCommit) {
+            return Err(Error::Injected(FailPoint::AfterCommit));
+        }
+        Ok(out)
+    }
+}
+
 impl Store for SqliteStore {
     fn register_rules(&self, rules: &Rules, rekey: &dyn Fn(&Event) -> Vec<u8>) -> Result<i64> {
         let document = rules.to_value().to_string();
@@ -206,22 +230,9 @@ impl Store for SqliteStore {
         })
     }
 
-    fn write(&self, items: &[WriteItem], rules_version: i64, fail: Option<FailPoint>) -> Result<Vec<Written>> {
-        let mut conn = self.writer();
-        let out = in_transaction(&mut conn, |tx| {
-            if fail == Some(FailPoint::BeforeInsert) {
-                return Err(Error::Injected(FailPoint::BeforeInsert));
-            }
-            let written = write_items(tx, items, rules_version)?;
-            if fail == Some(FailPoint::AfterInsert) {
-                fail_with_real_statement(tx, FailPoint::AfterInsert)?;
-            }
-            Ok(written)
-        })?;
-        if fail == Some(FailPoint::AfterCommit) {
-            return Err(Error::Injected(FailPoint::AfterCommit));
-        }
-        Ok(out)
+    fn write(&self, items: Vec<WriteItem>, rules_version: i64, fail: Option<FailPoint>) -> Result<Committed> {
+        self.group
+            .write(items, fail, |all, fail| self.write_group(all, rules_version, fail))
     }
 
     fn find(&self, key: &[u8]) -> Result<Option<i64>> {
