@@ -1,0 +1,48 @@
+# The Python package `ingest` (python/): built by maturin into $(VENV),
+# tested with pytest (warnings are errors, xfail strict), mypy --strict on a
+# typed usage file and the tests, and mypy.stubtest on the stubs.
+#
+#   make python-install          dev build installed into .venv (editable)
+#   make python-install-release  release build installed into .venv (make demo)
+#   make test-python             both of the above checks, on a dev build
+
+TESTS += test-python
+
+MATURIN := $(VENV)/bin/maturin
+# What the compiled module is built from; a change to any rebuilds it.
+PYTHON_EXT_SOURCES := $(shell find core/src python/src -name '*.rs') \
+	core/Cargo.toml python/Cargo.toml python/pyproject.toml Cargo.toml Cargo.lock
+PYTHON_DEV_STAMP := $(VENV)/.ingest-python-dev
+PYTHON_RELEASE_STAMP := $(VENV)/.ingest-python-release
+PYTHON_TOOLS_STAMP := $(VENV)/.ingest-python-tools
+
+.PHONY: python-install python-install-release test-python
+
+$(MATURIN): | $(PY)
+	$(PIP) install --quiet 'maturin>=1.9,<2'
+
+python-install: $(PYTHON_DEV_STAMP)
+
+python-install-release: $(PYTHON_RELEASE_STAMP)
+
+# One install at a time is live, so each build forgets the other's stamp.
+$(PYTHON_DEV_STAMP): $(PYTHON_EXT_SOURCES) | $(MATURIN)
+	VIRTUAL_ENV=$(abspath $(VENV)) $(MATURIN) develop --manifest-path python/Cargo.toml
+	rm -f $(PYTHON_RELEASE_STAMP)
+	touch $@
+
+$(PYTHON_RELEASE_STAMP): $(PYTHON_EXT_SOURCES) | $(MATURIN)
+	VIRTUAL_ENV=$(abspath $(VENV)) $(MATURIN) develop --release --manifest-path python/Cargo.toml
+	rm -f $(PYTHON_DEV_STAMP)
+	touch $@
+
+$(PYTHON_TOOLS_STAMP): | $(PY)
+	$(PIP) install --quiet pytest mypy
+	touch $@
+
+test-python: python-install $(PYTHON_TOOLS_STAMP)
+	@test -d "$(INGEST_SHARED)/scenarios" || { echo "missing $(INGEST_SHARED)/scenarios (set INGEST_SHARED)"; exit 1; }
+	cd python && $(abspath $(PY)) -m pytest -W error -o xfail_strict=true -p no:cacheprovider tests
+	cd python && $(abspath $(PY)) -m mypy --strict tests/typed_usage.py
+	cd python && $(abspath $(PY)) -m mypy --strict tests ingest
+	$(PY) -m mypy.stubtest ingest._ingest

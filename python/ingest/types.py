@@ -1,0 +1,125 @@
+"""The shapes of the dicts that ``ingest`` returns, for type checkers.
+
+These are plain ``TypedDict`` declarations: at runtime every result is an
+ordinary ``dict``. Timestamps are RFC 3339 UTC text with milliseconds
+(``2024-01-01T00:00:00.000Z``).
+"""
+
+from datetime import date
+from typing import Any, Dict, List, Literal, Optional, TypedDict, Union
+
+__all__ = [
+    "RawEvent",
+    "Instant",
+    "GroupBy",
+    "FailPointName",
+    "Event",
+    "Reason",
+    "OutcomeDict",
+    "StoredEvent",
+    "RejectedEvent",
+    "Totals",
+    "Group",
+    "Aggregate",
+    "ReprocessReport",
+    "Stats",
+]
+
+#: An event as ``submit`` takes it: a dict, or its JSON text.
+RawEvent = Union[Dict[str, Any], str]
+#: A point in time as the queries take it: RFC 3339 or date text, epoch
+#: seconds or milliseconds, a ``date``, or a ``datetime`` (naive means UTC).
+Instant = Union[str, int, float, date]
+GroupBy = Literal["hour", "day", "month", "client_id", "client", "metric"]
+FailPointName = Literal["before_insert", "after_insert", "after_commit", "aggregate"]
+
+
+class Event(TypedDict):
+    """A normalised event."""
+
+    client_id: str
+    metric: str
+    amount: float
+    timestamp: str
+    attributes: Dict[str, Any]
+    event_id: Optional[str]
+
+
+class Reason(TypedDict):
+    """Why an event was rejected: a stable code, the canonical field it
+    concerns (empty for the event as a whole), and a message for people."""
+
+    code: str
+    field: str
+    message: str
+
+
+class OutcomeDict(TypedDict):
+    """``Outcome.to_dict()``: the same four keys whatever the status."""
+
+    status: str
+    id: Optional[int]
+    event: Optional[Event]
+    reasons: List[Reason]
+
+
+class StoredEvent(Event):
+    """An event as stored (``Ingestor.events``)."""
+
+    id: int
+    received_at: str
+    rules_version: int
+
+
+class RejectedEvent(TypedDict):
+    """A stored rejection (``Ingestor.rejected``): the raw input as received."""
+
+    id: int
+    raw: Any
+    reasons: List[Reason]
+    rules_version: int
+    received_at: str
+    attempts: int
+
+
+class Totals(TypedDict):
+    count: int
+    sum: float
+    avg: Optional[float]
+    min: Optional[float]
+    max: Optional[float]
+
+
+class Group(Totals, total=False):
+    """One group of a grouped aggregate: its key fields are present when
+    grouped by them."""
+
+    bucket: str
+    client_id: str
+    metric: str
+
+
+class _AggregateBase(Totals):
+    stale: bool
+    computed_at: str
+
+
+class Aggregate(_AggregateBase, total=False):
+    """``Ingestor.aggregate``: ``groups`` is present when the query groups."""
+
+    groups: List[Group]
+
+
+class ReprocessReport(TypedDict):
+    accepted: int
+    duplicate: int
+    rejected: int
+
+
+class Stats(TypedDict):
+    accepted: int
+    duplicate: int
+    rejected: int
+    failed: int
+    stored_events: int
+    stored_rejected: int

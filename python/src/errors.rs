@@ -1,0 +1,158 @@
+//! The exception hierarchy, and the one place a core error becomes a Python
+//! exception.
+
+use ingest_core::{Error, ErrorKind};
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::{create_exception, PyTypeInfo};
+
+create_exception!(
+    ingest,
+    IngestError,
+    PyException,
+    "Base class of every error raised by ingest. Rejected events are not errors: they are outcomes."
+);
+create_exception!(
+    ingest,
+    RulesError,
+    IngestError,
+    "The rules document is malformed; the message names the key."
+);
+create_exception!(
+    ingest,
+    InvalidArgument,
+    IngestError,
+    "An argument is malformed: JSON that does not parse, a bad query or failure point, \
+     a value JSON cannot hold (NaN, infinity), input nested too deep or too large."
+);
+create_exception!(
+    ingest,
+    InjectedFailure,
+    IngestError,
+    "A failure armed with Ingestor.simulate_failure struck this call."
+);
+create_exception!(
+    ingest,
+    StorageError,
+    IngestError,
+    "The database failed. Nothing of the call was kept; the same call may be retried."
+);
+create_exception!(
+    ingest,
+    BusyError,
+    StorageError,
+    "Another connection held a lock past the busy timeout. Retry later."
+);
+create_exception!(
+    ingest,
+    IoError,
+    StorageError,
+    "The operating system reported an I/O error, or the file cannot be opened."
+);
+create_exception!(
+    ingest,
+    CorruptError,
+    StorageError,
+    "The file is not a database, or its contents are damaged."
+);
+create_exception!(
+    ingest,
+    FullError,
+    StorageError,
+    "The disk or the database's size limit is full."
+);
+create_exception!(
+    ingest,
+    ReadOnlyError,
+    StorageError,
+    "The database (or its directory) cannot be written."
+);
+
+/// Every core error kind, its exception class and the stable name set as the
+/// exception's `kind` attribute. Exhaustive on purpose: a new kind in the
+/// core fails to compile here until it has a class.
+fn class_of(py: Python<'_>, kind: ErrorKind) -> (Bound<'_, pyo3::types::PyType>, &'static str) {
+    match kind {
+        ErrorKind::InvalidRules => (RulesError::type_object(py), "invalid_rules"),
+        ErrorKind::InvalidArgument => (InvalidArgument::type_object(py), "invalid_argument"),
+        ErrorKind::Injected => (InjectedFailure::type_object(py), "injected"),
+        ErrorKind::Busy => (BusyError::type_object(py), "busy"),
+        ErrorKind::Io => (IoError::type_object(py), "io"),
+        ErrorKind::Corrupt => (CorruptError::type_object(py), "corrupt"),
+        ErrorKind::Full => (FullError::type_object(py), "full"),
+        ErrorKind::ReadOnly => (ReadOnlyError::type_object(py), "read_only"),
+        ErrorKind::Storage => (StorageError::type_object(py), "storage"),
+    }
+}
+
+/// The Python exception for a core error, with `kind` set to its stable name.
+pub fn to_py(err: Error) -> PyErr {
+    Python::attach(|py| {
+        let (class, kind) = class_of(py, err.kind());
+        with_kind(py, PyErr::from_type(class, err.to_string()), kind)
+    })
+}
+
+/// Extension for `Result<T, ingest_core::Error>`: `.py()?` raises the mapped exception.
+pub trait IntoPyResult<T> {
+    fn py(self) -> PyResult<T>;
+}
+
+impl<T> IntoPyResult<T> for Result<T, Error> {
+    fn py(self) -> PyResult<T> {
+        self.map_err(to_py)
+    }
+}
+
+/// A malformed argument found while converting Python values (a value JSON
+/// cannot hold, input too deep): the class the core uses for its own.
+pub fn invalid_argument(message: impl Into<String>) -> PyErr {
+    Python::attach(|py| with_kind(py, InvalidArgument::new_err(message.into()), "invalid_argument"))
+}
+
+/// Use of an `Ingestor` after `close()`.
+pub fn closed() -> PyErr {
+    Python::attach(|py| with_kind(py, IngestError::new_err("this Ingestor is closed"), "closed"))
+}
+
+/// Use of an `Ingestor` in a process forked from the one that opened it: a
+/// SQLite connection must never cross `fork`.
+pub fn forked(opened_in: u32, now_in: u32) -> PyErr {
+    let message = format!(
+        "this Ingestor was opened in process {opened_in} and cannot be used in forked process {now_in}; \
+         open a new Ingestor after forking"
+    );
+    Python::attach(|py| with_kind(py, IngestError::new_err(message), "forked"))
+}
+
+/// A result the binding could not convert: a bug, reported rather than
+/// hidden.
+pub fn internal(message: impl Into<String>) -> PyErr {
+    let message = format!("internal error in the ingest binding: {}", message.into());
+    Python::attach(|py| with_kind(py, IngestError::new_err(message), "internal"))
+}
+
+/// Every exception raised here carries `kind`, so handlers can branch on a
+/// stable name as well as on the class.
+fn with_kind(py: Python<'_>, exc: PyErr, kind: &str) -> PyErr {
+    // Setting an attribute on a fresh exception instance cannot fail in
+    // practice; if it did, the exception would still be the right class.
+    let _ = exc.value(py).setattr("kind", kind);
+    exc
+}
+
+/// Register the exception classes on the module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("IngestError", py.get_type::<IngestError>())?;
+    m.add("RulesError", py.get_type::<RulesError>())?;
+    m.add("InvalidArgument", py.get_type::<InvalidArgument>())?;
+    m.add("InjectedFailure", py.get_type::<InjectedFailure>())?;
+    m.add("StorageError", py.get_type::<StorageError>())?;
+    m.add("BusyError", py.get_type::<BusyError>())?;
+    m.add("IoError", py.get_type::<IoError>())?;
+    m.add("CorruptError", py.get_type::<CorruptError>())?;
+    m.add("FullError", py.get_type::<FullError>())?;
+    m.add("ReadOnlyError", py.get_type::<ReadOnlyError>())?;
+    Ok(())
+}

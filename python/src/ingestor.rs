@@ -1,0 +1,337 @@
+//! `ingest.Ingestor`: arguments are converted to owned Rust values first,
+//! then the core call runs with the GIL released, so other Python threads
+//! run while SQLite works or waits for a lock.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use ingest_core::{Durability, EventFilter, FailPoint, Ingestor, Page, Query, Rules};
+use pyo3::prelude::*;
+use pyo3::types::{PyString, PyTuple};
+use serde_json::{Map, Value};
+
+use crate::convert::{serialize_to_py, to_value};
+use crate::errors::{self, invalid_argument, IntoPyResult};
+use crate::outcome::PyOutcome;
+
+/// Normalises, deduplicates, stores and aggregates events in one SQLite file
+/// (or ":memory:"). Safe to share between threads; several processes may
+/// open the same file. Never use one across fork: open it in the child.
+#[pyclass(module = "ingest", name = "Ingestor", frozen)]
+pub struct PyIngestor {
+    /// `None` once closed. Each call clones the `Arc` and lets the lock go
+    /// before the core call, so `close()` never waits for a running call:
+    /// the store closes when the last call using it returns.
+    inner: Mutex<Option<Arc<Ingestor>>>,
+    /// The process that opened the store, to refuse use in a forked child.
+    pid: u32,
+    path: String,
+}
+
+/// An event as given: JSON text is parsed by the core, anything else is
+/// converted here.
+enum Raw {
+    Text(String),
+    Value(Value),
+}
+
+impl Raw {
+    fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        match obj.cast::<PyString>() {
+            Ok(s) => Ok(Raw::Text(s.to_cow()?.into_owned())),
+            Err(_) => Ok(Raw::Value(to_value(obj)?)),
+        }
+    }
+}
+
+impl PyIngestor {
+    fn handle(&self) -> PyResult<Arc<Ingestor>> {
+        let now = std::process::id();
+        if now != self.pid {
+            // Checked before the lock: a lock held by another thread at the
+            // moment of fork stays held forever in the child.
+            return Err(errors::forked(self.pid, now));
+        }
+        self.lock().clone().ok_or_else(errors::closed)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Arc<Ingestor>>> {
+        // The guarded value is replaced whole, never left half-written.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for PyIngestor {
+    fn drop(&mut self) {
+        if std::process::id() != self.pid {
+            // Closing a SQLite connection inherited through fork can damage
+            // the parent's locks and WAL; the child leaks it instead.
+            let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+            std::mem::forget(inner.take());
+        }
+    }
+}
+
+/// A JSON object of the arguments that were given (None means not given),
+/// for the core's own query and filter parsers.
+fn object(args: &[(&str, Option<&Bound<'_, PyAny>>)]) -> PyResult<Value> {
+    let mut map = Map::new();
+    for (key, value) in args {
+        if let Some(v) = value {
+            map.insert((*key).to_string(), to_value(v)?);
+        }
+    }
+    Ok(Value::Object(map))
+}
+
+#[pymethods]
+impl PyIngestor {
+    /// Open (creating and migrating as needed) the store at `path`.
+    /// `rules`: a dict or JSON text merged over the built-in rules.
+    /// `durability`: "full" (the default) or "normal". `busy_timeout`:
+    /// seconds a write waits for another connection's lock (default 5).
+    /// `max_event_bytes`: the largest event accepted (default 1 MiB).
+    #[new]
+    #[pyo3(signature = (path=None, *, rules=None, durability=None, busy_timeout=None, max_event_bytes=None))]
+    fn new(
+        py: Python<'_>,
+        path: Option<PathBuf>,
+        rules: Option<&Bound<'_, PyAny>>,
+        durability: Option<&str>,
+        busy_timeout: Option<f64>,
+        max_event_bytes: Option<usize>,
+    ) -> PyResult<Self> {
+        let path = path.unwrap_or_else(|| PathBuf::from(":memory:"));
+        let mut builder = Ingestor::builder(&path);
+        if let Some(rules) = rules {
+            let rules = match Raw::from_py(rules)? {
+                Raw::Text(text) => Rules::from_json(&text),
+                Raw::Value(doc) => Rules::from_value(&doc),
+            };
+            builder = builder.rules(rules.py()?);
+        }
+        if let Some(d) = durability {
+            builder = builder.durability(d.parse::<Durability>().py()?);
+        }
+        if let Some(secs) = busy_timeout {
+            let timeout = Duration::try_from_secs_f64(secs)
+                .map_err(|_| invalid_argument(format!("busy_timeout must be a number of seconds >= 0, not {secs}")))?;
+            builder = builder.busy_timeout(timeout);
+        }
+        if let Some(bytes) = max_event_bytes {
+            builder = builder.max_event_bytes(bytes);
+        }
+        let ingestor = py.detach(move || builder.open()).py()?;
+        Ok(PyIngestor {
+            inner: Mutex::new(Some(Arc::new(ingestor))),
+            pid: std::process::id(),
+            path: path.to_string_lossy().into_owned(),
+        })
+    }
+
+    /// Submit one event (a dict, or JSON text). Rejections are outcomes;
+    /// storage failures raise, and nothing of the call is kept.
+    fn submit(&self, py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<PyOutcome> {
+        let ing = self.handle()?;
+        let outcome = match Raw::from_py(event)? {
+            Raw::Text(text) => py.detach(|| ing.submit_json(&text)),
+            Raw::Value(raw) => py.detach(|| ing.submit(&raw)),
+        };
+        Ok(outcome.py()?.into())
+    }
+
+    /// Submit many events in one transaction (JSON text of an array, or an
+    /// iterable of dicts or JSON texts): one outcome per event, in order.
+    fn submit_batch(&self, py: Python<'_>, events: &Bound<'_, PyAny>) -> PyResult<Vec<PyOutcome>> {
+        let ing = self.handle()?;
+        let outcomes = if let Ok(text) = events.cast::<PyString>() {
+            let text = text.to_cow()?.into_owned();
+            py.detach(|| ing.submit_batch_json(&text))
+        } else {
+            let mut raws = Vec::new();
+            for (i, item) in events.try_iter()?.enumerate() {
+                raws.push(match Raw::from_py(&item?)? {
+                    Raw::Value(v) => v,
+                    Raw::Text(text) => serde_json::from_str(&text)
+                        .map_err(|e| invalid_argument(format!("event {i} of the batch is not valid JSON: {e}")))?,
+                });
+            }
+            py.detach(|| ing.submit_batch(&raws))
+        };
+        Ok(outcomes.py()?.into_iter().map(PyOutcome::from).collect())
+    }
+
+    /// What `submit(event)` would answer, storing nothing (an accepted
+    /// answer has no id).
+    fn check(&self, py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<PyOutcome> {
+        let ing = self.handle()?;
+        let outcome = match Raw::from_py(event)? {
+            Raw::Text(text) => py.detach(|| ing.check_json(&text)),
+            Raw::Value(raw) => py.detach(|| ing.check(&raw)),
+        };
+        Ok(outcome.py()?.into())
+    }
+
+    /// count, sum, avg, min, max (and groups when grouped) of the stored
+    /// events in `[start, end)`. `start`/`end`: RFC 3339 or date text,
+    /// epoch seconds/milliseconds, date or datetime (naive means UTC).
+    /// `group_by`: "hour", "day", "month", "client_id", "metric", or a list.
+    #[pyo3(signature = (*, client_id=None, metric=None, start=None, end=None, group_by=None))]
+    fn aggregate<'py>(
+        &self,
+        py: Python<'py>,
+        client_id: Option<&Bound<'py, PyAny>>,
+        metric: Option<&Bound<'py, PyAny>>,
+        start: Option<&Bound<'py, PyAny>>,
+        end: Option<&Bound<'py, PyAny>>,
+        group_by: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ing = self.handle()?;
+        let query = object(&[
+            ("client_id", client_id),
+            ("metric", metric),
+            ("start", start),
+            ("end", end),
+            ("group_by", group_by),
+        ])?;
+        let query = Query::from_value(&query).py()?;
+        let result = py.detach(|| ing.aggregate(&query)).py()?;
+        serialize_to_py(py, &result)
+    }
+
+    /// Stored events, newest first, filtered like `aggregate`.
+    // None for limit and offset leaves the default to the core; the text
+    // signature shows what that default is.
+    #[pyo3(
+        signature = (*, client_id=None, metric=None, start=None, end=None, limit=None, offset=None),
+        text_signature = "($self, *, client_id=None, metric=None, start=None, end=None, limit=100, offset=0)"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    fn events<'py>(
+        &self,
+        py: Python<'py>,
+        client_id: Option<&Bound<'py, PyAny>>,
+        metric: Option<&Bound<'py, PyAny>>,
+        start: Option<&Bound<'py, PyAny>>,
+        end: Option<&Bound<'py, PyAny>>,
+        limit: Option<&Bound<'py, PyAny>>,
+        offset: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ing = self.handle()?;
+        let filter = object(&[
+            ("client_id", client_id),
+            ("metric", metric),
+            ("start", start),
+            ("end", end),
+            ("limit", limit),
+            ("offset", offset),
+        ])?;
+        let filter = EventFilter::from_value(&filter).py()?;
+        let events = py.detach(|| ing.events(&filter)).py()?;
+        serialize_to_py(py, &events)
+    }
+
+    /// Stored rejections (dead letters), newest first.
+    #[pyo3(signature = (*, limit=None, offset=None), text_signature = "($self, *, limit=100, offset=0)")]
+    fn rejected<'py>(
+        &self,
+        py: Python<'py>,
+        limit: Option<&Bound<'py, PyAny>>,
+        offset: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ing = self.handle()?;
+        let page = Page::from_value(&object(&[("limit", limit), ("offset", offset)])?).py()?;
+        let rejected = py.detach(|| ing.rejected(page)).py()?;
+        serialize_to_py(py, &rejected)
+    }
+
+    /// Normalise every stored rejection again under the current rules.
+    fn reprocess_rejected<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let ing = self.handle()?;
+        let report = py.detach(|| ing.reprocess_rejected()).py()?;
+        serialize_to_py(py, &report)
+    }
+
+    /// Outcome counts since open, and what the database holds.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let ing = self.handle()?;
+        let stats = py.detach(|| ing.stats()).py()?;
+        serialize_to_py(py, &stats)
+    }
+
+    /// Make the next `times` calls that reach `point` fail there:
+    /// "before_insert", "after_insert", "after_commit" or "aggregate".
+    #[pyo3(signature = (point="after_insert", times=1))]
+    fn simulate_failure(&self, point: &str, times: u32) -> PyResult<()> {
+        let ing = self.handle()?;
+        ing.simulate_failure(point.parse::<FailPoint>().py()?, times);
+        Ok(())
+    }
+
+    /// Disarm any simulated failure.
+    fn clear_failure(&self) -> PyResult<()> {
+        self.handle()?.clear_failure();
+        Ok(())
+    }
+
+    /// Close the store. Idempotent; any later call raises IngestError.
+    fn close(&self, py: Python<'_>) {
+        let taken = self.lock().take();
+        if std::process::id() != self.pid {
+            std::mem::forget(taken);
+            return;
+        }
+        // The last reference closes the connection, which may checkpoint
+        // the WAL: storage work, so without the GIL.
+        py.detach(move || drop(taken));
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.lock().is_none()
+    }
+
+    /// The path given at open (":memory:" for a private in-memory store).
+    #[getter]
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The rules in force: the built-in rules merged with those given.
+    #[getter]
+    fn rules<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        crate::convert::to_py(py, &self.handle()?.rules().to_value())
+    }
+
+    /// The version number the store gave these rules; rejections record it.
+    #[getter]
+    fn rules_version(&self) -> PyResult<i64> {
+        Ok(self.handle()?.rules_version())
+    }
+
+    /// "full" or "normal".
+    #[getter]
+    fn durability(&self) -> PyResult<&'static str> {
+        Ok(match self.handle()?.durability() {
+            Durability::Full => "full",
+            Durability::Normal => "normal",
+        })
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        slf.get().handle()?;
+        Ok(slf)
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> bool {
+        self.close(py);
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if self.closed() { " closed" } else { "" };
+        format!("<ingest.Ingestor {:?}{state}>", self.path)
+    }
+}
