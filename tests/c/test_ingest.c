@@ -1,0 +1,795 @@
+/* C tests of every function of ingest.h and every error path, run under
+ * valgrind by `make test-c`. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <dirent.h>
+#include <math.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "check.h"
+
+int current_failures;
+
+static const char BAD_UTF8[] = {(char)0xff, (char)0xfe, 'x', 0};
+
+static const char *SEED_A =
+    "{\"source\": \"clientA\", \"payload\": {\"metric\": \"sales\", \"value\": 1200, "
+    "\"timestamp\": \"2024-01-01\"}}";
+static const char *SEED_B = "{\"source\": \"clientB\", \"payload\": {\"amt\": \"1200\", \"ts\": \"2024-01-02\"}}";
+static const char *SEED_C = "{\"source\": \"clientC\", \"payload\": {\"metric\": \"views\"}}";
+static const char *SEED_D =
+    "{\"source\": \"clientD\", \"payload\": {\"metric\": \"sales\", \"value\": 50, "
+    "\"timestamp\": \"2024-01-03T10:00:00Z\"}}";
+
+/* A value no call may write: out-parameters must stay untouched on failure. */
+#define SENTINEL ((char *)(uintptr_t)0x5e5e)
+
+static char scratch[256];
+
+const char *scratch_dir(void) { return scratch; }
+
+void scratch_path(char *buf, size_t len, const char *name) {
+  snprintf(buf, len, "%s/%s", scratch, name);
+}
+
+static IngestHandle *open_memory(void) {
+  IngestHandle *h = NULL;
+  CHECK_OK(ingest_open(":memory:", NULL, &h));
+  CHECK(h != NULL);
+  return h;
+}
+
+/* Submit and return the outcome JSON (free with ingest_string_free). */
+static char *submit(IngestHandle *h, const char *event) {
+  char *out = NULL;
+  CHECK_OK(ingest_submit_json(h, event, &out));
+  return out;
+}
+
+static double stat(IngestHandle *h, const char *key) {
+  char *stats = NULL;
+  CHECK_OK(ingest_stats_json(h, &stats));
+  double v = json_number(stats, key);
+  ingest_string_free(stats);
+  return v;
+}
+
+static void expect_outcome(IngestHandle *h, const char *event, const char *status) {
+  char *out = submit(h, event);
+  char want[64];
+  snprintf(want, sizeof want, "\"status\":\"%s\"", status);
+  CHECK(contains(out, want));
+  if (!contains(out, want)) fprintf(stderr, "  outcome was %s\n", out ? out : "(null)");
+  ingest_string_free(out);
+}
+
+/* ---- library-level functions ------------------------------------------ */
+
+static void test_version_and_status_names(void) {
+  CHECK(strcmp(ingest_version(), "0.1.0") == 0);
+  CHECK(strcmp(ingest_status_name(INGEST_OK), "INGEST_OK") == 0);
+  CHECK(strcmp(ingest_status_name(INGEST_INVALID_RULES), "INGEST_INVALID_RULES") == 0);
+  CHECK(strcmp(ingest_status_name(INGEST_INVALID_ARGUMENT), "INGEST_INVALID_ARGUMENT") == 0);
+  CHECK(strcmp(ingest_status_name(INGEST_INJECTED), "INGEST_INJECTED") == 0);
+  CHECK(strcmp(ingest_status_name(INGEST_BUSY), "INGEST_BUSY") == 0);
+  CHECK(strcmp(ingest_status_name(INGEST_IO), "INGEST_IO") == 0);
+  CHECK(strcmp(ingest_status_name(INGEST_CORRUPT), "INGEST_CORRUPT") == 0);
+  CHECK(strcmp(ingest_status_name(INGEST_FULL), "INGEST_FULL") == 0);
+  CHECK(strcmp(ingest_status_name(INGEST_READ_ONLY), "INGEST_READ_ONLY") == 0);
+  CHECK(strcmp(ingest_status_name(INGEST_STORAGE), "INGEST_STORAGE") == 0);
+  CHECK(strcmp(ingest_status_name(INGEST_NULL_POINTER), "INGEST_NULL_POINTER") == 0);
+  CHECK(strcmp(ingest_status_name(INGEST_INVALID_UTF8), "INGEST_INVALID_UTF8") == 0);
+  CHECK(strcmp(ingest_status_name(INGEST_PANIC), "INGEST_PANIC") == 0);
+  CHECK(strcmp(ingest_status_name(13), "INGEST_UNKNOWN") == 0);
+  CHECK(strcmp(ingest_status_name(-1), "INGEST_UNKNOWN") == 0);
+  /* The values are ABI: pinned here so a reordering fails this test. */
+  CHECK(INGEST_OK == 0 && INGEST_INVALID_RULES == 1 && INGEST_INVALID_ARGUMENT == 2);
+  CHECK(INGEST_INJECTED == 3 && INGEST_BUSY == 4 && INGEST_IO == 5 && INGEST_CORRUPT == 6);
+  CHECK(INGEST_FULL == 7 && INGEST_READ_ONLY == 8 && INGEST_STORAGE == 9);
+  CHECK(INGEST_NULL_POINTER == 10 && INGEST_INVALID_UTF8 == 11 && INGEST_PANIC == 12);
+  CHECK(INGEST_ACCEPTED == 0 && INGEST_DUPLICATE == 1 && INGEST_REJECTED == 2);
+}
+
+static void test_null_is_a_noop_for_close_and_free(void) {
+  ingest_close(NULL);
+  ingest_string_free(NULL);
+  CHECK(strcmp(ingest_last_error(), "") == 0);
+}
+
+static void test_last_error_is_cleared_by_a_success(void) {
+  IngestHandle *h = open_memory();
+  CHECK_STATUS(ingest_simulate_failure(h, "nowhere", 1), INGEST_INVALID_ARGUMENT);
+  CHECK(contains(ingest_last_error(), "nowhere"));
+  CHECK_OK(ingest_clear_failure(h));
+  CHECK(strcmp(ingest_last_error(), "") == 0);
+  ingest_close(h);
+}
+
+/* ---- open / close ------------------------------------------------------ */
+
+static void test_open_memory_and_file(void) {
+  IngestHandle *h = open_memory();
+  ingest_close(h);
+
+  char path[512];
+  scratch_path(path, sizeof path, "open.db");
+  IngestHandle *f = NULL;
+  CHECK_OK(ingest_open(path, NULL, &f));
+  expect_outcome(f, SEED_A, "accepted");
+  ingest_close(f);
+  /* Reopened, the store still holds the event. */
+  f = NULL;
+  CHECK_OK(ingest_open(path, NULL, &f));
+  expect_outcome(f, SEED_A, "duplicate");
+  CHECK(stat(f, "stored_events") == 1);
+  ingest_close(f);
+}
+
+static void test_open_null_arguments(void) {
+  IngestHandle *h = (IngestHandle *)SENTINEL;
+  CHECK_STATUS(ingest_open(NULL, NULL, &h), INGEST_NULL_POINTER);
+  CHECK(contains(ingest_last_error(), "path"));
+  CHECK(h == (IngestHandle *)SENTINEL);
+  CHECK_STATUS(ingest_open(":memory:", NULL, NULL), INGEST_NULL_POINTER);
+  CHECK(contains(ingest_last_error(), "out"));
+  CHECK_STATUS(ingest_open_with_options(NULL, NULL, &h), INGEST_NULL_POINTER);
+  CHECK_STATUS(ingest_open_with_options(":memory:", NULL, NULL), INGEST_NULL_POINTER);
+  CHECK(h == (IngestHandle *)SENTINEL);
+}
+
+static void test_open_invalid_utf8(void) {
+  IngestHandle *h = (IngestHandle *)SENTINEL;
+  CHECK_STATUS(ingest_open(BAD_UTF8, NULL, &h), INGEST_INVALID_UTF8);
+  CHECK(contains(ingest_last_error(), "path"));
+  CHECK_STATUS(ingest_open(":memory:", BAD_UTF8, &h), INGEST_INVALID_UTF8);
+  CHECK(contains(ingest_last_error(), "rules_json"));
+  IngestOptions o = {0};
+  o.durability = BAD_UTF8;
+  CHECK_STATUS(ingest_open_with_options(":memory:", &o, &h), INGEST_INVALID_UTF8);
+  CHECK(contains(ingest_last_error(), "durability"));
+  o.durability = NULL;
+  o.rules_json = BAD_UTF8;
+  CHECK_STATUS(ingest_open_with_options(":memory:", &o, &h), INGEST_INVALID_UTF8);
+  CHECK(h == (IngestHandle *)SENTINEL);
+}
+
+static void test_open_invalid_rules(void) {
+  IngestHandle *h = (IngestHandle *)SENTINEL;
+  CHECK_STATUS(ingest_open(":memory:", "{not json", &h), INGEST_INVALID_RULES);
+  CHECK_STATUS(ingest_open(":memory:", "{\"colour\": \"blue\"}", &h), INGEST_INVALID_RULES);
+  CHECK(contains(ingest_last_error(), "colour"));
+  CHECK_STATUS(ingest_open(":memory:", "{\"metric_case\": \"shout\"}", &h), INGEST_INVALID_RULES);
+  CHECK(contains(ingest_last_error(), "metric_case"));
+  CHECK(h == (IngestHandle *)SENTINEL);
+}
+
+static void test_open_with_rules(void) {
+  IngestHandle *h = NULL;
+  CHECK_OK(ingest_open(":memory:", "{\"metric_case\": \"preserve\", \"amount_range\": [0, 100]}", &h));
+  char *out = submit(h, "{\"client\": \"a\", \"metric\": \"Sales\", \"value\": 5, \"ts\": \"2024-01-01\"}");
+  CHECK(contains(out, "\"metric\":\"Sales\""));
+  ingest_string_free(out);
+  out = submit(h, "{\"client\": \"a\", \"value\": 500, \"ts\": \"2024-01-01\"}");
+  CHECK(contains(out, "\"status\":\"rejected\""));
+  CHECK(contains(out, "\"code\":\"out_of_range\""));
+  ingest_string_free(out);
+  char *rules = NULL;
+  CHECK_OK(ingest_rules_json(h, &rules));
+  CHECK(contains(rules, "\"metric_case\":\"preserve\""));
+  ingest_string_free(rules);
+  ingest_close(h);
+}
+
+static void test_open_with_options(void) {
+  IngestHandle *h = NULL;
+  CHECK_OK(ingest_open_with_options(":memory:", NULL, &h));
+  ingest_close(h);
+
+  char path[512];
+  scratch_path(path, sizeof path, "options.db");
+  IngestOptions o = {0};
+  o.durability = "normal";
+  o.busy_timeout_ms = 250;
+  o.max_event_bytes = 200;
+  o.rules_json = "{\"defaults\": {\"metric\": \"misc\"}}";
+  h = NULL;
+  CHECK_OK(ingest_open_with_options(path, &o, &h));
+  char *out = submit(h, SEED_B);
+  CHECK(contains(out, "\"metric\":\"misc\""));
+  ingest_string_free(out);
+  /* Larger than max_event_bytes: an invalid argument, not a rejection. */
+  char big[400];
+  snprintf(big, sizeof big, "{\"client\": \"a\", \"value\": 1, \"ts\": 1, \"note\": \"%0300d\"}", 7);
+  out = SENTINEL;
+  CHECK_STATUS(ingest_submit_json(h, big, &out), INGEST_INVALID_ARGUMENT);
+  CHECK(out == SENTINEL);
+  ingest_close(h);
+
+  IngestOptions bad = {0};
+  bad.durability = "sometimes";
+  h = (IngestHandle *)SENTINEL;
+  CHECK_STATUS(ingest_open_with_options(":memory:", &bad, &h), INGEST_INVALID_ARGUMENT);
+  CHECK(contains(ingest_last_error(), "sometimes"));
+  CHECK(h == (IngestHandle *)SENTINEL);
+}
+
+static void test_open_unopenable_path(void) {
+  IngestHandle *h = (IngestHandle *)SENTINEL;
+  IngestStatus s = ingest_open("/nonexistent-dir/ingest/x.db", NULL, &h);
+  CHECK(s == INGEST_IO || s == INGEST_STORAGE);
+  CHECK(strlen(ingest_last_error()) > 0);
+  CHECK(h == (IngestHandle *)SENTINEL);
+}
+
+static void test_open_corrupt_file(void) {
+  char path[512];
+  scratch_path(path, sizeof path, "corrupt.db");
+  FILE *f = fopen(path, "wb");
+  CHECK(f != NULL);
+  if (f == NULL) return;
+  for (int i = 0; i < 512; i++) fputs("this is not a database ", f);
+  fclose(f);
+  IngestHandle *h = (IngestHandle *)SENTINEL;
+  CHECK_STATUS(ingest_open(path, NULL, &h), INGEST_CORRUPT);
+  CHECK(h == (IngestHandle *)SENTINEL);
+}
+
+/* ---- submit ------------------------------------------------------------ */
+
+static void test_submit_seed_outcomes(void) {
+  IngestHandle *h = open_memory();
+  char *out = submit(h, SEED_A);
+  CHECK(contains(out, "\"status\":\"accepted\""));
+  CHECK(contains(out, "\"id\":1"));
+  CHECK(contains(out, "\"client_id\":\"clientA\""));
+  CHECK(contains(out, "\"metric\":\"sales\""));
+  CHECK(contains(out, "\"timestamp\":\"2024-01-01T00:00:00.000Z\""));
+  CHECK(contains(out, "\"reasons\":[]"));
+  ingest_string_free(out);
+
+  out = submit(h, SEED_A);
+  CHECK(contains(out, "\"status\":\"duplicate\""));
+  CHECK(contains(out, "\"id\":1"));
+  ingest_string_free(out);
+
+  out = submit(h, SEED_B);
+  CHECK(contains(out, "\"status\":\"accepted\""));
+  CHECK(contains(out, "\"metric\":\"unknown\""));
+  ingest_string_free(out);
+
+  out = submit(h, SEED_C);
+  CHECK(contains(out, "\"status\":\"rejected\""));
+  CHECK(contains(out, "\"id\":null"));
+  CHECK(contains(out, "\"event\":null"));
+  CHECK(contains(out, "\"code\":\"missing_field\",\"field\":\"amount\""));
+  CHECK(contains(out, "\"code\":\"missing_field\",\"field\":\"timestamp\""));
+  ingest_string_free(out);
+  CHECK(stat(h, "stored_events") == 2);
+  CHECK(stat(h, "stored_rejected") == 1);
+  CHECK(stat(h, "accepted") == 2 && stat(h, "duplicate") == 1 && stat(h, "rejected") == 1);
+  ingest_close(h);
+}
+
+static void test_submit_errors(void) {
+  IngestHandle *h = open_memory();
+  char *out = SENTINEL;
+  CHECK_STATUS(ingest_submit_json(NULL, SEED_A, &out), INGEST_NULL_POINTER);
+  CHECK(contains(ingest_last_error(), "h must not be NULL"));
+  CHECK_STATUS(ingest_submit_json(h, NULL, &out), INGEST_NULL_POINTER);
+  CHECK(contains(ingest_last_error(), "event_json"));
+  /* With nowhere to put the answer, the call does nothing at all. */
+  CHECK_STATUS(ingest_submit_json(h, SEED_A, NULL), INGEST_NULL_POINTER);
+  CHECK(contains(ingest_last_error(), "out_outcome_json"));
+  CHECK(stat(h, "stored_events") == 0);
+  CHECK_STATUS(ingest_submit_json(h, BAD_UTF8, &out), INGEST_INVALID_UTF8);
+  CHECK(contains(ingest_last_error(), "event_json"));
+  CHECK_STATUS(ingest_submit_json(h, "{\"source\": ", &out), INGEST_INVALID_ARGUMENT);
+  CHECK(contains(ingest_last_error(), "not valid JSON"));
+  CHECK_STATUS(ingest_submit_json(h, "", &out), INGEST_INVALID_ARGUMENT);
+  /* Nested past the core's depth limit. */
+  char deep[1200];
+  size_t n = 0;
+  deep[n++] = '{';
+  const char *head = "\"client\":\"a\",\"value\":1,\"ts\":1,\"x\":";
+  memcpy(deep + n, head, strlen(head));
+  n += strlen(head);
+  for (int i = 0; i < 200; i++) deep[n++] = '[';
+  for (int i = 0; i < 200; i++) deep[n++] = ']';
+  deep[n++] = '}';
+  deep[n] = 0;
+  CHECK_STATUS(ingest_submit_json(h, deep, &out), INGEST_INVALID_ARGUMENT);
+  CHECK(out == SENTINEL);
+  /* Not an object: a rejection (an outcome), not an error. */
+  out = submit(h, "[1, 2]");
+  CHECK(contains(out, "\"code\":\"not_an_object\""));
+  ingest_string_free(out);
+  CHECK(stat(h, "stored_events") == 0);
+  ingest_close(h);
+}
+
+static void test_submit_batch(void) {
+  IngestHandle *h = open_memory();
+  char batch[1024];
+  snprintf(batch, sizeof batch, "[%s, %s, %s, %s]", SEED_A, SEED_B, SEED_A, SEED_C);
+  char *out = NULL;
+  CHECK_OK(ingest_submit_batch_json(h, batch, &out));
+  CHECK(out != NULL && out[0] == '[');
+  const char *first = strstr(out ? out : "", "\"status\":\"accepted\"");
+  CHECK(first != NULL);
+  const char *second = first ? strstr(first + 1, "\"status\":\"accepted\"") : NULL;
+  CHECK(second != NULL);
+  const char *third = second ? strstr(second + 1, "\"status\":\"duplicate\"") : NULL;
+  CHECK(third != NULL);
+  CHECK(third ? strstr(third, "\"status\":\"rejected\"") != NULL : 0);
+  ingest_string_free(out);
+  CHECK(stat(h, "stored_events") == 2);
+
+  out = NULL;
+  CHECK_OK(ingest_submit_batch_json(h, "[]", &out));
+  CHECK(out != NULL && strcmp(out, "[]") == 0);
+  ingest_string_free(out);
+
+  out = SENTINEL;
+  CHECK_STATUS(ingest_submit_batch_json(h, SEED_A, &out), INGEST_INVALID_ARGUMENT);
+  CHECK(contains(ingest_last_error(), "array"));
+  CHECK_STATUS(ingest_submit_batch_json(h, "[{", &out), INGEST_INVALID_ARGUMENT);
+  CHECK_STATUS(ingest_submit_batch_json(h, BAD_UTF8, &out), INGEST_INVALID_UTF8);
+  CHECK(contains(ingest_last_error(), "events_json_array"));
+  CHECK_STATUS(ingest_submit_batch_json(NULL, "[]", &out), INGEST_NULL_POINTER);
+  CHECK_STATUS(ingest_submit_batch_json(h, NULL, &out), INGEST_NULL_POINTER);
+  CHECK_STATUS(ingest_submit_batch_json(h, "[]", NULL), INGEST_NULL_POINTER);
+  CHECK(contains(ingest_last_error(), "out_outcomes_json"));
+  CHECK(out == SENTINEL);
+  ingest_close(h);
+}
+
+static void test_check_stores_nothing(void) {
+  IngestHandle *h = open_memory();
+  char *out = NULL;
+  CHECK_OK(ingest_check_json(h, SEED_A, &out));
+  CHECK(contains(out, "\"status\":\"accepted\""));
+  CHECK(contains(out, "\"id\":null"));
+  ingest_string_free(out);
+  CHECK(stat(h, "stored_events") == 0);
+
+  ingest_string_free(submit(h, SEED_A));
+  out = NULL;
+  CHECK_OK(ingest_check_json(h, SEED_A, &out));
+  CHECK(contains(out, "\"status\":\"duplicate\""));
+  CHECK(contains(out, "\"id\":1"));
+  ingest_string_free(out);
+
+  out = NULL;
+  CHECK_OK(ingest_check_json(h, SEED_C, &out));
+  CHECK(contains(out, "\"status\":\"rejected\""));
+  ingest_string_free(out);
+  CHECK(stat(h, "stored_events") == 1);
+  CHECK(stat(h, "stored_rejected") == 0);
+
+  out = SENTINEL;
+  CHECK_STATUS(ingest_check_json(NULL, SEED_A, &out), INGEST_NULL_POINTER);
+  CHECK_STATUS(ingest_check_json(h, NULL, &out), INGEST_NULL_POINTER);
+  CHECK_STATUS(ingest_check_json(h, SEED_A, NULL), INGEST_NULL_POINTER);
+  CHECK_STATUS(ingest_check_json(h, BAD_UTF8, &out), INGEST_INVALID_UTF8);
+  CHECK_STATUS(ingest_check_json(h, "nope", &out), INGEST_INVALID_ARGUMENT);
+  CHECK(out == SENTINEL);
+  ingest_close(h);
+}
+
+/* ---- the typed fast path ---------------------------------------------- */
+
+static const int64_t JAN_1 = 1704067200000; /* 2024-01-01T00:00:00Z */
+
+static void test_submit_fields(void) {
+  IngestHandle *h = open_memory();
+  IngestOutcome o;
+  memset(&o, 0xAB, sizeof o);
+  CHECK_OK(ingest_submit_fields(h, "clientA", "Sales", 1200.0, JAN_1, NULL, &o));
+  CHECK(o.status == INGEST_ACCEPTED && o.id == 1 && o.reason_count == 0);
+
+  /* The same event as JSON is a duplicate of it: one set of rules and keys. */
+  char *out = submit(h, SEED_A);
+  CHECK(contains(out, "\"status\":\"duplicate\""));
+  ingest_string_free(out);
+  CHECK_OK(ingest_submit_fields(h, "clientA", "sales", 1200.0, JAN_1, NULL, &o));
+  CHECK(o.status == INGEST_DUPLICATE && o.id == 1);
+
+  /* No metric: the rules' default. */
+  CHECK_OK(ingest_submit_fields(h, "clientB", NULL, 1200.0, JAN_1 + 86400000, "evt-1", &o));
+  CHECK(o.status == INGEST_ACCEPTED && o.id == 2);
+  char *events = NULL;
+  CHECK_OK(ingest_events_json(h, "{\"client_id\": \"clientB\"}", &events));
+  CHECK(contains(events, "\"metric\":\"unknown\""));
+  CHECK(contains(events, "\"event_id\":\"evt-1\""));
+  ingest_string_free(events);
+
+  CHECK_OK(ingest_submit_fields(h, "clientC", "x", NAN, JAN_1, NULL, &o));
+  CHECK(o.status == INGEST_REJECTED && o.id == 0 && o.reason_count == 1);
+  CHECK_OK(ingest_submit_fields(h, "", "x", INFINITY, JAN_1, NULL, &o));
+  CHECK(o.status == INGEST_REJECTED && o.reason_count == 2);
+  CHECK(stat(h, "stored_rejected") == 2);
+
+  IngestOutcome untouched;
+  memset(&untouched, 0x5e, sizeof untouched);
+  IngestOutcome copy = untouched;
+  CHECK_STATUS(ingest_submit_fields(NULL, "a", "m", 1, JAN_1, NULL, &untouched), INGEST_NULL_POINTER);
+  CHECK_STATUS(ingest_submit_fields(h, NULL, "m", 1, JAN_1, NULL, &untouched), INGEST_NULL_POINTER);
+  CHECK(contains(ingest_last_error(), "client_id"));
+  CHECK_STATUS(ingest_submit_fields(h, "a", "m", 1, JAN_1, NULL, NULL), INGEST_NULL_POINTER);
+  CHECK_STATUS(ingest_submit_fields(h, BAD_UTF8, "m", 1, JAN_1, NULL, &untouched), INGEST_INVALID_UTF8);
+  CHECK(contains(ingest_last_error(), "client_id"));
+  CHECK_STATUS(ingest_submit_fields(h, "a", BAD_UTF8, 1, JAN_1, NULL, &untouched), INGEST_INVALID_UTF8);
+  CHECK(contains(ingest_last_error(), "metric"));
+  CHECK_STATUS(ingest_submit_fields(h, "a", "m", 1, JAN_1, BAD_UTF8, &untouched), INGEST_INVALID_UTF8);
+  CHECK(contains(ingest_last_error(), "event_id"));
+  CHECK(memcmp(&untouched, &copy, sizeof copy) == 0);
+  CHECK(stat(h, "stored_events") == 2);
+  ingest_close(h);
+}
+
+/* ---- queries ----------------------------------------------------------- */
+
+static IngestHandle *open_seeded(void) {
+  IngestHandle *h = open_memory();
+  ingest_string_free(submit(h, SEED_A));
+  ingest_string_free(submit(h, SEED_B));
+  ingest_string_free(submit(h, SEED_C));
+  ingest_string_free(submit(h, SEED_D));
+  return h;
+}
+
+static void test_aggregate(void) {
+  IngestHandle *h = open_seeded();
+  char *r = NULL;
+  CHECK_OK(ingest_aggregate_json(h, "{\"client_id\": \"clientA\", \"start\": \"2024-01-01\", \"end\": \"2024-01-31\"}", &r));
+  CHECK(json_number(r, "count") == 1 && json_number(r, "sum") == 1200.0);
+  CHECK(contains(r, "\"stale\":false"));
+  CHECK(!contains(r, "\"groups\""));
+  ingest_string_free(r);
+
+  r = NULL;
+  CHECK_OK(ingest_aggregate_json(h, "{\"metric\": \"SALES\"}", &r));
+  CHECK(json_number(r, "count") == 2 && json_number(r, "sum") == 1250.0);
+  CHECK(json_number(r, "avg") == 625.0 && json_number(r, "min") == 50.0 && json_number(r, "max") == 1200.0);
+  ingest_string_free(r);
+
+  r = NULL;
+  CHECK_OK(ingest_aggregate_json(h, "{\"group_by\": [\"day\", \"client_id\"]}", &r));
+  CHECK(contains(r, "\"groups\":["));
+  CHECK(contains(r, "\"bucket\":\"2024-01-03T00:00:00.000Z\",\"client_id\":\"clientD\""));
+  CHECK(json_number(r, "count") == 3);
+  ingest_string_free(r);
+
+  /* Empty range: zero, with no avg/min/max. */
+  r = NULL;
+  CHECK_OK(ingest_aggregate_json(h, "{\"start\": \"2030-01-01\"}", &r));
+  CHECK(contains(r, "\"count\":0") && contains(r, "\"avg\":null"));
+  ingest_string_free(r);
+  ingest_close(h);
+}
+
+static void test_aggregate_bad_queries(void) {
+  IngestHandle *h = open_seeded();
+  const char *bad[] = {
+      "{\"client\": \"clientA\"}",            /* unknown key */
+      "{\"group_by\": \"week\"}",             /* unknown grouping */
+      "{\"group_by\": [\"day\", \"month\"]}", /* two buckets */
+      "{\"start\": \"tomorrow\"}",            /* not a time */
+      "{\"start\": \"2024-02-01\", \"end\": \"2024-01-01\"}", /* start after end */
+      "{\"metric\": 5}",                       /* not text */
+      "[]",                                    /* not an object */
+      "{\"metric\": ",                         /* not JSON */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char *r = SENTINEL;
+    CHECK_STATUS(ingest_aggregate_json(h, bad[i], &r), INGEST_INVALID_ARGUMENT);
+    CHECK(strlen(ingest_last_error()) > 0);
+    CHECK(r == SENTINEL);
+  }
+  char *r = SENTINEL;
+  CHECK_STATUS(ingest_aggregate_json(NULL, "{}", &r), INGEST_NULL_POINTER);
+  CHECK_STATUS(ingest_aggregate_json(h, NULL, &r), INGEST_NULL_POINTER);
+  CHECK(contains(ingest_last_error(), "query_json"));
+  CHECK_STATUS(ingest_aggregate_json(h, "{}", NULL), INGEST_NULL_POINTER);
+  CHECK(contains(ingest_last_error(), "out_result_json"));
+  CHECK_STATUS(ingest_aggregate_json(h, BAD_UTF8, &r), INGEST_INVALID_UTF8);
+  CHECK(r == SENTINEL);
+  ingest_close(h);
+}
+
+static void test_events_listing(void) {
+  IngestHandle *h = open_seeded();
+  char *out = NULL;
+  CHECK_OK(ingest_events_json(h, NULL, &out));
+  CHECK(contains(out, "clientA") && contains(out, "clientB") && contains(out, "clientD"));
+  CHECK(contains(out, "\"received_at\":") && contains(out, "\"rules_version\":"));
+  /* Newest first. */
+  CHECK(out != NULL && strstr(out, "clientD") < strstr(out, "clientA"));
+  ingest_string_free(out);
+
+  out = NULL;
+  CHECK_OK(ingest_events_json(h, "{\"metric\": \"Sales\", \"limit\": 1, \"offset\": 1}", &out));
+  CHECK(contains(out, "clientA") && !contains(out, "clientD"));
+  ingest_string_free(out);
+
+  out = NULL;
+  CHECK_OK(ingest_events_json(h, "{\"start\": \"2024-01-02\", \"end\": \"2024-01-03\"}", &out));
+  CHECK(contains(out, "clientB") && !contains(out, "clientA") && !contains(out, "clientD"));
+  ingest_string_free(out);
+
+  out = SENTINEL;
+  CHECK_STATUS(ingest_events_json(h, "{\"status\": \"ok\"}", &out), INGEST_INVALID_ARGUMENT);
+  CHECK(contains(ingest_last_error(), "status"));
+  CHECK_STATUS(ingest_events_json(h, "{\"limit\": 0}", &out), INGEST_INVALID_ARGUMENT);
+  CHECK_STATUS(ingest_events_json(h, "{\"limit\": -1}", &out), INGEST_INVALID_ARGUMENT);
+  CHECK_STATUS(ingest_events_json(h, "{\"limit\": 100001}", &out), INGEST_INVALID_ARGUMENT);
+  CHECK_STATUS(ingest_events_json(h, "{", &out), INGEST_INVALID_ARGUMENT);
+  CHECK_STATUS(ingest_events_json(h, BAD_UTF8, &out), INGEST_INVALID_UTF8);
+  CHECK(contains(ingest_last_error(), "filter_json"));
+  CHECK_STATUS(ingest_events_json(NULL, NULL, &out), INGEST_NULL_POINTER);
+  CHECK_STATUS(ingest_events_json(h, NULL, NULL), INGEST_NULL_POINTER);
+  CHECK(out == SENTINEL);
+  ingest_close(h);
+}
+
+static void test_rejected_listing(void) {
+  IngestHandle *h = open_seeded();
+  ingest_string_free(submit(h, SEED_C)); /* a retry of the same bad input */
+  ingest_string_free(submit(h, "{\"client\": \"z\", \"value\": true, \"ts\": \"2024-01-01\"}"));
+  char *out = NULL;
+  CHECK_OK(ingest_rejected_json(h, NULL, &out));
+  CHECK(contains(out, "\"raw\":{\"payload\":{\"metric\":\"views\"},\"source\":\"clientC\"}") ||
+        contains(out, "\"raw\":{\"source\":\"clientC\",\"payload\":{\"metric\":\"views\"}}"));
+  CHECK(contains(out, "\"attempts\":2"));
+  CHECK(contains(out, "\"code\":\"bad_type\""));
+  CHECK(contains(out, "\"message\":"));
+  ingest_string_free(out);
+  CHECK(stat(h, "stored_rejected") == 2);
+
+  out = NULL;
+  CHECK_OK(ingest_rejected_json(h, "{\"limit\": 1}", &out));
+  CHECK(contains(out, "bad_type") && !contains(out, "clientC"));
+  ingest_string_free(out);
+  out = NULL;
+  CHECK_OK(ingest_rejected_json(h, "{\"limit\": 1, \"offset\": 5}", &out));
+  CHECK(out != NULL && strcmp(out, "[]") == 0);
+  ingest_string_free(out);
+
+  out = SENTINEL;
+  CHECK_STATUS(ingest_rejected_json(h, "{\"client_id\": \"a\"}", &out), INGEST_INVALID_ARGUMENT);
+  CHECK_STATUS(ingest_rejected_json(h, "{\"limit\": \"ten\"}", &out), INGEST_INVALID_ARGUMENT);
+  CHECK_STATUS(ingest_rejected_json(h, "{\"limit\": 0}", &out), INGEST_INVALID_ARGUMENT);
+  CHECK_STATUS(ingest_rejected_json(h, "]", &out), INGEST_INVALID_ARGUMENT);
+  CHECK_STATUS(ingest_rejected_json(h, BAD_UTF8, &out), INGEST_INVALID_UTF8);
+  CHECK_STATUS(ingest_rejected_json(NULL, NULL, &out), INGEST_NULL_POINTER);
+  CHECK_STATUS(ingest_rejected_json(h, NULL, NULL), INGEST_NULL_POINTER);
+  CHECK(out == SENTINEL);
+  ingest_close(h);
+}
+
+static void test_stats_and_rules(void) {
+  IngestHandle *h = open_seeded();
+  char *out = NULL;
+  CHECK_OK(ingest_stats_json(h, &out));
+  CHECK(json_number(out, "accepted") == 3 && json_number(out, "rejected") == 1);
+  CHECK(json_number(out, "duplicate") == 0 && json_number(out, "failed") == 0);
+  CHECK(json_number(out, "stored_events") == 3 && json_number(out, "stored_rejected") == 1);
+  ingest_string_free(out);
+  out = NULL;
+  CHECK_OK(ingest_rules_json(h, &out));
+  CHECK(contains(out, "\"aliases\"") && contains(out, "\"dedup_key\""));
+  ingest_string_free(out);
+
+  out = SENTINEL;
+  CHECK_STATUS(ingest_stats_json(NULL, &out), INGEST_NULL_POINTER);
+  CHECK_STATUS(ingest_stats_json(h, NULL), INGEST_NULL_POINTER);
+  CHECK_STATUS(ingest_rules_json(NULL, &out), INGEST_NULL_POINTER);
+  CHECK_STATUS(ingest_rules_json(h, NULL), INGEST_NULL_POINTER);
+  CHECK(out == SENTINEL);
+  ingest_close(h);
+}
+
+static void test_reprocess_rejected(void) {
+  char path[512];
+  scratch_path(path, sizeof path, "reprocess.db");
+  IngestHandle *strict = NULL;
+  CHECK_OK(ingest_open(path, "{\"amount_range\": [0, 100]}", &strict));
+  expect_outcome(strict, SEED_A, "rejected");                       /* 1200: out of range */
+  expect_outcome(strict, SEED_C, "rejected");                       /* no amount, no time */
+  expect_outcome(strict, "{\"client\": \"x\", \"value\": 5, \"ts\": 1}", "accepted");
+  ingest_close(strict);
+
+  /* The rules change: what they now accept leaves the dead letters. */
+  IngestHandle *h = NULL;
+  CHECK_OK(ingest_open(path, NULL, &h));
+  char *report = NULL;
+  CHECK_OK(ingest_reprocess_rejected_json(h, &report));
+  CHECK(json_number(report, "accepted") == 1 && json_number(report, "duplicate") == 0);
+  CHECK(json_number(report, "rejected") == 1);
+  ingest_string_free(report);
+  CHECK(stat(h, "stored_events") == 2 && stat(h, "stored_rejected") == 1);
+  expect_outcome(h, SEED_A, "duplicate");
+
+  report = SENTINEL;
+  CHECK_STATUS(ingest_reprocess_rejected_json(NULL, &report), INGEST_NULL_POINTER);
+  CHECK_STATUS(ingest_reprocess_rejected_json(h, NULL), INGEST_NULL_POINTER);
+  CHECK(contains(ingest_last_error(), "out_report_json"));
+  /* A failure while reprocessing keeps the dead letters where they were. */
+  CHECK_OK(ingest_simulate_failure(h, "after_insert", 1));
+  CHECK_STATUS(ingest_reprocess_rejected_json(h, &report), INGEST_INJECTED);
+  CHECK(report == SENTINEL);
+  CHECK(stat(h, "stored_rejected") == 1);
+  ingest_close(h);
+}
+
+/* ---- failure injection ------------------------------------------------- */
+
+static void write_point_then_retry(const char *point, const char *retry_status, double stored_after_failure) {
+  IngestHandle *h = open_memory();
+  CHECK_OK(ingest_simulate_failure(h, point, 1));
+  char *out = SENTINEL;
+  CHECK_STATUS(ingest_submit_json(h, SEED_D, &out), INGEST_INJECTED);
+  CHECK(contains(ingest_last_error(), point));
+  CHECK(out == SENTINEL);
+  CHECK(stat(h, "stored_events") == stored_after_failure);
+  CHECK(stat(h, "failed") == 1);
+  expect_outcome(h, SEED_D, retry_status);
+  CHECK(stat(h, "stored_events") == 1);
+  ingest_close(h);
+}
+
+static void test_failure_before_insert(void) { write_point_then_retry("before_insert", "accepted", 0); }
+static void test_failure_after_insert(void) { write_point_then_retry("after_insert", "accepted", 0); }
+static void test_failure_after_commit(void) { write_point_then_retry("after_commit", "duplicate", 1); }
+
+static void test_failure_aggregate(void) {
+  IngestHandle *h = open_seeded();
+  const char *q = "{\"metric\": \"sales\"}";
+  char *r = SENTINEL;
+  /* No earlier result for this query: the failure is an error. */
+  CHECK_OK(ingest_simulate_failure(h, "aggregate", 1));
+  CHECK_STATUS(ingest_aggregate_json(h, q, &r), INGEST_INJECTED);
+  CHECK(r == SENTINEL);
+  /* With one: the last result, marked stale. */
+  r = NULL;
+  CHECK_OK(ingest_aggregate_json(h, q, &r));
+  CHECK(contains(r, "\"stale\":false"));
+  ingest_string_free(r);
+  CHECK_OK(ingest_simulate_failure(h, "aggregate", 1));
+  r = NULL;
+  CHECK_OK(ingest_aggregate_json(h, q, &r));
+  CHECK(contains(r, "\"stale\":true") && json_number(r, "sum") == 1250.0);
+  ingest_string_free(r);
+  /* An aggregate failure does not strike writes, nor a write one reads. */
+  CHECK_OK(ingest_simulate_failure(h, "aggregate", 1));
+  expect_outcome(h, "{\"client\": \"q\", \"value\": 1, \"ts\": 5}", "accepted");
+  r = NULL;
+  CHECK_STATUS(ingest_aggregate_json(h, "{}", &r), INGEST_INJECTED);
+  CHECK_OK(ingest_simulate_failure(h, "after_insert", 1));
+  r = NULL;
+  CHECK_OK(ingest_aggregate_json(h, "{}", &r));
+  ingest_string_free(r);
+  CHECK_OK(ingest_clear_failure(h));
+  ingest_close(h);
+}
+
+static void test_failure_counts_and_disarm(void) {
+  IngestHandle *h = open_memory();
+  IngestOutcome o;
+  CHECK_OK(ingest_simulate_failure(h, "before_insert", 2));
+  CHECK_STATUS(ingest_submit_fields(h, "a", "m", 1, JAN_1, NULL, &o), INGEST_INJECTED);
+  CHECK_STATUS(ingest_submit_fields(h, "a", "m", 1, JAN_1, NULL, &o), INGEST_INJECTED);
+  CHECK_OK(ingest_submit_fields(h, "a", "m", 1, JAN_1, NULL, &o));
+  CHECK(o.status == INGEST_ACCEPTED);
+
+  CHECK_OK(ingest_simulate_failure(h, "before_insert", 5));
+  CHECK_OK(ingest_simulate_failure(h, "before_insert", 0)); /* 0 disarms */
+  expect_outcome(h, SEED_A, "accepted");
+  CHECK_OK(ingest_simulate_failure(h, "after_insert", 5));
+  CHECK_OK(ingest_clear_failure(h));
+  expect_outcome(h, SEED_B, "accepted");
+
+  /* A batch under a failure keeps nothing of itself. */
+  char batch[512];
+  snprintf(batch, sizeof batch, "[%s, %s]", SEED_C, SEED_D);
+  CHECK_OK(ingest_simulate_failure(h, "after_insert", 1));
+  char *out = SENTINEL;
+  CHECK_STATUS(ingest_submit_batch_json(h, batch, &out), INGEST_INJECTED);
+  CHECK(out == SENTINEL);
+  CHECK(stat(h, "stored_events") == 3 && stat(h, "stored_rejected") == 0);
+  CHECK_OK(ingest_submit_batch_json(h, batch, &out));
+  ingest_string_free(out);
+  CHECK(stat(h, "stored_events") == 4 && stat(h, "stored_rejected") == 1);
+
+  CHECK_STATUS(ingest_simulate_failure(h, "later", 1), INGEST_INVALID_ARGUMENT);
+  CHECK(contains(ingest_last_error(), "\"later\""));
+  CHECK_STATUS(ingest_simulate_failure(h, "", 1), INGEST_INVALID_ARGUMENT);
+  CHECK_STATUS(ingest_simulate_failure(h, "AFTER_INSERT", 1), INGEST_INVALID_ARGUMENT);
+  CHECK_STATUS(ingest_simulate_failure(h, BAD_UTF8, 1), INGEST_INVALID_UTF8);
+  CHECK(contains(ingest_last_error(), "point"));
+  CHECK_STATUS(ingest_simulate_failure(h, NULL, 1), INGEST_NULL_POINTER);
+  CHECK_STATUS(ingest_simulate_failure(NULL, "aggregate", 1), INGEST_NULL_POINTER);
+  CHECK_STATUS(ingest_clear_failure(NULL), INGEST_NULL_POINTER);
+  /* None of the bad calls armed anything. */
+  expect_outcome(h, "{\"client\": \"n\", \"value\": 2, \"ts\": 9}", "accepted");
+  ingest_close(h);
+}
+
+/* ---- runner ------------------------------------------------------------ */
+
+static void remove_scratch(void) {
+  DIR *d = opendir(scratch);
+  if (d == NULL) return;
+  struct dirent *e;
+  char path[512];
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    snprintf(path, sizeof path, "%s/%s", scratch, e->d_name);
+    unlink(path);
+  }
+  closedir(d);
+  rmdir(scratch);
+}
+
+#define TEST(fn) {#fn, fn}
+
+int main(void) {
+  const char *tmp = getenv("TMPDIR");
+  snprintf(scratch, sizeof scratch, "%s/ingest-c-tests-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (mkdtemp(scratch) == NULL) {
+    perror("mkdtemp");
+    return 2;
+  }
+  const struct {
+    const char *name;
+    test_fn fn;
+  } tests[] = {
+      TEST(test_version_and_status_names),
+      TEST(test_null_is_a_noop_for_close_and_free),
+      TEST(test_last_error_is_cleared_by_a_success),
+      TEST(test_last_error_is_per_thread),
+      TEST(test_open_memory_and_file),
+      TEST(test_open_null_arguments),
+      TEST(test_open_invalid_utf8),
+      TEST(test_open_invalid_rules),
+      TEST(test_open_with_rules),
+      TEST(test_open_with_options),
+      TEST(test_open_unopenable_path),
+      TEST(test_open_corrupt_file),
+      TEST(test_submit_seed_outcomes),
+      TEST(test_submit_errors),
+      TEST(test_submit_batch),
+      TEST(test_check_stores_nothing),
+      TEST(test_submit_fields),
+      TEST(test_aggregate),
+      TEST(test_aggregate_bad_queries),
+      TEST(test_events_listing),
+      TEST(test_rejected_listing),
+      TEST(test_stats_and_rules),
+      TEST(test_reprocess_rejected),
+      TEST(test_failure_before_insert),
+      TEST(test_failure_after_insert),
+      TEST(test_failure_after_commit),
+      TEST(test_failure_aggregate),
+      TEST(test_failure_counts_and_disarm),
+      TEST(test_threads_share_one_handle),
+      TEST(test_threads_with_own_handles_share_one_file),
+  };
+  int passed = 0, failed = 0;
+  for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+    current_failures = 0;
+    tests[i].fn();
+    if (current_failures == 0) {
+      passed++;
+      printf("ok   %s\n", tests[i].name);
+    } else {
+      failed++;
+      printf("FAIL %s (%d checks)\n", tests[i].name, current_failures);
+    }
+    fflush(stdout);
+  }
+  remove_scratch();
+  printf("c-tests: %d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,145 @@
+/* Several threads on one handle, and several handles on one file: every
+ * distinct event is stored exactly once, whoever wins the race. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "check.h"
+
+enum { THREADS = 4, EVENTS = 60 };
+
+/* Every thread submits the same EVENTS distinct events (so each one races
+ * THREADS ways), half as JSON and half on the typed path, in an order that
+ * differs per thread. */
+struct worker {
+  IngestHandle *h;   /* shared, or NULL to open `path` itself */
+  const char *path;
+  int index;
+  int accepted, duplicate, errors;
+};
+
+static void *submit_all(void *arg) {
+  struct worker *w = arg;
+  IngestHandle *h = w->h;
+  if (h == NULL) {
+    IngestOptions o = {0};
+    o.durability = "normal";
+    o.busy_timeout_ms = 30000;
+    if (ingest_open_with_options(w->path, &o, &h) != INGEST_OK) {
+      w->errors++;
+      return NULL;
+    }
+  }
+  for (int k = 0; k < EVENTS; k++) {
+    int i = (k * 7 + w->index * 13) % EVENTS; /* 7 is coprime with EVENTS */
+    const int64_t ts = 1704067200000 + (int64_t)i * 60000;
+    IngestStatus s;
+    IngestOutcomeStatus status = INGEST_REJECTED;
+    if (i % 2 == 0) {
+      IngestOutcome o;
+      s = ingest_submit_fields(h, "racer", "laps", (double)i, ts, NULL, &o);
+      if (s == INGEST_OK) status = o.status;
+    } else {
+      char event[160], *out = NULL;
+      snprintf(event, sizeof event, "{\"client\": \"racer\", \"metric\": \"LAPS\", \"value\": \"%d\", \"ts\": %lld}",
+               i, (long long)ts);
+      s = ingest_submit_json(h, event, &out);
+      if (s == INGEST_OK) status = contains(out, "\"accepted\"") ? INGEST_ACCEPTED
+                                   : contains(out, "\"duplicate\"") ? INGEST_DUPLICATE
+                                                                   : INGEST_REJECTED;
+      ingest_string_free(out);
+    }
+    if (s != INGEST_OK || status == INGEST_REJECTED) {
+      fprintf(stderr, "  thread %d event %d: %s %s\n", w->index, i, ingest_status_name((int)s), ingest_last_error());
+      w->errors++;
+    } else if (status == INGEST_ACCEPTED) {
+      w->accepted++;
+    } else {
+      w->duplicate++;
+    }
+    /* Readers run alongside the writers. */
+    if (k % 20 == 0) {
+      char *agg = NULL;
+      if (ingest_aggregate_json(h, "{\"metric\": \"laps\"}", &agg) != INGEST_OK) w->errors++;
+      ingest_string_free(agg);
+    }
+  }
+  if (w->h == NULL) ingest_close(h);
+  return NULL;
+}
+
+static void race(IngestHandle *shared, const char *path) {
+  pthread_t threads[THREADS];
+  struct worker workers[THREADS];
+  for (int t = 0; t < THREADS; t++) {
+    workers[t] = (struct worker){shared, path, t, 0, 0, 0};
+    CHECK(pthread_create(&threads[t], NULL, submit_all, &workers[t]) == 0);
+  }
+  int accepted = 0, duplicate = 0, errors = 0;
+  for (int t = 0; t < THREADS; t++) {
+    CHECK(pthread_join(threads[t], NULL) == 0);
+    accepted += workers[t].accepted;
+    duplicate += workers[t].duplicate;
+    errors += workers[t].errors;
+  }
+  CHECK(errors == 0);
+  CHECK(accepted == EVENTS);
+  CHECK(duplicate == (THREADS - 1) * EVENTS);
+}
+
+static void check_distinct_set(IngestHandle *h) {
+  char *stats = NULL, *agg = NULL;
+  CHECK_OK(ingest_stats_json(h, &stats));
+  CHECK(json_number(stats, "stored_events") == EVENTS);
+  ingest_string_free(stats);
+  /* The amounts are 0..EVENTS-1, each once. */
+  CHECK_OK(ingest_aggregate_json(h, "{\"client_id\": \"racer\"}", &agg));
+  CHECK(json_number(agg, "count") == EVENTS);
+  CHECK(json_number(agg, "sum") == (double)(EVENTS * (EVENTS - 1) / 2));
+  CHECK(json_number(agg, "min") == 0 && json_number(agg, "max") == EVENTS - 1);
+  ingest_string_free(agg);
+}
+
+void test_threads_share_one_handle(void) {
+  char path[512];
+  scratch_path(path, sizeof path, "threads.db");
+  IngestOptions o = {0};
+  o.durability = "normal";
+  IngestHandle *h = NULL;
+  CHECK_OK(ingest_open_with_options(path, &o, &h));
+  race(h, NULL);
+  check_distinct_set(h);
+  ingest_close(h);
+}
+
+void test_threads_with_own_handles_share_one_file(void) {
+  char path[512];
+  scratch_path(path, sizeof path, "handles.db");
+  /* Create the file (and its schema) before the race. */
+  IngestHandle *h = NULL;
+  CHECK_OK(ingest_open(path, NULL, &h));
+  race(NULL, path);
+  check_distinct_set(h);
+  ingest_close(h);
+}
+
+static void *fail_once(void *arg) {
+  (void)arg;
+  IngestHandle *h = NULL;
+  if (ingest_open(NULL, NULL, &h) != INGEST_NULL_POINTER) return (void *)1;
+  /* This thread's own message, whatever the main thread did. */
+  return contains(ingest_last_error(), "path") ? NULL : (void *)1;
+}
+
+void test_last_error_is_per_thread(void) {
+  IngestHandle *h = NULL;
+  CHECK_STATUS(ingest_open(":memory:", "{\"nope\": 1}", &h), INGEST_INVALID_RULES);
+  pthread_t t;
+  void *result = (void *)1;
+  CHECK(pthread_create(&t, NULL, fail_once, NULL) == 0);
+  CHECK(pthread_join(t, &result) == 0);
+  CHECK(result == NULL);
+  CHECK(contains(ingest_last_error(), "nope"));
+  CHECK(!contains(ingest_last_error(), "path"));
+}
