@@ -1,6 +1,6 @@
 # The Python package `ingest` (python/): built by maturin into $(VENV),
 # tested with pytest (warnings are errors, xfail strict), mypy --strict on a
-# typed usage file and the tests, and mypy.stubtest on the stubs.
+# typed usage file and the tests, mypy.stubtest on the stubs, and ruff.
 #
 #   make python-install          dev build installed into .venv (editable)
 #   make python-install-release  release build installed into .venv (make demo)
@@ -36,8 +36,9 @@ $(PYTHON_RELEASE_STAMP): $(PYTHON_EXT_SOURCES) | $(MATURIN)
 	rm -f $(PYTHON_DEV_STAMP)
 	touch $@
 
-$(PYTHON_TOOLS_STAMP): | $(PY)
-	$(PIP) install --quiet pytest mypy
+# This file lists the tools: a change to it installs them again.
+$(PYTHON_TOOLS_STAMP): mk/python.mk | $(PY)
+	$(PIP) install --quiet pytest mypy ruff
 	touch $@
 
 test-python: python-install $(PYTHON_TOOLS_STAMP)
@@ -46,3 +47,5 @@ test-python: python-install $(PYTHON_TOOLS_STAMP)
 	cd python && $(abspath $(PY)) -m mypy --strict tests/typed_usage.py
 	cd python && $(abspath $(PY)) -m mypy --strict tests ingest
 	$(PY) -m mypy.stubtest ingest._ingest
+	cd python && $(abspath $(VENV))/bin/ruff check ingest tests
+	cd python && $(abspath $(VENV))/bin/ruff format --check ingest tests

@@ -22,7 +22,6 @@ from ingest.types import (
 __all__ = [
     "CORE_VERSION",
     "MAX_DEPTH",
-    "__version__",
     "BusyError",
     "CorruptError",
     "FullError",
@@ -35,6 +34,7 @@ __all__ = [
     "ReadOnlyError",
     "RulesError",
     "StorageError",
+    "__version__",
 ]
 
 __version__: Final[str]

@@ -6,27 +6,27 @@ ordinary ``dict``. Timestamps are RFC 3339 UTC text with milliseconds
 """
 
 from datetime import date
-from typing import Any, Dict, List, Literal, Optional, TypedDict, Union
+from typing import Any, Literal, Optional, TypedDict, Union
 
 __all__ = [
-    "RawEvent",
-    "Instant",
-    "GroupBy",
-    "FailPointName",
-    "Event",
-    "Reason",
-    "OutcomeDict",
-    "StoredEvent",
-    "RejectedEvent",
-    "Totals",
-    "Group",
     "Aggregate",
+    "Event",
+    "FailPointName",
+    "Group",
+    "GroupBy",
+    "Instant",
+    "OutcomeDict",
+    "RawEvent",
+    "Reason",
+    "RejectedEvent",
     "ReprocessReport",
     "Stats",
+    "StoredEvent",
+    "Totals",
 ]
 
 #: An event as ``submit`` takes it: a dict, or its JSON text.
-RawEvent = Union[Dict[str, Any], str]
+RawEvent = Union[dict[str, Any], str]
 #: A point in time as the queries take it: RFC 3339 or date text, epoch
 #: seconds or milliseconds, a ``date``, or a ``datetime`` (naive means UTC).
 Instant = Union[str, int, float, date]
@@ -41,7 +41,7 @@ class Event(TypedDict):
     metric: str
     amount: float
     timestamp: str
-    attributes: Dict[str, Any]
+    attributes: dict[str, Any]
     event_id: Optional[str]
 
 
@@ -60,7 +60,7 @@ class OutcomeDict(TypedDict):
     status: str
     id: Optional[int]
     event: Optional[Event]
-    reasons: List[Reason]
+    reasons: list[Reason]
 
 
 class StoredEvent(Event):
@@ -76,7 +76,7 @@ class RejectedEvent(TypedDict):
 
     id: int
     raw: Any
-    reasons: List[Reason]
+    reasons: list[Reason]
     rules_version: int
     received_at: str
     attempts: int
@@ -107,7 +107,7 @@ class _AggregateBase(Totals):
 class Aggregate(_AggregateBase, total=False):
     """``Ingestor.aggregate``: ``groups`` is present when the query groups."""
 
-    groups: List[Group]
+    groups: list[Group]
 
 
 class ReprocessReport(TypedDict):

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ingest_core::{Durability, EventFilter, FailPoint, Ingestor, Page, Query, Rules};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple};
 use serde_json::{Map, Value};
 
 use crate::convert::{serialize_to_py, to_value};
@@ -148,6 +149,11 @@ impl PyIngestor {
         let outcomes = if let Ok(text) = events.cast::<PyString>() {
             let text = text.to_cow()?.into_owned();
             py.detach(|| ing.submit_batch_json(&text))
+        } else if events.cast::<PyDict>().is_ok() {
+            // Iterating a dict would walk its keys: surely a mistaken call.
+            return Err(PyTypeError::new_err(
+                "submit_batch takes a list of events (or the JSON text of one); use submit for a single event",
+            ));
         } else {
             let mut raws = Vec::new();
             for (i, item) in events.try_iter()?.enumerate() {

@@ -34,6 +34,8 @@ def ing() -> Iterator[ingest.Ingestor]:
         yield i
 
 
-def sales(value: object = 1200, ts: object = "2024-01-01", client: str = "clientA", **extra: object) -> dict[str, object]:
+def sales(
+    value: object = 1200, ts: object = "2024-01-01", client: str = "clientA", **extra: object
+) -> dict[str, object]:
     """The design's first example event, varied."""
     return {"source": client, "payload": {"metric": "sales", "value": value, "timestamp": ts, **extra}}

@@ -124,6 +124,7 @@ def nested(depth: int) -> Any:
 
 def test_depth_limit_matches_the_core(ing: ingest.Ingestor) -> None:
     assert ingest.MAX_DEPTH == 128
+
     # The event object is level 1 and "extra" level 2, so it may nest 127 levels.
     def flat(extra: Any) -> dict[str, Any]:
         return {"client_id": "c", "amount": 1, "ts": 1, "extra": extra}

@@ -97,6 +97,8 @@ def test_submit_batch_one_outcome_per_input(ing: ingest.Ingestor) -> None:
         ing.submit_batch([sales(5), "{oops"])
     with pytest.raises(TypeError):
         ing.submit_batch(5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="use submit"):
+        ing.submit_batch(sales())
     assert ing.stats()["stored_events"] == 4
 
 

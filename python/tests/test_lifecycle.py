@@ -52,10 +52,10 @@ def test_close_is_idempotent_and_later_use_raises(db_path: Path) -> None:
 
 
 def test_context_manager_closes_even_on_error(db_path: Path) -> None:
-    with pytest.raises(ZeroDivisionError):
+    with pytest.raises(RuntimeError, match="boom"):
         with ingest.Ingestor(db_path) as ing:
             ing.submit(sales())
-            1 / 0
+            raise RuntimeError("boom")
     assert ing.closed
     with ingest.Ingestor(db_path) as again:
         assert again.stats()["stored_events"] == 1

@@ -32,7 +32,9 @@ def use(path: pathlib.Path) -> dict[str, object]:
         report: ReprocessReport = ing.reprocess_rejected()
         stats: Stats = ing.stats()
         ing.simulate_failure("aggregate", times=1)
-        stale: bool = ing.aggregate(client_id="clientA", start=date(2024, 1, 1), end=datetime(2025, 1, 1, tzinfo=timezone.utc), group_by="day")["stale"]
+        stale: bool = ing.aggregate(
+            client_id="clientA", start=date(2024, 1, 1), end=datetime(2025, 1, 1, tzinfo=timezone.utc), group_by="day"
+        )["stale"]
         ing.clear_failure()
         version: int = ing.rules_version
         durability: str = ing.durability
