@@ -28,7 +28,7 @@ VALGRIND := valgrind --leak-check=full --error-exitcode=1
 
 C_TEST_SOURCES := tests/c/test_ingest.c tests/c/test_threads.c
 
-.PHONY: header test-c c-lib c-header-check c-compile-check c-example c-tests
+.PHONY: header test-c c-lib c-header-check c-compile-check c-example c-readme c-tests
 
 # Installed once, into the build tree, only when that exact version is missing.
 $(CBINDGEN_OK):
@@ -73,9 +73,18 @@ c-example: c-lib
 	$(VALGRIND) --quiet $(C_OUT)/seed-shared $(C_OUT)/seed-shared.db
 	$(C_OUT)/seed-static $(C_OUT)/seed-static.db
 
+# The C example of README.md's "C and C++" section, so that it cannot drift.
+c-readme: c-lib
+	@mkdir -p $(C_OUT)
+	awk '/^## C and C[+][+]/ {s = 1} s && /^```c$$/ {p = 1; next} p && /^```$$/ {exit} p' README.md > $(C_OUT)/readme.c
+	@test -s $(C_OUT)/readme.c || { echo "README.md: no C example in the 'C and C++' section"; exit 1; }
+	$(CC) $(C_STD) $$($(C_PKG) --cflags ingest) $(C_OUT)/readme.c -o $(C_OUT)/readme \
+		$$($(C_PKG) --libs ingest) $(C_RPATH)
+	$(VALGRIND) --quiet $(C_OUT)/readme
+
 c-tests: c-lib
 	$(CC) $(C_STD) -pthread $$($(C_PKG) --cflags ingest) $(C_TEST_SOURCES) -o $(C_OUT)/c-tests \
 		$$($(C_PKG) --libs ingest) $(C_RPATH) -lm
 	$(VALGRIND) $(C_OUT)/c-tests
 
-test-c: c-header-check c-compile-check c-example c-tests
+test-c: c-header-check c-compile-check c-example c-readme c-tests
