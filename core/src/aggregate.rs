@@ -352,19 +352,31 @@ impl Bucket {
 
     /// Every level, finest first: the order in which a range is peeled.
     pub(crate) const LEVELS: [Bucket; 3] = [Bucket::Hour, Bucket::Day, Bucket::Month];
+
+    /// The levels, finest first, that a query grouped by `self` may read
+    /// (never coarser than its own buckets), among `available`.
+    pub(crate) fn usable(group: Option<Bucket>, available: &[Bucket]) -> Vec<Bucket> {
+        available
+            .iter()
+            .copied()
+            .filter(|l| group.is_none_or(|g| *l <= g))
+            .collect()
+    }
 }
 
 pub(crate) fn floor_to(ms: i64, width: i64) -> i64 {
     ms - ms.rem_euclid(width)
 }
 
-/// Split `[start, end)` into pieces that together cover it exactly once:
-/// the cut hours at the edges from the events, then the cut days from hour
-/// rollups, the cut months from day rollups, and the whole months inside
-/// from month rollups, never going coarser than `coarsest` (a query grouped
-/// by day cannot read months). The number of rows read is then bounded by
-/// the buckets at each edge, not by the length of the range.
-pub(crate) fn plan(start: Option<i64>, end: Option<i64>, coarsest: Bucket) -> Vec<(Source, Span)> {
+/// Split `[start, end)` into pieces that together cover it exactly once,
+/// peeling level by level: with `levels` `[Hour, Day, Month]`, the cut hours
+/// at the edges come from the events, the cut days from hour rollups, the
+/// cut months from day rollups, and the whole months inside from month
+/// rollups. `levels` are the rollup levels that may be read, finest first
+/// (a query grouped by day cannot read months; per-client rollups exist
+/// only by day). The rows read are bounded by the buckets at each edge, not
+/// by the length of the range.
+pub(crate) fn plan(start: Option<i64>, end: Option<i64>, levels: &[Bucket]) -> Vec<(Source, Span)> {
     let mut pieces = Vec::new();
     if let (Some(s), Some(e)) = (start, end) {
         if s >= e {
@@ -373,7 +385,7 @@ pub(crate) fn plan(start: Option<i64>, end: Option<i64>, coarsest: Bucket) -> Ve
     }
     let (mut s, mut e) = (start, end);
     let mut source = Source::Events;
-    for level in Bucket::LEVELS {
+    for &level in levels {
         // [s, e) is aligned to the finer level already; align it to `level`.
         let inner_s = s.map(|x| level.ceil(x));
         let inner_e = e.map(|x| level.floor(x));
@@ -396,9 +408,6 @@ pub(crate) fn plan(start: Option<i64>, end: Option<i64>, coarsest: Bucket) -> Ve
         }
         (s, e) = (inner_s, inner_e);
         source = Source::Rollup(level);
-        if level == coarsest {
-            break;
-        }
     }
     pieces.push((source, Span { start: s, end: e }));
     pieces
@@ -421,22 +430,21 @@ mod tests {
 
     use Source::{Events, Rollup};
 
+    const ALL: &[Bucket] = &Bucket::LEVELS;
+
     #[test]
     fn aligned_ranges_need_no_scan() {
         assert_eq!(
-            plan(Some(JAN), Some(JAN + 3 * H), Bucket::Month),
+            plan(Some(JAN), Some(JAN + 3 * H), ALL),
             vec![(Rollup(Bucket::Hour), span(Some(JAN), Some(JAN + 3 * H)))]
         );
+        assert_eq!(plan(None, None, ALL), vec![(Rollup(Bucket::Month), span(None, None))]);
         assert_eq!(
-            plan(None, None, Bucket::Month),
-            vec![(Rollup(Bucket::Month), span(None, None))]
-        );
-        assert_eq!(
-            plan(Some(JAN), Some(FEB), Bucket::Month),
+            plan(Some(JAN), Some(FEB), ALL),
             vec![(Rollup(Bucket::Month), span(Some(JAN), Some(FEB)))]
         );
         assert_eq!(
-            plan(None, None, Bucket::Hour),
+            plan(None, None, &[Bucket::Hour]),
             vec![(Rollup(Bucket::Hour), span(None, None))]
         );
     }
@@ -446,7 +454,7 @@ mod tests {
         let s = JAN - D - H - 10; // 2023-12-30T22:59:59.990Z
         let e = FEB + 2 * D + 3 * H + 5;
         assert_eq!(
-            plan(Some(s), Some(e), Bucket::Month),
+            plan(Some(s), Some(e), ALL),
             vec![
                 (Events, span(Some(s), Some(JAN - D - H))),
                 (Events, span(Some(FEB + 2 * D + 3 * H), Some(e))),
@@ -459,7 +467,7 @@ mod tests {
         );
         // Grouped by day: no month rollups.
         assert_eq!(
-            plan(Some(JAN + 5), Some(FEB), Bucket::Day),
+            plan(Some(JAN + 5), Some(FEB), &[Bucket::Hour, Bucket::Day]),
             vec![
                 (Events, span(Some(JAN + 5), Some(JAN + H))),
                 (Rollup(Bucket::Hour), span(Some(JAN + H), Some(JAN + D))),
@@ -469,18 +477,31 @@ mod tests {
     }
 
     #[test]
-    fn short_ranges_stop_at_the_finest_level_that_fits() {
+    fn per_client_ranges_read_days_and_edge_events() {
         assert_eq!(
-            plan(Some(10), Some(20), Bucket::Month),
-            vec![(Events, span(Some(10), Some(20)))]
+            plan(Some(JAN + 5), Some(JAN + 3 * D + H), &[Bucket::Day]),
+            vec![
+                (Events, span(Some(JAN + 5), Some(JAN + D))),
+                (Events, span(Some(JAN + 3 * D), Some(JAN + 3 * D + H))),
+                (Rollup(Bucket::Day), span(Some(JAN + D), Some(JAN + 3 * D))),
+            ]
         );
+        assert_eq!(plan(None, None, &[]), vec![(Events, span(None, None))]);
+        assert_eq!(Bucket::usable(Some(Bucket::Hour), &[Bucket::Day]), vec![]);
+        assert_eq!(Bucket::usable(Some(Bucket::Day), ALL), vec![Bucket::Hour, Bucket::Day]);
+        assert_eq!(Bucket::usable(None, ALL), ALL.to_vec());
+    }
+
+    #[test]
+    fn short_ranges_stop_at_the_finest_level_that_fits() {
+        assert_eq!(plan(Some(10), Some(20), ALL), vec![(Events, span(Some(10), Some(20)))]);
         assert_eq!(
-            plan(Some(10), Some(H + 20), Bucket::Month),
+            plan(Some(10), Some(H + 20), ALL),
             vec![(Events, span(Some(10), Some(H + 20)))]
         );
-        assert_eq!(plan(Some(20), Some(20), Bucket::Month), vec![]);
+        assert_eq!(plan(Some(20), Some(20), ALL), vec![]);
         assert_eq!(
-            plan(Some(-10), None, Bucket::Hour),
+            plan(Some(-10), None, &[Bucket::Hour]),
             vec![
                 (Events, span(Some(-10), Some(0))),
                 (Rollup(Bucket::Hour), span(Some(0), None))

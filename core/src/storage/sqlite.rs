@@ -25,6 +25,13 @@ use crate::Durability;
 /// The rollup client that stands for every client.
 const ALL_CLIENTS: &str = "";
 
+/// Rollup levels kept per client. Across clients every level is kept (a
+/// batch touches a few rows per metric); per client a batch touches about
+/// one row per event at every level, so only days are kept: a client's
+/// range reads its days, and the cut days at the edges from its events
+/// through the (client_id, metric, ts) index.
+const PER_CLIENT_LEVELS: [Bucket; 1] = [Bucket::Day];
+
 fn level_code(b: Bucket) -> i64 {
     match b {
         Bucket::Hour => 1,
@@ -120,7 +127,9 @@ fn new_connection(path: Option<&Path>, opts: &SqliteOptions, reader: bool) -> Re
     };
     conn.busy_timeout(opts.busy_timeout)?;
     if path.is_some() {
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        let mode: String = retry_busy(opts.busy_timeout, || {
+            conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        })?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::storage(
                 StorageKind::Other,
@@ -142,6 +151,21 @@ fn new_connection(path: Option<&Path>, opts: &SqliteOptions, reader: bool) -> Re
         conn.execute_batch("PRAGMA query_only = ON;")?;
     }
     Ok(conn)
+}
+
+/// Retry `f` while it fails with SQLITE_BUSY, up to `timeout`. Needed where
+/// SQLite answers busy at once instead of calling the busy handler: a journal
+/// mode change racing another process that is creating the same file.
+fn retry_busy<T>(timeout: Duration, mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let until = std::time::Instant::now() + timeout;
+    loop {
+        match f() {
+            Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) && std::time::Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn migrate(conn: &Connection) -> Result<()> {
@@ -380,8 +404,7 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
     let mut insert = tx.prepare_cached(
         "INSERT INTO events (dedup_key, client_id, metric, ts, amount, event_id, attributes, received_at, rules_version)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (dedup_key) DO NOTHING
-         RETURNING id",
+         ON CONFLICT (dedup_key) DO NOTHING",
     )?;
     let mut find = tx.prepare_cached("SELECT id FROM events WHERE dedup_key = ?1")?;
     let mut unreject = tx.prepare_cached("DELETE FROM rejected WHERE id = ?1")?;
@@ -399,23 +422,21 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
     for item in items {
         match item {
             WriteItem::Event { key, event, replaces } => {
-                let attributes = Value::Object(event.attributes.clone()).to_string();
-                let inserted: Option<i64> = insert
-                    .query_row(
-                        params![
-                            key,
-                            event.client_id,
-                            event.metric,
-                            event.timestamp.millis(),
-                            event.amount,
-                            event.event_id,
-                            attributes,
-                            now,
-                            rules_version
-                        ],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
+                let attributes = serde_json::to_string(&event.attributes).unwrap_or_else(|_| "{}".into());
+                let changed = insert.execute(params![
+                    key,
+                    event.client_id,
+                    event.metric,
+                    event.timestamp.millis(),
+                    event.amount,
+                    event.event_id,
+                    attributes,
+                    now,
+                    rules_version
+                ])?;
+                // One row changed: this insert made it, so it holds the
+                // connection's last rowid. None: the key was already there.
+                let inserted = (changed == 1).then(|| tx.last_insert_rowid());
                 if let Some(id) = replaces {
                     unreject.execute([id])?;
                 }
@@ -423,12 +444,13 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
                     Some(id) => {
                         let ms = event.timestamp.millis();
                         for level in Bucket::LEVELS {
-                            let bucket = level.floor(ms);
-                            for client in [event.client_id.as_str(), ALL_CLIENTS] {
-                                rollups
-                                    .entry((level_code(level), client, &event.metric, bucket))
-                                    .or_default()
-                                    .add(event.amount);
+                            let mut add = |client| {
+                                let key = (level_code(level), client, event.metric.as_str(), level.floor(ms));
+                                rollups.entry(key).or_default().add(event.amount);
+                            };
+                            add(ALL_CLIENTS);
+                            if PER_CLIENT_LEVELS.contains(&level) {
+                                add(event.client_id.as_str());
                             }
                         }
                         Written::Inserted(id)
@@ -573,7 +595,12 @@ fn aggregate_in(c: &Connection, q: &Query) -> Result<Aggregate> {
     let mut partials = Partials::default();
     // Rows per client only when the query needs clients apart.
     let per_client = q.client_id.is_some() || q.by_client;
-    for (source, span) in plan(start, end, q.bucket.unwrap_or(Bucket::Month)) {
+    let available: &[Bucket] = if per_client {
+        &PER_CLIENT_LEVELS
+    } else {
+        &Bucket::LEVELS
+    };
+    for (source, span) in plan(start, end, &Bucket::usable(q.bucket, available)) {
         partial(c, q, source, per_client, span, &mut partials)?;
     }
     Ok(partials.finish(q))
