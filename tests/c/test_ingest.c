@@ -216,9 +216,9 @@ static void test_open_with_options(void) {
 
 static void test_open_unopenable_path(void) {
   IngestHandle *h = (IngestHandle *)SENTINEL;
-  IngestStatus s = ingest_open("/nonexistent-dir/ingest/x.db", NULL, &h);
-  CHECK(s == INGEST_IO || s == INGEST_STORAGE);
-  CHECK(strlen(ingest_last_error()) > 0);
+  CHECK_STATUS(ingest_open("/nonexistent-dir/ingest/x.db", NULL, &h), INGEST_IO);
+  CHECK(contains(ingest_last_error(), "unable to open"));
+  CHECK_STATUS(ingest_open(scratch_dir(), NULL, &h), INGEST_IO); /* a directory */
   CHECK(h == (IngestHandle *)SENTINEL);
 }
 
@@ -425,6 +425,79 @@ static void test_submit_fields(void) {
   CHECK(contains(ingest_last_error(), "event_id"));
   CHECK(memcmp(&untouched, &copy, sizeof copy) == 0);
   CHECK(stat(h, "stored_events") == 2);
+  ingest_close(h);
+}
+
+static void test_utf8_text_round_trips(void) {
+  IngestHandle *h = open_memory();
+  /* "clïent-€" and "ventes🙂" as UTF-8 bytes: multi-byte text crosses intact. */
+  const char *client = "cl\xc3\xaf" "ent-\xe2\x82\xac";
+  const char *metric = "ventes\xf0\x9f\x99\x82";
+  IngestOutcome o;
+  CHECK_OK(ingest_submit_fields(h, client, metric, 2.5, JAN_1, NULL, &o));
+  CHECK(o.status == INGEST_ACCEPTED);
+  char event[256], *out = NULL;
+  snprintf(event, sizeof event, "{\"client\": \"%s\", \"metric\": \"%s\", \"value\": 2.5, \"ts\": \"2024-01-01\", \"note\": \"\\u00e9\"}",
+           client, metric);
+  CHECK_OK(ingest_submit_json(h, event, &out));
+  CHECK(contains(out, "\"status\":\"duplicate\""));
+  ingest_string_free(out);
+  char filter[128];
+  snprintf(filter, sizeof filter, "{\"client_id\": \"%s\"}", client);
+  out = NULL;
+  CHECK_OK(ingest_events_json(h, filter, &out));
+  CHECK(contains(out, client) && contains(out, metric));
+  ingest_string_free(out);
+  ingest_close(h);
+}
+
+static void test_event_id_dedup_key(void) {
+  IngestHandle *h = NULL;
+  CHECK_OK(ingest_open(":memory:", "{\"dedup_key\": [\"client_id\", \"event_id\"]}", &h));
+  IngestOutcome o;
+  CHECK_OK(ingest_submit_fields(h, "pos-7", "sales", 10.0, JAN_1, "receipt-1", &o));
+  CHECK(o.status == INGEST_ACCEPTED && o.id == 1);
+  /* A retry whose amount and clock were recomputed: the same receipt. */
+  CHECK_OK(ingest_submit_fields(h, "pos-7", "sales", 10.5, JAN_1 + 999, "receipt-1", &o));
+  CHECK(o.status == INGEST_DUPLICATE && o.id == 1);
+  char *out = submit(h, "{\"client\": \"pos-7\", \"idempotency_key\": \"receipt-1\", \"value\": 3, \"ts\": 1}");
+  CHECK(contains(out, "\"status\":\"duplicate\""));
+  ingest_string_free(out);
+  CHECK_OK(ingest_submit_fields(h, "pos-7", "sales", 10.0, JAN_1, "receipt-2", &o));
+  CHECK(o.status == INGEST_ACCEPTED && o.id == 2);
+  ingest_close(h);
+}
+
+static void test_attributes_are_kept(void) {
+  IngestHandle *h = open_memory();
+  char *out = submit(h, "{\"source\": \"s\", \"payload\": {\"value\": 1, \"ts\": 1700000000, \"region\": \"eu\", "
+                        "\"big\": 123456789012345678901234567890}, \"via\": \"gateway\"}");
+  CHECK(contains(out, "\"region\":\"eu\""));
+  CHECK(contains(out, "\"via\":\"gateway\""));
+  CHECK(contains(out, "\"big\":123456789012345678901234567890")); /* integers beyond 64 bits, exact */
+  CHECK(contains(out, "\"timestamp\":\"2023-11-14T22:13:20.000Z\"")); /* epoch seconds */
+  ingest_string_free(out);
+  ingest_close(h);
+}
+
+static void test_large_batch(void) {
+  IngestHandle *h = open_memory();
+  enum { N = 500 };
+  size_t cap = (size_t)N * 64 + 16, len = 0;
+  char *batch = malloc(cap);
+  CHECK(batch != NULL);
+  if (batch == NULL) return;
+  batch[len++] = '[';
+  for (int i = 0; i < N; i++)
+    len += (size_t)snprintf(batch + len, cap - len, "%s{\"client\": \"c\", \"value\": %d, \"ts\": %d}", i ? "," : "",
+                            i % 250, 1000 + i % 250);
+  batch[len++] = ']';
+  batch[len] = 0;
+  char *out = NULL;
+  CHECK_OK(ingest_submit_batch_json(h, batch, &out));
+  free(batch);
+  ingest_string_free(out);
+  CHECK(stat(h, "stored_events") == 250 && stat(h, "duplicate") == 250);
   ingest_close(h);
 }
 
@@ -762,6 +835,10 @@ int main(void) {
       TEST(test_submit_batch),
       TEST(test_check_stores_nothing),
       TEST(test_submit_fields),
+      TEST(test_utf8_text_round_trips),
+      TEST(test_event_id_dedup_key),
+      TEST(test_attributes_are_kept),
+      TEST(test_large_batch),
       TEST(test_aggregate),
       TEST(test_aggregate_bad_queries),
       TEST(test_events_listing),
