@@ -147,6 +147,9 @@ typedef struct IngestOptions {
  * The answer of ingest_submit_fields(), without JSON.
  */
 typedef struct IngestOutcome {
+  /**
+   * What became of the event.
+   */
   enum IngestOutcomeStatus status;
   /**
    * The stored event's id (ids start at 1); 0 when rejected.
@@ -173,6 +176,8 @@ extern "C" {
  * @param out        receives the handle on success. Owned by the caller:
  *                   close it with ingest_close().
  *
+ * Thread-safe: any thread may open handles, also on the same file.
+ *
  * # Safety
  * `path` and `rules_json` are NULL or NUL-terminated strings; `out` is NULL
  * or valid for writing one pointer.
@@ -187,6 +192,8 @@ enum IngestStatus ingest_open(const char *path, const char *rules_json, struct I
  * @param options the options, borrowed for the call; NULL for every default.
  * @param out     receives the handle on success. Owned by the caller: close
  *                it with ingest_close().
+ *
+ * Thread-safe: any thread may open handles, also on the same file.
  *
  * # Safety
  * `path` is NULL or a NUL-terminated string; `options` is NULL or points to

@@ -54,6 +54,8 @@ pub struct IngestOptions {
 /// @param out        receives the handle on success. Owned by the caller:
 ///                   close it with ingest_close().
 ///
+/// Thread-safe: any thread may open handles, also on the same file.
+///
 /// # Safety
 /// `path` and `rules_json` are NULL or NUL-terminated strings; `out` is NULL
 /// or valid for writing one pointer.
@@ -80,6 +82,8 @@ pub unsafe extern "C" fn ingest_open(
 /// @param options the options, borrowed for the call; NULL for every default.
 /// @param out     receives the handle on success. Owned by the caller: close
 ///                it with ingest_close().
+///
+/// Thread-safe: any thread may open handles, also on the same file.
 ///
 /// # Safety
 /// `path` is NULL or a NUL-terminated string; `options` is NULL or points to

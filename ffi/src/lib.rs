@@ -8,7 +8,7 @@
 //!
 //! Where to find what:
 //! - [`error`]: the status codes and the per-thread last error;
-//! - [`panic`]: the boundary every `extern "C"` function runs inside;
+//! - `panic`: the boundary every `extern "C"` function runs inside;
 //! - [`strings`]: borrowed C strings in, owned C strings out;
 //! - [`handle`]: opening and closing a store;
 //! - [`submit`]: submissions, dry runs, reprocessing;

@@ -29,6 +29,7 @@ pub enum IngestOutcomeStatus {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IngestOutcome {
+    /// What became of the event.
     pub status: IngestOutcomeStatus,
     /// The stored event's id (ids start at 1); 0 when rejected.
     pub id: i64,

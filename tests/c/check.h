@@ -53,6 +53,7 @@ typedef void (*test_fn)(void);
 /* Tests in test_threads.c, run by the runner in test_ingest.c. */
 void test_threads_share_one_handle(void);
 void test_threads_with_own_handles_share_one_file(void);
+void test_processes_share_one_file(void);
 void test_last_error_is_per_thread(void);
 
 /* A fresh directory for file stores, removed with its files by cleanup. */

@@ -852,6 +852,7 @@ int main(void) {
       TEST(test_failure_counts_and_disarm),
       TEST(test_threads_share_one_handle),
       TEST(test_threads_with_own_handles_share_one_file),
+      TEST(test_processes_share_one_file),
   };
   int passed = 0, failed = 0;
   for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {

@@ -4,6 +4,9 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -120,6 +123,36 @@ void test_threads_with_own_handles_share_one_file(void) {
   IngestHandle *h = NULL;
   CHECK_OK(ingest_open(path, NULL, &h));
   race(NULL, path);
+  check_distinct_set(h);
+  ingest_close(h);
+}
+
+enum { PROCESSES = 3 };
+
+void test_processes_share_one_file(void) {
+  char path[512];
+  scratch_path(path, sizeof path, "processes.db");
+  IngestHandle *h = NULL;
+  CHECK_OK(ingest_open(path, NULL, &h));
+  ingest_close(h); /* a handle never crosses fork(): each child opens its own */
+  fflush(NULL);
+  pid_t children[PROCESSES];
+  for (int p = 0; p < PROCESSES; p++) {
+    children[p] = fork();
+    CHECK(children[p] >= 0);
+    if (children[p] == 0) {
+      struct worker w = {NULL, path, p, 0, 0, 0};
+      submit_all(&w);
+      _exit(w.errors == 0 ? 0 : 1);
+    }
+  }
+  for (int p = 0; p < PROCESSES; p++) {
+    int status = -1;
+    if (children[p] > 0) CHECK(waitpid(children[p], &status, 0) == children[p]);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  h = NULL;
+  CHECK_OK(ingest_open(path, NULL, &h));
   check_distinct_set(h);
   ingest_close(h);
 }
