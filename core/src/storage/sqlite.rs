@@ -55,7 +55,24 @@ pub(crate) struct SqliteStore {
     /// `None` for an in-memory database, which only the writer can see.
     readers: Option<Mutex<Vec<Connection>>>,
     path: Option<PathBuf>,
+    /// The file's identity when opened: a write must never land in a file
+    /// that was since removed or replaced, which SQLite would allow.
+    identity: Option<FileId>,
     opts: SqliteOptions,
+}
+
+/// (device, inode) of a file.
+type FileId = (u64, u64);
+
+#[cfg(unix)]
+fn file_id(path: &Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(_path: &Path) -> Option<FileId> {
+    None
 }
 
 impl From<rusqlite::Error> for Error {
@@ -91,6 +108,7 @@ impl SqliteStore {
             group: GroupCommit::default(),
             readers: path.map(|_| Mutex::new(Vec::new())),
             path: path.map(Path::to_path_buf),
+            identity: path.and_then(file_id),
             opts,
         })
     }
@@ -205,8 +223,28 @@ fn in_transaction<T>(conn: &mut Connection, f: impl FnOnce(&rusqlite::Transactio
 }
 
 impl SqliteStore {
+    /// Fail when the database file was removed or replaced since it was
+    /// opened: SQLite would go on writing to the unlinked file, and an
+    /// "accepted" answer would then promise data that no one can read.
+    fn check_file(&self) -> Result<()> {
+        let (Some(path), Some(id)) = (&self.path, self.identity) else {
+            return Ok(());
+        };
+        if file_id(path) == Some(id) {
+            return Ok(());
+        }
+        Err(Error::storage(
+            StorageKind::Io,
+            format!(
+                "the database file {} was removed or replaced while open; reopen the store",
+                path.display()
+            ),
+        ))
+    }
+
     /// One group commit's transaction.
     fn write_group(&self, items: &[WriteItem], rules_version: i64, fail: Option<FailPoint>) -> Result<Vec<Written>> {
+        self.check_file()?;
         let mut conn = self.writer();
         let out = in_transaction(&mut conn, |tx| {
             if fail == Some(FailPoint::BeforeInsert) {
@@ -218,6 +256,9 @@ impl SqliteStore {
             }
             Ok(written)
         })?;
+        // Removed between the check above and the commit: the commit went to
+        // a file no one can open again, so it does not count as kept.
+        self.check_file()?;
         if fail == Some(FailPoint::AfterCommit) {
             return Err(Error::Injected(FailPoint::AfterCommit));
         }
