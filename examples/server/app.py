@@ -1,0 +1,38 @@
+"""Run the example server: `python examples/server/app.py`.
+
+DB (default ./data.db) and PORT (default 8000) come from the environment.
+It binds 127.0.0.1 only: it is a demo with a failure switch anyone can flip,
+not something to expose on a network.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ingest_server import create_app
+
+HOST = "127.0.0.1"
+
+
+def main() -> int:
+    db = os.environ.get("DB") or "data.db"
+    raw_port = os.environ.get("PORT") or "8000"
+    try:
+        port = int(raw_port)
+        if not 0 < port < 65536:
+            raise ValueError
+    except ValueError:
+        print(f"PORT must be a port number from 1 to 65535, not {raw_port!r}", file=sys.stderr)
+        return 2
+    app = create_app(db)
+    print(f"ingest example server on http://{HOST}:{port}/  (database: {db})", flush=True)
+    try:
+        app.run(host=HOST, port=port, threaded=True, debug=False, use_reloader=False)
+    finally:
+        app.extensions["ingest"].close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The example server: a Flask app over the `ingest` Python package, with the
+routes of the original design and a web UI at /."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ingest
+from flask import Flask, Response, send_from_directory
+
+from . import errors
+from .api import api
+from .failures import FailureSwitch
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+# The original design's limit on one request body.
+MAX_BODY_BYTES = 1 << 20
+
+# The page loads only its own files; with no inline script allowed, even text
+# that slipped into the DOM as HTML could not run.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
+
+
+@dataclass
+class ServerState:
+    ingestor: ingest.Ingestor
+    failures: FailureSwitch
+    db_path: str
+
+    def close(self) -> None:
+        self.ingestor.close()
+
+
+def create_app(
+    db_path: str | os.PathLike[str] | None = None,
+    *,
+    rules: dict[str, Any] | str | None = None,
+    durability: str | None = None,
+    busy_timeout: float | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> Flask:
+    """The app over a store at `db_path` (default: $DB, else ./data.db).
+    `rules`, `durability` and `busy_timeout` go to `ingest.Ingestor`.
+
+    The app owns its Ingestor: close it with `app.extensions["ingest"].close()`.
+    """
+    path = str(db_path if db_path is not None else os.environ.get("DB", "data.db"))
+    ing = ingest.Ingestor(path, rules=rules, durability=durability, busy_timeout=busy_timeout)
+
+    app = Flask(__name__, static_folder=str(STATIC), static_url_path="/static")
+    # Werkzeug cuts a chunked body (no Content-Length) at MAX_CONTENT_LENGTH
+    # without an error; one byte more tells read_json the body went over.
+    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes + 1
+    app.config["INGEST_MAX_BODY"] = max_body_bytes
+    # Keep the order the library gives (status first, then id, event...).
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["ingest"] = ServerState(ing, FailureSwitch(ing), path)
+    app.register_blueprint(api)
+    errors.register(app)
+
+    @app.get("/")
+    def index() -> Response:
+        resp = send_from_directory(STATIC, "index.html")
+        resp.headers["Cache-Control"] = "no-cache"
+        return resp
+
+    @app.after_request
+    def _headers(resp: Response) -> Response:
+        resp.headers.setdefault("Content-Security-Policy", CSP)
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        if resp.mimetype == "application/json":
+            resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
+
+    return app
+
+
+__all__ = ["MAX_BODY_BYTES", "ServerState", "create_app"]

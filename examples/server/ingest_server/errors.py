@@ -1,0 +1,117 @@
+"""Every error leaves the server as JSON with a message, never as HTML."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import ingest
+from flask import Flask, Response, current_app, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+# Seconds a client should wait before asking for an aggregate again.
+RETRY_AFTER_SECONDS = 5
+
+
+class ApiError(Exception):
+    """An error with a status, a stable code and a message for people."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    resp = jsonify({"error": code, "message": message, **extra})
+    resp.status_code = status
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
+
+
+def too_large_message() -> str:
+    limit = current_app.config["INGEST_MAX_BODY"]
+    return f"the request body is larger than the limit of {limit} bytes"
+
+
+def aggregate_unavailable(exc: Exception) -> ApiError:
+    err = ApiError(
+        503,
+        "aggregate_unavailable",
+        f"aggregates cannot be read now and no earlier result of this query is cached: {exc}",
+        retry_after=RETRY_AFTER_SECONDS,
+    )
+    err.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return err
+
+
+def injected_message(point: str | None) -> tuple[str, bool]:
+    """What a client should know after a simulated failure: the message, and
+    whether anything of the call was kept."""
+    if point == "after_commit":
+        return (
+            "simulated failure after the commit: the event was stored but the answer was "
+            "lost; retrying the same event answers duplicate",
+            True,
+        )
+    where = (
+        "before the insert" if point == "before_insert" else "after the insert, before the commit"
+    )
+    return (
+        f"simulated storage failure {where}: the transaction rolled back and nothing was "
+        "stored; retry the same event",
+        False,
+    )
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(e: ApiError) -> Response:
+        return error_response(e.status, e.code, e.message, e.headers, **e.extra)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(e: HTTPException) -> Response:
+        status = e.code or 500
+        if status == 413:
+            message = too_large_message()
+        else:
+            message = e.description or e.name
+        code = e.name.lower().replace(" ", "_")
+        resp = error_response(status, code, message)
+        if status == 405 and e.get_response().headers.get("Allow"):
+            resp.headers["Allow"] = e.get_response().headers["Allow"]
+        return resp
+
+    @app.errorhandler(ingest.InjectedFailure)
+    def _injected(e: ingest.InjectedFailure) -> Response:
+        point = app.extensions["ingest"].failures.struck()
+        message, stored = injected_message(point)
+        return error_response(500, "injected_failure", message, point=point, stored=stored)
+
+    @app.errorhandler(ingest.StorageError)
+    def _storage(e: ingest.StorageError) -> Response:
+        return error_response(
+            500, "storage_error", f"storage failed and nothing was stored: {e}", stored=False
+        )
+
+    @app.errorhandler(ingest.InvalidArgument)
+    def _invalid(e: ingest.InvalidArgument) -> Response:
+        return error_response(400, "invalid_argument", str(e))
+
+    @app.errorhandler(ingest.IngestError)
+    def _ingest(e: ingest.IngestError) -> Response:
+        log.error("ingest error: %s", e)
+        return error_response(500, "ingest_error", str(e))
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "internal server error; see the server log")

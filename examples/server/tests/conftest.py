@@ -1,0 +1,207 @@
+"""Fixtures: the app under Flask's test client, the real server as a process
+on 127.0.0.1, and one `api` that runs a test against both."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+SERVER_DIR = Path(__file__).resolve().parent.parent
+REPO = SERVER_DIR.parent.parent
+sys.path.insert(0, str(SERVER_DIR))
+
+from ingest_server import create_app  # noqa: E402
+
+ARTIFACTS = Path(os.environ.get("INGEST_ARTIFACTS", REPO / "artifacts" / "server"))
+STARTUP_SECONDS = 30
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: Mapping[str, str]
+    text: str
+
+
+class FlaskApi:
+    """The app in this process, through Flask's test client."""
+
+    kind = "flask"
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.client = app.test_client()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: bytes | str | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        if json_body is not None:
+            data = json.dumps(json_body)
+        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        resp = self.client.open(path, method=method, query_string=params, data=data, headers=hdrs)
+        text = resp.get_data(as_text=True)
+        resp.close()  # a file response holds its file open until closed
+        return Reply(resp.status_code, _json_or_none(text), resp.headers, text)
+
+
+class HttpApi:
+    """The real server over HTTP on 127.0.0.1."""
+
+    kind = "http"
+
+    def __init__(self, base: str, session: requests.Session) -> None:
+        self.base = base
+        self.session = session
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: bytes | str | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        if json_body is not None:
+            data = json.dumps(json_body)
+        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        resp = self.session.request(
+            method, self.base + path, params=params, data=data, headers=hdrs, timeout=15
+        )
+        return Reply(resp.status_code, _json_or_none(resp.text), resp.headers, resp.text)
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """`python examples/server/app.py` with PORT and DB set, as `make demo` runs it."""
+
+    def __init__(self, db: Path, log: Path) -> None:
+        self.db = db
+        self.log_path = log
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PORT": str(self.port), "DB": str(db), "PYTHONUNBUFFERED": "1"}
+        self._log = open(log, "wb")  # closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SERVER_DIR / "app.py")],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=str(db.parent),
+        )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                with requests.get(self.base + "/api/health", timeout=1) as r:
+                    if r.status_code == 200:
+                        return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(
+            f"the server did not start on {self.base}:\n{self.log_path.read_text(errors='replace')}"
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Any]:
+    app = create_app(tmp_path / "test.db")
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["ingest"].close()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    d = tmp_path_factory.mktemp("live")
+    server = ServerProcess(d / "live.db", d / "server.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    server = ServerProcess(tmp_path / "fresh.db", tmp_path / "server.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def http_session() -> Iterator[requests.Session]:
+    with requests.Session() as s:
+        yield s
+
+
+@pytest.fixture(params=["flask", "http"])
+def api(request: pytest.FixtureRequest, http_session: requests.Session) -> Iterator[Any]:
+    """The same test against the app in-process and the real server over HTTP.
+    The real server is shared by the tests, so tests use their own client ids
+    and leave the failure switch off."""
+    if request.param == "flask":
+        a: Any = FlaskApi(request.getfixturevalue("app"))
+    else:
+        a = HttpApi(request.getfixturevalue("live_server").base, http_session)
+    yield a
+    a.request("POST", "/api/simulate-failure", json_body={"enabled": False})
+
+
+@pytest.fixture
+def uid() -> str:
+    return "t-" + uuid.uuid4().hex[:12]
+
+
+def load_scenario(name: str) -> list[dict[str, Any]]:
+    shared = Path(os.environ.get("INGEST_SHARED", REPO.parent / "shared"))
+    path = shared / "scenarios" / name
+    if not path.exists():
+        pytest.fail(f"missing {path}: set INGEST_SHARED to the shared folder")
+    return json.loads(path.read_text())

@@ -1,0 +1,601 @@
+"""Every route, status code and error body, run twice: through Flask's test
+client and against the real server over HTTP (the `api` fixture)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import FlaskApi, load_scenario
+from ingest_server import MAX_BODY_BYTES, create_app
+
+
+def event(client: str, *, metric: str = "sales", value: Any = 1200, ts: str = "2024-01-01") -> dict:
+    return {"source": client, "payload": {"metric": metric, "value": value, "timestamp": ts}}
+
+
+def count(api: Any, client: str) -> int:
+    r = api.request("GET", "/api/aggregate", params={"clientId": client})
+    assert r.status == 200, r.text
+    return int(r.body["count"])
+
+
+def assert_error(r: Any, status: int, code: str | None = None, contains: str = "") -> None:
+    assert r.status == status, r.text
+    assert r.headers["Content-Type"].startswith("application/json"), r.headers
+    assert isinstance(r.body, dict) and isinstance(r.body.get("message"), str), r.text
+    assert r.body["message"]
+    if code:
+        assert r.body.get("error") == code, r.text
+    assert contains.lower() in r.body["message"].lower(), r.body["message"]
+
+
+# ---- POST /api/events ----
+
+
+def test_accepted_then_duplicate_is_stored_once(api: Any, uid: str) -> None:
+    r = api.request("POST", "/api/events", json_body=event(uid))
+    assert r.status == 201, r.text
+    assert r.body["status"] == "accepted"
+    assert r.body["reasons"] == []
+    assert r.body["event"] == {
+        "client_id": uid,
+        "metric": "sales",
+        "amount": 1200.0,
+        "timestamp": "2024-01-01T00:00:00.000Z",
+        "attributes": {},
+        "event_id": None,
+    }
+    first = r.body["id"]
+    assert isinstance(first, int)
+    # The same event spelled differently is the same event.
+    again = {"client_id": uid, "metric": "Sales", "amount": "1200", "ts": "2024-01-01T00:00:00Z"}
+    r = api.request("POST", "/api/events", json_body=again)
+    assert r.status == 200, r.text
+    assert (r.body["status"], r.body["id"]) == ("duplicate", first)
+    assert "duplicate" in r.body["message"]
+    assert count(api, uid) == 1
+
+
+def test_rejected_has_every_reason_and_is_not_stored(api: Any, uid: str) -> None:
+    r = api.request(
+        "POST", "/api/events", json_body={"source": uid, "payload": {"metric": "views"}}
+    )
+    assert r.status == 422, r.text
+    assert r.body["status"] == "rejected"
+    assert r.body["id"] is None and r.body["event"] is None
+    pairs = {(x["code"], x["field"]) for x in r.body["reasons"]}
+    assert {("missing_field", "amount"), ("missing_field", "timestamp")} <= pairs
+    assert all(x["message"] for x in r.body["reasons"])
+    assert "amount" in r.body["message"] and "timestamp" in r.body["message"]
+    assert count(api, uid) == 0
+    listed = api.request("GET", "/api/rejected", params={"limit": 1000}).body["items"]
+    assert any(item["raw"] == {"source": uid, "payload": {"metric": "views"}} for item in listed)
+
+
+def test_a_json_value_that_is_not_an_object_is_rejected(api: Any) -> None:
+    r = api.request("POST", "/api/events", data="42")
+    assert r.status == 422, r.text
+    assert r.body["reasons"][0]["code"] == "not_an_object"
+
+
+def test_batch_answers_per_item_outcomes_in_order(api: Any, uid: str) -> None:
+    batch = [
+        event(uid, value=1),
+        event(uid, value="1"),  # the same event: a duplicate inside the batch
+        {"source": uid, "payload": {"metric": "views"}},
+        event(uid, value=2, ts="2024-01-02"),
+    ]
+    r = api.request("POST", "/api/events", json_body=batch)
+    assert r.status == 200, r.text
+    statuses = [x["status"] for x in r.body["results"]]
+    assert statuses == ["accepted", "duplicate", "rejected", "accepted"]
+    assert [x["http_status"] for x in r.body["results"]] == [201, 200, 422, 201]
+    assert r.body["results"][1]["id"] == r.body["results"][0]["id"]
+    assert r.body["counts"] == {"accepted": 2, "duplicate": 1, "rejected": 1}
+    assert count(api, uid) == 2
+
+
+def test_empty_batch(api: Any) -> None:
+    r = api.request("POST", "/api/events", data="[]")
+    assert r.status == 200, r.text
+    assert r.body == {"results": [], "counts": {"accepted": 0, "duplicate": 0, "rejected": 0}}
+
+
+@pytest.mark.parametrize(
+    ("data", "contains"),
+    [
+        ('{"source": "a", ', "malformed JSON"),
+        ("{'single': 'quotes'}", "malformed JSON"),
+        ('{"amount": NaN}', "NaN"),
+        ('{"amount": Infinity}', "Infinity"),
+        (b"\xff\xfe{}", "UTF-8"),
+        ("[" * 100_000, "malformed JSON"),
+    ],
+    ids=["truncated", "quotes", "nan", "infinity", "not-utf8", "deep"],
+)
+def test_malformed_json_is_400_with_a_message(api: Any, data: Any, contains: str) -> None:
+    before = api.request("GET", "/api/stats").body
+    r = api.request("POST", "/api/events", data=data)
+    assert_error(r, 400, "malformed_json", contains)
+    after = api.request("GET", "/api/stats").body
+    assert (after["stored_events"], after["stored_rejected"]) == (
+        before["stored_events"],
+        before["stored_rejected"],
+    )
+
+
+def test_empty_body_is_400(api: Any) -> None:
+    assert_error(api.request("POST", "/api/events", data=""), 400, "empty_body", "empty")
+
+
+def test_too_deep_for_the_core_is_400(api: Any) -> None:
+    deep: Any = 1
+    for _ in range(200):
+        deep = [deep]
+    r = api.request("POST", "/api/events", json_body={"source": "x", "payload": {"deep": deep}})
+    assert_error(r, 400, "invalid_argument", "deeper")
+
+
+def test_body_over_1_mib_is_413(api: Any, uid: str) -> None:
+    big = json.dumps({"source": uid, "blob": "x" * MAX_BODY_BYTES})
+    r = api.request("POST", "/api/events", data=big)
+    assert_error(r, 413, "request_entity_too_large", str(MAX_BODY_BYTES))
+    assert count(api, uid) == 0
+
+
+def test_body_just_under_the_limit_is_read(api: Any, uid: str) -> None:
+    body = event(uid)
+    body["payload"]["note"] = ""
+    pad = MAX_BODY_BYTES - len(json.dumps(body)) - 4096
+    body["payload"]["note"] = "y" * pad
+    r = api.request("POST", "/api/events", json_body=body)
+    assert r.status == 201, r.text[:300]
+
+
+# ---- failure simulation and storage failures ----
+
+
+def test_original_test_3_toggle_fail_retry_duplicate(api: Any, uid: str) -> None:
+    r = api.request("POST", "/api/simulate-failure")
+    assert r.status == 200, r.text
+    assert r.body["enabled"] is True
+    assert (r.body["point"], r.body["remaining"]) == ("after_insert", 1)
+    r = api.request("POST", "/api/events", json_body=event(uid, value=50))
+    assert_error(r, 500, "injected_failure", "nothing was stored")
+    assert (r.body["point"], r.body["stored"]) == ("after_insert", False)
+    assert count(api, uid) == 0
+    # One strike and the switch is off again, as the state says.
+    assert api.request("GET", "/api/simulate-failure").body["enabled"] is False
+    assert api.request("GET", "/api/stats").body["failure"]["enabled"] is False
+    assert api.request("POST", "/api/events", json_body=event(uid, value=50)).status == 201
+    assert api.request("POST", "/api/events", json_body=event(uid, value=50)).status == 200
+    assert count(api, uid) == 1
+
+
+def test_toggle_twice_turns_it_off(api: Any, uid: str) -> None:
+    assert api.request("POST", "/api/simulate-failure").body["enabled"] is True
+    r = api.request("POST", "/api/simulate-failure")
+    assert r.status == 200
+    assert r.body == {"enabled": False, "point": None, "remaining": 0, "description": "off"}
+    assert api.request("POST", "/api/events", json_body=event(uid)).status == 201
+
+
+def test_failure_body_chooses_point_and_times(api: Any, uid: str) -> None:
+    r = api.request(
+        "POST", "/api/simulate-failure", json_body={"point": "before_insert", "times": 2}
+    )
+    assert r.status == 200, r.text
+    assert (r.body["enabled"], r.body["point"], r.body["remaining"]) == (True, "before_insert", 2)
+    for left in (1, 0):
+        r = api.request("POST", "/api/events", json_body=event(uid))
+        assert_error(r, 500, "injected_failure", "before the insert")
+        assert api.request("GET", "/api/simulate-failure").body["remaining"] == left
+    assert count(api, uid) == 0
+    assert api.request("POST", "/api/events", json_body=event(uid)).status == 201
+
+
+def test_after_commit_failure_says_the_event_was_kept(api: Any, uid: str) -> None:
+    api.request("POST", "/api/simulate-failure", json_body={"point": "after_commit"})
+    r = api.request("POST", "/api/events", json_body=event(uid))
+    assert_error(r, 500, "injected_failure", "duplicate")
+    assert r.body["stored"] is True
+    assert count(api, uid) == 1
+    assert api.request("POST", "/api/events", json_body=event(uid)).status == 200
+
+
+def test_a_failed_batch_keeps_nothing(api: Any, uid: str) -> None:
+    api.request("POST", "/api/simulate-failure")
+    r = api.request("POST", "/api/events", json_body=[event(uid, value=1), event(uid, value=2)])
+    assert_error(r, 500, "injected_failure")
+    assert count(api, uid) == 0
+
+
+def test_enabled_false_and_times_zero_clear(api: Any) -> None:
+    api.request("POST", "/api/simulate-failure", json_body={"times": 3})
+    r = api.request("POST", "/api/simulate-failure", json_body={"enabled": False})
+    assert r.body["enabled"] is False
+    api.request("POST", "/api/simulate-failure", json_body={"times": 3})
+    r = api.request("POST", "/api/simulate-failure", json_body={"times": 0})
+    assert r.body["enabled"] is False
+
+
+@pytest.mark.parametrize(
+    ("body", "contains"),
+    [
+        ('{"point": "sideways"}', "point must be"),
+        ('{"times": -1}', "times"),
+        ('{"times": 1.5}', "times"),
+        ('{"times": true}', "times"),
+        ('{"enabled": "yes"}', "enabled"),
+        ('{"colour": "red"}', "colour"),
+        ("[1]", "toggle"),
+        ("{", "malformed"),
+    ],
+)
+def test_bad_failure_bodies_are_400(api: Any, body: str, contains: str) -> None:
+    assert_error(api.request("POST", "/api/simulate-failure", data=body), 400, None, contains)
+    assert api.request("GET", "/api/simulate-failure").body["enabled"] is False
+
+
+LOCKER = """
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.readline()
+c.execute("ROLLBACK")
+"""
+
+
+def test_storage_failure_is_500_and_stores_nothing(tmp_path: Path) -> None:
+    """A real storage error, not an injected one: another process holds the
+    write lock past the busy timeout. (Another process, because POSIX locks
+    of one process never conflict with each other.)"""
+    db = tmp_path / "locked.db"
+    app = create_app(db, busy_timeout=0.2)
+    try:
+        api = FlaskApi(app)
+        assert api.request("POST", "/api/events", json_body=event("warm")).status == 201
+        with subprocess.Popen(
+            [sys.executable, "-c", LOCKER, str(db)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as locker:
+            assert locker.stdout is not None and locker.stdin is not None
+            assert locker.stdout.readline().strip() == "locked"
+            r = api.request("POST", "/api/events", json_body=event("locked"))
+            locker.stdin.write("\n")
+            locker.stdin.flush()
+            assert locker.wait(timeout=30) == 0
+        assert_error(r, 500, "storage_error", "nothing was stored")
+        assert r.body["stored"] is False
+        assert count(api, "locked") == 0
+        assert api.request("POST", "/api/events", json_body=event("locked")).status == 201
+    finally:
+        app.extensions["ingest"].close()
+
+
+# ---- GET /api/events and /api/rejected ----
+
+
+def test_events_list_filters_and_pages(api: Any, uid: str) -> None:
+    days = [f"2024-02-{d:02d}" for d in range(1, 8)]
+    batch = [event(uid, value=i, ts=d) for i, d in enumerate(days)]
+    batch.append(event(uid, metric="views", value=9, ts="2024-02-01"))
+    assert api.request("POST", "/api/events", json_body=batch).status == 200
+
+    r = api.request("GET", "/api/events", params={"clientId": uid, "metric": "sales", "limit": 3})
+    assert r.status == 200, r.text
+    assert r.body["status"] == "processed"
+    assert (r.body["limit"], r.body["offset"], r.body["has_more"]) == (3, 0, True)
+    assert r.body["filters"] == {"client_id": uid, "metric": "sales"}
+    first = r.body["items"]
+    assert len(first) == 3
+    assert all(e["client_id"] == uid and e["metric"] == "sales" for e in first)
+    for key in ("id", "amount", "timestamp", "attributes", "received_at"):
+        assert key in first[0]
+
+    seen = [e["id"] for e in first]
+    offset = 3
+    for _ in range(5):
+        r = api.request(
+            "GET",
+            "/api/events",
+            params={"clientId": uid, "metric": "sales", "limit": 3, "offset": offset},
+        )
+        seen += [e["id"] for e in r.body["items"]]
+        if not r.body["has_more"]:
+            break
+        offset += 3
+    assert len(seen) == len(set(seen)) == 7
+
+    # client_id, start/end as in DESIGN.md; metrics are cased like events.
+    r = api.request(
+        "GET",
+        "/api/events",
+        params={
+            "client_id": uid,
+            "metric": "VIEWS",
+            "startDate": "2024-02-01",
+            "endDate": "2024-02-02",
+        },
+    )
+    assert [e["amount"] for e in r.body["items"]] == [9.0]
+    r = api.request("GET", "/api/events", params={"status": "processed", "clientId": uid + "-none"})
+    assert r.body["items"] == [] and r.body["has_more"] is False
+
+
+@pytest.mark.parametrize(
+    ("params", "contains"),
+    [
+        ({"status": "pending"}, "status must be"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "1001"}, "limit"),
+        ({"limit": "ten"}, "integer"),
+        ({"offset": "-1"}, "offset"),
+        ({"status": "rejected", "clientId": "a"}, "processed events only"),
+        ({"startDate": "yesterday"}, "start"),
+    ],
+)
+def test_bad_event_queries_are_400(api: Any, params: dict, contains: str) -> None:
+    assert_error(api.request("GET", "/api/events", params=params), 400, None, contains)
+
+
+def test_rejected_lists_raw_input_with_reasons(api: Any, uid: str) -> None:
+    bad = [{"source": uid, "payload": {"metric": "views", "n": i}} for i in range(3)]
+    api.request("POST", "/api/events", json_body=bad)
+    api.request("POST", "/api/events", json_body=bad[0])  # the same bad input again
+
+    for path, params in (
+        ("/api/rejected", {"limit": 2}),
+        ("/api/events", {"status": "rejected", "limit": 2}),
+    ):
+        r = api.request("GET", path, params=params)
+        assert r.status == 200, r.text
+        assert r.body["status"] == "rejected"
+        assert (len(r.body["items"]), r.body["has_more"]) == (2, True)
+        item = r.body["items"][0]
+        for key in ("id", "raw", "reasons", "rules_version", "received_at", "attempts"):
+            assert key in item
+    ours = [
+        x
+        for x in api.request("GET", "/api/rejected", params={"limit": 1000}).body["items"]
+        if isinstance(x["raw"], dict) and x["raw"].get("source") == uid
+    ]
+    assert len(ours) == 3, "a retried bad input is kept once"
+    assert {x["attempts"] for x in ours} == {1, 2}
+    assert all({r["field"] for r in x["reasons"]} >= {"amount", "timestamp"} for x in ours)
+
+
+# ---- GET /api/aggregate ----
+
+
+def test_aggregate_totals_and_groups(api: Any, uid: str) -> None:
+    batch = [
+        event(uid, value=10, ts="2024-03-01T10:00:00Z"),
+        event(uid, value=20, ts="2024-03-01T11:30:00Z"),
+        event(uid, value=5, ts="2024-03-03T00:00:00Z"),
+        event(uid, metric="views", value=1, ts="2024-03-02"),
+    ]
+    api.request("POST", "/api/events", json_body=batch)
+
+    r = api.request("GET", "/api/aggregate", params={"clientId": uid, "metric": "sales"})
+    assert r.status == 200, r.text
+    b = r.body
+    assert (b["count"], b["sum"], b["min"], b["max"], b["avg"]) == (3, 35.0, 5.0, 20.0, 35.0 / 3)
+    assert b["stale"] is False and "computed_at" in b
+    assert b["query"] == {"client_id": uid, "metric": "sales"}
+    assert "groups" not in b
+
+    r = api.request(
+        "GET",
+        "/api/aggregate",
+        params={
+            "clientId": uid,
+            "metric": "sales",
+            "groupBy": "day",
+            "startDate": "2024-03-01",
+            "endDate": "2024-03-03",
+        },
+    )
+    groups = r.body["groups"]
+    assert [(g["bucket"], g["count"], g["sum"]) for g in groups] == [
+        ("2024-03-01T00:00:00.000Z", 2, 30.0)
+    ], "the end is exclusive"
+
+    r = api.request("GET", "/api/aggregate", params={"clientId": uid, "groupBy": "day,metric"})
+    keys = [(g["bucket"][:10], g["metric"]) for g in r.body["groups"]]
+    assert keys == [("2024-03-01", "sales"), ("2024-03-02", "views"), ("2024-03-03", "sales")]
+
+    r = api.request("GET", "/api/aggregate", params={"clientId": uid, "groupBy": "hour"})
+    assert [g["count"] for g in r.body["groups"]] == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("params", "contains"),
+    [
+        ({"groupBy": "week"}, "groupBy"),
+        ({"groupBy": "day,month"}, "not both"),
+        ({"startDate": "soon"}, "start"),
+        ({"startDate": "2024-02-01", "endDate": "2024-01-01"}, "after"),
+    ],
+)
+def test_bad_aggregate_queries_are_400(api: Any, params: dict, contains: str) -> None:
+    assert_error(api.request("GET", "/api/aggregate", params=params), 400, None, contains)
+
+
+def test_aggregate_unavailable_is_stale_from_cache_or_503(api: Any, uid: str) -> None:
+    api.request("POST", "/api/events", json_body=event(uid, value=7))
+    cached = api.request("GET", "/api/aggregate", params={"clientId": uid})
+    assert (cached.status, cached.body["stale"]) == (200, False)
+
+    api.request("POST", "/api/simulate-failure", json_body={"point": "aggregate", "times": 2})
+    r = api.request("GET", "/api/aggregate", params={"clientId": uid})
+    assert r.status == 200, r.text
+    assert (r.body["stale"], r.body["count"], r.body["sum"]) == (True, 1, 7.0)
+    assert r.body["computed_at"] == cached.body["computed_at"]
+
+    # A query never answered before has nothing cached to fall back on.
+    r = api.request("GET", "/api/aggregate", params={"clientId": uid + "-never"})
+    assert_error(r, 503, "aggregate_unavailable", "cannot be read")
+    assert r.headers["Retry-After"] == "5"
+    assert r.body["retry_after"] == 5
+
+    assert api.request("GET", "/api/simulate-failure").body["enabled"] is False
+    fresh = api.request("GET", "/api/aggregate", params={"clientId": uid})
+    assert (fresh.status, fresh.body["stale"]) == (200, False)
+
+
+# ---- stats, health, and the rest ----
+
+
+def test_stats_count_outcomes(api: Any, uid: str) -> None:
+    before = api.request("GET", "/api/stats").body
+    api.request("POST", "/api/events", json_body=event(uid))
+    api.request("POST", "/api/events", json_body=event(uid))
+    api.request("POST", "/api/events", json_body={"source": uid})
+    api.request("POST", "/api/simulate-failure")
+    api.request("POST", "/api/events", json_body=event(uid, value=2))
+    r = api.request("GET", "/api/stats")
+    assert r.status == 200
+    after = r.body
+    delta = {
+        k: after[k] - before[k]
+        for k in ("accepted", "duplicate", "rejected", "failed", "stored_events", "stored_rejected")
+    }
+    assert delta == {
+        "accepted": 1,
+        "duplicate": 1,
+        "rejected": 1,
+        "failed": 1,
+        "stored_events": 1,
+        "stored_rejected": 1,
+    }
+    assert after["failure"] == {
+        "enabled": False,
+        "point": None,
+        "remaining": 0,
+        "description": "off",
+    }
+
+
+def test_health(api: Any) -> None:
+    r = api.request("GET", "/api/health")
+    assert r.status == 200
+    assert r.body["status"] == "ok" and r.body["message"]
+    assert r.body["database"].endswith(".db")
+    assert isinstance(r.body["stored_events"], int)
+
+
+def test_unknown_route_and_wrong_method_are_json(api: Any) -> None:
+    assert_error(api.request("GET", "/api/nope"), 404, "not_found")
+    r = api.request("DELETE", "/api/events")
+    assert_error(r, 405, "method_not_allowed")
+    assert "POST" in r.headers["Allow"]
+
+
+def test_index_page_and_assets(api: Any) -> None:
+    r = api.request("GET", "/")
+    assert r.status == 200
+    assert r.headers["Content-Type"].startswith("text/html")
+    assert '<script type="module" src="/static/js/main.js">' in r.text
+    csp = r.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    for asset in (
+        "/static/js/main.js",
+        "/static/js/dom.js",
+        "/static/js/api.js",
+        "/static/js/chart.js",
+    ):
+        a = api.request("GET", asset)
+        assert a.status == 200, asset
+        # Browsers refuse module scripts served with a non-JavaScript type.
+        assert "javascript" in a.headers["Content-Type"], (asset, a.headers["Content-Type"])
+    assert api.request("GET", "/static/style.css").headers["Content-Type"].startswith("text/css")
+
+
+def test_the_ui_never_parses_data_as_html() -> None:
+    static = Path(__file__).resolve().parent.parent / "static"
+    sinks = (
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+        "DOMParser",
+    )
+    for path in (static / "js").glob("*.js"):
+        text = path.read_text()
+        for sink in sinks:
+            assert sink not in text, f"{path.name} uses {sink}"
+
+
+# ---- the shared scenarios, over HTTP ----
+
+STATUS_OF = {"accepted": 201, "duplicate": 200, "rejected": 422}
+
+
+def run_scenario(api: Any, steps: list[dict[str, Any]]) -> None:
+    for i, step in enumerate(steps):
+        where = f"step {i}: {json.dumps(step)[:120]}"
+        if "submit" in step:
+            r = api.request("POST", "/api/events", json_body=step["submit"])
+            if "expect_error" in step:
+                assert r.status == 500, where
+                assert r.body["error"] == "injected_failure", where
+                continue
+            want = step["expect"]
+            assert (r.status, r.body["status"]) == (STATUS_OF[want["status"]], want["status"]), (
+                where
+            )
+            for k, v in want.get("event", {}).items():
+                assert r.body["event"][k] == v, where
+            got = {(x["code"], x["field"]) for x in r.body["reasons"]}
+            assert {(x["code"], x["field"]) for x in want.get("reasons", [])} <= got, where
+        elif "submit_batch" in step:
+            r = api.request("POST", "/api/events", json_body=step["submit_batch"])
+            assert r.status == 200, where
+            assert [x["status"] for x in r.body["results"]] == [
+                e["status"] for e in step["expect"]
+            ], where
+        elif "fail_next" in step:
+            r = api.request("POST", "/api/simulate-failure", json_body=step["fail_next"])
+            assert r.status == 200 and r.body["enabled"], where
+        elif "count_events" in step:
+            assert api.request("GET", "/api/stats").body["stored_events"] == step["count_events"], (
+                where
+            )
+        elif "aggregate" in step:
+            q = step["aggregate"]
+            params = {
+                "clientId": q.get("client_id"),
+                "metric": q.get("metric"),
+                "startDate": q.get("start"),
+                "endDate": q.get("end"),
+            }
+            r = api.request(
+                "GET", "/api/aggregate", params={k: v for k, v in params.items() if v is not None}
+            )
+            assert r.status == 200, where
+            for k, v in step["expect"].items():
+                assert r.body[k] == pytest.approx(v, rel=1e-9), where
+        else:
+            pytest.fail(f"unknown scenario step {where}")
+
+
+def test_seed_scenario_in_process(app: Any) -> None:
+    run_scenario(FlaskApi(app), load_scenario("seed.json"))
+
+
+def test_seed_scenario_over_http(fresh_server: Any, http_session: Any) -> None:
+    from conftest import HttpApi
+
+    run_scenario(HttpApi(fresh_server.base, http_session), load_scenario("seed.json"))
