@@ -72,7 +72,7 @@ class Outcome:
 class Ingestor:
     def __new__(
         cls,
-        path: str | os.PathLike[str] | None = None,
+        path: str | os.PathLike[str] = ":memory:",
         *,
         rules: dict[str, Any] | str | None = None,
         durability: Literal["full", "normal"] | None = None,

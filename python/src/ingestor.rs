@@ -94,7 +94,10 @@ impl PyIngestor {
     /// seconds a write waits for another connection's lock (default 5).
     /// `max_event_bytes`: the largest event accepted (default 1 MiB).
     #[new]
-    #[pyo3(signature = (path=None, *, rules=None, durability=None, busy_timeout=None, max_event_bytes=None))]
+    #[pyo3(
+        signature = (path=None, *, rules=None, durability=None, busy_timeout=None, max_event_bytes=None),
+        text_signature = "(path=':memory:', *, rules=None, durability=None, busy_timeout=None, max_event_bytes=None)"
+    )]
     fn new(
         py: Python<'_>,
         path: Option<PathBuf>,
