@@ -1,11 +1,12 @@
 // ingest.h from C++17: the extern "C" guards, and ownership held by
 // unique_ptr with the library's own free functions. Built and run by
 // `make test-c`.
+// First, so that the header is shown to stand on its own in C++ too.
+#include "ingest.h"
+
 #include <cstdio>
 #include <memory>
 #include <string>
-
-#include "ingest.h"
 
 namespace {
 
