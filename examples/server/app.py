@@ -8,6 +8,7 @@ not something to expose on a network.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from ingest_server import create_app
@@ -26,6 +27,8 @@ def main() -> int:
         print(f"PORT must be a port number from 1 to 65535, not {raw_port!r}", file=sys.stderr)
         return 2
     app = create_app(db)
+    # SIGTERM (a service manager, `kill`) closes the store cleanly, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"ingest example server on http://{HOST}:{port}/  (database: {db})", flush=True)
     try:
         app.run(host=HOST, port=port, threaded=True, debug=False, use_reloader=False)
