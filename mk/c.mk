@@ -12,7 +12,6 @@ TESTS += test-c
 CBINDGEN_VERSION := 0.29.4
 C_TOOLS     := target/tools
 CBINDGEN    := $(C_TOOLS)/bin/cbindgen
-CBINDGEN_OK := $(C_TOOLS)/.cbindgen-$(CBINDGEN_VERSION)
 
 C_TARGET := $(or $(CARGO_TARGET_DIR),target)
 C_LIBDIR := $(abspath $(C_TARGET)/debug)
@@ -28,20 +27,19 @@ VALGRIND := valgrind --leak-check=full --error-exitcode=1
 
 C_TEST_SOURCES := tests/c/test_ingest.c tests/c/test_threads.c
 
-.PHONY: header test-c c-lib c-header-check c-compile-check c-example c-readme c-tests
+.PHONY: c-cbindgen header test-c c-lib c-header-check c-compile-check c-example c-readme c-tests
 
-# Installed once, into the build tree, only when that exact version is missing.
-$(CBINDGEN_OK):
+# Installed into the build tree, only when that exact version is missing.
+c-cbindgen:
 	@if ! $(CBINDGEN) --version 2>/dev/null | grep -qx 'cbindgen $(CBINDGEN_VERSION)'; then \
 		cargo install cbindgen --locked --version $(CBINDGEN_VERSION) --root $(C_TOOLS); \
 	fi
-	@touch $@
 
-header: $(CBINDGEN_OK)
+header: c-cbindgen
 	$(CBINDGEN) --quiet --config ffi/cbindgen.toml --crate ingest-ffi --output include/ingest.h ffi
 
 # The committed header must be exactly what the sources generate.
-c-header-check: $(CBINDGEN_OK)
+c-header-check: c-cbindgen
 	@mkdir -p $(C_OUT)
 	$(CBINDGEN) --quiet --config ffi/cbindgen.toml --crate ingest-ffi --output $(C_OUT)/ingest.h ffi
 	@diff -u include/ingest.h $(C_OUT)/ingest.h || \
