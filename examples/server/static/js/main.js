@@ -122,6 +122,13 @@ function outcomeView(body) {
   return parts;
 }
 
+function resultMessage(body) {
+  if (body.status !== "rejected") return body.message || "";
+  const n = (body.reasons || []).length;
+  // The reasons are listed below; the server's one-line message repeats them.
+  return `Rejected for ${n} reason${n === 1 ? "" : "s"}; kept with the rejected events, not stored.`;
+}
+
 function retryButton() {
   const b = h("button", { type: "button", class: "btn primary small", "data-testid": "retry" }, "Retry the same request");
   b.addEventListener("click", () => submit(state.lastBody));
@@ -151,7 +158,7 @@ function showResult(res) {
         h("span", { class: `badge ${body.status}`, "data-testid": "result-status" }, body.status),
         h("span", { class: "muted small" }, `HTTP ${res.status}`),
         body.id != null ? h("span", { class: "muted small" }, `event #${body.id}`) : null),
-      h("p", { class: "result-msg", "data-testid": "result-message" }, body.message || ""),
+      h("p", { class: "result-msg", "data-testid": "result-message" }, resultMessage(body)),
       outcomeView(body));
     if (body.status === "accepted") state.freshId = body.id;
     return;
