@@ -28,7 +28,8 @@ DESCRIPTIONS = {
 class FailureSwitch:
     def __init__(self, ing: ingest.Ingestor) -> None:
         self._ing = ing
-        self._lock = threading.Lock()
+        # Re-entrant: toggle reads the state and arms or clears in one step.
+        self._lock = threading.RLock()
         self._point: str | None = None
         self._remaining = 0
 
@@ -47,8 +48,7 @@ class FailureSwitch:
 
     def toggle(self) -> dict[str, Any]:
         with self._lock:
-            armed = self._point is not None
-        return self.clear() if armed else self.arm(DEFAULT_POINT, 1)
+            return self.clear() if self._point is not None else self.arm(DEFAULT_POINT, 1)
 
     def struck(self, only: str | None = None) -> str | None:
         """Record one injected failure (at `only`, when given, and no other

@@ -160,3 +160,23 @@ def test_concurrent_retries_store_one_event(live_server: ServerProcess, uid: str
         live_server.base + "/api/aggregate", params={"clientId": uid}, timeout=10
     ) as r:
         assert r.json()["count"] == 1
+
+
+def test_concurrent_toggles_keep_state_and_switch_in_step(
+    live_server: ServerProcess, uid: str
+) -> None:
+    url = live_server.base + "/api/simulate-failure"
+
+    def toggle(_: int) -> bool:
+        with requests.post(url, timeout=30) as r:
+            return bool(r.json()["enabled"])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(toggle, range(20)))
+    # Each toggle saw a distinct state: half turned it on, half off.
+    assert answers.count(True) == answers.count(False) == 10
+    with requests.get(url, timeout=10) as r:
+        assert r.json()["enabled"] is False
+    body = {"source": uid, "payload": {"metric": "m", "value": 1, "timestamp": "2024-05-02"}}
+    with requests.post(live_server.base + "/api/events", json=body, timeout=10) as r:
+        assert r.status_code == 201, r.text
