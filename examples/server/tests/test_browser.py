@@ -274,6 +274,45 @@ def test_the_chart_draws_for_grouped_aggregates(
     expect(bars).to_have_count(1)
 
 
+def test_aggregates_go_stale_then_unavailable_then_recover(
+    page: tuple[Page, Watch], live_server: ServerProcess
+) -> None:
+    pg, _ = page
+    client = uid()
+    body = {"client": client, "metric": "sales", "amount": 9, "ts": "2024-04-01"}
+    with requests.post(live_server.base + "/api/events", json=body, timeout=10) as r:
+        assert r.status_code == 201
+    pg.get_by_test_id("agg-client").fill(client)
+    pg.get_by_test_id("agg-apply").click()
+    expect(pg.get_by_test_id("agg-count")).to_have_text("1")
+    expect(pg.get_by_test_id("agg-stale")).to_be_hidden()
+
+    arm = {"point": "aggregate", "times": 1}
+    with requests.post(live_server.base + "/api/simulate-failure", json=arm, timeout=10) as r:
+        assert r.json()["enabled"] is True
+    pg.get_by_test_id("agg-apply").click()
+    expect(pg.get_by_test_id("agg-stale")).to_be_visible()
+    expect(pg.get_by_test_id("agg-stale")).to_contain_text("stale")
+    expect(pg.get_by_test_id("agg-count")).to_have_text("1")
+
+    # A query never answered before: no cache, so 503, and the page retries
+    # by itself after Retry-After.
+    with requests.post(live_server.base + "/api/simulate-failure", json=arm, timeout=10) as r:
+        assert r.json()["enabled"] is True
+    pg.get_by_test_id("agg-client").fill(client + "-new")
+    pg.get_by_test_id("agg-apply").click()
+    expect(pg.get_by_test_id("agg-error")).to_contain_text("cannot be read")
+    expect(pg.get_by_test_id("agg-error")).to_contain_text("retrying in 5 s")
+    expect(pg.get_by_test_id("agg-stale")).to_be_hidden()
+    expect(pg.get_by_test_id("agg-count")).to_have_text("\u2013")
+    expect(pg.get_by_test_id("failure-toggle")).to_have_attribute("aria-checked", "false")
+    pg.locator("#aggregates").scroll_into_view_if_needed()
+    shot(pg, "09-aggregate-unavailable", full=False)
+    expect(pg.get_by_test_id("agg-error")).to_be_hidden(timeout=12_000)
+    expect(pg.get_by_test_id("agg-count")).to_have_text("0")
+    expect(pg.get_by_test_id("agg-stale")).to_be_hidden()
+
+
 def test_no_horizontal_scroll_at_390px(browser: Browser, live_server: ServerProcess) -> None:
     long_word = "x" * 200  # under the rules' max_text_len of 256
     body = {"source": uid() + long_word, "metric": long_word, "amount": 1, "ts": "2024-01-09"}

@@ -296,13 +296,25 @@ function drawAggregate() {
   drawBars(fig, series(agg.groups, bucket, measure), { bucket, measure, caption });
 }
 
+let aggRetryTimer = null;
+
 async function loadAggregate() {
   const res = await get(withQuery("/api/aggregate", aggParams()));
   const err = $("#agg-error");
+  clearTimeout(aggRetryTimer);
   if (!res.ok) {
     err.hidden = false;
-    const retry = res.headers.get("Retry-After");
-    err.textContent = `${res.body.message || `HTTP ${res.status}`}${retry ? ` (retry in ${retry} s)` : ""}`;
+    const retry = Number(res.headers.get("Retry-After"));
+    err.textContent = `${res.body.message || `HTTP ${res.status}`}${retry ? ` (retrying in ${retry} s)` : ""}`;
+    for (const k of ["count", "sum", "avg", "min", "max"]) $(`#agg-${k}`).textContent = "–";
+    state.lastAgg = null;
+    $("#agg-stale").hidden = true;
+    pollStats(); // the failure switch may have struck
+    const fig = $("#chart");
+    for (const old of fig.querySelectorAll("svg, .chart-empty")) old.remove();
+    fig.append(h("p", { class: "chart-empty" }, "No result to chart."));
+    // The server said when to ask again: do, once; a newer load cancels it.
+    if (retry > 0) aggRetryTimer = setTimeout(loadAggregate, Math.min(retry, 60) * 1000);
     return;
   }
   err.hidden = true;
@@ -312,6 +324,7 @@ async function loadAggregate() {
   const stale = $("#agg-stale");
   stale.hidden = !a.stale;
   stale.textContent = a.stale ? `stale · computed ${fmtTime(a.computed_at)}` : "stale";
+  if (a.stale) pollStats();
   drawAggregate();
 }
 
