@@ -313,6 +313,60 @@ def test_aggregates_go_stale_then_unavailable_then_recover(
     expect(pg.get_by_test_id("agg-stale")).to_be_hidden()
 
 
+def test_processed_events_page(page: tuple[Page, Watch], live_server: ServerProcess) -> None:
+    pg, _ = page
+    client = uid()
+    batch = [
+        {"client": client, "metric": "sales", "amount": i, "ts": f"2024-06-{i:02d}"}
+        for i in range(1, 13)
+    ]
+    with requests.post(live_server.base + "/api/events", json=batch, timeout=10) as r:
+        assert r.json()["counts"]["accepted"] == 12
+    rows = rows_of(pg, client)
+    expect(rows).to_have_count(10)
+    expect(rows.first).to_contain_text("2024-06-12")  # newest first
+    expect(pg.get_by_test_id("processed-prev")).to_be_disabled()
+    pg.get_by_test_id("processed-next").click()
+    expect(pg.get_by_test_id("processed-page")).to_have_text("Page 2")
+    expect(rows).to_have_count(2)
+    expect(rows.last).to_contain_text("2024-06-01")
+    expect(pg.get_by_test_id("processed-next")).to_be_disabled()
+    pg.get_by_test_id("processed-prev").click()
+    expect(pg.get_by_test_id("processed-page")).to_have_text("Page 1")
+    expect(rows).to_have_count(10)
+
+
+def test_a_batch_and_a_chosen_failure_point(page: tuple[Page, Watch]) -> None:
+    pg, _ = page
+    client = uid()
+    batch = [
+        {"client": client, "metric": "sales", "amount": 5, "ts": "2024-07-01"},
+        {"client": client, "metric": "sales", "amount": "5", "ts": "2024-07-01T00:00:00Z"},
+        {"client": client, "value": True},
+    ]
+    pg.get_by_test_id("tab-raw").click()
+    pg.get_by_test_id("raw-json").fill(json.dumps(batch))
+    pg.get_by_test_id("submit-raw").click()
+    expect(pg.get_by_test_id("result-message")).to_have_text(
+        "1 accepted \u00b7 1 duplicate \u00b7 1 rejected"
+    )
+
+    # after_commit: the event is kept but the answer is lost; the retry says
+    # duplicate.
+    pg.locator("#failure summary").click()
+    pg.get_by_test_id("failure-point").select_option("after_commit")
+    pg.get_by_test_id("failure-times").fill("1")
+    pg.locator("#failure-form button[type=submit]").click()
+    expect(pg.get_by_test_id("failure-state")).to_have_text("Armed: after_commit \u00d7 1")
+    one = {"client": client, "metric": "sales", "amount": 6, "ts": "2024-07-02"}
+    pg.get_by_test_id("raw-json").fill(json.dumps(one))
+    pg.get_by_test_id("submit-raw").click()
+    expect(pg.get_by_test_id("result-message")).to_contain_text("the event was stored")
+    pg.get_by_test_id("retry").click()
+    expect(pg.get_by_test_id("result-status")).to_have_text("duplicate")
+    expect(rows_of(pg, client)).to_have_count(2)
+
+
 def test_no_horizontal_scroll_at_390px(browser: Browser, live_server: ServerProcess) -> None:
     long_word = "x" * 200  # under the rules' max_text_len of 256
     body = {"source": uid() + long_word, "metric": long_word, "amount": 1, "ts": "2024-01-09"}
