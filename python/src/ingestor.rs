@@ -286,11 +286,12 @@ impl PyIngestor {
 
     /// Close the store. Idempotent; any later call raises IngestError.
     fn close(&self, py: Python<'_>) {
-        let taken = self.lock().take();
         if std::process::id() != self.pid {
-            std::mem::forget(taken);
+            // Nothing to close in a forked child: the connection is the
+            // parent's, every use here already raises, and Drop leaks it.
             return;
         }
+        let taken = self.lock().take();
         // The last reference closes the connection, which may checkpoint
         // the WAL: storage work, so without the GIL.
         py.detach(move || drop(taken));

@@ -105,7 +105,8 @@ def test_use_in_a_forked_child_raises_and_the_parent_is_unharmed(db_path: Path) 
             except ingest.IngestError as e:
                 message = f"{e.kind}: {e}"
             os.write(w, message.encode())
-            del ing  # must not close the parent's connection
+            ing.close()  # neither may close the parent's connection
+            del ing
             gc.collect()
             code = 0
         finally:
