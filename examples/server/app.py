@@ -7,6 +7,7 @@ not something to expose on a network.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -14,6 +15,17 @@ import sys
 from ingest_server import create_app
 
 HOST = "127.0.0.1"
+
+
+class QuietPolls(logging.Filter):
+    """Drop the access-log lines of the page's own polling and assets, which
+    would bury every request a person makes."""
+
+    NOISE = ('"GET /api/stats', '"GET /static/', '"GET /api/events?', '"GET /api/rejected?')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        line = record.getMessage()
+        return not any(n in line for n in self.NOISE) or '" 5' in line
 
 
 def main() -> int:
@@ -27,6 +39,7 @@ def main() -> int:
         print(f"PORT must be a port number from 1 to 65535, not {raw_port!r}", file=sys.stderr)
         return 2
     app = create_app(db)
+    logging.getLogger("werkzeug").addFilter(QuietPolls())
     # SIGTERM (a service manager, `kill`) closes the store cleanly, as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"ingest example server on http://{HOST}:{port}/  (database: {db})", flush=True)
