@@ -101,6 +101,33 @@ def test_batch_answers_per_item_outcomes_in_order(api: Any, uid: str) -> None:
     assert count(api, uid) == 2
 
 
+@pytest.mark.parametrize(
+    ("amount", "status", "stored"),
+    [
+        ("1e400", 400, None),
+        ("-1e400", 400, None),
+        ('"1e400"', 422, None),
+        ("123456789012345678901234567890", 201, 1.2345678901234568e29),
+        ("1200.50", 201, 1200.5),
+    ],
+)
+def test_numbers_beyond_a_double(
+    api: Any, uid: str, amount: str, status: int, stored: float | None
+) -> None:
+    body = f'{{"source": "{uid}", "amount": {amount}, "ts": "2024-01-01", "n": {amount}}}'
+    r = api.request("POST", "/api/events", data=body)
+    assert r.status == status, r.text
+    if status == 400:
+        assert "infinity" in r.body["message"]
+    elif status == 422:
+        assert r.body["reasons"][0]["code"] == "bad_value"
+    else:
+        assert r.body["event"]["amount"] == stored
+    # Whatever was kept can be listed again.
+    assert api.request("GET", "/api/events", params={"clientId": uid}).status == 200
+    assert api.request("GET", "/api/rejected", params={"limit": 1000}).status == 200
+
+
 def test_empty_batch(api: Any) -> None:
     r = api.request("POST", "/api/events", data="[]")
     assert r.status == 200, r.text
@@ -140,6 +167,7 @@ def test_too_deep_for_the_core_is_400(api: Any) -> None:
         deep = [deep]
     r = api.request("POST", "/api/events", json_body={"source": "x", "payload": {"deep": deep}})
     assert_error(r, 400, "invalid_argument", "deeper")
+    assert count(api, "x") == 0
 
 
 def test_body_over_1_mib_is_413(api: Any, uid: str) -> None:
