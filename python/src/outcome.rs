@@ -2,7 +2,7 @@
 
 use ingest_core::Outcome;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyFloat, PyString};
 
 use crate::convert::serialize_to_py;
 
@@ -53,8 +53,11 @@ impl PyOutcome {
         Ok(serialize_to_py(py, &self.inner)?.cast_into::<PyDict>()?)
     }
 
-    fn __repr__(&self) -> String {
-        match &self.inner {
+    /// The status and what matters for it: the id and the event's key
+    /// fields, or every reason as `code:field`. Values are shown as Python
+    /// shows them.
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(match &self.inner {
             Outcome::Rejected { reasons } => {
                 let reasons: Vec<String> = reasons
                     .iter()
@@ -67,14 +70,18 @@ impl PyOutcome {
             }
             other => {
                 let id = other.id().map_or_else(|| "None".to_string(), |id| id.to_string());
-                let event = other.event().map_or_else(String::new, |e| {
-                    format!(
-                        " client_id={:?} metric={:?} amount={:?} timestamp={}",
-                        e.client_id, e.metric, e.amount, e.timestamp
-                    )
-                });
+                let event = match other.event() {
+                    None => String::new(),
+                    Some(e) => format!(
+                        " client_id={} metric={} amount={} timestamp={}",
+                        PyString::new(py, &e.client_id).repr()?,
+                        PyString::new(py, &e.metric).repr()?,
+                        PyFloat::new(py, e.amount).repr()?,
+                        e.timestamp
+                    ),
+                };
                 format!("<Outcome {} id={id}{event}>", other.status())
             }
-        }
+        })
     }
 }

@@ -56,8 +56,12 @@ def test_rejections_are_outcomes_with_every_reason(ing: ingest.Ingestor) -> None
 
 def test_outcome_repr_dict_and_equality(ing: ingest.Ingestor) -> None:
     out = ing.submit(sales())
-    assert repr(out).startswith("<Outcome accepted id=1 ")
-    assert "clientA" in repr(out) and "2024-01-01T00:00:00.000Z" in repr(out)
+    assert repr(out) == (
+        "<Outcome accepted id=1 client_id='clientA' metric='sales' amount=1200.0 timestamp=2024-01-01T00:00:00.000Z>"
+    )
+    assert repr(ing.check(sales(1e30))).startswith(
+        "<Outcome accepted id=None client_id='clientA' metric='sales' amount=1e+30 "
+    )
     d = out.to_dict()
     assert d == {"status": "accepted", "id": 1, "event": out.event, "reasons": []}
     dup = ing.submit(sales())
