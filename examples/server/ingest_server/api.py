@@ -87,6 +87,20 @@ def post_events() -> tuple[Response, int]:
     # break every listing that includes it).
     payload = read_body()
     ing = _ing()
+    try:
+        return _submit(ing, payload)
+    except UnicodeEncodeError as e:
+        # JSON allows "\ud800" escapes that are not Unicode; the core's own
+        # parser refuses them as invalid JSON, and so does the server.
+        raise ApiError(
+            400,
+            "malformed_json",
+            f"malformed JSON: a string holds a lone surrogate ({e.object[e.start : e.end]!a}), "
+            "which is not Unicode text",
+        ) from None
+
+
+def _submit(ing: ingest.Ingestor, payload: Any) -> tuple[Response, int]:
     if isinstance(payload, list):
         outcomes = ing.submit_batch(payload)
         results = [_outcome_json(o) for o in outcomes]

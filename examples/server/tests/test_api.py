@@ -143,8 +143,19 @@ def test_empty_batch(api: Any) -> None:
         ('{"amount": Infinity}', "Infinity"),
         (b"\xff\xfe{}", "UTF-8"),
         ("[" * 100_000, "malformed JSON"),
+        ('{"source": "a\\ud800", "amount": 1, "ts": "2024-01-01"}', "lone surrogate"),
+        ('[{"source": "a", "amount": 1, "ts": "2024-01-01", "\\udfff": 1}]', "lone surrogate"),
     ],
-    ids=["truncated", "quotes", "nan", "infinity", "not-utf8", "deep"],
+    ids=[
+        "truncated",
+        "quotes",
+        "nan",
+        "infinity",
+        "not-utf8",
+        "deep",
+        "surrogate",
+        "surrogate-key",
+    ],
 )
 def test_malformed_json_is_400_with_a_message(api: Any, data: Any, contains: str) -> None:
     before = api.request("GET", "/api/stats").body
