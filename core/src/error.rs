@@ -58,6 +58,29 @@ pub enum ErrorKind {
     Storage,
 }
 
+impl ErrorKind {
+    /// The stable snake_case name (`"read_only"`), shown by the bindings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRules => "invalid_rules",
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::Injected => "injected",
+            ErrorKind::Busy => "busy",
+            ErrorKind::Io => "io",
+            ErrorKind::Corrupt => "corrupt",
+            ErrorKind::Full => "full",
+            ErrorKind::ReadOnly => "read_only",
+            ErrorKind::Storage => "storage",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Errors returned by the core. Rejected events are not errors: they are
 /// [`Outcome::Rejected`](crate::Outcome::Rejected).
 ///

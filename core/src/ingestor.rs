@@ -36,6 +36,16 @@ pub enum Durability {
     Normal,
 }
 
+impl Durability {
+    /// `"full"` or `"normal"`, as [`str::parse`] takes them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Full => "full",
+            Durability::Normal => "normal",
+        }
+    }
+}
+
 impl std::str::FromStr for Durability {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {

@@ -68,28 +68,28 @@ create_exception!(
     "The database (or its directory) cannot be written."
 );
 
-/// Every core error kind, its exception class and the stable name set as the
-/// exception's `kind` attribute. Exhaustive on purpose: a new kind in the
-/// core fails to compile here until it has a class.
-fn class_of(py: Python<'_>, kind: ErrorKind) -> (Bound<'_, pyo3::types::PyType>, &'static str) {
+/// Every core error kind and its exception class. Exhaustive on purpose: a
+/// new kind in the core fails to compile here until it has a class.
+fn class_of(py: Python<'_>, kind: ErrorKind) -> Bound<'_, pyo3::types::PyType> {
     match kind {
-        ErrorKind::InvalidRules => (RulesError::type_object(py), "invalid_rules"),
-        ErrorKind::InvalidArgument => (InvalidArgument::type_object(py), "invalid_argument"),
-        ErrorKind::Injected => (InjectedFailure::type_object(py), "injected"),
-        ErrorKind::Busy => (BusyError::type_object(py), "busy"),
-        ErrorKind::Io => (IoError::type_object(py), "io"),
-        ErrorKind::Corrupt => (CorruptError::type_object(py), "corrupt"),
-        ErrorKind::Full => (FullError::type_object(py), "full"),
-        ErrorKind::ReadOnly => (ReadOnlyError::type_object(py), "read_only"),
-        ErrorKind::Storage => (StorageError::type_object(py), "storage"),
+        ErrorKind::InvalidRules => RulesError::type_object(py),
+        ErrorKind::InvalidArgument => InvalidArgument::type_object(py),
+        ErrorKind::Injected => InjectedFailure::type_object(py),
+        ErrorKind::Busy => BusyError::type_object(py),
+        ErrorKind::Io => IoError::type_object(py),
+        ErrorKind::Corrupt => CorruptError::type_object(py),
+        ErrorKind::Full => FullError::type_object(py),
+        ErrorKind::ReadOnly => ReadOnlyError::type_object(py),
+        ErrorKind::Storage => StorageError::type_object(py),
     }
 }
 
-/// The Python exception for a core error, with `kind` set to its stable name.
+/// The Python exception for a core error, with `kind` set to the core's
+/// stable name of its kind.
 pub fn to_py(err: Error) -> PyErr {
     Python::attach(|py| {
-        let (class, kind) = class_of(py, err.kind());
-        with_kind(py, PyErr::from_type(class, err.to_string()), kind)
+        let kind = err.kind();
+        with_kind(py, PyErr::from_type(class_of(py, kind), err.to_string()), kind.as_str())
     })
 }
 

@@ -323,10 +323,7 @@ impl PyIngestor {
     /// "full" or "normal".
     #[getter]
     fn durability(&self) -> PyResult<&'static str> {
-        Ok(match self.handle()?.durability() {
-            Durability::Full => "full",
-            Durability::Normal => "normal",
-        })
+        Ok(self.handle()?.durability().as_str())
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
