@@ -31,6 +31,7 @@ lint:
 test-rust: lint
 	@test -d "$(INGEST_SHARED)/scenarios" || { echo "missing $(INGEST_SHARED)/scenarios (set INGEST_SHARED)"; exit 1; }
 	cargo test --workspace
+	@d=$$(mktemp -d) && cargo run -q -p ingest-example -- "$$d/example.db" >/dev/null && cargo run -q -p ingest-example -- "$$d/example.db" | grep -q "stored events: 3" && rm -rf "$$d" && echo "examples/rust: ran twice on one file, nothing doubled"
 
 include $(sort $(wildcard mk/*.mk))
 
