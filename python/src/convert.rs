@@ -50,7 +50,7 @@ fn value_at(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
         });
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Value::String(s.to_cow()?.into_owned()));
+        return Ok(Value::String(text(s)?));
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut map = Map::new();
@@ -61,7 +61,7 @@ fn value_at(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
                     type_name(&k)
                 ))
             })?;
-            map.insert(key.to_cow()?.into_owned(), value_at(&v, depth + 1)?);
+            map.insert(text(key)?, value_at(&v, depth + 1)?);
         }
         return Ok(Value::Object(map));
     }
@@ -80,6 +80,15 @@ fn value_at(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
         "cannot convert {} to JSON; expected dict, list, tuple, str, int, float, bool, None, date or datetime",
         type_name(obj)
     )))
+}
+
+/// A Python str as Rust text. A str holding a lone surrogate (`"\ud800"`)
+/// has no UTF-8 form: that is bad input, like malformed JSON, not a crash of
+/// some other kind.
+pub fn text(s: &Bound<'_, PyString>) -> PyResult<String> {
+    s.to_cow()
+        .map(|t| t.into_owned())
+        .map_err(|e| invalid_argument(format!("text is not valid Unicode (a lone surrogate?): {e}")))
 }
 
 fn int_value(i: &Bound<'_, PyInt>) -> PyResult<Value> {
@@ -145,7 +154,9 @@ fn number_to_py<'py>(py: Python<'py>, n: &Number) -> PyResult<Bound<'py, PyAny>>
     }
     match n.as_f64() {
         Some(f) => Ok(PyFloat::new(py, f).into_any()),
-        None => Err(internal(format!("number {text} has no float value"))),
+        // Valid JSON beyond a double (1e400, kept as sent in attributes):
+        // Python's own float() of the text, inf or -inf, as json.loads gives.
+        None => py.get_type::<PyFloat>().call1((text,)),
     }
 }
 

@@ -40,7 +40,7 @@ enum Raw {
 impl Raw {
     fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
         match obj.cast::<PyString>() {
-            Ok(s) => Ok(Raw::Text(s.to_cow()?.into_owned())),
+            Ok(s) => Ok(Raw::Text(crate::convert::text(&s)?)),
             Err(_) => Ok(Raw::Value(to_value(obj)?)),
         }
     }
@@ -276,6 +276,11 @@ impl PyIngestor {
         let ing = self.handle()?;
         ing.simulate_failure(point.parse::<FailPoint>().py()?, times);
         Ok(())
+    }
+
+    /// The armed failure as (point, calls it still strikes), or None.
+    fn armed_failure(&self) -> PyResult<Option<(&'static str, u32)>> {
+        Ok(self.handle()?.armed_failure().map(|(p, n)| (p.as_str(), n)))
     }
 
     /// Disarm any simulated failure.

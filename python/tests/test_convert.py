@@ -109,7 +109,7 @@ def test_unsupported_types_are_a_type_error(ing: ingest.Ingestor, value: Any) ->
 
 
 def test_invalid_text_is_a_clean_error(ing: ingest.Ingestor) -> None:
-    with pytest.raises(UnicodeError):
+    with pytest.raises(ingest.InvalidArgument):
         ing.submit(sales(extra="\ud800"))
     with pytest.raises(ValueError):  # beyond Python's own int-to-text limit
         ing.submit(sales(extra=10**5000))
@@ -159,3 +159,22 @@ def test_rejected_raw_input_comes_back_as_given(ing: ingest.Ingestor) -> None:
     raw = {"client_id": "c", "big": 2**100, "f": 0.1, "list": [None, True, "x"], "n": {"a": -(2**65)}}
     assert ing.submit(raw).status == "rejected"
     assert ing.rejected()[0]["raw"] == raw
+
+
+def test_numbers_beyond_a_double_read_back_as_json_loads_reads_them(ing: ingest.Ingestor) -> None:
+    out = ing.submit('{"client": "a", "value": 1, "ts": 0, "big": 1e400, "small": -1e400}')
+    assert out.status == "accepted"
+    assert out.event is not None
+    assert out.event["attributes"] == {"big": math.inf, "small": -math.inf}
+    assert ing.events(limit=1)[0]["attributes"]["big"] == math.inf
+    event = out.to_dict()["event"]
+    assert event is not None and event["attributes"]["small"] == -math.inf
+
+
+@pytest.mark.parametrize("text", ["\ud800", "a\udfffb"])
+def test_lone_surrogates_are_invalid_arguments(ing: ingest.Ingestor, text: str) -> None:
+    events: list[dict[str, Any] | str] = [sales(note=text), {"client": text, "value": 1, "ts": 0}, {text: 1}, text]
+    for event in events:
+        with pytest.raises(ingest.InvalidArgument, match="Unicode"):
+            ing.submit(event)
+    assert ing.stats()["stored_events"] == 0

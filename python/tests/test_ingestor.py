@@ -290,6 +290,17 @@ def test_failure_injection_and_retry(ing: ingest.Ingestor, point: str, retry: st
     assert ing.stats()["stored_events"] == 1
 
 
+def test_armed_failure_reports_what_is_left(ing: ingest.Ingestor) -> None:
+    assert ing.armed_failure() is None
+    ing.simulate_failure("before_insert", times=2)
+    assert ing.armed_failure() == ("before_insert", 2)
+    with pytest.raises(ingest.InjectedFailure):
+        ing.submit(sales())
+    assert ing.armed_failure() == ("before_insert", 1)
+    ing.clear_failure()
+    assert ing.armed_failure() is None
+
+
 def test_clear_failure_and_bad_points(ing: ingest.Ingestor) -> None:
     ing.simulate_failure()
     ing.clear_failure()
