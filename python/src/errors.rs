@@ -85,11 +85,17 @@ fn class_of(py: Python<'_>, kind: ErrorKind) -> Bound<'_, pyo3::types::PyType> {
 }
 
 /// The Python exception for a core error, with `kind` set to the core's
-/// stable name of its kind.
+/// stable name of its kind, and `point` to the failure point that struck
+/// for an InjectedFailure.
 pub fn to_py(err: Error) -> PyErr {
     Python::attach(|py| {
         let kind = err.kind();
-        with_kind(py, PyErr::from_type(class_of(py, kind), err.to_string()), kind.as_str())
+        let exc = with_kind(py, PyErr::from_type(class_of(py, kind), err.to_string()), kind.as_str());
+        if let Error::Injected(point) = err {
+            // As with `kind`: cannot fail in practice on a fresh instance.
+            let _ = exc.value(py).setattr("point", point.as_str());
+        }
+        exc
     })
 }
 

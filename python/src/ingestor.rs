@@ -40,7 +40,7 @@ enum Raw {
 impl Raw {
     fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
         match obj.cast::<PyString>() {
-            Ok(s) => Ok(Raw::Text(crate::convert::text(&s)?)),
+            Ok(s) => Ok(Raw::Text(crate::convert::text(s)?)),
             Err(_) => Ok(Raw::Value(to_value(obj)?)),
         }
     }

@@ -286,6 +286,7 @@ def test_failure_injection_and_retry(ing: ingest.Ingestor, point: str, retry: st
         with pytest.raises(ingest.InjectedFailure) as info:
             ing.submit(sales())
         assert info.value.kind == "injected" and point in str(info.value)
+        assert info.value.point == point
     assert ing.submit(sales()).status == retry
     assert ing.stats()["stored_events"] == 1
 

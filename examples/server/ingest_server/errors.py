@@ -92,7 +92,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(ingest.InjectedFailure)
     def _injected(e: ingest.InjectedFailure) -> Response:
-        point = app.extensions["ingest"].failures.struck()
+        point = e.point
         message, stored = injected_message(point)
         return error_response(500, "injected_failure", message, point=point, stored=stored)
 

@@ -1,9 +1,5 @@
-"""The failure-simulation switch as the server shows it.
-
-The Python API can arm and clear a failure but cannot say what is armed, so
-the server keeps its own record: what it armed, and how many strikes are left
-(each InjectedFailure it sees uses one). The server is the only writer of its
-Ingestor's switch, so the record stays true.
+"""The failure-simulation switch as the server shows it: what is armed is
+read from the Ingestor itself, so it stays true whoever else arms or uses it.
 """
 
 from __future__ import annotations
@@ -28,51 +24,36 @@ DESCRIPTIONS = {
 class FailureSwitch:
     def __init__(self, ing: ingest.Ingestor) -> None:
         self._ing = ing
-        # Re-entrant: toggle reads the state and arms or clears in one step.
-        self._lock = threading.RLock()
-        self._point: str | None = None
-        self._remaining = 0
+        # Toggle reads the state and arms or clears: one step for concurrent toggles.
+        self._lock = threading.Lock()
 
     def arm(self, point: str, times: int) -> dict[str, Any]:
         with self._lock:
-            if times == 0:
-                self._ing.clear_failure()
-                self._point, self._remaining = None, 0
-            else:
-                self._ing.simulate_failure(point, times)
-                self._point, self._remaining = point, times
-            return self._state()
+            self._arm(point, times)
+            return self.state()
 
     def clear(self) -> dict[str, Any]:
         return self.arm(DEFAULT_POINT, 0)
 
     def toggle(self) -> dict[str, Any]:
         with self._lock:
-            return self.clear() if self._point is not None else self.arm(DEFAULT_POINT, 1)
+            self._arm(DEFAULT_POINT, 0 if self._ing.armed_failure() else 1)
+            return self.state()
 
-    def struck(self, only: str | None = None) -> str | None:
-        """Record one injected failure (at `only`, when given, and no other
-        point); return the point that struck."""
-        with self._lock:
-            point = self._point
-            if only is not None and point != only:
-                return None
-            if self._remaining > 0:
-                self._remaining -= 1
-                if self._remaining == 0:
-                    self._point = None
-            return point
+    def _arm(self, point: str, times: int) -> None:
+        if times == 0:
+            self._ing.clear_failure()
+        else:
+            self._ing.simulate_failure(point, times)  # type: ignore[arg-type]
 
     def state(self) -> dict[str, Any]:
-        with self._lock:
-            return self._state()
-
-    def _state(self) -> dict[str, Any]:
-        if self._point is None:
+        armed = self._ing.armed_failure()
+        if armed is None:
             return {"enabled": False, "point": None, "remaining": 0, "description": "off"}
+        point, remaining = armed
         return {
             "enabled": True,
-            "point": self._point,
-            "remaining": self._remaining,
-            "description": DESCRIPTIONS[self._point],
+            "point": point,
+            "remaining": remaining,
+            "description": DESCRIPTIONS[point],
         }
