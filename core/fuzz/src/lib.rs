@@ -1,0 +1,379 @@
+//! The fuzz harnesses of `ingest-core`: one function per fuzz target, each a
+//! plain function of the input bytes that panics when an invariant breaks.
+//! The targets in `fuzz_targets/` only call these, so a crashing input can be
+//! replayed by an ordinary test as well as by the fuzzer.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use ingest_core::timestamp::{MAX_MS, MIN_MS};
+use ingest_core::{
+    dedup_key, normalize as normalize_raw, normalize_fields, Error, Event, EventFilter, Field, Fields, Ingestor,
+    Outcome, Page, Query, Rules, Timestamp,
+};
+use serde_json::{Map, Number, Value};
+
+/// Rule sets every event is normalised under, besides the built-in rules:
+/// renamed aliases, preserved case, short texts, allowed metrics, an amount
+/// range, defaults, and an event_id dedup key.
+const RULE_DOCS: [&str; 5] = [
+    "{}",
+    r#"{"aliases": {"amount": ["price", "value"], "client_id": ["user", "source"]},
+        "metric_case": "preserve", "max_text_len": 8}"#,
+    r#"{"required": ["client_id", "metric", "amount", "timestamp"],
+        "allowed_metrics": ["Sales", "views", "ΣUM", "İx"], "amount_range": [-1000, 1e6],
+        "max_text_len": 4, "defaults": {"metric": null}, "dedup_key": ["client_id", "event_id"]}"#,
+    r#"{"required": ["timestamp"], "defaults": {"client_id": "anon", "amount": 1, "metric": null}}"#,
+    r#"{"aliases": {"event_id": ["id"], "timestamp": ["t", "ts"], "metric": ["m", "metric"]},
+        "required": [], "defaults": {"client_id": " sp ", "metric": "Df"}, "max_text_len": 3}"#,
+];
+
+fn rule_sets() -> &'static [Rules] {
+    static SETS: OnceLock<Vec<Rules>> = OnceLock::new();
+    SETS.get_or_init(|| {
+        RULE_DOCS
+            .iter()
+            .map(|doc| Rules::from_json(doc).expect("the fuzz rule sets are valid"))
+            .collect()
+    })
+}
+
+/// Fuzz target `normalize`: bytes parsed as JSON, then normalised under each
+/// rule set; accepted events must satisfy the event invariants and
+/// normalise to themselves again.
+pub fn normalize(data: &[u8]) {
+    let Ok(raw) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    for rules in rule_sets() {
+        check_normalize(&raw, rules);
+    }
+}
+
+/// Normalise `raw` under `rules` and check everything that must hold of the
+/// answer, whatever it is.
+pub fn check_normalize(raw: &Value, rules: &Rules) {
+    let first = normalize_raw(raw, rules);
+    assert_eq!(first, normalize_raw(raw, rules), "normalisation is not deterministic");
+    match first {
+        Ok(event) => check_event(&event, rules),
+        Err(reasons) => {
+            assert!(!reasons.is_empty(), "rejected without a reason");
+            for r in &reasons {
+                assert!(
+                    ["", "client_id", "metric", "amount", "timestamp", "event_id", "payload"]
+                        .contains(&r.field.as_str()),
+                    "reason names an unknown field: {r:?}"
+                );
+                assert!(!r.message.is_empty(), "reason without a message: {r:?}");
+            }
+        }
+    }
+}
+
+fn check_text(what: &str, text: &str, rules: &Rules) {
+    assert!(!text.is_empty(), "{what} is empty");
+    assert_eq!(text, text.trim(), "{what} is not trimmed");
+    let len = text.chars().count();
+    assert!(
+        len <= rules.max_text_len(),
+        "{what} {text:?} has {len} characters, over max_text_len {}",
+        rules.max_text_len()
+    );
+}
+
+/// The invariants of an accepted event under `rules`.
+pub fn check_event(e: &Event, rules: &Rules) {
+    assert!(e.amount.is_finite(), "amount {} is not finite", e.amount);
+    assert!(e.amount != 0.0 || e.amount.is_sign_positive(), "-0.0 is stored as 0.0");
+    if let Some((lo, hi)) = rules.amount_range() {
+        assert!(
+            (lo..=hi).contains(&e.amount),
+            "amount {} outside [{lo}, {hi}]",
+            e.amount
+        );
+    }
+    check_text("client_id", &e.client_id, rules);
+    check_text("metric", &e.metric, rules);
+    if let Some(id) = &e.event_id {
+        check_text("event_id", id, rules);
+    }
+    assert_eq!(
+        rules.normalize_metric(&e.metric),
+        e.metric,
+        "the stored metric is not in normal form: casing it again changes it"
+    );
+    if let Some(allowed) = rules.allowed_metrics() {
+        assert!(allowed.contains(&e.metric), "metric {:?} is not allowed", e.metric);
+    }
+    let ms = e.timestamp.millis();
+    assert!((MIN_MS..=MAX_MS).contains(&ms), "timestamp {ms} out of range");
+    assert_eq!(
+        Timestamp::parse(&e.timestamp.to_string()),
+        Ok(e.timestamp),
+        "the shown timestamp does not parse back"
+    );
+    assert!(serde_json::to_string(e).is_ok(), "the event does not serialise");
+
+    // Normalising the canonical event again gives the same event (and key),
+    // flat and as an envelope.
+    if let Some(fields) = canonical_fields(e, rules) {
+        let key = dedup_key(e, rules);
+        let mut forms = vec![Value::Object(Map::from_iter([(
+            "payload".to_string(),
+            Value::Object(fields.clone()),
+        )]))];
+        if !fields.contains_key("payload") {
+            forms.push(Value::Object(fields));
+        }
+        for form in forms {
+            let again = normalize_raw(&form, rules).unwrap_or_else(|r| {
+                panic!("normalising the event again rejects it: {r:?}\nevent: {e:?}\nform: {form}")
+            });
+            assert_eq!(&again, e, "normalising twice changes the event\nform: {form}");
+            assert_eq!(dedup_key(&again, rules), key, "normalising twice changes the key");
+        }
+    }
+
+    // The typed path (the C fast path) gives the same event, without attributes.
+    let fields = Fields {
+        client_id: &e.client_id,
+        metric: Some(&e.metric),
+        amount: e.amount,
+        timestamp_ms: ms,
+        event_id: e.event_id.as_deref(),
+    };
+    let typed = normalize_fields(&fields, rules)
+        .unwrap_or_else(|r| panic!("the typed path rejects an accepted event: {r:?}\nevent: {e:?}"));
+    let expected = Event {
+        attributes: Map::new(),
+        ..e.clone()
+    };
+    assert_eq!(typed, expected, "the typed path normalises differently");
+}
+
+/// The event's fields as a raw object: its attributes, plus each canonical
+/// field under the first alias that no attribute already uses. `None` when
+/// some field has no free alias (then the event cannot be spelled again).
+fn canonical_fields(e: &Event, rules: &Rules) -> Option<Map<String, Value>> {
+    let mut m = e.attributes.clone();
+    let values = [
+        (Field::ClientId, Some(Value::from(e.client_id.as_str()))),
+        (Field::Metric, Some(Value::from(e.metric.as_str()))),
+        (Field::Amount, Number::from_f64(e.amount).map(Value::Number)),
+        (Field::Timestamp, Some(Value::from(e.timestamp.to_string()))),
+        (Field::EventId, e.event_id.as_deref().map(Value::from)),
+    ];
+    for (field, value) in values {
+        let Some(value) = value else { continue };
+        let name = rules.aliases(field).iter().find(|n| !m.contains_key(n.as_str()))?;
+        m.insert(name.clone(), value);
+    }
+    Some(m)
+}
+
+/// Fuzz target `submit_json`: text through `check_json`, `submit_json` and
+/// `submit_batch_json` on an in-memory store (a fresh one every
+/// `INPUTS_PER_STORE` inputs; one per size limit). `check` must predict
+/// `submit`, a retry must be a duplicate, the store must hold exactly the
+/// accepted events, and nothing may panic.
+pub fn submit_json(data: &[u8]) {
+    // A small size limit on some inputs, so that path is fuzzed too.
+    let small = data.len() % 4 == 3;
+    STORES.with(|stores| {
+        let mut stores = stores.borrow_mut();
+        let slot = &mut stores[usize::from(small)];
+        if slot.as_ref().is_none_or(|s| s.inputs >= INPUTS_PER_STORE) {
+            let limit = if small { 200 } else { 1 << 20 };
+            let ing = Ingestor::builder(":memory:")
+                .max_event_bytes(limit)
+                .open()
+                .expect("an in-memory store opens");
+            *slot = Some(Store {
+                ing,
+                stored: HashMap::new(),
+                inputs: 0,
+            });
+        }
+        let store = slot.as_mut().expect("just opened");
+        store.inputs += 1;
+        submit_text(&store.ing, &mut store.stored, &String::from_utf8_lossy(data));
+    });
+}
+
+/// An in-memory store shared by consecutive inputs (opening one per input
+/// would cost more than the input itself), and the events it accepted.
+struct Store {
+    ing: Ingestor,
+    stored: HashMap<i64, Event>,
+    inputs: u32,
+}
+
+/// Inputs per store before a fresh one, which keeps memory flat.
+const INPUTS_PER_STORE: u32 = 2000;
+
+thread_local! {
+    static STORES: std::cell::RefCell<[Option<Store>; 2]> = const { std::cell::RefCell::new([None, None]) };
+}
+
+/// One input's text through `ing`; `stored` is every event `ing` accepted.
+fn submit_text(ing: &Ingestor, stored: &mut HashMap<i64, Event>, text: &str) {
+    // One event: check, submit, check again, submit again.
+    let predicted = ing.check_json(text);
+    let submitted = ing.submit_json(text);
+    match (&predicted, &submitted) {
+        (Err(a), Err(b)) => assert_eq!(a.kind(), b.kind(), "check and submit fail differently: {a} / {b}"),
+        (Ok(Outcome::Rejected { reasons: a }), Ok(Outcome::Rejected { reasons: b })) => {
+            assert_eq!(a, b, "check and submit reject for different reasons")
+        }
+        (Ok(Outcome::Accepted { id: None, event: a }), Ok(Outcome::Accepted { id: Some(id), event: b })) => {
+            assert_eq!(a, b, "check and submit normalise differently");
+            assert!(!stored.contains_key(id), "a new event reuses id {id}");
+            check_event(b, ing.rules());
+            stored.insert(*id, b.clone());
+        }
+        (Ok(Outcome::Duplicate { id: a, event: x }), Ok(Outcome::Duplicate { id: b, event: y })) => {
+            assert_eq!((a, x), (b, y), "check and submit name different duplicates");
+            assert!(stored.contains_key(a), "a duplicate of an event never accepted");
+        }
+        (a, b) => panic!("check predicted {a:?}, submit answered {b:?}"),
+    }
+    let retry_check = ing.check_json(text);
+    let retry = ing.submit_json(text);
+    for (what, again) in [("check", &retry_check), ("submit", &retry)] {
+        match (&submitted, again) {
+            (Err(a), Err(b)) => assert_eq!(a.kind(), b.kind(), "a retried {what} fails differently"),
+            (Ok(Outcome::Rejected { reasons: a }), Ok(Outcome::Rejected { reasons: b })) => assert_eq!(a, b),
+            (
+                Ok(Outcome::Accepted { id: Some(id), event: a } | Outcome::Duplicate { id, event: a }),
+                Ok(Outcome::Duplicate { id: again, event: b }),
+            ) => {
+                assert_eq!((id, a), (again, b), "a retried {what} is not the same duplicate")
+            }
+            (a, b) => panic!("first submit answered {a:?}, a retried {what} {b:?}"),
+        }
+    }
+
+    // A batch: predicted item by item with check, a repeat inside the batch
+    // being a duplicate of its first occurrence.
+    let parsed = serde_json::from_str::<Value>(text);
+    let predicted: Option<Result<Vec<Outcome>, Error>> = match &parsed {
+        Ok(Value::Array(items)) => Some(items.iter().map(|item| ing.check(item)).collect()),
+        _ => None,
+    };
+    let batch = ing.submit_batch_json(text);
+    match predicted {
+        Some(predicted) => {
+            match (&predicted, &batch) {
+                (Err(a), Err(b)) => assert_eq!(a.kind(), b.kind(), "check and batch fail differently: {a} / {b}"),
+                (Ok(p), Ok(outcomes)) => {
+                    assert_eq!(p.len(), outcomes.len(), "one outcome per input");
+                    // Keys first accepted in this batch: a repeat is their duplicate.
+                    let mut firsts: HashMap<Vec<u8>, i64> = HashMap::new();
+                    for (p, o) in p.iter().zip(outcomes) {
+                        match (p, o) {
+                            (Outcome::Rejected { reasons: a }, Outcome::Rejected { reasons: b }) => assert_eq!(a, b),
+                            (Outcome::Duplicate { id: a, event: x }, Outcome::Duplicate { id: b, event: y }) => {
+                                assert_eq!((a, x), (b, y), "batch duplicate differs from its prediction")
+                            }
+                            (Outcome::Accepted { id: None, event: x }, o) => {
+                                let key = dedup_key(x, ing.rules());
+                                match (firsts.get(&key), o) {
+                                    (None, Outcome::Accepted { id: Some(id), event: y }) => {
+                                        assert_eq!(x, y, "batch event differs from its check");
+                                        assert!(!stored.contains_key(id), "a new event reuses id {id}");
+                                        check_event(y, ing.rules());
+                                        stored.insert(*id, y.clone());
+                                        firsts.insert(key, *id);
+                                    }
+                                    (Some(first), Outcome::Duplicate { id, event: y }) => {
+                                        assert_eq!((first, x), (id, y), "a repeat inside the batch")
+                                    }
+                                    (first, o) => {
+                                        panic!("batch item checked {p:?} (first in batch: {first:?}), answered {o:?}")
+                                    }
+                                }
+                            }
+                            (p, o) => panic!("check predicted {p:?} in the batch, the batch answered {o:?}"),
+                        }
+                    }
+                }
+                (a, b) => panic!("check predicted {a:?} for the batch, the batch answered {b:?}"),
+            }
+            // The whole batch again: nothing new.
+            if let Ok(first) = &batch {
+                let again = ing.submit_batch_json(text).expect("a repeated batch succeeds");
+                for (a, b) in first.iter().zip(&again) {
+                    assert!(b.status() != "accepted", "a repeated batch stored {b:?} again");
+                    assert_eq!(a.event(), b.event());
+                    assert_eq!(a.reasons(), b.reasons());
+                }
+            }
+        }
+        None => assert!(
+            matches!(&batch, Err(Error::InvalidArgument(_))),
+            "a batch that is not a JSON array answered {batch:?}"
+        ),
+    }
+
+    check_store(ing, stored);
+}
+
+/// The store holds exactly the accepted events, unchanged, and aggregates count them.
+fn check_store(ing: &Ingestor, stored: &HashMap<i64, Event>) {
+    let stats = ing.stats().expect("stats");
+    assert_eq!(
+        stats.stored_events,
+        stored.len() as u64,
+        "stored events != accepted events"
+    );
+    let total = ing.aggregate(&Query::default()).expect("aggregate").totals;
+    assert_eq!(total.count, stored.len() as u64, "aggregate count != accepted events");
+    let min = stored.values().map(|e| e.amount).reduce(f64::min);
+    let max = stored.values().map(|e| e.amount).reduce(f64::max);
+    assert_eq!((total.min, total.max), (min, max), "aggregate min/max");
+    // The newest events (this input's among them) read back as accepted.
+    let newest = EventFilter {
+        limit: 8,
+        ..EventFilter::default()
+    };
+    let listed = ing.events(&newest).expect("events");
+    assert_eq!(listed.len(), stored.len().min(8));
+    for s in &listed {
+        let e = stored
+            .get(&s.id)
+            .unwrap_or_else(|| panic!("listed event {} was never accepted", s.id));
+        assert_eq!(&s.event, e, "the stored event reads back differently");
+    }
+    for r in ing.rejected(Page { limit: 2, offset: 0 }).expect("rejected") {
+        assert!(!r.reasons.is_empty() && r.attempts >= 1, "dead letter {r:?}");
+    }
+}
+
+/// Fuzz target `rules`: text through `Rules::from_json`; rules that parse
+/// round-trip through their document, and normalise the sample events.
+pub fn rules(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let Ok(rules) = Rules::from_json(&text) else {
+        return;
+    };
+    let doc = rules.to_value();
+    let back = Rules::from_value(&doc).unwrap_or_else(|e| panic!("the rules' own document is refused: {e}\n{doc}"));
+    assert_eq!(back, rules, "rules do not round-trip through to_value\n{doc}");
+    let back = Rules::from_json(&doc.to_string()).expect("the rules' document as text");
+    assert_eq!(back, rules, "rules do not round-trip through their JSON text");
+    assert!(!rules.dedup_key().is_empty());
+    assert!((1..=1_048_576).contains(&rules.max_text_len()));
+    for sample in SAMPLES {
+        let raw: Value = serde_json::from_str(sample).expect("the samples are JSON");
+        check_normalize(&raw, &rules);
+    }
+}
+
+/// Events normalised under every fuzzed rule set.
+const SAMPLES: [&str; 4] = [
+    r#"{"source": "clientA", "payload": {"metric": "sales", "value": 1200, "timestamp": "2024-01-01"}}"#,
+    r#"{"client_id": " c ", "metric": "Views", "amount": "-0", "ts": 1704153600, "id": 7, "extra": [1]}"#,
+    r#"{"user": "u", "price": 1e3, "t": "2024-01-02T10:00:00+02:00", "m": "İx", "event_id": "e"}"#,
+    r#"{"payload": {"clientId": 42, "amt": "12.5", "date": "2024-02-29 10:00", "name": null, "type": "X"}}"#,
+];
