@@ -120,7 +120,9 @@ def from_epoch(n: float) -> int:
     return ms
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# datetime.UTC is 3.11+; the package supports 3.9.
+UTC = timezone.utc  # noqa: UP017
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def timestamp_ms(value: Any) -> int:
@@ -138,7 +140,7 @@ def timestamp_ms(value: Any) -> int:
     except ValueError:
         raise Rejected("bad_timestamp") from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     delta = dt - EPOCH
     # Whole milliseconds, finer digits truncated, in integers (no float error).
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
@@ -178,8 +180,8 @@ def normalize(raw: Any) -> dict[str, Any]:
 
 
 def month_floor(ms: int) -> int:
-    d = datetime.fromtimestamp(ms // 1000, timezone.utc)
-    first = datetime(d.year, d.month, 1, tzinfo=timezone.utc)
+    d = datetime.fromtimestamp(ms // 1000, UTC)
+    first = datetime(d.year, d.month, 1, tzinfo=UTC)
     return int(first.timestamp()) * 1000
 
 

@@ -37,10 +37,10 @@ struct Args {
     /// Events for the original design, which is slow [default: min(events, 20000)].
     #[arg(long)]
     original_events: Option<u64>,
-    /// Events for the Python batch contenders [default: min(events, 100000)].
+    /// Events for the Python batch contenders; 0 skips Python [default: min(events, 100000)].
     #[arg(long)]
     python_events: Option<u64>,
-    /// Events for Python's and Rust's one-by-one submit [default: min(events, 20000)].
+    /// Events for Python's and Rust's one-by-one submit; 0 skips Python [default: min(events, 20000)].
     #[arg(long)]
     python_submit_events: Option<u64>,
     /// Threads for the group-commit contender.
@@ -130,8 +130,9 @@ fn run(args: &Args) -> Res<()> {
     let one_n = small(args.one_events, 200_000);
     let full_n = small(args.full_events, 4_000);
     let original_n = small(args.original_events, 20_000);
-    let py_n = small(args.python_events, 100_000);
-    let py_submit_n = small(args.python_submit_events, 20_000);
+    // Zero skips the Python contender.
+    let py_n = args.python_events.unwrap_or(100_000).min(args.events);
+    let py_submit_n = args.python_submit_events.unwrap_or(20_000).min(args.events);
 
     let machine = Machine::probe();
     let started = chrono::Utc::now();
@@ -264,7 +265,12 @@ fn run(args: &Args) -> Res<()> {
     drop(store);
 
     let py_bin = args.python.clone().unwrap_or_else(|| root.join(".venv/bin/python"));
-    let py: Result<(PyRates, Rate, Latencies), String> = match python::usable(&py_bin) {
+    let usable = if py_n == 0 || py_submit_n == 0 {
+        Err("skipped with --python-events 0 or --python-submit-events 0".to_string())
+    } else {
+        python::usable(&py_bin)
+    };
+    let py: Result<(PyRates, Rate, Latencies), String> = match usable {
         Err(why) if args.require_python => return Err(format!("the Python contender cannot run: {why}").into()),
         Err(why) => {
             progress(&format!("(e) skipped: {why}"));
@@ -504,6 +510,14 @@ fn run(args: &Args) -> Res<()> {
             if t.met { "yes" } else { "**no**" }
         )?;
     }
+    writeln!(
+        md,
+        "\nRates are per event, so rows with different N compare: each row runs on the first N events of the same \
+         stream. The original design (b) runs on {original_n} events because it is slow; ingest one by one runs on \
+         {one_n}, and a bigger store only slows it, so that ratio errs against ingest. The floor (a) writes rows \
+         normalised beforehand; ingest starts from JSON text and normalises, deduplicates, keeps rollups at three \
+         levels and commits, all timed. Per call: per batch for the batch rows, per event otherwise."
+    )?;
     if let Some(r) = largest {
         writeln!(
             md,
@@ -578,15 +592,15 @@ fn run(args: &Args) -> Res<()> {
 }
 
 /// Which build of the extension the venv holds, from the stamps mk/python.mk
-/// leaves: a debug build makes the Python figures meaningless.
+/// and mk/bench.mk leave: a debug build makes the Python figures meaningless.
 fn python_build(py_bin: &Path) -> &'static str {
     let Some(venv) = py_bin.parent().and_then(Path::parent) else {
         return "build unknown";
     };
     if venv.join(".ingest-python-release").exists() {
-        "release build (`make python-install-release`)"
+        "release build"
     } else if venv.join(".ingest-python-dev").exists() {
-        "**debug build** (`make python-install`): its figures say little; `make bench` installs a release build"
+        "**debug build**: its figures say little; `make bench` uses a release build in a venv of its own"
     } else {
         "build unknown"
     }
