@@ -144,6 +144,9 @@ fn new_connection(path: Option<&Path>, opts: &SqliteOptions, reader: bool) -> Re
         None => Connection::open_in_memory()?,
     };
     conn.busy_timeout(opts.busy_timeout)?;
+    // Queries are built from a handful of shapes per piece and level; keep
+    // them all compiled.
+    conn.set_prepared_statement_cache_capacity(128);
     if path.is_some() {
         let mode: String = retry_busy(opts.busy_timeout, || {
             conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -615,15 +618,15 @@ fn filters(sql: &mut String, args: &mut Vec<SqlValue>, client: Option<&str>, met
     }
 }
 
-/// SQL for the start of the bucket holding the millisecond instant `col`.
-fn bucket_sql(bucket: Option<Bucket>, col: &str) -> String {
+/// SQL for the start of the bucket holding the millisecond instant `col`;
+/// the same buckets as [`Bucket::floor`].
+fn bucket_sql(bucket: Bucket, col: &str) -> String {
     let floor = |w: i64| format!("({col} - (({col} % {w}) + {w}) % {w})");
     match bucket {
-        None => "NULL".into(),
-        Some(Bucket::Hour) => floor(HOUR_MS),
-        Some(Bucket::Day) => floor(DAY_MS),
+        Bucket::Hour => floor(HOUR_MS),
+        Bucket::Day => floor(DAY_MS),
         // Calendar months from SQLite's date functions, on whole seconds.
-        Some(Bucket::Month) => format!(
+        Bucket::Month => format!(
             "CAST(strftime('%s', {} / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000",
             floor(1000)
         ),
@@ -648,29 +651,65 @@ fn aggregate_in(c: &Connection, q: &Query) -> Result<Aggregate> {
 }
 
 /// Add the stats of `source` over `span`, grouped as the query asks.
+///
+/// No SQL sorting on the way (a GROUP BY's temporary b-tree costs more than
+/// the rows themselves here): grouped rollup rows, few by design, are folded
+/// here as they stream out of the primary key; an events piece inside one
+/// bucket of the grouping (every edge piece lies inside one hour) is a
+/// single aggregate row, grouped in SQL only by client or metric.
 fn partial(c: &Connection, q: &Query, source: Source, per_client: bool, span: Span, out: &mut Partials) -> Result<()> {
-    let (table, time_col, stats, level) = match source {
-        Source::Events => ("events", "ts", "COUNT(*), SUM(amount), MIN(amount), MAX(amount)", None),
-        Source::Rollup(b) => (
-            "rollups",
-            "bucket",
-            "SUM(n), SUM(total), MIN(lo), MAX(hi)",
-            Some(level_code(b)),
-        ),
-    };
-    let bucket = bucket_sql(q.bucket, time_col);
     let client = if q.by_client { "client_id" } else { "NULL" };
     let metric = if q.by_metric { "metric" } else { "NULL" };
-    let mut sql = format!("SELECT {bucket}, {client}, {metric}, {stats} FROM {table} WHERE 1 = 1");
-    let mut args: Vec<SqlValue> = Vec::new();
-    if let Some(level) = level {
-        sql.push_str(" AND level = ?");
-        args.push(level.into());
-        if per_client {
-            sql.push_str(" AND client_id != ?");
-        } else {
-            sql.push_str(" AND client_id = ?");
+    let by_series = q.by_client || q.by_metric;
+    // Where each row's group bucket comes from.
+    let (select, group, bucket_of): (String, &str, BucketOf) = match source {
+        Source::Rollup(_) if q.is_grouped() => (
+            format!("bucket, {client}, {metric}, n, total, lo, hi"),
+            "",
+            BucketOf::Floor(q.bucket),
+        ),
+        Source::Rollup(_) => (
+            "NULL, NULL, NULL, SUM(n), SUM(total), MIN(lo), MAX(hi)".into(),
+            "",
+            BucketOf::Column,
+        ),
+        Source::Events => {
+            let stats = "COUNT(*), SUM(amount), MIN(amount), MAX(amount)";
+            match (q.bucket, span.start, span.end) {
+                (Some(b), Some(s), Some(e)) if b.floor(s) == b.floor(e - 1) => (
+                    format!("NULL, {client}, {metric}, {stats}"),
+                    if by_series { " GROUP BY 2, 3" } else { "" },
+                    BucketOf::Fixed(Some(b.floor(s))),
+                ),
+                (None, _, _) => (
+                    format!("NULL, {client}, {metric}, {stats}"),
+                    if by_series { " GROUP BY 2, 3" } else { "" },
+                    BucketOf::Fixed(None),
+                ),
+                // Events over several buckets: only where no rollup level
+                // serves the grouping (a client's events grouped by hour).
+                (Some(b), _, _) => (
+                    format!("{}, {client}, {metric}, {stats}", bucket_sql(b, "ts")),
+                    " GROUP BY 1, 2, 3",
+                    BucketOf::Column,
+                ),
+            }
         }
+    };
+    let (table, time_col) = match source {
+        Source::Events => ("events", "ts"),
+        Source::Rollup(_) => ("rollups", "bucket"),
+    };
+    let mut sql = format!("SELECT {select} FROM {table} WHERE 1 = 1");
+    let mut args: Vec<SqlValue> = Vec::new();
+    if let Source::Rollup(level) = source {
+        sql.push_str(" AND level = ?");
+        args.push(level_code(level).into());
+        sql.push_str(if per_client {
+            " AND client_id != ?"
+        } else {
+            " AND client_id = ?"
+        });
         args.push(ALL_CLIENTS.to_string().into());
     }
     filters(&mut sql, &mut args, q.client_id.as_deref(), q.metric.as_deref());
@@ -682,18 +721,19 @@ fn partial(c: &Connection, q: &Query, source: Source, per_client: bool, span: Sp
         sql.push_str(&format!(" AND {time_col} < ?"));
         args.push(e.into());
     }
-    if q.is_grouped() {
-        sql.push_str(" GROUP BY 1, 2, 3");
-    }
+    sql.push_str(group);
     let mut stmt = c.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(args.iter()))?;
     while let Some(r) = rows.next()? {
-        let count: Option<i64> = r.get(3)?;
-        let count = count.unwrap_or(0);
+        let count: i64 = r.get::<_, Option<i64>>(3)?.unwrap_or(0);
         if count == 0 {
             continue;
         }
-        let bucket: Option<i64> = r.get(0)?;
+        let bucket = match bucket_of {
+            BucketOf::Column => r.get::<_, Option<i64>>(0)?,
+            BucketOf::Floor(b) => b.map(|b| r.get::<_, i64>(0).map(|ms| b.floor(ms))).transpose()?,
+            BucketOf::Fixed(b) => b,
+        };
         let key = GroupKey {
             bucket: bucket.map(stored_time).transpose()?,
             client_id: r.get(1)?,
@@ -710,6 +750,17 @@ fn partial(c: &Connection, q: &Query, source: Source, per_client: bool, span: Sp
         );
     }
     Ok(())
+}
+
+/// How a row of [`partial`] gets its group's bucket.
+#[derive(Clone, Copy)]
+enum BucketOf {
+    /// Column 0 holds it (or NULL when the query has no time bucket).
+    Column,
+    /// Column 0 holds a rollup bucket's start, to floor to the query's bucket.
+    Floor(Option<Bucket>),
+    /// The same for every row.
+    Fixed(Option<i64>),
 }
 
 fn extended_code(e: &rusqlite::Error) -> Option<i32> {
