@@ -7,6 +7,8 @@
 #   make fuzz-long FUZZ_RUNS=10000000
 #                    the long run: each target for FUZZ_RUNS executions,
 #                    growing its corpus in <project>/fuzz/corpus/<target>/
+#   make fuzz-regressions
+#                    replay the saved crash inputs once each
 #
 # Two fuzz projects, each its own cargo workspace with its own target dir:
 #   core/fuzz  normalize, submit_json, rules  (no sanitizer: safe Rust, the
@@ -45,14 +47,18 @@ fuzz-tool:
 		cargo install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION) --root target/tools; \
 	fi
 
-# Seeds from the shared scenarios, regenerated into the git-ignored corpora;
-# the committed hand-written seeds are in <project>/fuzz/seeds/<target>/.
+# Seeds from the shared scenarios, regenerated into the git-ignored
+# <project>/fuzz/corpus/<target>-scenarios/; the committed hand-written seeds
+# are in <project>/fuzz/seeds/<target>/. The corpus the long run grows,
+# <project>/fuzz/corpus/<target>/, is not read by the smoke run, which
+# therefore does the same executions on every machine.
 fuzz-seeds:
 	@test -d "$(INGEST_SHARED)/scenarios" || { echo "missing $(INGEST_SHARED)/scenarios (set INGEST_SHARED)"; exit 1; }
-	@python3 core/fuzz/seed-corpus.py "$(INGEST_SHARED)/scenarios" events core/fuzz/corpus/normalize
-	@python3 core/fuzz/seed-corpus.py "$(INGEST_SHARED)/scenarios" submit core/fuzz/corpus/submit_json
-	@python3 core/fuzz/seed-corpus.py "$(INGEST_SHARED)/scenarios" c_json ffi/fuzz/corpus/c_json
-	@mkdir -p core/fuzz/corpus/rules
+	@python3 core/fuzz/seed-corpus.py "$(INGEST_SHARED)/scenarios" events core/fuzz/corpus/normalize-scenarios
+	@python3 core/fuzz/seed-corpus.py "$(INGEST_SHARED)/scenarios" submit core/fuzz/corpus/submit_json-scenarios
+	@python3 core/fuzz/seed-corpus.py "$(INGEST_SHARED)/scenarios" c_json ffi/fuzz/corpus/c_json-scenarios
+	@mkdir -p core/fuzz/corpus/rules-scenarios $(addprefix core/fuzz/corpus/,$(FUZZ_CORE_TARGETS)) \
+		$(addprefix ffi/fuzz/corpus/,$(FUZZ_FFI_TARGETS))
 
 fuzz-build: fuzz-tool
 	cd core && $(FUZZ_ENV) $(CARGO_FUZZ) build $(FUZZ_CORE_FLAGS)
@@ -69,11 +75,11 @@ test-fuzz: fuzz-build fuzz-seeds
 	@set -e; scratch=$$(mktemp -d); trap 'rm -rf "$$scratch"' EXIT; \
 	for t in $(FUZZ_CORE_TARGETS); do \
 		echo "fuzz smoke: core $$t"; mkdir -p "$$scratch/$$t"; \
-		$(call fuzz-run,core,$(FUZZ_CORE_FLAGS),$$t,"$$scratch/$$t" fuzz/corpus/$$t fuzz/seeds/$$t,$(FUZZ_SMOKE_ARGS),"$$scratch/$$t.log"); \
+		$(call fuzz-run,core,$(FUZZ_CORE_FLAGS),$$t,"$$scratch/$$t" fuzz/corpus/$$t-scenarios fuzz/seeds/$$t,$(FUZZ_SMOKE_ARGS),"$$scratch/$$t.log"); \
 	done; \
 	for t in $(FUZZ_FFI_TARGETS); do \
 		echo "fuzz smoke: ffi $$t"; mkdir -p "$$scratch/$$t"; \
-		$(call fuzz-run,ffi,$(FUZZ_FFI_FLAGS),$$t,"$$scratch/$$t" fuzz/corpus/$$t fuzz/seeds/$$t,$(FUZZ_SMOKE_ARGS),"$$scratch/$$t.log"); \
+		$(call fuzz-run,ffi,$(FUZZ_FFI_FLAGS),$$t,"$$scratch/$$t" fuzz/corpus/$$t-scenarios fuzz/seeds/$$t,$(FUZZ_SMOKE_ARGS),"$$scratch/$$t.log"); \
 	done
 	@echo "test-fuzz: every fuzz target ran its smoke run without a crash"
 
@@ -84,11 +90,11 @@ fuzz-long: fuzz-build fuzz-seeds
 	stamp=$$(mktemp); trap 'rm -f "$$stamp"' EXIT; \
 	for t in $(FUZZ_CORE_TARGETS); do \
 		echo "fuzz long: core $$t, $(FUZZ_RUNS) runs"; \
-		$(call fuzz-run,core,$(FUZZ_CORE_FLAGS),$$t,fuzz/corpus/$$t fuzz/seeds/$$t,$(FUZZ_LONG_ARGS),core/fuzz/artifacts/$$t.long.log); \
+		$(call fuzz-run,core,$(FUZZ_CORE_FLAGS),$$t,fuzz/corpus/$$t fuzz/corpus/$$t-scenarios fuzz/seeds/$$t,$(FUZZ_LONG_ARGS),core/fuzz/artifacts/$$t.long.log); \
 	done; \
 	for t in $(FUZZ_FFI_TARGETS); do \
 		echo "fuzz long: ffi $$t, $(FUZZ_RUNS) runs"; \
-		$(call fuzz-run,ffi,$(FUZZ_FFI_FLAGS),$$t,fuzz/corpus/$$t fuzz/seeds/$$t,$(FUZZ_LONG_ARGS),ffi/fuzz/artifacts/$$t.long.log); \
+		$(call fuzz-run,ffi,$(FUZZ_FFI_FLAGS),$$t,fuzz/corpus/$$t fuzz/corpus/$$t-scenarios fuzz/seeds/$$t,$(FUZZ_LONG_ARGS),ffi/fuzz/artifacts/$$t.long.log); \
 	done; \
 	crashes=$$(find core/fuzz/artifacts ffi/fuzz/artifacts -type f -newer "$$stamp" ! -name '*.log'); \
 	if [ -n "$$crashes" ]; then echo "fuzz-long: crash inputs saved:"; echo "$$crashes"; exit 1; fi
