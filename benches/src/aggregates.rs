@@ -50,6 +50,15 @@ pub struct Built {
     pub peak_is_build_only: bool,
 }
 
+/// What the run that built a cached store measured while building it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub built_at: String,
+    pub events_per_sec: f64,
+    pub peak_rss_kib: Option<u64>,
+    pub peak_is_build_only: bool,
+}
+
 pub struct AggStore {
     pub path: PathBuf,
     pub ingestor: Ingestor,
@@ -57,6 +66,8 @@ pub struct AggStore {
     pub unique: u64,
     /// `None` when it came from the cache.
     pub built: Option<Built>,
+    /// For a cached store, what its build measured, if it was recorded.
+    pub recorded: Option<Recorded>,
 }
 
 fn file_stem(spec: Spec) -> String {
@@ -101,6 +112,13 @@ pub fn store(spec: Spec, dir: &Path) -> Res<AggStore> {
     // Closed: the last connection folded the WAL into the file, which can move.
     std::fs::rename(&building, &path)?;
     remove_db(&building);
+    let record = serde_json::json!({
+        "built_at": chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        "events_per_sec": rate.per_sec(),
+        "peak_rss_kib": peak,
+        "peak_is_build_only": peak_is_build_only,
+    });
+    std::fs::write(dir.join(format!("{stem}.build.json")), record.to_string())?;
     std::fs::write(&marker, unique.to_string())?;
     let mut s = open_cached(spec, &path, &marker).ok_or("the store just built does not open")?;
     s.built = Some(Built {
@@ -119,12 +137,24 @@ fn open_cached(spec: Spec, path: &Path, marker: &Path) -> Option<AggStore> {
     }
     let ingestor = Ingestor::builder(path).durability(Durability::Normal).open().ok()?;
     let stored = ingestor.stats().ok()?.stored_events;
+    let recorded = std::fs::read_to_string(marker.with_extension("build.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| {
+            Some(Recorded {
+                built_at: v["built_at"].as_str()?.to_string(),
+                events_per_sec: v["events_per_sec"].as_f64()?,
+                peak_rss_kib: v["peak_rss_kib"].as_u64(),
+                peak_is_build_only: v["peak_is_build_only"].as_bool().unwrap_or(false),
+            })
+        });
     (stored == unique).then(|| AggStore {
         path: path.to_path_buf(),
         ingestor,
         events: spec.events,
         unique,
         built: None,
+        recorded,
     })
 }
 

@@ -10,6 +10,8 @@ pub struct Machine {
     pub kernel: String,
     pub rustc: String,
     pub sqlite: String,
+    /// The checkout measured: commit, and whether core/ had uncommitted changes.
+    pub core: String,
 }
 
 impl Machine {
@@ -41,6 +43,29 @@ impl Machine {
                 .unwrap_or_else(|_| "unknown".into()),
             rustc,
             sqlite: rusqlite::version().to_string(),
+            core: checkout(),
         }
+    }
+}
+
+fn checkout() -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(&root)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "--short=12", "HEAD"]) {
+        None => "unknown (not a git checkout)".into(),
+        Some(head) => match git(&["status", "--porcelain", "--", "core"]) {
+            Some(s) if s.is_empty() => format!("commit {head}"),
+            Some(_) => format!("commit {head} with uncommitted changes in core/"),
+            None => format!("commit {head}"),
+        },
     }
 }
