@@ -438,7 +438,7 @@ fn run(args: &Args) -> Res<()> {
             "cached from an earlier run of the same core schema"
         }
     )?;
-    if let Some(rec) = &agg_recorded {
+    if let (false, Some(rec)) = (agg_built, &agg_recorded) {
         writeln!(
             md,
             "The store was built at {} with submit_batch_json({}), normal, at {} events/s (a figure of that run).\n",
