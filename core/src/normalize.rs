@@ -131,7 +131,7 @@ pub fn normalize_fields(f: &Fields<'_>, rules: &Rules) -> Result<Event, Vec<Reas
         text_field(field, value.as_ref().map(|v| (field.as_str(), v)), rules, reasons)
     };
     let client_id = text(Field::ClientId, Some(f.client_id), &mut reasons);
-    let metric = text(Field::Metric, f.metric, &mut reasons).map(|m| rules.normalize_metric(&m));
+    let metric = text(Field::Metric, f.metric, &mut reasons);
     let event_id = text(Field::EventId, f.event_id, &mut reasons);
     let amount = if f.amount.is_finite() {
         check_amount(f.amount, rules, &mut reasons)
@@ -196,6 +196,9 @@ fn text_field(field: Field, found: Option<(&str, &Value)>, rules: &Rules, reason
         return absent_text(field, rules, reasons);
     };
     let text = match value {
+        // Cased before the length check: lower-casing can lengthen text
+        // ("İ" is two characters in lower case), and the limit is on what is stored.
+        Value::String(s) if field == Field::Metric => rules.normalize_metric(s),
         Value::String(s) => s.trim().to_string(),
         Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
         other => {

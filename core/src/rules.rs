@@ -193,11 +193,13 @@ impl Rules {
                 return Err(Error::rules("dedup_key: must name at least one field"));
             }
         }
-        rules.check_text_limits()?;
-        // Allowed metrics are compared after the metric is cased, so case them too.
-        if let (Some(set), MetricCase::Lower) = (&rules.allowed_metrics, rules.metric_case) {
-            rules.allowed_metrics = Some(set.iter().map(|m| m.to_lowercase()).collect());
+        // Metrics are compared and stored cased: case the default and the
+        // allowed names as events' metrics are, then check the limits.
+        rules.default_metric = rules.default_metric.as_deref().map(|m| rules.normalize_metric(m));
+        if let Some(set) = &rules.allowed_metrics {
+            rules.allowed_metrics = Some(set.iter().map(|m| rules.normalize_metric(m)).collect());
         }
+        rules.check_text_limits()?;
         Ok(rules)
     }
 
@@ -351,15 +353,11 @@ impl Rules {
         for f in Field::ALL {
             aliases.insert(f.as_str().into(), json!(self.aliases[f.index()]));
         }
-        if let Some(c) = &self.default_client_id {
-            defaults.insert("client_id".into(), json!(c));
-        }
-        if let Some(m) = &self.default_metric {
-            defaults.insert("metric".into(), json!(m));
-        }
-        if let Some(a) = self.default_amount {
-            defaults.insert("amount".into(), json!(a));
-        }
+        // Every default field, null where there is none: a default the
+        // built-in rules have and these do not must stay removed.
+        defaults.insert("client_id".into(), json!(self.default_client_id));
+        defaults.insert("metric".into(), json!(self.default_metric));
+        defaults.insert("amount".into(), json!(self.default_amount));
         let names = |fs: &[Field]| fs.iter().map(|f| f.as_str()).collect::<Vec<_>>();
         json!({
             "aliases": aliases,
@@ -409,6 +407,9 @@ fn default_text(v: &Value, at: &str) -> Result<Option<String>> {
 
 fn allowed_metrics(v: &Value) -> Result<BTreeSet<String>> {
     let names = string_list(v, "allowed_metrics")?;
+    if names.iter().any(|n| n.trim().is_empty()) {
+        return Err(Error::rules("allowed_metrics: every item must be a non-empty string"));
+    }
     if names.is_empty() {
         return Err(Error::rules(
             "allowed_metrics: an empty list would reject every event; use null to allow any metric",
