@@ -7,7 +7,7 @@ use ingest_core::{Durability, Ingestor, Rules};
 
 use crate::error::{FfiError, IngestStatus};
 use crate::panic::{boundary, boundary_void};
-use crate::strings::{opt_str_arg, out_arg, str_arg, write_out};
+use crate::strings::{json_string, opt_str_arg, out_arg, str_arg, write_out};
 
 /// An open store. Opaque: C only holds pointers to it.
 ///
@@ -15,6 +15,28 @@ use crate::strings::{opt_str_arg, out_arg, str_arg, write_out};
 /// Several handles (in one or several processes) may open the same file.
 pub struct IngestHandle {
     pub(crate) ingestor: Ingestor,
+}
+
+/// The shape of the entry points that take one JSON text and answer one:
+/// check the handle, the input and the out-pointer (in that order), run `f`,
+/// and write its answer as JSON only on success.
+///
+/// # Safety
+/// As those entry points': `h` is NULL or a live handle, `input.0` NULL or
+/// NUL-terminated, `out.0` NULL or valid for writing one pointer.
+pub(crate) unsafe fn json_call<T: serde::Serialize>(
+    h: *const IngestHandle,
+    input: (*const c_char, &'static str),
+    out: (*mut *mut c_char, &'static str),
+    f: impl FnOnce(&Ingestor, &str) -> Result<T, ingest_core::Error>,
+) -> IngestStatus {
+    boundary(|| {
+        let ing = unsafe { ingestor(h) }?;
+        let text = unsafe { str_arg(input.0, input.1) }?;
+        let out = out_arg(out.0, out.1)?;
+        write_out(out, json_string(&f(ing, text)?)?);
+        Ok(())
+    })
 }
 
 /// Borrow the store behind a handle.

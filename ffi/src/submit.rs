@@ -6,7 +6,7 @@ use std::ffi::c_char;
 use ingest_core::{Fields, Outcome};
 
 use crate::error::IngestStatus;
-use crate::handle::{ingestor, IngestHandle};
+use crate::handle::{ingestor, json_call, IngestHandle};
 use crate::panic::boundary;
 use crate::strings::{json_string, opt_str_arg, out_arg, str_arg, write_out};
 
@@ -79,14 +79,14 @@ pub unsafe extern "C" fn ingest_submit_json(
     event_json: *const c_char,
     out_outcome_json: *mut *mut c_char,
 ) -> IngestStatus {
-    boundary(|| {
-        let ing = unsafe { ingestor(h) }?;
-        let text = unsafe { str_arg(event_json, "event_json") }?;
-        let out = out_arg(out_outcome_json, "out_outcome_json")?;
-        let outcome = ing.submit_json(text)?;
-        write_out(out, json_string(&outcome)?);
-        Ok(())
-    })
+    unsafe {
+        json_call(
+            h,
+            (event_json, "event_json"),
+            (out_outcome_json, "out_outcome_json"),
+            |ing, text| ing.submit_json(text),
+        )
+    }
 }
 
 /// Submit a JSON array of raw events in one transaction: one outcome per
@@ -110,14 +110,14 @@ pub unsafe extern "C" fn ingest_submit_batch_json(
     events_json_array: *const c_char,
     out_outcomes_json: *mut *mut c_char,
 ) -> IngestStatus {
-    boundary(|| {
-        let ing = unsafe { ingestor(h) }?;
-        let text = unsafe { str_arg(events_json_array, "events_json_array") }?;
-        let out = out_arg(out_outcomes_json, "out_outcomes_json")?;
-        let outcomes = ing.submit_batch_json(text)?;
-        write_out(out, json_string(&outcomes)?);
-        Ok(())
-    })
+    unsafe {
+        json_call(
+            h,
+            (events_json_array, "events_json_array"),
+            (out_outcomes_json, "out_outcomes_json"),
+            |ing, text| ing.submit_batch_json(text),
+        )
+    }
 }
 
 /// Dry run: what ingest_submit_json() would answer for this event, storing
@@ -139,14 +139,14 @@ pub unsafe extern "C" fn ingest_check_json(
     event_json: *const c_char,
     out_outcome_json: *mut *mut c_char,
 ) -> IngestStatus {
-    boundary(|| {
-        let ing = unsafe { ingestor(h) }?;
-        let text = unsafe { str_arg(event_json, "event_json") }?;
-        let out = out_arg(out_outcome_json, "out_outcome_json")?;
-        let outcome = ing.check_json(text)?;
-        write_out(out, json_string(&outcome)?);
-        Ok(())
-    })
+    unsafe {
+        json_call(
+            h,
+            (event_json, "event_json"),
+            (out_outcome_json, "out_outcome_json"),
+            |ing, text| ing.check_json(text),
+        )
+    }
 }
 
 /// The fast path for a hot loop: submit one event from C values, without
