@@ -51,40 +51,24 @@ pub fn normalize(raw: &Value, rules: &Rules) -> Result<Event, Vec<Reason>> {
     };
 
     let client_id = text_field(Field::ClientId, found(Field::ClientId), rules, &mut reasons);
-    let metric =
-        text_field(Field::Metric, found(Field::Metric), rules, &mut reasons).map(|m| rules.normalize_metric(&m));
+    let metric = text_field(Field::Metric, found(Field::Metric), rules, &mut reasons);
     let amount = amount_field(found(Field::Amount), rules, &mut reasons);
     let timestamp = timestamp_field(found(Field::Timestamp), rules, &mut reasons);
     let event_id = text_field(Field::EventId, found(Field::EventId), rules, &mut reasons);
 
-    if let (Some(m), Some(allowed)) = (&metric, rules.allowed_metrics()) {
-        if !allowed.contains(m) {
-            reasons.push(Reason::new(
-                ReasonCode::NotAllowed,
-                "metric",
-                format!("metric {m:?} is not one of the allowed metrics"),
-            ));
-        }
-    }
-
-    match (client_id, metric, amount, timestamp) {
-        (Some(client_id), Some(metric), Some(amount), Some(timestamp)) if reasons.is_empty() => {
-            let attributes = merged
-                .iter()
-                .filter(|(k, _)| !used.contains(&Some(**k)))
-                .map(|(k, v)| (k.to_string(), (*v).clone()))
-                .collect();
-            Ok(Event {
-                client_id,
-                metric,
-                amount,
-                timestamp,
-                attributes,
-                event_id,
-            })
-        }
-        _ => Err(reasons),
-    }
+    let attributes = || {
+        merged
+            .iter()
+            .filter(|(k, _)| !used.contains(&Some(**k)))
+            .map(|(k, v)| (k.to_string(), (*v).clone()))
+            .collect()
+    };
+    assemble(
+        (client_id, metric, amount, timestamp, event_id),
+        attributes,
+        rules,
+        reasons,
+    )
 }
 
 /// Typed input for callers that already hold the canonical fields, such as
@@ -146,6 +130,32 @@ pub fn normalize_fields(f: &Fields<'_>, rules: &Rules) -> Result<Event, Vec<Reas
             None
         }
     };
+    assemble(
+        (client_id, metric, amount, timestamp, event_id),
+        Map::new,
+        rules,
+        reasons,
+    )
+}
+
+/// The canonical fields as each was read, `None` where it failed.
+type Parts = (
+    Option<String>,
+    Option<String>,
+    Option<f64>,
+    Option<Timestamp>,
+    Option<String>,
+);
+
+/// The checks on the event as a whole (the metric against `allowed_metrics`),
+/// then the event, or every reason it fails: one place for both the JSON
+/// path and the typed path.
+fn assemble(
+    (client_id, metric, amount, timestamp, event_id): Parts,
+    attributes: impl FnOnce() -> Map<String, Value>,
+    rules: &Rules,
+    mut reasons: Vec<Reason>,
+) -> Result<Event, Vec<Reason>> {
     if let (Some(m), Some(allowed)) = (&metric, rules.allowed_metrics()) {
         if !allowed.contains(m) {
             reasons.push(Reason::new(
@@ -161,7 +171,7 @@ pub fn normalize_fields(f: &Fields<'_>, rules: &Rules) -> Result<Event, Vec<Reas
             metric,
             amount,
             timestamp,
-            attributes: Map::new(),
+            attributes: attributes(),
             event_id,
         }),
         _ => Err(reasons),
