@@ -21,6 +21,7 @@ use crate::timestamp::Timestamp;
 
 mod group;
 mod schema;
+pub(crate) mod sql;
 pub(crate) mod sqlite;
 
 pub(crate) use group::Committed;

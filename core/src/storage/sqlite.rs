@@ -2,7 +2,6 @@
 //! reader connections (WAL lets them read while the writer writes), every
 //! PRAGMA set in one place, and every write in one IMMEDIATE transaction.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -13,32 +12,15 @@ use serde_json::{Map, Value};
 
 use super::group::{Committed, GroupCommit};
 use super::schema::MIGRATIONS;
+use super::sql::{self, level_code, stored_time, Arg, PieceRow, ALL_CLIENTS};
 use super::{EventFilter, Store, StoredCounts, WriteItem, Written};
-use crate::aggregate::{plan, Aggregate, Bucket, GroupKey, Partials, Query, Source, Span, Stats, DAY_MS, HOUR_MS};
+use crate::aggregate::{Aggregate, Bucket, Partials, Query};
 use crate::error::{Error, Result, StorageKind};
 use crate::event::{Event, Reason, RejectedEvent, StoredEvent};
 use crate::failure::FailPoint;
 use crate::rules::Rules;
 use crate::timestamp::Timestamp;
 use crate::Durability;
-
-/// The rollup client that stands for every client.
-const ALL_CLIENTS: &str = "";
-
-/// Rollup levels kept per client. Across clients every level is kept (a
-/// batch touches a few rows per metric); per client a batch touches about
-/// one row per event at every level, so only days are kept: a client's
-/// range reads its days, and the cut days at the edges from its events
-/// through the (client_id, metric, ts) index.
-const PER_CLIENT_LEVELS: [Bucket; 1] = [Bucket::Day];
-
-fn level_code(b: Bucket) -> i64 {
-    match b {
-        Bucket::Hour => 1,
-        Bucket::Day => 2,
-        Bucket::Month => 3,
-    }
-}
 
 /// Idle reader connections kept for reuse.
 const IDLE_READERS: usize = 4;
@@ -430,7 +412,7 @@ impl Store for SqliteStore {
     fn counts(&self) -> Result<StoredCounts> {
         self.read(|c| {
             let events: i64 = c.query_row(
-                "SELECT COALESCE(SUM(n), 0) FROM rollups WHERE level = ?1 AND client_id = ?2",
+                sql::COUNT_EVENTS,
                 params![level_code(Bucket::Month), ALL_CLIENTS],
                 |r| r.get(0),
             )?;
@@ -460,8 +442,7 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
              rules_version = excluded.rules_version,
              attempts = attempts + ?6",
     )?;
-    // Summed per bucket in memory, then one upsert per bucket.
-    let mut rollups: HashMap<(i64, &str, &str, i64), Stats> = HashMap::new();
+    let mut stored: Vec<&Event> = Vec::new();
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         match item {
@@ -486,17 +467,7 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
                 }
                 out.push(match inserted {
                     Some(id) => {
-                        let ms = event.timestamp.millis();
-                        for level in Bucket::LEVELS {
-                            let mut add = |client| {
-                                let key = (level_code(level), client, event.metric.as_str(), level.floor(ms));
-                                rollups.entry(key).or_default().add(event.amount);
-                            };
-                            add(ALL_CLIENTS);
-                            if PER_CLIENT_LEVELS.contains(&level) {
-                                add(event.client_id.as_str());
-                            }
-                        }
+                        stored.push(event);
                         Written::Inserted(id)
                     }
                     None => Written::Duplicate(find.query_row([key], |r| r.get(0))?),
@@ -521,25 +492,17 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
             }
         }
     }
-    let mut upsert = tx.prepare_cached(
-        "INSERT INTO rollups (level, client_id, metric, bucket, n, total, lo, hi)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT (level, client_id, metric, bucket) DO UPDATE SET
-             n = n + excluded.n,
-             total = total + excluded.total,
-             lo = min(lo, excluded.lo),
-             hi = max(hi, excluded.hi)",
-    )?;
-    for ((level, client, metric, bucket), s) in rollups {
+    let mut upsert = tx.prepare_cached(sql::UPSERT_ROLLUP)?;
+    for d in sql::rollup_deltas(stored) {
         upsert.execute(params![
-            level,
-            client,
-            metric,
-            bucket,
-            s.count as i64,
-            s.sum,
-            s.min,
-            s.max
+            d.level,
+            d.client_id,
+            d.metric,
+            d.bucket,
+            d.stats.count as i64,
+            d.stats.sum,
+            d.stats.min,
+            d.stats.max
         ])?;
     }
     Ok(out)
@@ -618,151 +581,6 @@ fn filters(sql: &mut String, args: &mut Vec<SqlValue>, client: Option<&str>, met
     }
 }
 
-/// SQL for the start of the bucket holding the millisecond instant `col`;
-/// the same buckets as [`Bucket::floor`].
-fn bucket_sql(bucket: Bucket, col: &str) -> String {
-    let floor = |w: i64| format!("({col} - (({col} % {w}) + {w}) % {w})");
-    match bucket {
-        Bucket::Hour => floor(HOUR_MS),
-        Bucket::Day => floor(DAY_MS),
-        // Calendar months from SQLite's date functions, on whole seconds.
-        Bucket::Month => format!(
-            "CAST(strftime('%s', {} / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000",
-            floor(1000)
-        ),
-    }
-}
-
-fn aggregate_in(c: &Connection, q: &Query) -> Result<Aggregate> {
-    let start = q.start.map(Timestamp::millis);
-    let end = q.end.map(Timestamp::millis);
-    let mut partials = Partials::default();
-    // Rows per client only when the query needs clients apart.
-    let per_client = q.client_id.is_some() || q.by_client;
-    let available: &[Bucket] = if per_client {
-        &PER_CLIENT_LEVELS
-    } else {
-        &Bucket::LEVELS
-    };
-    for (source, span) in plan(start, end, &Bucket::usable(q.bucket, available)) {
-        partial(c, q, source, per_client, span, &mut partials)?;
-    }
-    Ok(partials.finish(q))
-}
-
-/// Add the stats of `source` over `span`, grouped as the query asks.
-///
-/// No SQL sorting on the way (a GROUP BY's temporary b-tree costs more than
-/// the rows themselves here): grouped rollup rows, few by design, are folded
-/// here as they stream out of the primary key; an events piece inside one
-/// bucket of the grouping (every edge piece lies inside one hour) is a
-/// single aggregate row, grouped in SQL only by client or metric.
-fn partial(c: &Connection, q: &Query, source: Source, per_client: bool, span: Span, out: &mut Partials) -> Result<()> {
-    let client = if q.by_client { "client_id" } else { "NULL" };
-    let metric = if q.by_metric { "metric" } else { "NULL" };
-    let by_series = q.by_client || q.by_metric;
-    // Where each row's group bucket comes from.
-    let (select, group, bucket_of): (String, &str, BucketOf) = match source {
-        Source::Rollup(_) if q.is_grouped() => (
-            format!("bucket, {client}, {metric}, n, total, lo, hi"),
-            "",
-            BucketOf::Floor(q.bucket),
-        ),
-        Source::Rollup(_) => (
-            "NULL, NULL, NULL, SUM(n), SUM(total), MIN(lo), MAX(hi)".into(),
-            "",
-            BucketOf::Column,
-        ),
-        Source::Events => {
-            let stats = "COUNT(*), SUM(amount), MIN(amount), MAX(amount)";
-            match (q.bucket, span.start, span.end) {
-                (Some(b), Some(s), Some(e)) if b.floor(s) == b.floor(e - 1) => (
-                    format!("NULL, {client}, {metric}, {stats}"),
-                    if by_series { " GROUP BY 2, 3" } else { "" },
-                    BucketOf::Fixed(Some(b.floor(s))),
-                ),
-                (None, _, _) => (
-                    format!("NULL, {client}, {metric}, {stats}"),
-                    if by_series { " GROUP BY 2, 3" } else { "" },
-                    BucketOf::Fixed(None),
-                ),
-                // Events over several buckets: only where no rollup level
-                // serves the grouping (a client's events grouped by hour).
-                (Some(b), _, _) => (
-                    format!("{}, {client}, {metric}, {stats}", bucket_sql(b, "ts")),
-                    " GROUP BY 1, 2, 3",
-                    BucketOf::Column,
-                ),
-            }
-        }
-    };
-    let (table, time_col) = match source {
-        Source::Events => ("events", "ts"),
-        Source::Rollup(_) => ("rollups", "bucket"),
-    };
-    let mut sql = format!("SELECT {select} FROM {table} WHERE 1 = 1");
-    let mut args: Vec<SqlValue> = Vec::new();
-    if let Source::Rollup(level) = source {
-        sql.push_str(" AND level = ?");
-        args.push(level_code(level).into());
-        sql.push_str(if per_client {
-            " AND client_id != ?"
-        } else {
-            " AND client_id = ?"
-        });
-        args.push(ALL_CLIENTS.to_string().into());
-    }
-    filters(&mut sql, &mut args, q.client_id.as_deref(), q.metric.as_deref());
-    if let Some(s) = span.start {
-        sql.push_str(&format!(" AND {time_col} >= ?"));
-        args.push(s.into());
-    }
-    if let Some(e) = span.end {
-        sql.push_str(&format!(" AND {time_col} < ?"));
-        args.push(e.into());
-    }
-    sql.push_str(group);
-    let mut stmt = c.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params_from_iter(args.iter()))?;
-    while let Some(r) = rows.next()? {
-        let count: i64 = r.get::<_, Option<i64>>(3)?.unwrap_or(0);
-        if count == 0 {
-            continue;
-        }
-        let bucket = match bucket_of {
-            BucketOf::Column => r.get::<_, Option<i64>>(0)?,
-            BucketOf::Floor(b) => b.map(|b| r.get::<_, i64>(0).map(|ms| b.floor(ms))).transpose()?,
-            BucketOf::Fixed(b) => b,
-        };
-        let key = GroupKey {
-            bucket: bucket.map(stored_time).transpose()?,
-            client_id: r.get(1)?,
-            metric: r.get(2)?,
-        };
-        out.add(
-            key,
-            Stats {
-                count: count as u64,
-                sum: r.get::<_, Option<f64>>(4)?.unwrap_or(0.0),
-                min: r.get(5)?,
-                max: r.get(6)?,
-            },
-        );
-    }
-    Ok(())
-}
-
-/// How a row of [`partial`] gets its group's bucket.
-#[derive(Clone, Copy)]
-enum BucketOf {
-    /// Column 0 holds it (or NULL when the query has no time bucket).
-    Column,
-    /// Column 0 holds a rollup bucket's start, to floor to the query's bucket.
-    Floor(Option<Bucket>),
-    /// The same for every row.
-    Fixed(Option<i64>),
-}
-
 fn extended_code(e: &rusqlite::Error) -> Option<i32> {
     match e {
         rusqlite::Error::SqliteFailure(f, _) => Some(f.extended_code),
@@ -770,12 +588,34 @@ fn extended_code(e: &rusqlite::Error) -> Option<i32> {
     }
 }
 
-fn stored_time(ms: i64) -> Result<Timestamp> {
-    Timestamp::from_millis(ms)
-        .ok_or_else(|| Error::storage(StorageKind::Corrupt, format!("stored time {ms} is out of range")))
-}
-
 fn parse_stored<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
     serde_json::from_str(text)
         .map_err(|e| Error::storage(StorageKind::Corrupt, format!("stored {what} is not valid: {e}")))
+}
+
+fn aggregate_in(c: &Connection, q: &Query) -> Result<Aggregate> {
+    let mut partials = Partials::default();
+    for piece in sql::pieces(&sql::Sqlite, q) {
+        let mut stmt = c.prepare_cached(&piece.sql)?;
+        let args = piece.args.iter().map(|a| match a {
+            Arg::Int(i) => SqlValue::Integer(*i),
+            Arg::Text(t) => SqlValue::Text(t.clone()),
+        });
+        let mut rows = stmt.query(params_from_iter(args))?;
+        while let Some(r) = rows.next()? {
+            piece.fold(
+                PieceRow {
+                    bucket: r.get(0)?,
+                    client_id: r.get(1)?,
+                    metric: r.get(2)?,
+                    count: r.get(3)?,
+                    sum: r.get(4)?,
+                    min: r.get(5)?,
+                    max: r.get(6)?,
+                },
+                &mut partials,
+            )?;
+        }
+    }
+    Ok(partials.finish(q))
 }
