@@ -231,6 +231,16 @@ fn text_field(field: Field, found: Option<(&str, &Value)>, rules: &Rules, reason
         ));
         return None;
     }
+    // A NUL cannot be stored by every backend (PostgreSQL's text cannot
+    // hold it), so it is refused everywhere rather than differently.
+    if text.contains('\0') {
+        reasons.push(Reason::new(
+            ReasonCode::BadValue,
+            name,
+            format!("{name} (from {from:?}) contains a NUL character (U+0000)"),
+        ));
+        return None;
+    }
     let len = text.chars().count();
     if len > rules.max_text_len() {
         reasons.push(Reason::new(

@@ -228,3 +228,22 @@ fn typed_fields_follow_the_same_rules() {
     };
     assert_eq!(normalize_fields(&bad, &rules).unwrap_err().len(), 3);
 }
+
+#[test]
+fn a_nul_in_a_text_field_is_rejected_with_its_reason() {
+    let reasons = normalize(
+        &json!({"client_id": "a\u{0}b", "metric": "x\u{0}", "event_id": "\u{0}", "amount": 1, "ts": 0}),
+        &Rules::builtin(),
+    )
+    .unwrap_err();
+    let fields: Vec<&str> = reasons.iter().map(|r| r.field.as_str()).collect();
+    assert_eq!(fields, ["client_id", "metric", "event_id"]);
+    assert!(reasons
+        .iter()
+        .all(|r| r.code == ReasonCode::BadValue && r.message.contains("NUL")));
+    // Elsewhere a NUL is data like any other: attributes keep it.
+    assert_eq!(
+        ok(json!({"client": "a", "value": 1, "ts": 0, "note": "x\u{0}"})).attributes["note"],
+        "x\u{0}"
+    );
+}
