@@ -62,7 +62,7 @@ impl std::str::FromStr for Durability {
 /// Options for [`Ingestor::open`]; start from [`Ingestor::builder`].
 #[derive(Debug, Clone)]
 pub struct IngestorBuilder {
-    path: Option<PathBuf>,
+    location: Location,
     rules: Rules,
     durability: Durability,
     busy_timeout: Duration,
@@ -96,17 +96,11 @@ impl IngestorBuilder {
 
     /// Open the store, creating it and migrating its schema as needed.
     pub fn open(self) -> Result<Ingestor> {
-        let store = SqliteStore::open(
-            self.path.as_deref(),
-            SqliteOptions {
-                durability: self.durability,
-                busy_timeout: self.busy_timeout,
-            },
-        )?;
+        let store = open_store(&self.location, self.durability, self.busy_timeout)?;
         let rules = self.rules;
         let rules_version = store.register_rules(&rules, &|e| dedup_key(e, &rules))?;
         Ok(Ingestor {
-            store: Box::new(store),
+            store,
             rules,
             rules_version,
             durability: self.durability,
@@ -115,6 +109,52 @@ impl IngestorBuilder {
             counters: Counters::default(),
             cache: Mutex::new(HashMap::new()),
         })
+    }
+}
+
+/// Where a store lives, read from the path or URL it is opened with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Location {
+    Memory,
+    File(PathBuf),
+    /// Kept as given: the URL may carry options for the client.
+    Postgres(String),
+}
+
+impl Location {
+    fn of(path: &Path) -> Self {
+        match path.to_str() {
+            Some(":memory:") => Location::Memory,
+            Some(url) if crate::storage::is_postgres_url(url) => Location::Postgres(url.to_string()),
+            _ => Location::File(path.to_path_buf()),
+        }
+    }
+}
+
+fn open_store(location: &Location, durability: Durability, busy_timeout: Duration) -> Result<Box<dyn Store>> {
+    let sqlite = |path: Option<&Path>| -> Result<Box<dyn Store>> {
+        let opts = SqliteOptions {
+            durability,
+            busy_timeout,
+        };
+        Ok(Box::new(SqliteStore::open(path, opts)?))
+    };
+    match location {
+        Location::Memory => sqlite(None),
+        Location::File(path) => sqlite(Some(path)),
+        #[cfg(feature = "postgres")]
+        Location::Postgres(url) => {
+            use crate::storage::postgres::{PostgresOptions, PostgresStore};
+            let opts = PostgresOptions {
+                durability,
+                busy_timeout,
+            };
+            Ok(Box::new(PostgresStore::open(url, opts)?))
+        }
+        #[cfg(not(feature = "postgres"))]
+        Location::Postgres(_) => Err(Error::arg(
+            "this build of ingest has no PostgreSQL backend; build it with the `postgres` feature",
+        )),
     }
 }
 
@@ -206,12 +246,12 @@ enum Decided {
 }
 
 impl Ingestor {
-    /// Options for opening the store at `path` (`":memory:"` for a private
-    /// in-memory store).
+    /// Options for opening the store at `path`: a SQLite file, `":memory:"`
+    /// for a private in-memory store, or a `postgres://` URL (with the
+    /// `postgres` feature; `?schema=NAME` picks the schema, default `public`).
     pub fn builder(path: impl AsRef<Path>) -> IngestorBuilder {
-        let path = path.as_ref();
         IngestorBuilder {
-            path: (path != Path::new(":memory:")).then(|| path.to_path_buf()),
+            location: Location::of(path.as_ref()),
             rules: Rules::builtin(),
             durability: Durability::default(),
             busy_timeout: Duration::from_secs(5),
@@ -219,7 +259,8 @@ impl Ingestor {
         }
     }
 
-    /// Open the file store at `path` with the built-in rules and full durability.
+    /// Open the store at `path` (see [`Ingestor::builder`]) with the
+    /// built-in rules and full durability.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::builder(path).open()
     }

@@ -1,17 +1,17 @@
-//! Many threads on one Ingestor, several processes on one file, and reopen:
-//! exactly the distinct set is stored, and rollups agree with the events.
+//! Many threads on one Ingestor, several processes on one store, and
+//! reopen, on every backend: exactly the distinct set is stored, and
+//! rollups agree with the events.
 
 mod common;
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use ingest_core::{Durability, Ingestor, Query};
 use serde_json::{json, Value};
 
-use common::all_events;
+use common::{all_events, backends, Sqlite};
 
 /// Event `i` of the shared pool, spelled one of several ways by `spelling`.
 fn pool_event(i: u64, spelling: u64) -> Value {
@@ -38,13 +38,13 @@ fn check_consistent(ing: &Ingestor, distinct: u64) {
 
 #[test]
 fn eight_threads_with_overlapping_events_store_the_distinct_set() {
-    let dir = tempfile::tempdir().unwrap();
-    let ing = Arc::new(
-        Ingestor::builder(dir.path().join("t.db"))
-            .durability(Durability::Normal)
-            .open()
-            .unwrap(),
-    );
+    for store in backends(Sqlite::File) {
+        let ing = Arc::new(store.builder().durability(Durability::Normal).open().unwrap());
+        eight_threads(ing);
+    }
+}
+
+fn eight_threads(ing: Arc<Ingestor>) {
     const DISTINCT: u64 = 400;
     let threads: Vec<_> = (0..8u64)
         .map(|t| {
@@ -78,12 +78,12 @@ fn eight_threads_with_overlapping_events_store_the_distinct_set() {
     assert_eq!(stats.accepted + stats.duplicate, 8 * DISTINCT);
 }
 
-/// Set in a child process: the file to write to and which writer it is.
+/// Set in a child process: the store to write to and which writer it is.
 const CHILD_DB: &str = "INGEST_TEST_CHILD_DB";
 const CHILD_ID: &str = "INGEST_TEST_CHILD_ID";
 const PROCESS_POOL: u64 = 300;
 
-fn write_all_from(db: &Path, writer: u64) {
+fn write_all_from(db: &str, writer: u64) {
     let ing = Ingestor::open(db).unwrap();
     for k in 0..PROCESS_POOL {
         let i = (k + writer * 97) % PROCESS_POOL;
@@ -97,17 +97,21 @@ fn write_all_from(db: &Path, writer: u64) {
 }
 
 /// Run as the parent, this test starts two copies of itself as writer
-/// processes on one file and writes too; run as a child (the environment
+/// processes on one store and writes too; run as a child (the environment
 /// says so), it is one of those writers.
 #[test]
 fn processes_on_one_file_store_the_distinct_set() {
-    if let Some(db) = std::env::var_os(CHILD_DB) {
+    if let Ok(db) = std::env::var(CHILD_DB) {
         let id: u64 = std::env::var(CHILD_ID).unwrap().parse().unwrap();
-        write_all_from(Path::new(&db), id);
+        write_all_from(&db, id);
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("shared.db");
+    for store in backends(Sqlite::File) {
+        processes_on_one_store(store.location());
+    }
+}
+
+fn processes_on_one_store(db: &str) {
     let children: Vec<_> = (1..=2)
         .map(|id| {
             Command::new(std::env::current_exe().unwrap())
@@ -116,7 +120,7 @@ fn processes_on_one_file_store_the_distinct_set() {
                     "processes_on_one_file_store_the_distinct_set",
                     "--test-threads=1",
                 ])
-                .env(CHILD_DB, &db)
+                .env(CHILD_DB, db)
                 .env(CHILD_ID, id.to_string())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -124,7 +128,7 @@ fn processes_on_one_file_store_the_distinct_set() {
                 .unwrap()
         })
         .collect();
-    write_all_from(&db, 0);
+    write_all_from(db, 0);
     for c in children {
         let out = c.wait_with_output().unwrap();
         assert!(
@@ -133,16 +137,20 @@ fn processes_on_one_file_store_the_distinct_set() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let ing = Ingestor::open(&db).unwrap();
+    let ing = Ingestor::open(db).unwrap();
     check_consistent(&ing, PROCESS_POOL);
 }
 
 #[test]
 fn reopen_keeps_data_and_dedup() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("r.db");
+    for store in backends(Sqlite::File) {
+        reopen_keeps(store.location());
+    }
+}
+
+fn reopen_keeps(db: &str) {
     let first = {
-        let ing = Ingestor::open(&db).unwrap();
+        let ing = Ingestor::open(db).unwrap();
         assert_eq!(
             ing.submit(&json!({"source": "a", "value": 1, "ts": "bad"}))
                 .unwrap()
@@ -151,7 +159,7 @@ fn reopen_keeps_data_and_dedup() {
         );
         ing.submit(&pool_event(1, 0)).unwrap().id().unwrap()
     };
-    let ing = Ingestor::open(&db).unwrap();
+    let ing = Ingestor::open(db).unwrap();
     let again = ing.submit(&pool_event(1, 1)).unwrap();
     assert_eq!((again.status(), again.id()), ("duplicate", Some(first)));
     assert_eq!(ing.stats().unwrap().stored_rejected, 1);

@@ -10,7 +10,7 @@ use ingest_core::{dedup_key, normalize, Bucket, Ingestor, Outcome, Query, Rules,
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
-use common::{all_events, close};
+use common::{all_events, backends, close, Sqlite};
 
 // ---------------------------------------------------------------------------
 // Spelling independence
@@ -230,37 +230,53 @@ proptest! {
         queries in proptest::collection::vec(query_strategy(), 1..12),
         batch in 1usize..40,
     ) {
-        let ing = Ingestor::in_memory().unwrap();
-        let raws: Vec<Value> = events.into_iter().map(raw_event).collect();
-        for chunk in raws.chunks(batch) {
-            ing.submit_batch(chunk).unwrap();
-        }
-        let stored = all_events(&ing);
-        for q in queries {
-            let got = ing.aggregate(&q).unwrap();
-            let want = brute_force(&stored, &q);
-            let total: u64 = want.values().map(|g| g.0).sum();
-            prop_assert_eq!(got.totals.count, total, "{:?}", q);
-            match &got.groups {
-                None => prop_assert!(!(q.bucket.is_some() || q.by_client || q.by_metric)),
-                Some(groups) => {
-                    prop_assert_eq!(groups.len(), want.len(), "{:?}", q);
-                    for (g, (k, w)) in groups.iter().zip(&want) {
-                        let gk = (g.key.bucket.map(|b| b.millis()), g.key.client_id.clone(), g.key.metric.clone());
-                        prop_assert_eq!(&gk, k);
-                        prop_assert_eq!(g.stats.count, w.0);
-                        prop_assert!(close(g.stats.sum, w.1), "{} != {}", g.stats.sum, w.1);
-                        prop_assert_eq!(g.stats.min, Some(w.2));
-                        prop_assert_eq!(g.stats.max, Some(w.3));
-                    }
-                }
-            }
-            let sum: f64 = want.values().map(|g| g.1).sum();
-            prop_assert!(close(got.totals.sum, sum), "{} != {}", got.totals.sum, sum);
-            let min = want.values().map(|g| g.2).fold(f64::INFINITY, f64::min);
-            prop_assert_eq!(got.totals.min, (total > 0).then_some(min));
+        for store in backends(Sqlite::Memory) {
+            aggregates_match(&store.open(), &events, &queries, batch)?;
         }
     }
+}
+
+/// Every query's answer equals a brute-force computation over the stored events.
+fn aggregates_match(
+    ing: &Ingestor,
+    events: &[(u8, u8, i64, i64)],
+    queries: &[Query],
+    batch: usize,
+) -> Result<(), TestCaseError> {
+    let raws: Vec<Value> = events.iter().copied().map(raw_event).collect();
+    for chunk in raws.chunks(batch) {
+        ing.submit_batch(chunk).unwrap();
+    }
+    let stored = all_events(ing);
+    for q in queries {
+        let got = ing.aggregate(q).unwrap();
+        let want = brute_force(&stored, q);
+        let total: u64 = want.values().map(|g| g.0).sum();
+        prop_assert_eq!(got.totals.count, total, "{:?}", q);
+        match &got.groups {
+            None => prop_assert!(!(q.bucket.is_some() || q.by_client || q.by_metric)),
+            Some(groups) => {
+                prop_assert_eq!(groups.len(), want.len(), "{:?}", q);
+                for (g, (k, w)) in groups.iter().zip(&want) {
+                    let gk = (
+                        g.key.bucket.map(|b| b.millis()),
+                        g.key.client_id.clone(),
+                        g.key.metric.clone(),
+                    );
+                    prop_assert_eq!(&gk, k);
+                    prop_assert_eq!(g.stats.count, w.0);
+                    prop_assert!(close(g.stats.sum, w.1), "{} != {}", g.stats.sum, w.1);
+                    prop_assert_eq!(g.stats.min, Some(w.2));
+                    prop_assert_eq!(g.stats.max, Some(w.3));
+                }
+            }
+        }
+        let sum: f64 = want.values().map(|g| g.1).sum();
+        prop_assert!(close(got.totals.sum, sum), "{} != {}", got.totals.sum, sum);
+        let min = want.values().map(|g| g.2).fold(f64::INFINITY, f64::min);
+        prop_assert_eq!(got.totals.min, (total > 0).then_some(min));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -280,52 +296,67 @@ fn pool_event(i: u8) -> Value {
 proptest! {
     #[test]
     fn a_batch_with_repeats_stores_each_key_once(picks in proptest::collection::vec(0u8..40, 1..120)) {
-        let ing = Ingestor::in_memory().unwrap();
-        let raws: Vec<Value> = picks.iter().map(|&i| pool_event(i)).collect();
-        let outcomes = ing.submit_batch(&raws).unwrap();
-        let rules = Rules::builtin();
-        let mut first: HashMap<Vec<u8>, i64> = HashMap::new();
-        for (raw, o) in raws.iter().zip(&outcomes) {
-            match normalize(raw, &rules) {
-                Err(_) => prop_assert_eq!(o.status(), "rejected"),
-                Ok(e) => {
-                    let key = dedup_key(&e, &rules);
-                    match first.get(&key) {
-                        None => {
-                            prop_assert_eq!(o.status(), "accepted");
-                            first.insert(key, o.id().unwrap());
-                        }
-                        Some(&id) => {
-                            prop_assert_eq!(o.status(), "duplicate");
-                            prop_assert_eq!(o.id(), Some(id));
-                        }
-                    }
-                }
-            }
+        for store in backends(Sqlite::Memory) {
+            batch_stores_each_key_once(&store.open(), &picks)?;
         }
-        prop_assert_eq!(all_events(&ing).len(), first.len());
     }
 
     #[test]
     fn check_answers_what_submit_then_answers(picks in proptest::collection::vec(0u8..40, 1..60)) {
-        let ing = Ingestor::in_memory().unwrap();
-        for i in picks {
-            let raw = pool_event(i);
-            let stored_before = (all_events(&ing).len(), ing.stats().unwrap().stored_rejected);
-            let checked = ing.check(&raw).unwrap();
-            // A dry run stores nothing, not even the rejection.
-            prop_assert_eq!((all_events(&ing).len(), ing.stats().unwrap().stored_rejected), stored_before);
-            let submitted = ing.submit(&raw).unwrap();
-            prop_assert_eq!(checked.status(), submitted.status());
-            match (&checked, &submitted) {
-                (Outcome::Duplicate { id: a, .. }, Outcome::Duplicate { id: b, .. }) => prop_assert_eq!(a, b),
-                (Outcome::Rejected { reasons: a }, Outcome::Rejected { reasons: b }) => prop_assert_eq!(a, b),
-                (Outcome::Accepted { id, event: a }, Outcome::Accepted { event: b, .. }) => {
-                    prop_assert_eq!(*id, None);
-                    prop_assert_eq!(a, b);
+        for store in backends(Sqlite::Memory) {
+            check_predicts_submit(&store.open(), &picks)?;
+        }
+    }
+}
+
+fn batch_stores_each_key_once(ing: &Ingestor, picks: &[u8]) -> Result<(), TestCaseError> {
+    let raws: Vec<Value> = picks.iter().map(|&i| pool_event(i)).collect();
+    let outcomes = ing.submit_batch(&raws).unwrap();
+    let rules = Rules::builtin();
+    let mut first: HashMap<Vec<u8>, i64> = HashMap::new();
+    for (raw, o) in raws.iter().zip(&outcomes) {
+        match normalize(raw, &rules) {
+            Err(_) => prop_assert_eq!(o.status(), "rejected"),
+            Ok(e) => {
+                let key = dedup_key(&e, &rules);
+                match first.get(&key) {
+                    None => {
+                        prop_assert_eq!(o.status(), "accepted");
+                        first.insert(key, o.id().unwrap());
+                    }
+                    Some(&id) => {
+                        prop_assert_eq!(o.status(), "duplicate");
+                        prop_assert_eq!(o.id(), Some(id));
+                    }
                 }
-                _ => prop_assert!(false, "{:?} vs {:?}", checked, submitted),
             }
         }
     }
+    prop_assert_eq!(all_events(ing).len(), first.len());
+    Ok(())
+}
+
+fn check_predicts_submit(ing: &Ingestor, picks: &[u8]) -> Result<(), TestCaseError> {
+    for &i in picks {
+        let raw = pool_event(i);
+        let stored_before = (all_events(ing).len(), ing.stats().unwrap().stored_rejected);
+        let checked = ing.check(&raw).unwrap();
+        // A dry run stores nothing, not even the rejection.
+        prop_assert_eq!(
+            (all_events(ing).len(), ing.stats().unwrap().stored_rejected),
+            stored_before
+        );
+        let submitted = ing.submit(&raw).unwrap();
+        prop_assert_eq!(checked.status(), submitted.status());
+        match (&checked, &submitted) {
+            (Outcome::Duplicate { id: a, .. }, Outcome::Duplicate { id: b, .. }) => prop_assert_eq!(a, b),
+            (Outcome::Rejected { reasons: a }, Outcome::Rejected { reasons: b }) => prop_assert_eq!(a, b),
+            (Outcome::Accepted { id, event: a }, Outcome::Accepted { event: b, .. }) => {
+                prop_assert_eq!(*id, None);
+                prop_assert_eq!(a, b);
+            }
+            _ => prop_assert!(false, "{:?} vs {:?}", checked, submitted),
+        }
+    }
+    Ok(())
 }

@@ -1,11 +1,12 @@
-//! Every `../shared/scenarios/*.json` file, run through the Rust API.
+//! Every `../shared/scenarios/*.json` file, run through the Rust API on
+//! every backend.
 
 mod common;
 
 use ingest_core::{Error, FailPoint, Ingestor, Outcome, Query};
 use serde_json::Value;
 
-use common::{all_events, close, scenarios_dir};
+use common::{all_events, backends, close, scenarios_dir, Sqlite};
 
 #[test]
 fn every_shared_scenario_passes() {
@@ -18,10 +19,12 @@ fn every_shared_scenario_passes() {
     assert!(!files.is_empty(), "no scenario files");
     for file in files {
         let steps: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-        let ing = Ingestor::in_memory().unwrap();
-        for (i, step) in steps.iter().enumerate() {
-            let at = format!("{} step {i}", file.display());
-            run_step(&ing, step, &at);
+        for store in backends(Sqlite::Memory) {
+            let ing = store.open();
+            for (i, step) in steps.iter().enumerate() {
+                let at = format!("{} step {i} on {}", file.display(), store.backend);
+                run_step(&ing, step, &at);
+            }
         }
     }
 }

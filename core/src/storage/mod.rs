@@ -20,9 +20,17 @@ use crate::rules::Rules;
 use crate::timestamp::Timestamp;
 
 mod group;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 mod schema;
 pub(crate) mod sql;
 pub(crate) mod sqlite;
+
+/// True for the URLs the PostgreSQL backend opens (`postgres://`,
+/// `postgresql://`), whether or not this build has it.
+pub(crate) fn is_postgres_url(target: &str) -> bool {
+    target.starts_with("postgres://") || target.starts_with("postgresql://")
+}
 
 pub(crate) use group::Committed;
 

@@ -348,6 +348,12 @@ pub(crate) fn stored_time(ms: i64) -> Result<Timestamp> {
         .ok_or_else(|| Error::storage(StorageKind::Corrupt, format!("stored time {ms} is out of range")))
 }
 
+/// A stored JSON column (attributes, raw input, reasons) read back.
+pub(crate) fn parse_stored<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
+    serde_json::from_str(text)
+        .map_err(|e| Error::storage(StorageKind::Corrupt, format!("stored {what} is not valid: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

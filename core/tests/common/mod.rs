@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use ingest_core::{EventFilter, Ingestor, StoredEvent, MAX_PAGE};
+use ingest_core::{EventFilter, Ingestor, IngestorBuilder, StoredEvent, MAX_PAGE};
 
 /// `../shared/scenarios` beside the checkout, or `$INGEST_SHARED/scenarios`.
 /// Missing is a failure, never a skip: every surface must run them.
@@ -42,4 +42,140 @@ pub fn all_events(ing: &Ingestor) -> Vec<StoredEvent> {
 /// Floats equal to 1e-9 relative (sums depend on addition order).
 pub fn close(a: f64, b: f64) -> bool {
     a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// A new, empty store on one backend, for one test. The behaviour suite
+/// runs each test on every backend from the same code:
+///
+/// ```ignore
+/// for store in common::backends(Sqlite::Memory) {
+///     let ing = store.open();
+///     // ...
+/// }
+/// ```
+pub struct TestStore {
+    /// "sqlite" or "postgres", for assertion messages.
+    pub backend: &'static str,
+    location: String,
+    _dir: Option<tempfile::TempDir>,
+    #[cfg(feature = "postgres")]
+    schema: Option<String>,
+}
+
+/// Which SQLite store a test wants: a private in-memory one, or a file
+/// (reopened, shared between processes).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Sqlite {
+    Memory,
+    File,
+}
+
+impl TestStore {
+    /// What `Ingestor::open` takes: a path, `:memory:` or a URL.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    pub fn builder(&self) -> IngestorBuilder {
+        Ingestor::builder(&self.location)
+    }
+
+    pub fn open(&self) -> Ingestor {
+        Ingestor::open(&self.location).unwrap_or_else(|e| panic!("open {}: {e}", self.backend))
+    }
+}
+
+/// One new store per backend: SQLite (as `sqlite` says), then PostgreSQL
+/// when the core is built with the `postgres` feature.
+pub fn backends(sqlite: Sqlite) -> Vec<TestStore> {
+    let (location, dir) = match sqlite {
+        Sqlite::Memory => (":memory:".to_string(), None),
+        Sqlite::File => {
+            let dir = tempfile::tempdir().unwrap();
+            (dir.path().join("test.db").to_str().unwrap().to_string(), Some(dir))
+        }
+    };
+    #[allow(unused_mut)]
+    let mut out = vec![TestStore {
+        backend: "sqlite",
+        location,
+        _dir: dir,
+        #[cfg(feature = "postgres")]
+        schema: None,
+    }];
+    #[cfg(feature = "postgres")]
+    out.extend(postgres::store());
+    #[cfg(not(feature = "postgres"))]
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI runs the behaviour suite on PostgreSQL too: build the tests with --features postgres"
+    );
+    out
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+
+    use super::TestStore;
+
+    /// The server the tests use: `INGEST_TEST_POSTGRES`, or this machine's.
+    pub fn server_url() -> String {
+        std::env::var("INGEST_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    }
+
+    /// Whether the server answers. Unreachable is a failure under CI
+    /// (`CI=true`), and elsewhere skips the PostgreSQL half with a notice.
+    fn reachable() -> bool {
+        static REACHABLE: OnceLock<bool> = OnceLock::new();
+        *REACHABLE.get_or_init(|| match ::postgres::Client::connect(&server_url(), ::postgres::NoTls) {
+            Ok(_) => true,
+            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("PostgreSQL at {} is unreachable under CI: {e}", server_url())
+            }
+            Err(e) => {
+                eprintln!(
+                    "NOTE: PostgreSQL at {} is unreachable ({e}); running these tests on SQLite only",
+                    server_url()
+                );
+                false
+            }
+        })
+    }
+
+    /// A store in a new schema of its own, dropped when the test is done.
+    pub fn store() -> Option<TestStore> {
+        if !reachable() {
+            return None;
+        }
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let schema = format!(
+            "t_{}_{}_{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let url = server_url();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        Some(TestStore {
+            backend: "postgres",
+            location: format!("{url}{sep}schema={schema}"),
+            _dir: None,
+            schema: Some(schema),
+        })
+    }
+
+    impl Drop for TestStore {
+        fn drop(&mut self) {
+            if let Some(schema) = &self.schema {
+                if let Ok(mut c) = ::postgres::Client::connect(&server_url(), ::postgres::NoTls) {
+                    let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+                }
+            }
+        }
+    }
 }
