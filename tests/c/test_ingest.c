@@ -789,6 +789,191 @@ static void test_failure_counts_and_disarm(void) {
   ingest_close(h);
 }
 
+/* ---- the fault matrix --------------------------------------------------
+ * Every failure point x every call (submit, submit_batch, aggregate), one
+ * fresh store per cell. The store holds SEED_A and SEED_D, a cached result
+ * of MATRIX_QUERY (2 events, 1250), then MATRIX_LATE (sales, 5): a stale
+ * answer (2, 1250) is told apart from the truth (3, 1255). */
+
+typedef enum { CALL_SUBMIT, CALL_BATCH, CALL_AGGREGATE } MatrixCall;
+
+static const char *const MATRIX_CALLS[] = {"submit", "submit_batch", "aggregate"};
+static const char *MATRIX_QUERY = "{\"metric\": \"sales\"}";
+static const char *MATRIX_LATE = "{\"client\": \"late\", \"metric\": \"sales\", \"value\": 5, \"ts\": \"2024-01-09\"}";
+/* submit: one new event (sales 7 on 2024-02-01). */
+static const char *MATRIX_EVENT = "{\"client\": \"m\", \"metric\": \"sales\", \"value\": 7, \"ts\": \"2024-02-01\"}";
+/* submit_batch: that event, a second one (sales 3 on 2024-02-02), the first
+ * respelled (a duplicate inside the batch) and a rejected one. */
+static const char *MATRIX_BATCH =
+    "[{\"client\": \"m\", \"metric\": \"sales\", \"value\": 7, \"ts\": \"2024-02-01\"},"
+    " {\"clientId\": \"m\", \"name\": \" Sales \", \"amt\": \"3\", \"time\": \"2024-02-02T00:00:00Z\"},"
+    " {\"source\": \"m\", \"payload\": {\"metric\": \"SALES\", \"value\": \"7.0\", \"timestamp\": 1706745600000}},"
+    " {\"client\": \"m\", \"metric\": \"sales\"}]";
+
+static const struct {
+  const char *point;
+  MatrixCall call;
+  int struck;        /* the point strikes this call */
+  const char *retry; /* what sending the same call again answers */
+} FAULT_MATRIX[] = {
+    {"before_insert", CALL_SUBMIT, 1, "accepted"},
+    {"after_insert", CALL_SUBMIT, 1, "accepted"},
+    {"after_commit", CALL_SUBMIT, 1, "duplicate"},
+    {"aggregate", CALL_SUBMIT, 0, "duplicate"},
+    {"before_insert", CALL_BATCH, 1, "accepted,accepted,duplicate,rejected"},
+    {"after_insert", CALL_BATCH, 1, "accepted,accepted,duplicate,rejected"},
+    {"after_commit", CALL_BATCH, 1, "duplicate,duplicate,duplicate,rejected"},
+    {"aggregate", CALL_BATCH, 0, "duplicate,duplicate,duplicate,rejected"},
+    {"before_insert", CALL_AGGREGATE, 0, "fresh"},
+    {"after_insert", CALL_AGGREGATE, 0, "fresh"},
+    {"after_commit", CALL_AGGREGATE, 0, "fresh"},
+    {"aggregate", CALL_AGGREGATE, 1, "fresh"},
+};
+
+/* The statuses of the outcomes in `json`, in order, comma-separated. */
+static void outcome_statuses(const char *json, char *buf, size_t len) {
+  buf[0] = 0;
+  const char *key = "\"status\":\"";
+  for (const char *at = json ? strstr(json, key) : NULL; at != NULL; at = strstr(at, key)) {
+    at += strlen(key);
+    size_t n = strcspn(at, "\"");
+    size_t used = strlen(buf);
+    snprintf(buf + used, len - used, "%s%.*s", used ? "," : "", (int)n, at);
+  }
+}
+
+/* The ids of the outcomes in `json`, in order (0 for null); how many. */
+static int outcome_ids(const char *json, long *ids, int max) {
+  int n = 0;
+  const char *key = "\"id\":";
+  for (const char *at = json ? strstr(json, key) : NULL; at != NULL && n < max; at = strstr(at, key)) {
+    at += strlen(key);
+    ids[n++] = strtol(at, NULL, 10);
+  }
+  return n;
+}
+
+/* The id of client m's one stored event in [start, end), or -1. */
+static long stored_id(IngestHandle *h, const char *start, const char *end) {
+  char filter[160];
+  snprintf(filter, sizeof filter, "{\"client_id\": \"m\", \"start\": \"%s\", \"end\": \"%s\"}", start, end);
+  char *list = NULL;
+  CHECK_OK(ingest_events_json(h, filter, &list));
+  long ids[4];
+  int n = outcome_ids(list, ids, 4);
+  ingest_string_free(list);
+  return n == 1 ? ids[0] : -1;
+}
+
+/* MATRIX_QUERY answers count and sum, stale or not; returns computed_at's
+ * first characters in `at` (when not NULL) to compare two answers. */
+static void expect_sales(IngestHandle *h, double count, double sum, int stale, char *at, size_t at_len) {
+  char *r = SENTINEL;
+  CHECK_OK(ingest_aggregate_json(h, MATRIX_QUERY, &r));
+  if (r == SENTINEL) return;
+  CHECK(json_number(r, "count") == count);
+  CHECK(json_number(r, "sum") == sum);
+  CHECK(contains(r, stale ? "\"stale\":true" : "\"stale\":false"));
+  if (json_number(r, "count") != count || json_number(r, "sum") != sum) fprintf(stderr, "  aggregate was %s\n", r);
+  if (at != NULL) {
+    const char *c = strstr(r, "\"computed_at\":\"");
+    snprintf(at, at_len, "%.40s", c ? c : "");
+  }
+  ingest_string_free(r);
+}
+
+static void fault_matrix_cell(const char *point, MatrixCall call, int struck, const char *retry) {
+  IngestHandle *h = open_memory();
+  ingest_string_free(submit(h, SEED_A));
+  ingest_string_free(submit(h, SEED_D));
+  char cached_at[64];
+  expect_sales(h, 2, 1250, 0, cached_at, sizeof cached_at);
+  ingest_string_free(submit(h, MATRIX_LATE));
+  /* What the store holds beyond SEED_A, SEED_D and MATRIX_LATE. */
+  double count = 0, sum = 0, dead = 0;
+  const int committed = !struck || strcmp(point, "after_commit") == 0;
+  char got[128];
+
+  CHECK_OK(ingest_simulate_failure(h, point, 1));
+  if (call != CALL_AGGREGATE) {
+    const char *input = call == CALL_SUBMIT ? MATRIX_EVENT : MATRIX_BATCH;
+    char *out = SENTINEL;
+    IngestStatus s = call == CALL_SUBMIT ? ingest_submit_json(h, input, &out) : ingest_submit_batch_json(h, input, &out);
+    if (committed) {
+      count = call == CALL_SUBMIT ? 1 : 2;
+      sum = call == CALL_SUBMIT ? 7 : 10;
+      dead = call == CALL_SUBMIT ? 0 : 1;
+    }
+    if (struck) {
+      CHECK_STATUS(s, INGEST_INJECTED);
+      CHECK(contains(ingest_last_error(), point));
+      CHECK(out == SENTINEL);
+      CHECK(stat(h, "failed") == 1);
+      /* Nothing partial: all of the call, or (after_commit) none of it. */
+      expect_sales(h, 3 + count, 1255 + sum, 0, NULL, 0);
+    } else {
+      CHECK_OK(s);
+      outcome_statuses(out, got, sizeof got);
+      CHECK(strcmp(got, call == CALL_SUBMIT ? "accepted" : "accepted,accepted,duplicate,rejected") == 0);
+      if (s == INGEST_OK) ingest_string_free(out);
+      /* The aggregate failure still waits for an aggregate: the cached answer. */
+      char at[64];
+      expect_sales(h, 2, 1250, 1, at, sizeof at);
+      CHECK(strcmp(at, cached_at) == 0);
+    }
+    CHECK(stat(h, "stored_events") == 3 + count && stat(h, "stored_rejected") == dead);
+
+    /* The same call again. */
+    out = NULL;
+    CHECK_OK(call == CALL_SUBMIT ? ingest_submit_json(h, input, &out) : ingest_submit_batch_json(h, input, &out));
+    outcome_statuses(out, got, sizeof got);
+    CHECK(strcmp(got, retry) == 0);
+    if (strcmp(got, retry) != 0) fprintf(stderr, "  retry answered %s, want %s\n", got, retry);
+    /* Accepted or duplicate, each answers the id of the one stored event. */
+    long ids[4];
+    int n = outcome_ids(out, ids, 4);
+    long first = stored_id(h, "2024-02-01", "2024-02-02");
+    CHECK(first > 0 && n == (call == CALL_SUBMIT ? 1 : 4) && ids[0] == first);
+    if (call == CALL_BATCH) CHECK(ids[1] == stored_id(h, "2024-02-02", "2024-02-03") && ids[1] > 0 && ids[2] == first && ids[3] == 0);
+    ingest_string_free(out);
+    count = call == CALL_SUBMIT ? 1 : 2;
+    sum = call == CALL_SUBMIT ? 7 : 10;
+    dead = call == CALL_SUBMIT ? 0 : 1;
+  } else {
+    char at[64];
+    if (struck) {
+      /* The cached answer, marked stale; a query never answered: an error. */
+      expect_sales(h, 2, 1250, 1, at, sizeof at);
+      CHECK(strcmp(at, cached_at) == 0);
+      CHECK_OK(ingest_simulate_failure(h, point, 1));
+      char *r = SENTINEL;
+      CHECK_STATUS(ingest_aggregate_json(h, "{\"client_id\": \"m\"}", &r), INGEST_INJECTED);
+      CHECK(contains(ingest_last_error(), point));
+      CHECK(r == SENTINEL);
+    } else {
+      /* A write failure does not strike a read, and still waits for a write. */
+      expect_sales(h, 3, 1255, 0, NULL, 0);
+      char *out = SENTINEL;
+      CHECK_STATUS(ingest_submit_json(h, MATRIX_EVENT, &out), INGEST_INJECTED);
+      CHECK(out == SENTINEL);
+      if (strcmp(point, "after_commit") == 0) count = 1, sum = 7;
+    }
+  }
+  /* The retry of the aggregate, and the end state: exact totals. */
+  expect_sales(h, 3 + count, 1255 + sum, 0, NULL, 0);
+  CHECK(stat(h, "stored_events") == 3 + count && stat(h, "stored_rejected") == dead);
+  ingest_close(h);
+}
+
+static void test_fault_matrix(void) {
+  for (size_t i = 0; i < sizeof FAULT_MATRIX / sizeof FAULT_MATRIX[0]; i++) {
+    int before = current_failures;
+    fault_matrix_cell(FAULT_MATRIX[i].point, FAULT_MATRIX[i].call, FAULT_MATRIX[i].struck, FAULT_MATRIX[i].retry);
+    if (current_failures != before)
+      fprintf(stderr, "  fault matrix cell %s x %s failed\n", FAULT_MATRIX[i].point, MATRIX_CALLS[FAULT_MATRIX[i].call]);
+  }
+}
+
 /* ---- runner ------------------------------------------------------------ */
 
 static void remove_scratch(void) {
@@ -850,6 +1035,7 @@ int main(void) {
       TEST(test_failure_after_commit),
       TEST(test_failure_aggregate),
       TEST(test_failure_counts_and_disarm),
+      TEST(test_fault_matrix),
       TEST(test_threads_share_one_handle),
       TEST(test_threads_with_own_handles_share_one_file),
       TEST(test_processes_share_one_file),
