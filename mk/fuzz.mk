@@ -7,6 +7,10 @@
 #   make fuzz-long FUZZ_RUNS=10000000
 #                    the long run: each target for FUZZ_RUNS executions,
 #                    growing its corpus in <project>/fuzz/corpus/<target>/
+#                    FUZZ_LONG_TARGETS="submit_json c_json" runs only those;
+#                    FUZZ_FFI_SANITIZER=none runs c_json without ASan (about
+#                    ten times faster; valgrind covers the ABI's memory in
+#                    make test-c)
 #   make fuzz-regressions
 #                    replay the saved crash inputs once each
 #
@@ -14,7 +18,8 @@
 #   core/fuzz  normalize, submit_json, rules  (no sanitizer: safe Rust, the
 #              harness's assertions are the oracle; twice the speed)
 #   ffi/fuzz   c_json                         (AddressSanitizer in the long
-#              run: raw pointers and strings freed across the C ABI)
+#              run by default: raw pointers and strings freed across the
+#              C ABI; FUZZ_FFI_SANITIZER=none for a long run without it)
 # A crash leaves its input in <project>/fuzz/artifacts/<target>/; replay it
 # with `cd core && RUSTC_BOOTSTRAP=1 ../target/tools/bin/cargo-fuzz run
 # <target> fuzz/artifacts/<target>/<file>`.
@@ -25,7 +30,10 @@ CARGO_FUZZ_VERSION := 0.13.2
 CARGO_FUZZ         := $(CURDIR)/target/tools/bin/cargo-fuzz
 FUZZ_ENV           := RUSTC_BOOTSTRAP=1
 FUZZ_CORE_FLAGS    := --sanitizer none
-FUZZ_FFI_FLAGS     := --sanitizer address
+# The sanitizer of c_json's long run and of its regressions: address
+# (the default) or none.
+FUZZ_FFI_SANITIZER ?= address
+FUZZ_FFI_FLAGS     := --sanitizer $(FUZZ_FFI_SANITIZER)
 # The smoke run in `make test` builds the C ABI target without ASan: memory
 # safety across the ABI is what the C tests check under valgrind on every
 # run, and an ASan build of SQLite alone took minutes of the test budget.
@@ -37,6 +45,8 @@ FUZZ_FFI_TARGETS   := c_json
 FUZZ_SMOKE_RUNS    ?= 20000
 FUZZ_SMOKE_SECONDS ?= 20
 FUZZ_RUNS          ?= 10000000
+# The targets the long run fuzzes, one after the other (default: all).
+FUZZ_LONG_TARGETS  ?= $(FUZZ_CORE_TARGETS) $(FUZZ_FFI_TARGETS)
 # -seed fixed: the smoke run is the same run every time, so it fails only
 # when the code changes, never by luck.
 FUZZ_SMOKE_ARGS := -seed=1 -runs=$(FUZZ_SMOKE_RUNS) -max_total_time=$(FUZZ_SMOKE_SECONDS) -timeout=30 -print_final_stats=1
@@ -88,22 +98,24 @@ test-fuzz: fuzz-build fuzz-seeds
 	done
 	@echo "test-fuzz: every fuzz target ran its smoke run without a crash"
 
-# Logs of the long run: <project>/fuzz/artifacts/<target>.long.log; it fails
-# at the end when any target saved a crash input.
+# Logs of the long run: core/fuzz/artifacts/<target>.long.log and
+# ffi/fuzz/artifacts/<target>.long.<sanitizer>.log (so an ASan run and one
+# without can go side by side); it fails at the end when any target saved a
+# crash input.
 fuzz-long: fuzz-build fuzz-seeds
 	@set -e; mkdir -p core/fuzz/artifacts ffi/fuzz/artifacts; \
 	stamp=$$(mktemp); trap 'rm -f "$$stamp"' EXIT; \
-	for t in $(FUZZ_CORE_TARGETS); do \
+	for t in $(filter $(FUZZ_LONG_TARGETS),$(FUZZ_CORE_TARGETS)); do \
 		echo "fuzz long: core $$t, $(FUZZ_RUNS) runs"; \
 		$(call fuzz-run,core,$(FUZZ_CORE_FLAGS),$$t,fuzz/corpus/$$t fuzz/corpus/$$t-scenarios fuzz/seeds/$$t,$(FUZZ_LONG_ARGS),core/fuzz/artifacts/$$t.long.log); \
 	done; \
-	for t in $(FUZZ_FFI_TARGETS); do \
-		echo "fuzz long: ffi $$t, $(FUZZ_RUNS) runs"; \
-		$(call fuzz-run,ffi,$(FUZZ_FFI_FLAGS),$$t,fuzz/corpus/$$t fuzz/corpus/$$t-scenarios fuzz/seeds/$$t,$(FUZZ_LONG_ARGS),ffi/fuzz/artifacts/$$t.long.log); \
+	for t in $(filter $(FUZZ_LONG_TARGETS),$(FUZZ_FFI_TARGETS)); do \
+		echo "fuzz long: ffi $$t ($(FUZZ_FFI_SANITIZER) sanitizer), $(FUZZ_RUNS) runs"; \
+		$(call fuzz-run,ffi,$(FUZZ_FFI_FLAGS),$$t,fuzz/corpus/$$t fuzz/corpus/$$t-scenarios fuzz/seeds/$$t,$(FUZZ_LONG_ARGS),ffi/fuzz/artifacts/$$t.long.$(FUZZ_FFI_SANITIZER).log); \
 	done; \
 	crashes=$$(find core/fuzz/artifacts ffi/fuzz/artifacts -type f -newer "$$stamp" ! -name '*.log'); \
 	if [ -n "$$crashes" ]; then echo "fuzz-long: crash inputs saved:"; echo "$$crashes"; exit 1; fi
-	@echo "fuzz-long: every fuzz target ran $(FUZZ_RUNS) executions without a crash"
+	@echo "fuzz-long: $(strip $(FUZZ_LONG_TARGETS)) ran $(FUZZ_RUNS) executions each without a crash"
 
 # Replay the saved crash inputs (core/tests/fuzz_regressions/<target>/, and
 # ffi/tests/fuzz_regressions/<target>/ if any) once each through their
