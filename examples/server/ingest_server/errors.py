@@ -7,7 +7,7 @@ from typing import Any
 
 import ingest
 from flask import Flask, Response, current_app, jsonify
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,14 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException) -> Response:
         status = e.code or 500
+        if isinstance(e, ClientDisconnected):
+            # The body stopped short of its Content-Length (or last chunk):
+            # nothing of it was read as an event. Whoever still listens hears why.
+            return error_response(
+                400,
+                "incomplete_body",
+                "the request body ended before its announced length; nothing was stored",
+            )
         if status == 413:
             message = too_large_message()
         else:
