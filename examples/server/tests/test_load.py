@@ -1,0 +1,317 @@
+"""The load test: concurrent clients against the real server process on
+127.0.0.1, sending a bounded number of single events and batches in mixed
+spellings, with repeats, random retries (on errors and timeouts, and
+sometimes after a success) and random injected failures.
+
+Afterwards the store holds exactly the distinct events, computed here from
+the dedup rule (client, metric, timestamp to the millisecond, amount), and
+every aggregate equals the sums computed here. Nothing is timed: a client
+timeout is one more reason to resend, never a verdict."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from conftest import ServerProcess
+
+CLIENTS = 8  # concurrent HTTP clients (threads)
+SENDS_PER_CLIENT = 60  # logical sends each: one event or one batch
+SEED = 20240301
+
+CLIENT_IDS = ["acme", "globex", "initech", "umbrella"]
+METRICS = ["sales", "views", "signups"]
+# Binary fractions: any sum of them is exact, in any order.
+AMOUNTS = [0.5, 1, 2.25, 10, 12.75, 100, 1200]
+START = datetime(2024, 3, 1, tzinfo=timezone.utc)
+POINTS = ["before_insert", "after_insert", "after_commit", "aggregate"]
+MAX_ATTEMPTS = 50  # a send that needs more is a failure of the test
+
+Key = tuple[str, str, int, float]  # client_id, metric, timestamp ms, amount
+
+
+def pool(rng: random.Random) -> list[Key]:
+    """The distinct logical events the clients draw from (with repeats)."""
+    keys: set[Key] = set()
+    while len(keys) < 120:
+        ts = START + timedelta(minutes=37 * rng.randrange(60))
+        keys.add(
+            (
+                rng.choice(CLIENT_IDS),
+                rng.choice(METRICS),
+                int(ts.timestamp() * 1000),
+                float(rng.choice(AMOUNTS)),
+            )
+        )
+    return sorted(keys)
+
+
+def spell(key: Key, rng: random.Random) -> dict[str, Any]:
+    """One raw event for `key`, in one of the many spellings clients use."""
+    client, metric, ms, amount = key
+    when = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    metric_text = rng.choice([metric, metric.upper(), f"  {metric.title()} "])
+    amount_value: Any = rng.choice(
+        [amount, f" {amount} ", str(amount)]
+        + ([int(amount), str(int(amount))] if amount == int(amount) else [])
+    )
+    plus2 = when.astimezone(timezone(timedelta(hours=2)))
+    ts_value: Any = rng.choice(
+        [
+            when.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            plus2.isoformat(),
+            when.strftime("%Y-%m-%d %H:%M:%S"),
+            ms,
+            str(ms),
+            ms // 1000,
+        ]
+        + ([when.strftime("%Y-%m-%d")] if ms % 86_400_000 == 0 else [])
+    )
+    fields = {
+        rng.choice(["metric", "name", "event", "type"]): metric_text,
+        rng.choice(["value", "amount", "amt", "val", "count", "qty"]): amount_value,
+        rng.choice(["timestamp", "ts", "time", "date", "datetime", "occurred_at"]): ts_value,
+    }
+    if rng.random() < 0.3:
+        fields["note"] = rng.choice(["retry", "from the app", "batch"])  # an attribute
+    if rng.random() < 0.5:
+        return {"source": client, "payload": fields}
+    return {rng.choice(["source", "client", "clientId", "client_id", "clientID"]): client, **fields}
+
+
+def invalid(rng: random.Random) -> dict[str, Any]:
+    """An event the rules reject: no timestamp, or an amount that is not one."""
+    if rng.random() < 0.5:
+        return {"client": rng.choice(CLIENT_IDS), "metric": "sales", "value": 3}
+    return {"source": "acme", "payload": {"metric": "sales", "amt": "lots", "ts": "2024-03-01"}}
+
+
+@dataclass
+class Tally:
+    """What one client saw."""
+
+    sent: set[Key] = field(default_factory=set)
+    statuses: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+
+
+class Client(threading.Thread):
+    def __init__(self, n: int, base: str, keys: list[Key]) -> None:
+        super().__init__(name=f"load-client-{n}")
+        # What is sent (events, spellings, batches, failures armed) is the
+        # same on every run; how many attempts each takes is not.
+        self.rng = random.Random(SEED + n)  # noqa: S311 (test data, not secrets)
+        self.chaos = random.Random(SEED - n)  # noqa: S311
+        self.base = base
+        self.keys = keys
+        self.tally = Tally()
+        self.crash: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with requests.Session() as s:
+                for _ in range(SENDS_PER_CLIENT):
+                    self.one_send(s)
+        except BaseException as e:  # reported by the test, not lost in a thread
+            self.crash = e
+
+    def post(self, s: requests.Session, body: Any) -> requests.Response | None:
+        """One attempt; None when it timed out or the connection failed."""
+        # Now and then a read timeout too short for any answer: the request
+        # may still be stored, exactly as when a network drops the reply.
+        timeout = (10, 0.001) if self.chaos.random() < 0.05 else (10, 30)
+        try:
+            return s.post(self.base + "/api/events", json=body, timeout=timeout)
+        except (requests.Timeout, requests.ConnectionError):
+            self.tally.statuses["timeout"] += 1
+            return None
+
+    def send_until_answered(self, s: requests.Session, body: Any) -> requests.Response:
+        for _ in range(MAX_ATTEMPTS):
+            r = self.post(s, body)
+            if r is None:
+                continue
+            self.tally.statuses[str(r.status_code)] += 1
+            if r.status_code == 500:
+                assert r.json()["error"] in ("injected_failure", "storage_error"), r.text
+                continue
+            return r
+        raise AssertionError(f"no answer after {MAX_ATTEMPTS} attempts: {body}")
+
+    def one_send(self, s: requests.Session) -> None:
+        rng = self.rng
+        if rng.random() < 0.1:
+            self.arm_failure(s)
+        if rng.random() < 0.1:
+            self.ask_aggregate(s)
+        items: list[tuple[Key | None, Any]] = []
+        for _ in range(1 if rng.random() < 0.6 else rng.randint(2, 6)):
+            if rng.random() < 0.05:
+                items.append((None, invalid(rng)))
+            else:
+                key = rng.choice(self.keys)
+                items.append((key, spell(key, rng)))
+        single = len(items) == 1 and rng.random() < 0.8
+        body: Any = items[0][1] if single else [raw for _, raw in items]
+
+        first = self.check(self.send_until_answered(s, body), items, single, confirmed=False)
+        self.tally.sent.update(k for k, _ in items if k is not None)
+        # Sometimes the client resends what it already got an answer for:
+        # every valid event in it must now be a duplicate.
+        if first and rng.random() < 0.2:
+            self.check(self.send_until_answered(s, body), items, single, confirmed=True)
+
+    def check(self, r: requests.Response, items: list[Any], single: bool, confirmed: bool) -> bool:
+        if single:
+            key = items[0][0]
+            allowed = {422} if key is None else ({200} if confirmed else {200, 201})
+            ok = r.status_code in allowed
+            statuses = [r.json().get("status")]
+        else:
+            ok = r.status_code == 200
+            statuses = [o["status"] for o in r.json()["results"]] if ok else []
+            ok = ok and len(statuses) == len(items)
+            for (key, _), status in zip(items, statuses):
+                allowed_s = (
+                    {"rejected"}
+                    if key is None
+                    else ({"duplicate"} if confirmed else {"accepted", "duplicate"})
+                )
+                ok = ok and status in allowed_s
+        if not ok:
+            what = "resend" if confirmed else "send"
+            self.tally.problems.append(f"{what}: {r.status_code} {statuses}: {r.text[:300]}")
+        return ok
+
+    def arm_failure(self, s: requests.Session) -> None:
+        point = self.rng.choice(POINTS)
+        times = self.rng.randint(1, 2)
+        r = s.post(
+            self.base + "/api/simulate-failure", json={"point": point, "times": times}, timeout=30
+        )
+        if r.status_code != 200:
+            self.tally.problems.append(f"arming {point} answered {r.status_code}: {r.text}")
+        self.tally.statuses["armed"] += 1
+
+    def ask_aggregate(self, s: requests.Session) -> None:
+        # Mid-run the totals move: only the shape of the answer is checked.
+        params = {"metric": self.rng.choice(METRICS)}
+        r = s.get(self.base + "/api/aggregate", params=params, timeout=30)
+        self.tally.statuses[f"aggregate {r.status_code}"] += 1
+        if r.status_code == 503:
+            ok = r.headers.get("Retry-After") == "5"
+        else:
+            ok = r.status_code == 200 and isinstance(r.json().get("stale"), bool)
+        if not ok:
+            self.tally.problems.append(f"aggregate answered {r.status_code}: {r.text[:300]}")
+
+
+@pytest.fixture
+def load_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    server = ServerProcess(tmp_path / "load.db", tmp_path / "server.log")
+    yield server
+    server.stop()
+
+
+def stored_keys(base: str) -> list[Key]:
+    keys: list[Key] = []
+    offset = 0
+    while True:
+        r = requests.get(base + "/api/events", params={"limit": 1000, "offset": offset}, timeout=30)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        for e in page["items"]:
+            when = datetime.strptime(e["timestamp"], "%Y-%m-%dT%H:%M:%S.%f%z")
+            keys.append((e["client_id"], e["metric"], int(when.timestamp() * 1000), e["amount"]))
+        if not page["has_more"]:
+            return keys
+        offset += len(page["items"])
+
+
+def aggregate(base: str, **params: str) -> dict[str, Any]:
+    r = requests.get(base + "/api/aggregate", params=params, timeout=30)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["stale"] is False, body
+    return dict(body)
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def test_concurrent_clients_with_retries_and_failures(load_server: ServerProcess) -> None:
+    base = load_server.base
+    keys = pool(random.Random(SEED))  # noqa: S311
+    clients = [Client(n, base, keys) for n in range(CLIENTS)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join()
+    for c in clients:
+        if c.crash is not None:
+            raise c.crash
+    problems = [p for c in clients for p in c.tally.problems]
+    assert not problems, "\n".join(problems[:20])
+    statuses = sum((c.tally.statuses for c in clients), Counter())
+    # The run did exercise what it is about: repeats, failures, retries.
+    assert statuses["500"] > 0 and statuses["armed"] > 0, statuses
+    assert statuses["200"] > 0 and statuses["201"] > 0 and statuses["422"] > 0, statuses
+    print(f"load: {len(clients)} clients, {CLIENTS * SENDS_PER_CLIENT} sends: {dict(statuses)}")
+    r = requests.post(base + "/api/simulate-failure", json={"enabled": False}, timeout=30)
+    assert r.status_code == 200, r.text
+
+    # Exactly the distinct events: none lost, none twice.
+    expected = set().union(*(c.tally.sent for c in clients))
+    stored = stored_keys(base)
+    assert len(stored) == len(set(stored)), Counter(stored).most_common(3)
+    assert set(stored) == expected, (
+        sorted(expected - set(stored))[:5],
+        sorted(set(stored) - expected)[:5],
+    )
+
+    # Aggregates: every client x metric, whole and over a range that cuts
+    # hours at both ends, and grouped by hour and by day.
+    sums: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for client, metric, _, amount in expected:
+        sums[(client, metric)].append(amount)
+    for client in CLIENT_IDS:
+        for metric in METRICS:
+            got = aggregate(base, clientId=client, metric=metric)
+            want = sums[(client, metric)]
+            assert (got["count"], got["sum"]) == (len(want), sum(want)), (client, metric, got)
+            if want:
+                assert (got["min"], got["max"]) == (min(want), max(want))
+    cut_start, cut_end = (
+        START + timedelta(hours=5, minutes=17),
+        START + timedelta(hours=29, minutes=43),
+    )
+    lo, hi = int(cut_start.timestamp() * 1000), int(cut_end.timestamp() * 1000)
+    for metric in METRICS:
+        inside = [k[3] for k in expected if k[1] == metric and lo <= k[2] < hi]
+        got = aggregate(
+            base, metric=metric, startDate=cut_start.isoformat(), endDate=cut_end.isoformat()
+        )
+        assert (got["count"], got["sum"]) == (len(inside), sum(inside)), (metric, got)
+    for group in ("hour", "day"):
+        size = 3_600_000 if group == "hour" else 86_400_000
+        buckets: dict[str, list[float]] = defaultdict(list)
+        for _, metric, ms, amount in expected:
+            if metric == "sales":
+                buckets[iso(ms - ms % size)].append(amount)
+        got_groups = aggregate(base, metric="sales", groupBy=group)["groups"]
+        assert {g["bucket"]: (g["count"], g["sum"]) for g in got_groups} == {
+            b: (len(v), sum(v)) for b, v in buckets.items()
+        }
+    total = aggregate(base)
+    assert (total["count"], total["sum"]) == (len(expected), sum(k[3] for k in expected))
