@@ -116,7 +116,7 @@ pub fn backends(sqlite: Sqlite) -> Vec<TestStore> {
 #[cfg(feature = "postgres")]
 mod postgres {
     use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::OnceLock;
+    use std::sync::{Mutex, MutexGuard, OnceLock};
 
     use super::TestStore;
 
@@ -130,7 +130,10 @@ mod postgres {
     fn reachable() -> bool {
         static REACHABLE: OnceLock<bool> = OnceLock::new();
         *REACHABLE.get_or_init(|| match ::postgres::Client::connect(&server_url(), ::postgres::NoTls) {
-            Ok(_) => true,
+            Ok(mut c) => {
+                drop_schemas_of_ended_runs(&mut c);
+                true
+            }
             Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
                 panic!("PostgreSQL at {} is unreachable under CI: {e}", server_url())
             }
@@ -144,21 +147,57 @@ mod postgres {
         })
     }
 
-    /// A store in a new schema of its own, dropped when the test is done.
+    /// Test schemas are named `t_<pid>_...` and kept for reuse while their
+    /// process runs; those of processes that have ended go.
+    fn drop_schemas_of_ended_runs(c: &mut ::postgres::Client) {
+        let Ok(rows) = c.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'", &[]) else {
+            return;
+        };
+        for row in rows {
+            let name: String = row.get(0);
+            let pid = name.split('_').nth(1).and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
+            }
+        }
+    }
+
+    /// Schemas emptied by a finished test, ready for the next: creating
+    /// the tables is most of the cost of a store, and the property tests
+    /// make hundreds.
+    static FREE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    /// One connection for creating and emptying schemas.
+    fn admin() -> MutexGuard<'static, Option<::postgres::Client>> {
+        static ADMIN: Mutex<Option<::postgres::Client>> = Mutex::new(None);
+        let mut c = ADMIN.lock().unwrap_or_else(|e| e.into_inner());
+        if c.as_ref().is_none_or(|c| c.is_closed()) {
+            let mut client = ::postgres::Client::connect(&server_url(), ::postgres::NoTls).unwrap();
+            // A test that died holding a lock must not hang the next.
+            client.batch_execute("SET lock_timeout = '5s'").unwrap();
+            *c = Some(client);
+        }
+        c
+    }
+
+    /// A store in a schema of its own: new, or emptied after another test.
     pub fn store() -> Option<TestStore> {
         if !reachable() {
             return None;
         }
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let schema = format!(
-            "t_{}_{}_{nanos}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let reused = FREE.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let schema = reused.unwrap_or_else(|| {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos();
+            format!(
+                "t_{}_{}_{nanos}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            )
+        });
         let url = server_url();
         let sep = if url.contains('?') { '&' } else { '?' };
         Some(TestStore {
@@ -171,10 +210,23 @@ mod postgres {
 
     impl Drop for TestStore {
         fn drop(&mut self) {
-            if let Some(schema) = &self.schema {
-                if let Ok(mut c) = ::postgres::Client::connect(&server_url(), ::postgres::NoTls) {
-                    let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-                }
+            let Some(schema) = self.schema.take() else {
+                return;
+            };
+            let mut admin = admin();
+            let client = admin.as_mut().unwrap();
+            // Emptied (DELETE: a TRUNCATE's file work costs more on tables
+            // this small) and kept for the next test; if that fails (never
+            // opened, or still locked), dropped.
+            let emptied = client.batch_execute(&format!(
+                "SET LOCAL synchronous_commit = off;
+                 DELETE FROM {schema}.events; DELETE FROM {schema}.rejected; DELETE FROM {schema}.rollups;
+                 DELETE FROM {schema}.rules; DELETE FROM {schema}.meta;"
+            ));
+            if emptied.is_ok() {
+                FREE.lock().unwrap_or_else(|e| e.into_inner()).push(schema);
+            } else {
+                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
             }
         }
     }

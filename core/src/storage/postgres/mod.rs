@@ -13,6 +13,7 @@
 //! transaction is retried.
 
 mod schema;
+mod session;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -20,8 +21,6 @@ use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::types::ToSql;
-use postgres::{Client, NoTls, Transaction};
-use r2d2_postgres::PostgresConnectionManager;
 use serde_json::{Map, Value};
 
 use super::group::{Committed, GroupCommit};
@@ -35,9 +34,10 @@ use crate::rules::Rules;
 use crate::timestamp::Timestamp;
 use crate::Durability;
 use schema::MIGRATIONS;
+use session::{Manager, Tx};
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
-type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<Manager>;
+type Conn = r2d2::PooledConnection<Manager>;
 
 /// Connections one store keeps at most: enough for group commit's one
 /// writer plus concurrent readers, few enough that many application
@@ -173,7 +173,7 @@ impl PostgresStore {
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
             .connection_timeout(opts.busy_timeout.max(Duration::from_secs(1)))
-            .build(PostgresConnectionManager::new(config, NoTls))
+            .build(Manager { config })
             .map_err(|e| Error::storage(StorageKind::Io, format!("cannot connect to PostgreSQL: {e}")))?;
         let store = PostgresStore {
             pool,
@@ -193,41 +193,39 @@ impl PostgresStore {
     }
 
     fn migrate(&self, schema: &str) -> Result<()> {
-        let mut conn = self.conn()?;
-        let mut tx = conn.transaction()?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
-        tx.batch_execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema};
+        self.conn()?.transaction(|tx| {
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+            tx.batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {schema};
              CREATE TABLE IF NOT EXISTS ingest_schema (
                  one     BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
                  version BIGINT NOT NULL
              );
              INSERT INTO ingest_schema (version) VALUES (0) ON CONFLICT DO NOTHING;"
-        ))?;
-        let version: i64 = tx.query_one("SELECT version FROM ingest_schema", &[])?.get(0);
-        let known = MIGRATIONS.len() as i64;
-        if version > known {
-            return Err(Error::storage(
-                StorageKind::Other,
-                format!("the database has schema version {version}; this library knows up to {known}"),
-            ));
-        }
-        for sql in &MIGRATIONS[version as usize..] {
-            tx.batch_execute(sql)?;
-        }
-        tx.execute("UPDATE ingest_schema SET version = $1", &[&known])?;
-        tx.commit()?;
-        Ok(())
+            ))?;
+            let version: i64 = tx.query_one("SELECT version FROM ingest_schema", &[])?.get(0);
+            let known = MIGRATIONS.len() as i64;
+            if version > known {
+                return Err(Error::storage(
+                    StorageKind::Other,
+                    format!("the database has schema version {version}; this library knows up to {known}"),
+                ));
+            }
+            for sql in &MIGRATIONS[version as usize..] {
+                tx.batch_execute(sql)?;
+            }
+            tx.execute("UPDATE ingest_schema SET version = $1", &[&known])?;
+            Ok(())
+        })
     }
 
     /// Run `f` in a transaction, again from the start when the database
     /// aborted it for a conflict with another transaction.
-    fn transaction<T>(&self, mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+    fn transaction<T>(&self, mut f: impl FnMut(&mut Tx<'_, '_>) -> Result<T>) -> Result<T> {
         let mut conn = self.conn()?;
         let mut attempt = 0;
         loop {
-            let result = run_transaction(&mut conn, &mut f);
-            match result {
+            match conn.transaction(&mut f) {
                 Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(2 << attempt.min(6)));
@@ -253,13 +251,6 @@ impl PostgresStore {
         }
         Ok(written)
     }
-}
-
-fn run_transaction<T>(conn: &mut Client, f: &mut impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
-    let mut tx = conn.transaction()?;
-    let out = f(&mut tx)?;
-    tx.commit()?;
-    Ok(out)
 }
 
 impl Store for PostgresStore {
@@ -303,6 +294,7 @@ impl Store for PostgresStore {
     fn find(&self, key: &[u8]) -> Result<Option<i64>> {
         let row = self
             .conn()?
+            .session()
             .query_opt("SELECT id FROM events WHERE dedup_key = $1", &[&key])?;
         Ok(row.map(|r| r.get(0)))
     }
@@ -343,7 +335,7 @@ impl Store for PostgresStore {
         arg(&mut sql, " ORDER BY id DESC LIMIT ?", Box::new(f.limit as i64));
         arg(&mut sql, " OFFSET ?", Box::new(f.offset as i64));
         let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref()).collect();
-        let rows = self.conn()?.query(&sql, &refs)?;
+        let rows = self.conn()?.session().query(&sql, &refs)?;
         rows.iter()
             .map(|r| {
                 Ok(StoredEvent {
@@ -364,7 +356,7 @@ impl Store for PostgresStore {
     }
 
     fn rejected(&self, limit: usize, offset: usize) -> Result<Vec<RejectedEvent>> {
-        let rows = self.conn()?.query(
+        let rows = self.conn()?.session().query(
             "SELECT id, raw, reasons, rules_version, received_at, attempts
              FROM rejected ORDER BY id DESC LIMIT $1 OFFSET $2",
             &[&(limit as i64), &(offset as i64)],
@@ -384,7 +376,7 @@ impl Store for PostgresStore {
     }
 
     fn rejected_after(&self, after: i64, limit: usize) -> Result<Vec<(i64, Value)>> {
-        let rows = self.conn()?.query(
+        let rows = self.conn()?.session().query(
             "SELECT id, raw FROM rejected WHERE id > $1 ORDER BY id LIMIT $2",
             &[&after, &(limit as i64)],
         )?;
@@ -395,10 +387,11 @@ impl Store for PostgresStore {
 
     fn counts(&self) -> Result<StoredCounts> {
         let mut conn = self.conn()?;
-        let events: i64 = conn
+        let mut s = conn.session();
+        let events: i64 = s
             .query_one(sql::COUNT_EVENTS, &[&level_code(Bucket::Month), &ALL_CLIENTS])?
             .get(0);
-        let rejected: i64 = conn.query_one("SELECT COUNT(*) FROM rejected", &[])?.get(0);
+        let rejected: i64 = s.query_one("SELECT COUNT(*) FROM rejected", &[])?.get(0);
         Ok(StoredCounts {
             events: events as u64,
             rejected: rejected as u64,
@@ -407,7 +400,7 @@ impl Store for PostgresStore {
 }
 
 /// One group's rows, in a fixed number of statements whatever its size.
-fn write_items(tx: &mut Transaction<'_>, items: &[WriteItem], rules_version: i64) -> Result<Vec<Written>> {
+fn write_items(tx: &mut Tx<'_, '_>, items: &[WriteItem], rules_version: i64) -> Result<Vec<Written>> {
     let now = Timestamp::now().millis();
 
     // Events: the first of each key is offered for insert; a repeat inside
@@ -511,7 +504,7 @@ fn write_items(tx: &mut Transaction<'_>, items: &[WriteItem], rules_version: i64
 /// Every rollup row the new events change, in one upsert that adds to what
 /// is stored (concurrent writers never lose each other's counts), taking
 /// the rows in key order.
-fn write_rollups(tx: &mut Transaction<'_>, stored: Vec<&Event>) -> Result<()> {
+fn write_rollups(tx: &mut Tx<'_, '_>, stored: Vec<&Event>) -> Result<()> {
     let deltas = rollup_deltas(stored);
     if deltas.is_empty() {
         return Ok(());
@@ -550,7 +543,7 @@ impl Dialect for Postgres {
     }
 }
 
-fn aggregate_in(tx: &mut Transaction<'_>, q: &Query) -> Result<Aggregate> {
+fn aggregate_in(tx: &mut Tx<'_, '_>, q: &Query) -> Result<Aggregate> {
     let mut partials = Partials::default();
     for piece in sql::pieces(&Postgres, q) {
         let args: Vec<&(dyn ToSql + Sync)> = piece
@@ -581,7 +574,7 @@ fn aggregate_in(tx: &mut Transaction<'_>, q: &Query) -> Result<Aggregate> {
 
 /// Dead letters, one row per digest: the first time with one attempt, then
 /// one more per new attempt, as in SQLite's per-row upsert.
-fn write_rejected(tx: &mut Transaction<'_>, items: &[WriteItem], rules_version: i64, now: i64) -> Result<()> {
+fn write_rejected(tx: &mut Tx<'_, '_>, items: &[WriteItem], rules_version: i64, now: i64) -> Result<()> {
     // digest -> (raw, reasons, attempts if new, attempts added if stored)
     let mut rows: HashMap<&[u8; 32], (&str, String, i64, i64)> = HashMap::new();
     for item in items {
@@ -633,16 +626,16 @@ fn write_rejected(tx: &mut Transaction<'_>, items: &[WriteItem], rules_version: 
 /// Make the current transaction fail through the database itself, as the
 /// SQLite backend does: a CHECK that always fails, or a read of a table
 /// that does not exist.
-fn fail_with_real_statement(tx: &mut Transaction<'_>, point: FailPoint) -> Result<()> {
+fn fail_with_real_statement(tx: &mut Tx<'_, '_>, point: FailPoint) -> Result<()> {
     let (result, expected) = if point == FailPoint::Aggregate {
         (
-            tx.query("SELECT * FROM \"injected aggregate failure\"", &[])
+            tx.try_execute("SELECT * FROM \"injected aggregate failure\"", &[])
                 .map(|_| ()),
             SqlState::UNDEFINED_TABLE,
         )
     } else {
         (
-            tx.execute("INSERT INTO fault_probe (point) VALUES ($1)", &[&point.as_str()])
+            tx.try_execute("INSERT INTO fault_probe (point) VALUES ($1)", &[&point.as_str()])
                 .map(|_| ()),
             SqlState::CHECK_VIOLATION,
         )
@@ -660,7 +653,7 @@ fn fail_with_real_statement(tx: &mut Transaction<'_>, point: FailPoint) -> Resul
 /// Keys re-written per statement while re-keying.
 const REKEY_CHUNK: i64 = 5_000;
 
-fn rekey_events(tx: &mut Transaction<'_>, rekey: &dyn Fn(&Event) -> Vec<u8>, spec: &str) -> Result<()> {
+fn rekey_events(tx: &mut Tx<'_, '_>, rekey: &dyn Fn(&Event) -> Vec<u8>, spec: &str) -> Result<()> {
     // Park every key on a value no real key has (real keys start with a tag
     // letter), then write the new keys chunk by chunk. A new key already
     // taken belongs to an event re-keyed before: a collision, found before
