@@ -184,6 +184,20 @@ pub struct ReprocessReport {
     pub rejected: u64,
 }
 
+/// What [`Ingestor::copy_to`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct CopyReport {
+    /// Events stored in the target for the first time.
+    pub copied: u64,
+    /// Events the target already held (a copy run again, or data that was
+    /// there before).
+    pub already_there: u64,
+    /// Dead letters kept by the target (still rejected by its rules).
+    pub rejected: u64,
+    /// Dead letters the target's rules accept: stored there as events.
+    pub now_accepted: u64,
+}
+
 #[derive(Debug, Default)]
 struct Counters {
     accepted: AtomicU64,
@@ -197,6 +211,9 @@ const CACHE_ENTRIES: usize = 256;
 
 /// Rejections re-processed per transaction.
 const REPROCESS_CHUNK: usize = 500;
+
+/// Events copied per transaction by [`Ingestor::copy_to`].
+const COPY_CHUNK: usize = 5_000;
 
 /// Normalises, deduplicates, stores and aggregates events. Share one between
 /// threads (it is `Send + Sync`); several processes may open the same file.
@@ -433,6 +450,73 @@ impl Ingestor {
                     Written::Inserted(_) => report.accepted += 1,
                     Written::Duplicate(_) => report.duplicate += 1,
                     Written::Rejected => report.rejected += 1,
+                }
+            }
+        }
+    }
+
+    /// Copy every stored event and dead letter into `target`, for moving a
+    /// store to another backend (SQLite to PostgreSQL, say) or file.
+    ///
+    /// Events go in as they are stored (canonical, already normalised),
+    /// keyed and summed into rollups by the target, so the target stays
+    /// exact; what it already holds is a duplicate, never a second copy,
+    /// which makes the copy safe to run again after an interruption. Dead
+    /// letters are decided again by the target's rules (kept, or stored as
+    /// events if those rules now accept them). The target records the time
+    /// of the copy as each row's `received_at`, and its own rules version.
+    /// Work goes in chunks, one transaction each; stop writers to the
+    /// source first, or copy again afterwards to pick up what came later.
+    ///
+    /// ```
+    /// # use ingest_core::Ingestor;
+    /// # use serde_json::json;
+    /// let old = Ingestor::in_memory()?;
+    /// old.submit(&json!({"client_id": "a", "metric": "sales", "amount": 3, "timestamp": 0}))?;
+    /// let new = Ingestor::in_memory()?; // e.g. Ingestor::open("postgres://db.internal/metrics")
+    /// assert_eq!(old.copy_to(&new)?.copied, 1);
+    /// assert_eq!(old.copy_to(&new)?.already_there, 1);
+    /// # Ok::<(), ingest_core::Error>(())
+    /// ```
+    pub fn copy_to(&self, target: &Ingestor) -> Result<CopyReport> {
+        let mut report = CopyReport::default();
+        let mut after = 0;
+        loop {
+            let events = self.store.events_after(after, COPY_CHUNK)?;
+            let Some(last) = events.last() else {
+                break;
+            };
+            after = last.id;
+            let items = events
+                .into_iter()
+                .map(|stored| WriteItem::Event {
+                    key: dedup_key(&stored.event, &target.rules),
+                    event: stored.event,
+                    replaces: None,
+                })
+                .collect();
+            for w in target.store.write(items, target.rules_version, None)?.1 {
+                match w {
+                    Written::Inserted(_) => report.copied += 1,
+                    _ => report.already_there += 1,
+                }
+            }
+        }
+        let mut after = 0;
+        loop {
+            let rows = self.store.rejected_after(after, REPROCESS_CHUNK)?;
+            let Some(&(last, _)) = rows.last() else {
+                return Ok(report);
+            };
+            after = last;
+            let decided = rows
+                .iter()
+                .map(|(_, raw)| target.decide(raw))
+                .collect::<Result<Vec<_>>>()?;
+            for outcome in target.store_decided(decided)? {
+                match outcome {
+                    Outcome::Rejected { .. } => report.rejected += 1,
+                    _ => report.now_accepted += 1,
                 }
             }
         }

@@ -7,7 +7,8 @@
 //! - [`rules`]: the rules document and its merge over the built-in rules;
 //! - [`timestamp`]: the accepted ways of writing an instant;
 //! - [`dedup`]: the key that makes two events the same event;
-//! - `storage`: the backend boundary and the SQLite backend;
+//! - `storage`: the backend boundary, the SQL both backends share, the
+//!   SQLite backend and (feature `postgres`) the PostgreSQL backend;
 //! - [`aggregate`](mod@aggregate): queries, range planning over rollups, results;
 //! - [`failure`]: failure injection;
 //! - [`Ingestor`]: the API that ties them together.
@@ -39,7 +40,7 @@ pub use dedup::dedup_key;
 pub use error::{Error, ErrorKind, Result, StorageKind};
 pub use event::{Event, Outcome, Reason, ReasonCode, RejectedEvent, StoredEvent};
 pub use failure::FailPoint;
-pub use ingestor::{Durability, IngestStats, Ingestor, IngestorBuilder, ReprocessReport};
+pub use ingestor::{CopyReport, Durability, IngestStats, Ingestor, IngestorBuilder, ReprocessReport};
 pub use normalize::{normalize, normalize_fields, Fields};
 pub use rules::{Field, MetricCase, Rules};
 pub use storage::{EventFilter, Page, MAX_PAGE};

@@ -207,6 +207,9 @@ pub(crate) trait Store: Send + Sync {
 
     fn events(&self, f: &EventFilter) -> Result<Vec<StoredEvent>>;
 
+    /// Up to `limit` stored events with id above `after`, in id order.
+    fn events_after(&self, after: i64, limit: usize) -> Result<Vec<StoredEvent>>;
+
     fn rejected(&self, limit: usize, offset: usize) -> Result<Vec<RejectedEvent>>;
 
     /// Up to `limit` dead-letter rows with id above `after`, in id order: (id, raw).

@@ -13,7 +13,10 @@ use std::collections::HashMap;
 
 use crate::aggregate::{plan, Bucket, GroupKey, Partials, Query, Source, Span, Stats, DAY_MS, HOUR_MS};
 use crate::error::{Error, Result, StorageKind};
-use crate::event::Event;
+use serde_json::{Map, Value};
+
+use super::EventFilter;
+use crate::event::{Event, StoredEvent};
 use crate::timestamp::Timestamp;
 
 /// The rollup client that stands for every client (a real client id is
@@ -346,6 +349,76 @@ fn corrupt(what: &str) -> Error {
 pub(crate) fn stored_time(ms: i64) -> Result<Timestamp> {
     Timestamp::from_millis(ms)
         .ok_or_else(|| Error::storage(StorageKind::Corrupt, format!("stored time {ms} is out of range")))
+}
+
+/// The columns an event listing selects, in the order of [`EventRow`].
+const EVENT_COLUMNS: &str = "id, client_id, metric, ts, amount, event_id, attributes, received_at, rules_version";
+
+/// A page of stored events matching `f`, newest first.
+pub(crate) fn list_events(f: &EventFilter) -> (String, Vec<Arg>) {
+    let mut w = Where::default();
+    if let Some(c) = &f.client_id {
+        w.push("client_id =", Arg::Text(c.clone()));
+    }
+    if let Some(m) = &f.metric {
+        w.push("metric =", Arg::Text(m.clone()));
+    }
+    if let Some(s) = f.start {
+        w.push("ts >=", Arg::Int(s.millis()));
+    }
+    if let Some(e) = f.end {
+        w.push("ts <", Arg::Int(e.millis()));
+    }
+    let n = w.args.len();
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE {} ORDER BY id DESC LIMIT ${} OFFSET ${}",
+        w.sql(),
+        n + 1,
+        n + 2
+    );
+    let mut args = w.args;
+    args.extend([Arg::Int(f.limit as i64), Arg::Int(f.offset as i64)]);
+    (sql, args)
+}
+
+/// Up to `limit` stored events with id above `after`, in id order: a whole
+/// store read in chunks, each an index range.
+pub(crate) fn events_after(after: i64, limit: usize) -> (String, Vec<Arg>) {
+    (
+        format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"),
+        vec![Arg::Int(after), Arg::Int(limit as i64)],
+    )
+}
+
+/// One row of an event listing, as the backend read it.
+pub(crate) struct EventRow {
+    pub id: i64,
+    pub client_id: String,
+    pub metric: String,
+    pub ts: i64,
+    pub amount: f64,
+    pub event_id: Option<String>,
+    pub attributes: String,
+    pub received_at: i64,
+    pub rules_version: i64,
+}
+
+impl EventRow {
+    pub(crate) fn into_stored(self) -> Result<StoredEvent> {
+        Ok(StoredEvent {
+            id: self.id,
+            event: Event {
+                client_id: self.client_id,
+                metric: self.metric,
+                amount: self.amount,
+                timestamp: stored_time(self.ts)?,
+                attributes: parse_stored::<Map<String, Value>>(&self.attributes, "attributes")?,
+                event_id: self.event_id,
+            },
+            received_at: stored_time(self.received_at)?,
+            rules_version: self.rules_version,
+        })
+    }
 }
 
 /// A stored JSON column (attributes, raw input, reasons) read back.

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::group::{Committed, GroupCommit};
 use super::schema::MIGRATIONS;
-use super::sql::{self, level_code, stored_time, Arg, PieceRow, ALL_CLIENTS};
+use super::sql::{self, level_code, parse_stored, stored_time, Arg, EventRow, PieceRow, ALL_CLIENTS};
 use super::{EventFilter, Store, StoredCounts, WriteItem, Written};
 use crate::aggregate::{Aggregate, Bucket, Partials, Query};
 use crate::error::{Error, Result, StorageKind};
@@ -309,57 +309,13 @@ impl Store for SqliteStore {
     }
 
     fn events(&self, f: &EventFilter) -> Result<Vec<StoredEvent>> {
-        let mut sql = String::from(
-            "SELECT id, client_id, metric, ts, amount, event_id, attributes, received_at, rules_version
-             FROM events WHERE 1 = 1",
-        );
-        let mut args: Vec<SqlValue> = Vec::new();
-        filters(&mut sql, &mut args, f.client_id.as_deref(), f.metric.as_deref());
-        if let Some(s) = f.start {
-            sql.push_str(" AND ts >= ?");
-            args.push(s.millis().into());
-        }
-        if let Some(e) = f.end {
-            sql.push_str(" AND ts < ?");
-            args.push(e.millis().into());
-        }
-        sql.push_str(" ORDER BY id DESC LIMIT ? OFFSET ?");
-        args.push((f.limit as i64).into());
-        args.push((f.offset as i64).into());
-        self.read(|c| {
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(args.iter()), |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, f64>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, i64>(7)?,
-                    r.get::<_, i64>(8)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (id, client_id, metric, ts, amount, event_id, attributes, received_at, rules_version) = row?;
-                out.push(StoredEvent {
-                    id,
-                    event: Event {
-                        client_id,
-                        metric,
-                        amount,
-                        timestamp: stored_time(ts)?,
-                        attributes: parse_stored::<Map<String, Value>>(&attributes, "attributes")?,
-                        event_id,
-                    },
-                    received_at: stored_time(received_at)?,
-                    rules_version,
-                });
-            }
-            Ok(out)
-        })
+        let (sql, args) = sql::list_events(f);
+        self.read(|c| query_events(c, &sql, &args))
+    }
+
+    fn events_after(&self, after: i64, limit: usize) -> Result<Vec<StoredEvent>> {
+        let (sql, args) = sql::events_after(after, limit);
+        self.read(|c| query_events(c, &sql, &args))
     }
 
     fn rejected(&self, limit: usize, offset: usize) -> Result<Vec<RejectedEvent>> {
@@ -569,18 +525,6 @@ fn rekey_events(tx: &rusqlite::Transaction<'_>, rekey: &dyn Fn(&Event) -> Vec<u8
     Ok(())
 }
 
-/// Append client/metric filters on the columns `client_id` and `metric`.
-fn filters(sql: &mut String, args: &mut Vec<SqlValue>, client: Option<&str>, metric: Option<&str>) {
-    if let Some(c) = client {
-        sql.push_str(" AND client_id = ?");
-        args.push(c.to_string().into());
-    }
-    if let Some(m) = metric {
-        sql.push_str(" AND metric = ?");
-        args.push(m.to_string().into());
-    }
-}
-
 fn extended_code(e: &rusqlite::Error) -> Option<i32> {
     match e {
         rusqlite::Error::SqliteFailure(f, _) => Some(f.extended_code),
@@ -588,20 +532,41 @@ fn extended_code(e: &rusqlite::Error) -> Option<i32> {
     }
 }
 
-fn parse_stored<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
-    serde_json::from_str(text)
-        .map_err(|e| Error::storage(StorageKind::Corrupt, format!("stored {what} is not valid: {e}")))
+fn bind(args: &[Arg]) -> impl Iterator<Item = SqlValue> + '_ {
+    args.iter().map(|a| match a {
+        Arg::Int(i) => SqlValue::Integer(*i),
+        Arg::Text(t) => SqlValue::Text(t.clone()),
+    })
+}
+
+fn query_events(c: &Connection, sql: &str, args: &[Arg]) -> Result<Vec<StoredEvent>> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let mut rows = stmt.query(params_from_iter(bind(args)))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(
+            EventRow {
+                id: r.get(0)?,
+                client_id: r.get(1)?,
+                metric: r.get(2)?,
+                ts: r.get(3)?,
+                amount: r.get(4)?,
+                event_id: r.get(5)?,
+                attributes: r.get(6)?,
+                received_at: r.get(7)?,
+                rules_version: r.get(8)?,
+            }
+            .into_stored()?,
+        );
+    }
+    Ok(out)
 }
 
 fn aggregate_in(c: &Connection, q: &Query) -> Result<Aggregate> {
     let mut partials = Partials::default();
     for piece in sql::pieces(&sql::Sqlite, q) {
         let mut stmt = c.prepare_cached(&piece.sql)?;
-        let args = piece.args.iter().map(|a| match a {
-            Arg::Int(i) => SqlValue::Integer(*i),
-            Arg::Text(t) => SqlValue::Text(t.clone()),
-        });
-        let mut rows = stmt.query(params_from_iter(args))?;
+        let mut rows = stmt.query(params_from_iter(bind(&piece.args)))?;
         while let Some(r) = rows.next()? {
             piece.fold(
                 PieceRow {

@@ -24,7 +24,9 @@ use postgres::types::ToSql;
 use serde_json::{Map, Value};
 
 use super::group::{Committed, GroupCommit};
-use super::sql::{self, level_code, parse_stored, rollup_deltas, stored_time, Arg, Dialect, PieceRow, ALL_CLIENTS};
+use super::sql::{
+    self, level_code, parse_stored, rollup_deltas, stored_time, Arg, Dialect, EventRow, PieceRow, ALL_CLIENTS,
+};
 use super::{EventFilter, Store, StoredCounts, WriteItem, Written};
 use crate::aggregate::{Aggregate, Bucket, Partials, Query};
 use crate::error::{Error, Result, StorageKind};
@@ -235,6 +237,26 @@ impl PostgresStore {
         }
     }
 
+    fn query_events(&self, sql: &str, args: &[Arg]) -> Result<Vec<StoredEvent>> {
+        let rows = self.conn()?.session().query(sql, &bind(args))?;
+        rows.iter()
+            .map(|r| {
+                EventRow {
+                    id: r.get(0),
+                    client_id: r.get(1),
+                    metric: r.get(2),
+                    ts: r.get(3),
+                    amount: r.get(4),
+                    event_id: r.get(5),
+                    attributes: r.get(6),
+                    received_at: r.get(7),
+                    rules_version: r.get(8),
+                }
+                .into_stored()
+            })
+            .collect()
+    }
+
     fn write_group(&self, items: &[WriteItem], rules_version: i64, fail: Option<FailPoint>) -> Result<Vec<Written>> {
         let written = self.transaction(|tx| {
             if fail == Some(FailPoint::BeforeInsert) {
@@ -311,48 +333,13 @@ impl Store for PostgresStore {
     }
 
     fn events(&self, f: &EventFilter) -> Result<Vec<StoredEvent>> {
-        let mut sql = String::from(
-            "SELECT id, client_id, metric, ts, amount, event_id, attributes, received_at, rules_version
-             FROM events WHERE TRUE",
-        );
-        let mut args: Vec<Box<dyn ToSql + Sync>> = Vec::new();
-        let mut arg = |sql: &mut String, text: &str, v: Box<dyn ToSql + Sync>| {
-            args.push(v);
-            sql.push_str(&text.replace('?', &format!("${}", args.len())));
-        };
-        if let Some(c) = &f.client_id {
-            arg(&mut sql, " AND client_id = ?", Box::new(c.clone()));
-        }
-        if let Some(m) = &f.metric {
-            arg(&mut sql, " AND metric = ?", Box::new(m.clone()));
-        }
-        if let Some(s) = f.start {
-            arg(&mut sql, " AND ts >= ?", Box::new(s.millis()));
-        }
-        if let Some(e) = f.end {
-            arg(&mut sql, " AND ts < ?", Box::new(e.millis()));
-        }
-        arg(&mut sql, " ORDER BY id DESC LIMIT ?", Box::new(f.limit as i64));
-        arg(&mut sql, " OFFSET ?", Box::new(f.offset as i64));
-        let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref()).collect();
-        let rows = self.conn()?.session().query(&sql, &refs)?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredEvent {
-                    id: r.get(0),
-                    event: Event {
-                        client_id: r.get(1),
-                        metric: r.get(2),
-                        timestamp: stored_time(r.get(3))?,
-                        amount: r.get(4),
-                        event_id: r.get(5),
-                        attributes: parse_stored::<Map<String, Value>>(r.get(6), "attributes")?,
-                    },
-                    received_at: stored_time(r.get(7))?,
-                    rules_version: r.get(8),
-                })
-            })
-            .collect()
+        let (sql, args) = sql::list_events(f);
+        self.query_events(&sql, &args)
+    }
+
+    fn events_after(&self, after: i64, limit: usize) -> Result<Vec<StoredEvent>> {
+        let (sql, args) = sql::events_after(after, limit);
+        self.query_events(&sql, &args)
     }
 
     fn rejected(&self, limit: usize, offset: usize) -> Result<Vec<RejectedEvent>> {
@@ -543,18 +530,19 @@ impl Dialect for Postgres {
     }
 }
 
+fn bind(args: &[Arg]) -> Vec<&(dyn ToSql + Sync)> {
+    args.iter()
+        .map(|a| match a {
+            Arg::Int(n) => n as &(dyn ToSql + Sync),
+            Arg::Text(t) => t as &(dyn ToSql + Sync),
+        })
+        .collect()
+}
+
 fn aggregate_in(tx: &mut Tx<'_, '_>, q: &Query) -> Result<Aggregate> {
     let mut partials = Partials::default();
     for piece in sql::pieces(&Postgres, q) {
-        let args: Vec<&(dyn ToSql + Sync)> = piece
-            .args
-            .iter()
-            .map(|a| match a {
-                Arg::Int(n) => n as &(dyn ToSql + Sync),
-                Arg::Text(t) => t as &(dyn ToSql + Sync),
-            })
-            .collect();
-        for r in tx.query(&piece.sql, &args)? {
+        for r in tx.query(&piece.sql, &bind(&piece.args))? {
             piece.fold(
                 PieceRow {
                     bucket: r.get(0),
