@@ -36,9 +36,10 @@ $(PYTHON_RELEASE_STAMP): $(PYTHON_EXT_SOURCES) | $(MATURIN)
 	rm -f $(PYTHON_DEV_STAMP)
 	touch $@
 
-# This file lists the tools: a change to it installs them again.
+# This file lists the tools: a change to it installs them again. psycopg:
+# the PostgreSQL tests make and drop their schemas without going through ingest.
 $(PYTHON_TOOLS_STAMP): mk/python.mk | $(PY)
-	$(PIP) install --quiet pytest mypy ruff
+	$(PIP) install --quiet pytest mypy ruff 'psycopg[binary]>=3.2,<4'
 	touch $@
 
 test-python: python-install $(PYTHON_TOOLS_STAMP)

@@ -101,6 +101,7 @@ impl IngestorBuilder {
         let rules_version = store.register_rules(&rules, &|e| dedup_key(e, &rules))?;
         Ok(Ingestor {
             store,
+            location: self.location.display(),
             rules,
             rules_version,
             durability: self.durability,
@@ -122,6 +123,15 @@ enum Location {
 }
 
 impl Location {
+    /// For messages and logs: a URL's password is hidden.
+    fn display(&self) -> String {
+        match self {
+            Location::Memory => ":memory:".into(),
+            Location::File(p) => p.display().to_string(),
+            Location::Postgres(url) => hide_password(url),
+        }
+    }
+
     fn of(path: &Path) -> Self {
         match path.to_str() {
             Some(":memory:") => Location::Memory,
@@ -129,6 +139,35 @@ impl Location {
             _ => Location::File(path.to_path_buf()),
         }
     }
+}
+
+/// `url` with the password of its user part and any `password=` option
+/// replaced by `***`.
+fn hide_password(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{name}:***@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some(("password", _)) => "password=***".to_string(),
+                    _ => kv.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 fn open_store(location: &Location, durability: Durability, busy_timeout: Duration) -> Result<Box<dyn Store>> {
@@ -238,6 +277,7 @@ const COPY_CHUNK: usize = 5_000;
 /// ```
 pub struct Ingestor {
     store: Box<dyn Store>,
+    location: String,
     rules: Rules,
     rules_version: i64,
     durability: Durability,
@@ -250,6 +290,7 @@ pub struct Ingestor {
 impl std::fmt::Debug for Ingestor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ingestor")
+            .field("location", &self.location)
             .field("rules_version", &self.rules_version)
             .field("durability", &self.durability)
             .finish_non_exhaustive()
@@ -285,6 +326,12 @@ impl Ingestor {
     /// A private in-memory store, gone when dropped.
     pub fn in_memory() -> Result<Self> {
         Self::builder(":memory:").open()
+    }
+
+    /// Where the store lives: the path or URL it was opened with, with a
+    /// URL's password hidden (`postgres://app:***@db/metrics`).
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     /// The rules in force.
@@ -647,4 +694,22 @@ fn check_page(limit: usize) -> Result<()> {
         return Err(Error::arg(format!("limit must be from 1 to {MAX_PAGE}, not {limit}")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_hide_passwords_only() {
+        let shown = |p: &str| Location::of(Path::new(p)).display();
+        assert_eq!(shown("postgres://app:s3cr@t@db:5432/m?schema=x"), "postgres://app:***@db:5432/m?schema=x");
+        assert_eq!(
+            shown("postgresql://db/m?user=app&password=s3cret&schema=x"),
+            "postgresql://db/m?user=app&password=***&schema=x"
+        );
+        assert_eq!(shown("postgres://app@db"), "postgres://app@db");
+        assert_eq!(shown("data/x.db"), "data/x.db");
+        assert_eq!(shown(":memory:"), ":memory:");
+    }
 }

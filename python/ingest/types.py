@@ -10,6 +10,7 @@ from typing import Any, Literal, Optional, TypedDict, Union
 
 __all__ = [
     "Aggregate",
+    "CopyReport",
     "Event",
     "FailPointName",
     "Group",
@@ -114,6 +115,13 @@ class ReprocessReport(TypedDict):
     accepted: int
     duplicate: int
     rejected: int
+
+
+class CopyReport(TypedDict):
+    copied: int
+    already_there: int
+    rejected: int
+    now_accepted: int
 
 
 class Stats(TypedDict):

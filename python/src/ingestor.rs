@@ -128,9 +128,9 @@ impl PyIngestor {
         }
         let ingestor = py.detach(move || builder.open()).py()?;
         Ok(PyIngestor {
+            path: ingestor.location().to_string(),
             inner: Mutex::new(Some(Arc::new(ingestor))),
             pid: std::process::id(),
-            path: path.to_string_lossy().into_owned(),
         })
     }
 
@@ -262,6 +262,15 @@ impl PyIngestor {
         serialize_to_py(py, &report)
     }
 
+    /// Copy every stored event and dead letter into `target` (another
+    /// store, on any backend): see the README's "Moving to PostgreSQL".
+    /// Safe to run again; what the target holds is never copied twice.
+    fn copy_to<'py>(&self, py: Python<'py>, target: &PyIngestor) -> PyResult<Bound<'py, PyAny>> {
+        let (source, target) = (self.handle()?, target.handle()?);
+        let report = py.detach(|| source.copy_to(&target)).py()?;
+        serialize_to_py(py, &report)
+    }
+
     /// Outcome counts since open, and what the database holds.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let ing = self.handle()?;
@@ -307,7 +316,8 @@ impl PyIngestor {
         self.lock().is_none()
     }
 
-    /// The path given at open (":memory:" for a private in-memory store).
+    /// The path or URL given at open (":memory:" for a private in-memory
+    /// store), with a URL's password hidden.
     #[getter]
     fn path(&self) -> &str {
         &self.path
