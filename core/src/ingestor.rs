@@ -703,7 +703,10 @@ mod tests {
     #[test]
     fn locations_hide_passwords_only() {
         let shown = |p: &str| Location::of(Path::new(p)).display();
-        assert_eq!(shown("postgres://app:s3cr@t@db:5432/m?schema=x"), "postgres://app:***@db:5432/m?schema=x");
+        assert_eq!(
+            shown("postgres://app:s3cr@t@db:5432/m?schema=x"),
+            "postgres://app:***@db:5432/m?schema=x"
+        );
         assert_eq!(
             shown("postgresql://db/m?user=app&password=s3cret&schema=x"),
             "postgresql://db/m?user=app&password=***&schema=x"
