@@ -1,6 +1,7 @@
 """Run the example server: `python examples/server/app.py`.
 
-DB (default ./data.db) and PORT (default 8000) come from the environment.
+DB (default ./data.db; a SQLite file or a postgres:// URL) and PORT
+(default 8000) come from the environment.
 It binds 127.0.0.1 only: it is a demo with a failure switch anyone can flip,
 not something to expose on a network.
 """
@@ -42,7 +43,8 @@ def main() -> int:
     logging.getLogger("werkzeug").addFilter(QuietPolls())
     # SIGTERM (a service manager, `kill`) closes the store cleanly, as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print(f"ingest example server on http://{HOST}:{port}/  (database: {db})", flush=True)
+    shown = app.extensions["ingest"].db_path  # a URL's password hidden
+    print(f"ingest example server on http://{HOST}:{port}/  (database: {shown})", flush=True)
     try:
         app.run(host=HOST, port=port, threaded=True, debug=False, use_reloader=False)
     finally:

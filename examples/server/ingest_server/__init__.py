@@ -47,7 +47,9 @@ def create_app(
     busy_timeout: float | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> Flask:
-    """The app over a store at `db_path` (default: $DB, else ./data.db).
+    """The app over a store at `db_path` (default: $DB, else ./data.db): a
+    SQLite file, or a `postgres://` URL to share one database between
+    several instances.
     `rules`, `durability` and `busy_timeout` go to `ingest.Ingestor`.
 
     The app owns its Ingestor: close it with `app.extensions["ingest"].close()`.
@@ -62,7 +64,8 @@ def create_app(
     app.config["INGEST_MAX_BODY"] = max_body_bytes
     # Keep the order the library gives (status first, then id, event...).
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["ingest"] = ServerState(ing, FailureSwitch(ing), path)
+    # ing.path: what was opened, with a URL's password hidden (it is shown).
+    app.extensions["ingest"] = ServerState(ing, FailureSwitch(ing), ing.path)
     app.register_blueprint(api)
     errors.register(app)
 

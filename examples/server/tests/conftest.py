@@ -106,9 +106,10 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`python examples/server/app.py` with PORT and DB set, as `make demo` runs it."""
+    """`python examples/server/app.py` with PORT and DB (a file or a URL)
+    set, as `make demo` runs it."""
 
-    def __init__(self, db: Path, log: Path) -> None:
+    def __init__(self, db: Path | str, log: Path) -> None:
         self.db = db
         self.log_path = log
         self.port = free_port()
@@ -120,7 +121,7 @@ class ServerProcess:
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            cwd=str(db.parent),
+            cwd=str(log.parent),
         )
         self._wait_ready()
 

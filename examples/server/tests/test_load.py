@@ -1,7 +1,11 @@
-"""The load test: concurrent clients against the real server process on
+"""The load test: concurrent clients against real server processes on
 127.0.0.1, sending a bounded number of single events and batches in mixed
 spellings, with repeats, random retries (on errors and timeouts, and
-sometimes after a success) and random injected failures.
+sometimes after a success) and random injected failures. It runs twice:
+against one server on a SQLite file, and against three servers on
+different ports sharing one PostgreSQL database, where every attempt goes
+to a random instance (a retry usually reaches another one) and failures
+are armed on random instances.
 
 Afterwards the store holds exactly the distinct events, computed here from
 the dedup rule (client, metric, timestamp to the millisecond, amount), and
@@ -10,8 +14,10 @@ timeout is one more reason to resend, never a verdict."""
 
 from __future__ import annotations
 
+import os
 import random
 import threading
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import requests
 
@@ -106,13 +113,13 @@ class Tally:
 
 
 class Client(threading.Thread):
-    def __init__(self, n: int, base: str, keys: list[Key]) -> None:
+    def __init__(self, n: int, bases: list[str], keys: list[Key]) -> None:
         super().__init__(name=f"load-client-{n}")
         # What is sent (events, spellings, batches, failures armed) is the
         # same on every run; how many attempts each takes is not.
         self.rng = random.Random(SEED + n)  # noqa: S311 (test data, not secrets)
         self.chaos = random.Random(SEED - n)  # noqa: S311
-        self.base = base
+        self.bases = bases
         self.keys = keys
         self.tally = Tally()
         self.crash: BaseException | None = None
@@ -131,7 +138,8 @@ class Client(threading.Thread):
         # may still be stored, exactly as when a network drops the reply.
         timeout = (10, 0.001) if self.chaos.random() < 0.05 else (10, 30)
         try:
-            return s.post(self.base + "/api/events", json=body, timeout=timeout)
+            base = self.chaos.choice(self.bases)
+            return s.post(base + "/api/events", json=body, timeout=timeout)
         except (requests.Timeout, requests.ConnectionError):
             self.tally.statuses["timeout"] += 1
             return None
@@ -196,8 +204,9 @@ class Client(threading.Thread):
     def arm_failure(self, s: requests.Session) -> None:
         point = self.rng.choice(POINTS)
         times = self.rng.randint(1, 2)
+        base = self.rng.choice(self.bases)
         r = s.post(
-            self.base + "/api/simulate-failure", json={"point": point, "times": times}, timeout=30
+            base + "/api/simulate-failure", json={"point": point, "times": times}, timeout=30
         )
         if r.status_code != 200:
             self.tally.problems.append(f"arming {point} answered {r.status_code}: {r.text}")
@@ -206,7 +215,7 @@ class Client(threading.Thread):
     def ask_aggregate(self, s: requests.Session) -> None:
         # Mid-run the totals move: only the shape of the answer is checked.
         params = {"metric": self.rng.choice(METRICS)}
-        r = s.get(self.base + "/api/aggregate", params=params, timeout=30)
+        r = s.get(self.rng.choice(self.bases) + "/api/aggregate", params=params, timeout=30)
         self.tally.statuses[f"aggregate {r.status_code}"] += 1
         if r.status_code == 503:
             ok = r.headers.get("Retry-After") == "5"
@@ -216,11 +225,39 @@ class Client(threading.Thread):
             self.tally.problems.append(f"aggregate answered {r.status_code}: {r.text[:300]}")
 
 
-@pytest.fixture
-def load_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    server = ServerProcess(tmp_path / "load.db", tmp_path / "server.log")
-    yield server
-    server.stop()
+POSTGRES = os.environ.get("INGEST_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
+INSTANCES = 3  # servers sharing the PostgreSQL database
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def load_servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    """One server on a SQLite file, or three on one PostgreSQL schema."""
+    if request.param == "sqlite":
+        servers = [ServerProcess(tmp_path / "load.db", tmp_path / "server.log")]
+        yield servers
+        servers[0].stop()
+        return
+    try:
+        admin = psycopg.connect(POSTGRES, autocommit=True)
+    except psycopg.OperationalError as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at {POSTGRES} is unreachable under CI: {e}")
+        pytest.skip(f"PostgreSQL at {POSTGRES} is unreachable: {e}")
+    schema = f"load_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+    url = f"{POSTGRES}{'&' if '?' in POSTGRES else '?'}schema={schema}"
+    servers: list[ServerProcess] = []
+    try:
+        for n in range(INSTANCES):
+            log = tmp_path / f"server{n}" / "server.log"
+            log.parent.mkdir()
+            servers.append(ServerProcess(url, log))
+        assert len({s.port for s in servers}) == INSTANCES
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        admin.close()
 
 
 def stored_keys(base: str) -> list[Key]:
@@ -250,10 +287,11 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def test_concurrent_clients_with_retries_and_failures(load_server: ServerProcess) -> None:
-    base = load_server.base
+def test_concurrent_clients_with_retries_and_failures(load_servers: list[ServerProcess]) -> None:
+    bases = [s.base for s in load_servers]
+    base = bases[0]
     keys = pool(random.Random(SEED))  # noqa: S311
-    clients = [Client(n, base, keys) for n in range(CLIENTS)]
+    clients = [Client(n, bases, keys) for n in range(CLIENTS)]
     for c in clients:
         c.start()
     for c in clients:
@@ -267,9 +305,13 @@ def test_concurrent_clients_with_retries_and_failures(load_server: ServerProcess
     # The run did exercise what it is about: repeats, failures, retries.
     assert statuses["500"] > 0 and statuses["armed"] > 0, statuses
     assert statuses["200"] > 0 and statuses["201"] > 0 and statuses["422"] > 0, statuses
-    print(f"load: {len(clients)} clients, {CLIENTS * SENDS_PER_CLIENT} sends: {dict(statuses)}")
-    r = requests.post(base + "/api/simulate-failure", json={"enabled": False}, timeout=30)
-    assert r.status_code == 200, r.text
+    print(
+        f"load: {len(clients)} clients, {len(bases)} servers, "
+        f"{CLIENTS * SENDS_PER_CLIENT} sends: {dict(statuses)}"
+    )
+    for b in bases:
+        r = requests.post(b + "/api/simulate-failure", json={"enabled": False}, timeout=30)
+        assert r.status_code == 200, r.text
 
     # Exactly the distinct events: none lost, none twice.
     expected = set().union(*(c.tally.sent for c in clients))
@@ -313,5 +355,7 @@ def test_concurrent_clients_with_retries_and_failures(load_server: ServerProcess
         assert {g["bucket"]: (g["count"], g["sum"]) for g in got_groups} == {
             b: (len(v), sum(v)) for b, v in buckets.items()
         }
-    total = aggregate(base)
-    assert (total["count"], total["sum"]) == (len(expected), sum(k[3] for k in expected))
+    # Every instance reads the same database: the same totals from each.
+    for b in bases:
+        total = aggregate(b)
+        assert (total["count"], total["sum"]) == (len(expected), sum(k[3] for k in expected)), b
