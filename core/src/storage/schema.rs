@@ -2,9 +2,27 @@
 //! many have been applied; opening a file applies the rest in one
 //! transaction. Never edit a migration that has shipped: append a new one.
 
-pub(crate) const MIGRATIONS: &[&str] = &[
-    // 1: events, dead letters, rollups, rules versions.
-    r#"
+/// One step of the schema.
+pub(crate) struct Migration {
+    pub sql: &'static str,
+    /// Recompute every rollup from the events after `sql` (the rollups'
+    /// layout changed).
+    pub rebuild_rollups: bool,
+}
+
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        sql: MIGRATION_1,
+        rebuild_rollups: false,
+    },
+    Migration {
+        sql: MIGRATION_2,
+        rebuild_rollups: true,
+    },
+];
+
+// 1: events, dead letters, rollups, rules versions.
+const MIGRATION_1: &str = r#"
     CREATE TABLE events (
         id            INTEGER PRIMARY KEY,
         -- See dedup.rs: tag, then the key fields with the timestamp first.
@@ -69,5 +87,36 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE TABLE fault_probe (
         point TEXT CHECK (point IS NULL)
     ) STRICT;
-    "#,
-];
+    "#;
+
+// 2: every structure a batch writes is led by time, so that a commit of
+// events that arrive roughly in time order rewrites a few neighbouring
+// pages instead of one page per (client, metric) series in each
+// client-led structure.
+// - events_by_series (client_id, metric, ts, amount) and events_by_ts go;
+//   events_by_hour (ts_hour, client_id, metric, ts, amount) serves both
+//   the edge scans (one hour, seeking client and metric) and a client's
+//   cut days (one seek per hour that has events).
+// - rollups keeps the levels across clients (client_id '' only); the
+//   per-client days move to client_days, keyed by the day first.
+const MIGRATION_2: &str = r#"
+    DROP INDEX events_by_series;
+    DROP INDEX events_by_ts;
+    -- The start of the UTC hour holding ts (floor division, also before 1970).
+    ALTER TABLE events ADD COLUMN ts_hour INTEGER
+        GENERATED ALWAYS AS (ts - ((ts % 3600000) + 3600000) % 3600000) VIRTUAL;
+    CREATE INDEX events_by_hour ON events (ts_hour, client_id, metric, ts, amount);
+
+    -- count, sum, min and max of one client's amounts of one metric in
+    -- one UTC day (bucket: the day's start, ms).
+    CREATE TABLE client_days (
+        bucket    INTEGER NOT NULL,
+        client_id TEXT NOT NULL,
+        metric    TEXT NOT NULL,
+        n         INTEGER NOT NULL,
+        total     REAL NOT NULL,
+        lo        REAL NOT NULL,
+        hi        REAL NOT NULL,
+        PRIMARY KEY (bucket, client_id, metric)
+    ) STRICT, WITHOUT ROWID;
+    "#;

@@ -8,29 +8,46 @@
 //! `$1, $2, ...` numbered in order of first appearance (SQLite binds `$n`
 //! names by that order, so the argument list is the same for both), casts
 //! are `CAST(x AS BIGINT)`, and nothing relies on SQLite's loose typing.
+//!
+//! The layout the SQL reads (schema.rs, migration 2):
+//! - `rollups`: count, sum, min, max per (level, metric, bucket) across
+//!   every client (`client_id` is always [`ALL_CLIENTS`]), levels hour,
+//!   day and month;
+//! - `client_days`: the same per (day, client, metric), keyed by the day
+//!   first, so that a batch of events in time order touches few pages;
+//! - `events.ts_hour`, the start of the event's hour, and the index
+//!   `events_by_hour (ts_hour, client_id, metric, ts, amount)`.
+//!
+//! A query across clients reads whole buckets from `rollups` and the cut
+//! hours at its edges from the events of that hour. A query for one client
+//! reads its whole days from `client_days` and the hours of its cut days
+//! from its events, one index seek per hour, for the hours (and days) that
+//! the across-client rollups say have events of the metric: rows that
+//! exist, never a walk over every bucket of the range.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::aggregate::{plan, Bucket, GroupKey, Partials, Query, Source, Span, Stats, DAY_MS, HOUR_MS};
-use crate::error::{Error, Result, StorageKind};
 use serde_json::{Map, Value};
 
 use super::EventFilter;
+use crate::aggregate::{plan, Bucket, GroupKey, Partials, Query, Source, Span, Stats, DAY_MS, HOUR_MS};
+use crate::error::{Error, Result, StorageKind};
 use crate::event::{Event, StoredEvent};
 use crate::timestamp::Timestamp;
 
-/// The rollup client that stands for every client (a real client id is
-/// never empty).
+/// The `client_id` of every row of `rollups`: it sums every client (a real
+/// client id is never empty). Queries name it so that the primary key
+/// (level, client_id, metric, bucket) seeks past it.
 pub(crate) const ALL_CLIENTS: &str = "";
 
-/// Rollup levels kept per client. Across clients every level is kept (a
-/// batch touches a few rows per metric); per client a batch touches about
-/// one row per event at every level, so only days are kept: a client's
-/// range reads its days, and the cut days at the edges from its events
-/// through the (client_id, metric, ts) index.
-pub(crate) const PER_CLIENT_LEVELS: [Bucket; 1] = [Bucket::Day];
+/// The levels a query for one client (or grouped by client) reads: hours
+/// from the events through `events_by_hour`, days from `client_days`.
+/// Keeping more per client (hours, months) costs about one rollup row per
+/// event and level at every commit.
+const PER_CLIENT_LEVELS: [Bucket; 2] = [Bucket::Hour, Bucket::Day];
 
-/// The `level` column of a rollup row.
+/// The `level` column of a `rollups` row.
 pub(crate) fn level_code(b: Bucket) -> i64 {
     match b {
         Bucket::Hour => 1,
@@ -60,26 +77,42 @@ impl Dialect for Sqlite {
     }
 }
 
-/// `col` floored to a multiple of `w` (also for negative instants: `%`
-/// truncates toward zero in both dialects).
+/// `col` floored to a multiple of `w`, also before 1970 (`%` truncates
+/// toward zero in both dialects).
 pub(crate) fn floor_sql(col: &str, w: i64) -> String {
     format!("({col} - (({col} % {w}) + {w}) % {w})")
 }
 
-/// SQL for the start of the bucket holding the millisecond instant `col`;
-/// the same buckets as [`Bucket::floor`].
-fn bucket_sql(d: &dyn Dialect, bucket: Bucket, col: &str) -> String {
-    match bucket {
-        Bucket::Hour => floor_sql(col, HOUR_MS),
-        Bucket::Day => floor_sql(col, DAY_MS),
-        Bucket::Month => d.month_floor(col),
-    }
+/// The statements that recompute `rollups` and `client_days` from the
+/// events, for a migration that changes their layout (or a repair).
+pub(crate) fn rebuild_rollups(d: &dyn Dialect) -> Vec<String> {
+    let stats = "COUNT(*), SUM(amount), MIN(amount), MAX(amount)";
+    let across = |level: Bucket, bucket: String| {
+        format!(
+            "INSERT INTO rollups (level, client_id, metric, bucket, n, total, lo, hi)
+             SELECT {}, '{ALL_CLIENTS}', metric, {bucket}, {stats} FROM events GROUP BY metric, {bucket}",
+            level_code(level)
+        )
+    };
+    let day = floor_sql("ts", DAY_MS);
+    vec![
+        "DELETE FROM rollups".into(),
+        "DELETE FROM client_days".into(),
+        across(Bucket::Hour, floor_sql("ts", HOUR_MS)),
+        across(Bucket::Day, day.clone()),
+        across(Bucket::Month, d.month_floor("ts")),
+        format!(
+            "INSERT INTO client_days (bucket, client_id, metric, n, total, lo, hi)
+             SELECT {day}, client_id, metric, {stats} FROM events GROUP BY {day}, client_id, metric"
+        ),
+    ]
 }
 
 /// One rollup row's change: add `stats` to the row of (level, client,
 /// metric, bucket), creating it if missing.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RollupDelta<'a> {
+    /// [`level_code`]; always the day's for `client_days`.
     pub level: i64,
     pub client_id: &'a str,
     pub metric: &'a str,
@@ -87,51 +120,176 @@ pub(crate) struct RollupDelta<'a> {
     pub stats: Stats,
 }
 
-/// The rollup changes of the newly stored `events`, summed per row in
-/// memory, in the order of the rollups' primary key (deterministic, and
-/// the order in which a b-tree takes them best).
-pub(crate) fn rollup_deltas<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<RollupDelta<'a>> {
-    let mut sums: HashMap<(i64, &'a str, &'a str, i64), Stats> = HashMap::new();
-    for event in events {
-        let ms = event.timestamp.millis();
-        for level in Bucket::LEVELS {
-            let mut add = |client: &'a str| {
-                let key = (level_code(level), client, event.metric.as_str(), level.floor(ms));
-                sums.entry(key).or_default().add(event.amount);
-            };
-            add(ALL_CLIENTS);
-            if PER_CLIENT_LEVELS.contains(&level) {
-                add(event.client_id.as_str());
-            }
+/// The rollup changes of a batch, each table's in the order of its primary
+/// key (deterministic, and the order in which a b-tree takes them best).
+#[derive(Debug, Default)]
+pub(crate) struct Deltas<'a> {
+    /// For `rollups` ([`upsert_rollups`]).
+    pub across: Vec<RollupDelta<'a>>,
+    /// For `client_days` ([`upsert_client_days`]).
+    pub client_days: Vec<RollupDelta<'a>>,
+}
+
+/// A fast hash for the in-memory sums (keys are short and not chosen by an
+/// attacker who could gain from collisions: at worst a batch sums slower).
+#[derive(Default)]
+struct Fx(u64);
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
         }
     }
-    let mut out: Vec<RollupDelta<'a>> = sums
-        .into_iter()
-        .map(|((level, client_id, metric, bucket), stats)| RollupDelta {
-            level,
-            client_id,
-            metric,
-            bucket,
-            stats,
-        })
-        .collect();
-    out.sort_unstable_by(|a, b| {
-        (a.level, a.client_id, a.metric, a.bucket).cmp(&(b.level, b.client_id, b.metric, b.bucket))
-    });
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Sums<'a> = HashMap<(i64, &'a str, &'a str, i64), Stats, BuildHasherDefault<Fx>>;
+
+/// The rollup changes of the newly stored `events`, summed per row in
+/// memory.
+pub(crate) fn rollup_deltas<'a>(events: impl IntoIterator<Item = &'a Event>) -> Deltas<'a> {
+    let mut across: Sums<'a> = Sums::default();
+    let mut clients: Sums<'a> = Sums::default();
+    // Months from chrono cost more than the rest; events of a batch share a few days.
+    let mut month_of: Option<(i64, i64)> = None;
+    for event in events {
+        let ms = event.timestamp.millis();
+        let day = Bucket::Day.floor(ms);
+        let month = match month_of {
+            Some((d, m)) if d == day => m,
+            _ => {
+                let m = Bucket::Month.floor(day);
+                month_of = Some((day, m));
+                m
+            }
+        };
+        let metric = event.metric.as_str();
+        for (level, bucket) in [
+            (Bucket::Hour, Bucket::Hour.floor(ms)),
+            (Bucket::Day, day),
+            (Bucket::Month, month),
+        ] {
+            across
+                .entry((level_code(level), ALL_CLIENTS, metric, bucket))
+                .or_default()
+                .add(event.amount);
+        }
+        clients
+            .entry((level_code(Bucket::Day), event.client_id.as_str(), metric, day))
+            .or_default()
+            .add(event.amount);
+    }
+    let rows = |sums: Sums<'a>| -> Vec<RollupDelta<'a>> {
+        sums.into_iter()
+            .map(|((level, client_id, metric, bucket), stats)| RollupDelta {
+                level,
+                client_id,
+                metric,
+                bucket,
+                stats,
+            })
+            .collect()
+    };
+    let mut out = Deltas {
+        across: rows(across),
+        client_days: rows(clients),
+    };
+    out.across
+        .sort_unstable_by(|a, b| (a.level, a.metric, a.bucket).cmp(&(b.level, b.metric, b.bucket)));
+    out.client_days
+        .sort_unstable_by(|a, b| (a.bucket, a.client_id, a.metric).cmp(&(b.bucket, b.client_id, b.metric)));
     out
 }
 
-/// Adds one [`RollupDelta`]: $1 level, $2 client_id, $3 metric, $4 bucket,
-/// $5 count, $6 sum, $7 min, $8 max.
-pub(crate) const UPSERT_ROLLUP: &str = "INSERT INTO rollups (level, client_id, metric, bucket, n, total, lo, hi)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-     ON CONFLICT (level, client_id, metric, bucket) DO UPDATE SET
-         n = rollups.n + excluded.n,
-         total = rollups.total + excluded.total,
-         lo = CASE WHEN excluded.lo < rollups.lo THEN excluded.lo ELSE rollups.lo END,
-         hi = CASE WHEN excluded.hi > rollups.hi THEN excluded.hi ELSE rollups.hi END";
+/// The most rows of one multi-row upsert (SQLite's bound on variables is
+/// 32 766; PostgreSQL's 65 535).
+const UPSERT_ROWS: usize = 64;
 
-/// The events stored: $1 the across-clients month level.
+/// `rows` cut into runs for multi-row statements: as many of
+/// [`UPSERT_ROWS`] as fit, then the rest by powers of two, so that a
+/// backend keeps at most seven statements per table prepared.
+pub(crate) fn upsert_runs<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = if rest.len() >= UPSERT_ROWS {
+            UPSERT_ROWS
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let (run, tail) = rest.split_at(n);
+        rest = tail;
+        Some(run)
+    })
+}
+
+/// `VALUES` with `rows` rows of `cols` placeholders, numbered row by row.
+fn values(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Adds `rows` [`RollupDelta`]s to `rollups`, each bound as level,
+/// client_id, metric, bucket, count, sum, min, max.
+pub(crate) fn upsert_rollups(rows: usize) -> String {
+    format!(
+        "INSERT INTO rollups (level, client_id, metric, bucket, n, total, lo, hi)
+         VALUES {}
+         ON CONFLICT (level, client_id, metric, bucket) DO UPDATE SET
+             n = rollups.n + excluded.n,
+             total = rollups.total + excluded.total,
+             lo = CASE WHEN excluded.lo < rollups.lo THEN excluded.lo ELSE rollups.lo END,
+             hi = CASE WHEN excluded.hi > rollups.hi THEN excluded.hi ELSE rollups.hi END",
+        values(rows, 8)
+    )
+}
+
+/// Adds `rows` [`RollupDelta`]s to `client_days`, each bound as bucket,
+/// client_id, metric, count, sum, min, max.
+pub(crate) fn upsert_client_days(rows: usize) -> String {
+    format!(
+        "INSERT INTO client_days (bucket, client_id, metric, n, total, lo, hi)
+         VALUES {}
+         ON CONFLICT (bucket, client_id, metric) DO UPDATE SET
+             n = client_days.n + excluded.n,
+             total = client_days.total + excluded.total,
+             lo = CASE WHEN excluded.lo < client_days.lo THEN excluded.lo ELSE client_days.lo END,
+             hi = CASE WHEN excluded.hi > client_days.hi THEN excluded.hi ELSE client_days.hi END",
+        values(rows, 7)
+    )
+}
+
+/// The events stored: $1 the month level, $2 [`ALL_CLIENTS`] (every event
+/// is in one month row).
 pub(crate) const COUNT_EVENTS: &str =
     "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM rollups WHERE level = $1 AND client_id = $2";
 
@@ -168,9 +326,8 @@ pub(crate) struct PieceRow {
 /// How a row of a [`Piece`] gets its group's bucket.
 #[derive(Debug, Clone, Copy)]
 enum BucketOf {
-    /// The bucket column holds it (or NULL when the query has no time bucket).
-    Column,
-    /// The bucket column holds a rollup bucket's start, to floor to the query's bucket.
+    /// The bucket column holds a bucket's start (hour, day or month), to
+    /// floor to the query's bucket; `None`: the query has no time bucket.
     Floor(Option<Bucket>),
     /// The same for every row.
     Fixed(Option<i64>),
@@ -178,7 +335,7 @@ enum BucketOf {
 
 /// The pieces that answer `q` (its metric already cased): rollups for the
 /// whole buckets of its range, events for the cut ones at the edges.
-pub(crate) fn pieces(d: &dyn Dialect, q: &Query) -> Vec<Piece> {
+pub(crate) fn pieces(q: &Query) -> Vec<Piece> {
     let start = q.start.map(Timestamp::millis);
     let end = q.end.map(Timestamp::millis);
     // Rows per client only when the query needs clients apart.
@@ -188,125 +345,281 @@ pub(crate) fn pieces(d: &dyn Dialect, q: &Query) -> Vec<Piece> {
     } else {
         &Bucket::LEVELS
     };
-    plan(start, end, &Bucket::usable(q.bucket, available))
-        .into_iter()
-        .map(|(source, span)| piece(d, q, source, per_client, span))
-        .collect()
-}
-
-/// The SQL of `source` over `span`, grouped as the query asks.
-///
-/// No SQL sorting on the way (a GROUP BY's temporary b-tree costs more than
-/// the rows themselves here): grouped rollup rows, few by design, are folded
-/// in Rust as they stream out of the primary key; an events piece inside one
-/// bucket of the grouping (every edge piece lies inside one hour) is a
-/// single aggregate row, grouped in SQL only by client or metric.
-fn piece(d: &dyn Dialect, q: &Query, source: Source, per_client: bool, span: Span) -> Piece {
-    let client = if q.by_client { "client_id" } else { "CAST(NULL AS TEXT)" };
-    let metric = if q.by_metric { "metric" } else { "CAST(NULL AS TEXT)" };
-    let no_bucket = "CAST(NULL AS BIGINT)";
-    let by_series = q.by_client || q.by_metric;
-    let series_group = match (q.by_client, q.by_metric) {
-        (true, true) => " GROUP BY client_id, metric",
-        (true, false) => " GROUP BY client_id",
-        (false, true) => " GROUP BY metric",
-        (false, false) => "",
-    };
-    let (select, group, fold): (String, String, BucketOf) = match source {
-        Source::Rollup(_) if q.is_grouped() => (
-            format!("bucket, {client}, {metric}, n, total, lo, hi"),
-            String::new(),
-            BucketOf::Floor(q.bucket),
-        ),
-        Source::Rollup(_) => (
-            format!("{no_bucket}, {client}, {metric}, CAST(SUM(n) AS BIGINT), SUM(total), MIN(lo), MAX(hi)"),
-            String::new(),
-            BucketOf::Column,
-        ),
-        Source::Events => {
-            let stats = "COUNT(*), SUM(amount), MIN(amount), MAX(amount)";
-            match (q.bucket, span.start, span.end) {
-                (Some(b), Some(s), Some(e)) if b.floor(s) == b.floor(e - 1) => (
-                    format!("{no_bucket}, {client}, {metric}, {stats}"),
-                    if by_series { series_group.into() } else { String::new() },
-                    BucketOf::Fixed(Some(b.floor(s))),
-                ),
-                (None, _, _) => (
-                    format!("{no_bucket}, {client}, {metric}, {stats}"),
-                    if by_series { series_group.into() } else { String::new() },
-                    BucketOf::Fixed(None),
-                ),
-                // Events over several buckets: only where no rollup level
-                // serves the grouping (a client's events grouped by hour).
-                (Some(b), _, _) => {
-                    let bucket = bucket_sql(d, b, "ts");
-                    let mut group = format!(" GROUP BY {bucket}");
-                    if q.by_client {
-                        group.push_str(", client_id");
-                    }
-                    if q.by_metric {
-                        group.push_str(", metric");
-                    }
-                    (
-                        format!("{bucket}, {client}, {metric}, {stats}"),
-                        group,
-                        BucketOf::Column,
-                    )
-                }
-            }
+    let mut out = Vec::new();
+    for (source, span) in plan(start, end, &Bucket::usable(q.bucket, available)) {
+        match source {
+            Source::Events => out.extend(hours_of(span).into_iter().map(|(hour, part)| edge(q, hour, part))),
+            Source::Rollup(level) if !per_client => out.push(across(q, level, span)),
+            Source::Rollup(Bucket::Hour) => out.push(client_hours(q, span)),
+            Source::Rollup(_) => out.push(client_days(q, span)),
         }
-    };
-    let (table, time_col) = match source {
-        Source::Events => ("events", "ts"),
-        Source::Rollup(_) => ("rollups", "bucket"),
-    };
-    let mut w = Where::default();
-    if let Source::Rollup(level) = source {
-        w.push("level =", Arg::Int(level_code(level)));
-        w.push(
-            if per_client { "client_id <>" } else { "client_id =" },
-            Arg::Text(ALL_CLIENTS.into()),
-        );
     }
-    if let Some(c) = &q.client_id {
-        w.push("client_id =", Arg::Text(c.clone()));
-    }
-    if let Some(m) = &q.metric {
-        w.push("metric =", Arg::Text(m.clone()));
-    }
-    if let Some(s) = span.start {
-        w.push(&format!("{time_col} >="), Arg::Int(s));
-    }
-    if let Some(e) = span.end {
-        w.push(&format!("{time_col} <"), Arg::Int(e));
-    }
-    Piece {
-        sql: format!("SELECT {select} FROM {table} WHERE {}{group}", w.sql()),
-        args: w.args,
-        fold,
-    }
+    out
 }
 
-/// Conditions joined by AND, each `<lhs> $n` with the next placeholder.
+/// `span` cut at hour boundaries: (hour start, part). The plan's event
+/// pieces are bounded and shorter than two hours (every level list holds
+/// hours), so this is one or two parts; an unbounded one (none today) is
+/// read whole, without the hour.
+fn hours_of(span: Span) -> Vec<(Option<i64>, Span)> {
+    let (Some(mut s), Some(e)) = (span.start, span.end) else {
+        return vec![(None, span)];
+    };
+    let mut out = Vec::new();
+    while s < e {
+        let hour = Bucket::Hour.floor(s);
+        let next = (hour + HOUR_MS).min(e);
+        out.push((
+            Some(hour),
+            Span {
+                start: Some(s),
+                end: Some(next),
+            },
+        ));
+        s = next;
+    }
+    out
+}
+
+/// SQL text with `$n` placeholders numbered as they are written.
 #[derive(Default)]
-struct Where {
-    conds: Vec<String>,
+struct Sql {
+    text: String,
     args: Vec<Arg>,
 }
 
-impl Where {
-    fn push(&mut self, lhs: &str, arg: Arg) {
-        self.args.push(arg);
-        self.conds.push(format!("{lhs} ${}", self.args.len()));
+impl Sql {
+    fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
     }
 
-    fn sql(&self) -> String {
-        if self.conds.is_empty() {
-            "1 = 1".into()
-        } else {
-            self.conds.join(" AND ")
+    /// `text` followed by the next placeholder, bound to `arg`.
+    fn bind(&mut self, text: &str, arg: Arg) -> &mut Self {
+        self.args.push(arg);
+        self.text.push_str(text);
+        self.text.push_str(&format!("${}", self.args.len()));
+        self
+    }
+
+    fn piece(self, fold: BucketOf) -> Piece {
+        Piece {
+            sql: self.text,
+            args: self.args,
+            fold,
         }
     }
+}
+
+fn text(s: &str) -> Arg {
+    Arg::Text(s.to_string())
+}
+
+/// The grouping columns of a query, on the table aliased `t`.
+fn series_cols(q: &Query, t: &str) -> String {
+    let client = if q.by_client {
+        format!("{t}.client_id")
+    } else {
+        "CAST(NULL AS TEXT)".into()
+    };
+    let metric = if q.by_metric {
+        format!("{t}.metric")
+    } else {
+        "CAST(NULL AS TEXT)".into()
+    };
+    format!("{client}, {metric}")
+}
+
+/// ` GROUP BY` the given columns and the query's series columns on `t`, or
+/// nothing when there are none.
+fn group_by(q: &Query, first: Option<&str>, t: &str) -> String {
+    let mut cols: Vec<String> = first.into_iter().map(str::to_string).collect();
+    if q.by_client {
+        cols.push(format!("{t}.client_id"));
+    }
+    if q.by_metric {
+        cols.push(format!("{t}.metric"));
+    }
+    if cols.is_empty() {
+        String::new()
+    } else {
+        format!(" GROUP BY {}", cols.join(", "))
+    }
+}
+
+const NO_BUCKET: &str = "CAST(NULL AS BIGINT)";
+const EVENT_STATS: &str = "COUNT(*), SUM(e.amount), MIN(e.amount), MAX(e.amount)";
+const SUMMED_STATS: &str = "CAST(SUM(r.n) AS BIGINT), SUM(r.total), MIN(r.lo), MAX(r.hi)";
+const ROW_STATS: &str = "r.n, r.total, r.lo, r.hi";
+
+/// The events of `span`, which lies inside the hour starting at `hour`:
+/// one seek into events_by_hour (two when a client is given).
+fn edge(q: &Query, hour: Option<i64>, span: Span) -> Piece {
+    let mut sql = Sql::default();
+    sql.push(&format!(
+        "SELECT {NO_BUCKET}, {}, {EVENT_STATS} FROM events e WHERE 1 = 1",
+        series_cols(q, "e")
+    ));
+    if let Some(h) = hour {
+        sql.bind(" AND e.ts_hour = ", Arg::Int(h));
+    }
+    if let Some(c) = &q.client_id {
+        sql.bind(" AND e.client_id = ", text(c));
+    }
+    if let Some(m) = &q.metric {
+        sql.bind(" AND e.metric = ", text(m));
+    }
+    if let Some(s) = span.start {
+        sql.bind(" AND e.ts >= ", Arg::Int(s));
+    }
+    if let Some(e) = span.end {
+        sql.bind(" AND e.ts < ", Arg::Int(e));
+    }
+    sql.push(&group_by(q, None, "e"));
+    // Inside one hour, so inside one bucket of any grouping.
+    sql.piece(match (hour, q.bucket, span.start) {
+        (Some(_), Some(b), Some(s)) => BucketOf::Fixed(Some(b.floor(s))),
+        (_, None, _) => BucketOf::Fixed(None),
+        _ => unreachable!("an events piece inside one hour is bounded"),
+    })
+}
+
+/// `and <alias>.bucket >= $s and <alias>.bucket < $e` for the bounds of `span`.
+fn bucket_range(sql: &mut Sql, alias: &str, span: Span) {
+    if let Some(s) = span.start {
+        sql.bind(&format!(" AND {alias}.bucket >= "), Arg::Int(s));
+    }
+    if let Some(e) = span.end {
+        sql.bind(&format!(" AND {alias}.bucket < "), Arg::Int(e));
+    }
+}
+
+/// Whole buckets of `level` across clients, from `rollups`.
+fn across(q: &Query, level: Bucket, span: Span) -> Piece {
+    let mut sql = Sql::default();
+    // Grouped rows, few by design, stream out of the primary key and are
+    // folded in Rust (no SQL sorting); otherwise one summed row.
+    let (select, fold) = if q.is_grouped() {
+        (
+            format!("r.bucket, {}, {ROW_STATS}", series_cols(q, "r")),
+            BucketOf::Floor(q.bucket),
+        )
+    } else {
+        (
+            format!("{NO_BUCKET}, {}, {SUMMED_STATS}", series_cols(q, "r")),
+            BucketOf::Fixed(None),
+        )
+    };
+    sql.push(&format!("SELECT {select} FROM rollups r WHERE "))
+        .bind("r.level = ", Arg::Int(level_code(level)))
+        .bind(" AND r.client_id = ", text(ALL_CLIENTS));
+    if let Some(m) = &q.metric {
+        sql.bind(" AND r.metric = ", text(m));
+    }
+    bucket_range(&mut sql, "r", span);
+    sql.piece(fold)
+}
+
+/// ` FROM` the across-client rollups `a` of `level` in `span` that have
+/// events of the query's metric (of each metric when none is given),
+/// `CROSS JOIN` `then`, ` WHERE` their conditions: the buckets worth a seek
+/// for one client, in the order SQLite must loop (CROSS JOIN fixes it; a
+/// plain join to PostgreSQL).
+fn drive(sql: &mut Sql, q: &Query, level: Bucket, span: Span, then: &str) {
+    match &q.metric {
+        Some(m) => {
+            sql.push(&format!(" FROM rollups a CROSS JOIN {then} WHERE "))
+                .bind("a.level = ", Arg::Int(level_code(level)))
+                .bind(" AND a.client_id = ", text(ALL_CLIENTS))
+                .bind(" AND a.metric = ", text(m));
+        }
+        None => {
+            // The metrics: one month row each at least, read from the key.
+            sql.bind(
+                " FROM (SELECT DISTINCT metric FROM rollups WHERE level = ",
+                Arg::Int(level_code(Bucket::Month)),
+            )
+            .bind(" AND client_id = ", text(ALL_CLIENTS))
+            .push(&format!(") m CROSS JOIN rollups a CROSS JOIN {then} WHERE "))
+            .bind("a.level = ", Arg::Int(level_code(level)))
+            .bind(" AND a.client_id = ", text(ALL_CLIENTS))
+            .push(" AND a.metric = m.metric");
+        }
+    }
+    bucket_range(sql, "a", span);
+}
+
+/// Whole hours of `span` for one client (or grouped by client), from the
+/// events through events_by_hour.
+fn client_hours(q: &Query, span: Span) -> Piece {
+    let mut sql = Sql::default();
+    // Grouped by a time bucket: one row per hour, floored to the query's
+    // bucket in Rust (a cut day's hours may span two days).
+    let fold = BucketOf::Floor(q.bucket);
+    match &q.client_id {
+        Some(c) => {
+            let bucket = if q.bucket.is_some() { "a.bucket" } else { NO_BUCKET };
+            sql.push(&format!("SELECT {bucket}, {}, {EVENT_STATS}", series_cols(q, "e")));
+            drive(&mut sql, q, Bucket::Hour, span, "events e");
+            sql.push(" AND e.ts_hour = a.bucket")
+                .bind(" AND e.client_id = ", text(c))
+                .push(" AND e.metric = a.metric")
+                .push(&group_by(q, q.bucket.map(|_| "a.bucket"), "e"));
+        }
+        None => {
+            // Every client: every event of the range is read anyway.
+            let bucket = if q.bucket.is_some() { "e.ts_hour" } else { NO_BUCKET };
+            sql.push(&format!(
+                "SELECT {bucket}, {}, {EVENT_STATS} FROM events e WHERE 1 = 1",
+                series_cols(q, "e")
+            ));
+            if let Some(s) = span.start {
+                sql.bind(" AND e.ts_hour >= ", Arg::Int(s));
+            }
+            if let Some(e) = span.end {
+                sql.bind(" AND e.ts_hour < ", Arg::Int(e));
+            }
+            if let Some(m) = &q.metric {
+                sql.bind(" AND e.metric = ", text(m));
+            }
+            sql.push(&group_by(q, q.bucket.map(|_| "e.ts_hour"), "e"));
+        }
+    }
+    sql.piece(fold)
+}
+
+/// Whole days of `span` for one client (or grouped by client), from
+/// client_days.
+fn client_days(q: &Query, span: Span) -> Piece {
+    let mut sql = Sql::default();
+    let (select, fold) = if q.is_grouped() {
+        (
+            format!("r.bucket, {}, {ROW_STATS}", series_cols(q, "r")),
+            BucketOf::Floor(q.bucket),
+        )
+    } else {
+        (
+            format!("{NO_BUCKET}, {}, {SUMMED_STATS}", series_cols(q, "r")),
+            BucketOf::Fixed(None),
+        )
+    };
+    sql.push(&format!("SELECT {select}"));
+    match &q.client_id {
+        Some(c) => {
+            drive(&mut sql, q, Bucket::Day, span, "client_days r");
+            sql.push(" AND r.bucket = a.bucket")
+                .bind(" AND r.client_id = ", text(c))
+                .push(" AND r.metric = a.metric");
+        }
+        None => {
+            sql.push(" FROM client_days r WHERE 1 = 1");
+            bucket_range(&mut sql, "r", span);
+            if let Some(m) = &q.metric {
+                sql.bind(" AND r.metric = ", text(m));
+            }
+        }
+    }
+    sql.piece(fold)
 }
 
 impl Piece {
@@ -317,11 +630,8 @@ impl Piece {
             return Ok(());
         }
         let bucket = match self.fold {
-            BucketOf::Column => row.bucket,
-            BucketOf::Floor(b) => match b {
-                None => None,
-                Some(b) => Some(b.floor(row.bucket.ok_or_else(|| corrupt("a rollup row without a bucket"))?)),
-            },
+            BucketOf::Floor(None) => None,
+            BucketOf::Floor(Some(b)) => Some(b.floor(row.bucket.ok_or_else(|| corrupt("a row without its bucket"))?)),
             BucketOf::Fixed(b) => b,
         };
         out.add(
@@ -356,29 +666,25 @@ const EVENT_COLUMNS: &str = "id, client_id, metric, ts, amount, event_id, attrib
 
 /// A page of stored events matching `f`, newest first.
 pub(crate) fn list_events(f: &EventFilter) -> (String, Vec<Arg>) {
-    let mut w = Where::default();
+    let mut sql = Sql::default();
+    sql.push(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1"));
     if let Some(c) = &f.client_id {
-        w.push("client_id =", Arg::Text(c.clone()));
+        sql.bind(" AND client_id = ", text(c));
     }
     if let Some(m) = &f.metric {
-        w.push("metric =", Arg::Text(m.clone()));
+        sql.bind(" AND metric = ", text(m));
     }
     if let Some(s) = f.start {
-        w.push("ts >=", Arg::Int(s.millis()));
+        sql.bind(" AND ts >= ", Arg::Int(s.millis()));
     }
     if let Some(e) = f.end {
-        w.push("ts <", Arg::Int(e.millis()));
+        sql.bind(" AND ts < ", Arg::Int(e.millis()));
     }
-    let n = w.args.len();
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE {} ORDER BY id DESC LIMIT ${} OFFSET ${}",
-        w.sql(),
-        n + 1,
-        n + 2
-    );
-    let mut args = w.args;
-    args.extend([Arg::Int(f.limit as i64), Arg::Int(f.offset as i64)]);
-    (sql, args)
+    sql.push(" ORDER BY id DESC")
+        .bind(" LIMIT ", Arg::Int(f.limit as i64))
+        .bind(" OFFSET ", Arg::Int(f.offset as i64));
+    let Sql { text, args } = sql;
+    (text, args)
 }
 
 /// Up to `limit` stored events with id above `after`, in id order: a whole
@@ -448,15 +754,24 @@ mod tests {
             event("b", "m", 5 * HOUR_MS + 1, 2.0),
             event("a", "m", 5 * HOUR_MS + 2, -1.0),
             event("a", "m", 1, 4.0),
+            event("a", "m", -1, 8.0),
         ];
-        let deltas = rollup_deltas(&events);
-        let keys: Vec<_> = deltas.iter().map(|d| (d.level, d.client_id, d.bucket)).collect();
-        let mut sorted = keys.clone();
+        let d = rollup_deltas(&events);
+        let across: Vec<_> = d.across.iter().map(|r| (r.level, r.metric, r.bucket)).collect();
+        let mut sorted = across.clone();
         sorted.sort();
-        assert_eq!(keys, sorted);
-        let hour5 = deltas
+        assert_eq!(across, sorted);
+        assert!(d.across.iter().all(|r| r.client_id == ALL_CLIENTS));
+        let days: Vec<_> = d
+            .client_days
             .iter()
-            .find(|d| d.level == 1 && d.client_id == ALL_CLIENTS && d.bucket == 5 * HOUR_MS)
+            .map(|r| (r.bucket, r.client_id, r.metric))
+            .collect();
+        assert_eq!(days, vec![(-DAY_MS, "a", "m"), (0, "a", "m"), (0, "b", "m")]);
+        let hour5 = d
+            .across
+            .iter()
+            .find(|r| r.level == 1 && r.bucket == 5 * HOUR_MS)
             .unwrap();
         assert_eq!(
             hour5.stats,
@@ -467,28 +782,52 @@ mod tests {
                 max: Some(2.0)
             }
         );
-        let day_a = deltas.iter().find(|d| d.level == 2 && d.client_id == "a").unwrap();
-        assert_eq!(day_a.stats.count, 2);
+        let months: Vec<_> = d.across.iter().filter(|r| r.level == 3).map(|r| r.bucket).collect();
+        assert_eq!(months, vec![-31 * DAY_MS, 0], "December 1969 and January 1970");
+    }
+
+    #[test]
+    fn upserts_run_in_few_sizes() {
+        let rows: Vec<usize> = (0..200).collect();
+        let runs: Vec<usize> = upsert_runs(&rows).map(<[usize]>::len).collect();
+        assert_eq!(runs, vec![64, 64, 64, 8]);
+        assert_eq!(
+            upsert_runs(&rows[..7]).map(<[usize]>::len).collect::<Vec<_>>(),
+            vec![4, 2, 1]
+        );
+        assert_eq!(upsert_runs::<usize>(&[]).count(), 0);
+        assert_eq!(values(2, 3), "($1, $2, $3), ($4, $5, $6)");
     }
 
     #[test]
     fn placeholders_are_numbered_in_order_of_appearance() {
-        let q = Query {
-            client_id: Some("c".into()),
-            metric: Some("m".into()),
-            start: Timestamp::from_millis(5),
-            end: Timestamp::from_millis(3 * DAY_MS + 7),
-            ..Query::default()
-        };
-        for p in pieces(&Sqlite, &q) {
-            let mut at = 0;
-            for n in 1..=p.args.len() {
-                let found = p.sql[at..].find(&format!("${n}")).map(|i| i + at);
-                assert!(found.is_some(), "${n} missing or out of order in {}", p.sql);
-                at = found.unwrap();
+        for (client, metric, by_client) in [
+            (Some("c"), Some("m"), false),
+            (Some("c"), None, true),
+            (None, Some("m"), true),
+            (None, None, false),
+        ] {
+            for bucket in [None, Some(Bucket::Hour), Some(Bucket::Day), Some(Bucket::Month)] {
+                let q = Query {
+                    client_id: client.map(Into::into),
+                    metric: metric.map(Into::into),
+                    start: Timestamp::from_millis(5),
+                    end: Timestamp::from_millis(40 * DAY_MS + 7),
+                    bucket,
+                    by_client,
+                    by_metric: true,
+                };
+                for p in pieces(&q) {
+                    let mut at = 0;
+                    for n in 1..=p.args.len() {
+                        let found = p.sql[at..].find(&format!("${n}")).map(|i| i + at);
+                        assert!(found.is_some(), "${n} missing or out of order in {}", p.sql);
+                        at = found.unwrap();
+                    }
+                    assert!(!p.sql.contains(&format!("${}", p.args.len() + 1)), "{}", p.sql);
+                    assert!(!p.sql.contains('?'));
+                }
             }
-            assert!(!p.sql.contains(&format!("${}", p.args.len() + 1)));
-            assert!(!p.sql.contains('?'));
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension, ToSql, TransactionBehavior};
 use serde_json::{Map, Value};
 
 use super::group::{Committed, GroupCommit};
@@ -184,8 +184,13 @@ fn migrate(conn: &Connection) -> Result<()> {
                 format!("the database has schema version {version}; this library knows up to {known}"),
             ));
         }
-        for sql in &MIGRATIONS[version as usize..] {
-            conn.execute_batch(sql)?;
+        for m in &MIGRATIONS[version as usize..] {
+            conn.execute_batch(m.sql)?;
+            if m.rebuild_rollups {
+                for statement in sql::rebuild_rollups(&sql::Sqlite) {
+                    conn.execute_batch(&statement)?;
+                }
+            }
         }
         conn.execute_batch(&format!("PRAGMA user_version = {known}"))?;
         Ok(())
@@ -448,18 +453,47 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
             }
         }
     }
-    let mut upsert = tx.prepare_cached(sql::UPSERT_ROLLUP)?;
-    for d in sql::rollup_deltas(stored) {
-        upsert.execute(params![
-            d.level,
-            d.client_id,
-            d.metric,
-            d.bucket,
-            d.stats.count as i64,
-            d.stats.sum,
-            d.stats.min,
-            d.stats.max
-        ])?;
+    let deltas = sql::rollup_deltas(stored);
+    for run in sql::upsert_runs(&deltas.across) {
+        let mut upsert = tx.prepare_cached(&sql::upsert_rollups(run.len()))?;
+        let mut i = 0;
+        for d in run {
+            let stats = &d.stats;
+            for v in [
+                &d.level as &dyn ToSql,
+                &d.client_id,
+                &d.metric,
+                &d.bucket,
+                &(stats.count as i64),
+                &stats.sum,
+                &stats.min,
+                &stats.max,
+            ] {
+                i += 1;
+                upsert.raw_bind_parameter(i, v)?;
+            }
+        }
+        upsert.raw_execute()?;
+    }
+    for run in sql::upsert_runs(&deltas.client_days) {
+        let mut upsert = tx.prepare_cached(&sql::upsert_client_days(run.len()))?;
+        let mut i = 0;
+        for d in run {
+            let stats = &d.stats;
+            for v in [
+                &d.bucket as &dyn ToSql,
+                &d.client_id,
+                &d.metric,
+                &(stats.count as i64),
+                &stats.sum,
+                &stats.min,
+                &stats.max,
+            ] {
+                i += 1;
+                upsert.raw_bind_parameter(i, v)?;
+            }
+        }
+        upsert.raw_execute()?;
     }
     Ok(out)
 }
@@ -564,7 +598,7 @@ fn query_events(c: &Connection, sql: &str, args: &[Arg]) -> Result<Vec<StoredEve
 
 fn aggregate_in(c: &Connection, q: &Query) -> Result<Aggregate> {
     let mut partials = Partials::default();
-    for piece in sql::pieces(&sql::Sqlite, q) {
+    for piece in sql::pieces(q) {
         let mut stmt = c.prepare_cached(&piece.sql)?;
         let mut rows = stmt.query(params_from_iter(bind(&piece.args)))?;
         while let Some(r) = rows.next()? {
@@ -584,3 +618,7 @@ fn aggregate_in(c: &Connection, q: &Query) -> Result<Aggregate> {
     }
     Ok(partials.finish(q))
 }
+
+#[cfg(test)]
+#[path = "sqlite_tests.rs"]
+mod tests;

@@ -221,6 +221,7 @@ mod postgres {
             let emptied = client.batch_execute(&format!(
                 "SET LOCAL synchronous_commit = off;
                  DELETE FROM {schema}.events; DELETE FROM {schema}.rejected; DELETE FROM {schema}.rollups;
+                 DELETE FROM {schema}.client_days;
                  DELETE FROM {schema}.rules; DELETE FROM {schema}.meta;"
             ));
             if emptied.is_ok() {

@@ -213,8 +213,13 @@ impl PostgresStore {
                     format!("the database has schema version {version}; this library knows up to {known}"),
                 ));
             }
-            for sql in &MIGRATIONS[version as usize..] {
-                tx.batch_execute(sql)?;
+            for m in &MIGRATIONS[version as usize..] {
+                tx.batch_execute(m.sql)?;
+                if m.rebuild_rollups {
+                    for statement in sql::rebuild_rollups(&Postgres) {
+                        tx.batch_execute(&statement)?;
+                    }
+                }
             }
             tx.execute("UPDATE ingest_schema SET version = $1", &[&known])?;
             Ok(())
@@ -488,34 +493,67 @@ fn write_items(tx: &mut Tx<'_, '_>, items: &[WriteItem], rules_version: i64) -> 
     Ok(out)
 }
 
-/// Every rollup row the new events change, in one upsert that adds to what
-/// is stored (concurrent writers never lose each other's counts), taking
-/// the rows in key order.
+/// Every rollup row the new events change, in one upsert per table that
+/// adds to what is stored (concurrent writers never lose each other's
+/// counts), taking the rows in key order.
 fn write_rollups(tx: &mut Tx<'_, '_>, stored: Vec<&Event>) -> Result<()> {
     let deltas = rollup_deltas(stored);
-    if deltas.is_empty() {
-        return Ok(());
+    if !deltas.across.is_empty() {
+        let (levels, clients, metrics, buckets, counts, sums, mins, maxes) = delta_columns(&deltas.across);
+        tx.execute(
+            "INSERT INTO rollups (level, client_id, metric, bucket, n, total, lo, hi)
+             SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[],
+                                  $6::FLOAT8[], $7::FLOAT8[], $8::FLOAT8[])
+             ON CONFLICT (level, client_id, metric, bucket) DO UPDATE SET
+                 n = rollups.n + excluded.n,
+                 total = rollups.total + excluded.total,
+                 lo = LEAST(rollups.lo, excluded.lo),
+                 hi = GREATEST(rollups.hi, excluded.hi)",
+            &[&levels, &clients, &metrics, &buckets, &counts, &sums, &mins, &maxes],
+        )?;
     }
-    let levels: Vec<i64> = deltas.iter().map(|d| d.level).collect();
-    let clients: Vec<&str> = deltas.iter().map(|d| d.client_id).collect();
-    let metrics: Vec<&str> = deltas.iter().map(|d| d.metric).collect();
-    let buckets: Vec<i64> = deltas.iter().map(|d| d.bucket).collect();
-    let counts: Vec<i64> = deltas.iter().map(|d| d.stats.count as i64).collect();
-    let sums: Vec<f64> = deltas.iter().map(|d| d.stats.sum).collect();
-    let mins: Vec<Option<f64>> = deltas.iter().map(|d| d.stats.min).collect();
-    let maxes: Vec<Option<f64>> = deltas.iter().map(|d| d.stats.max).collect();
-    tx.execute(
-        "INSERT INTO rollups (level, client_id, metric, bucket, n, total, lo, hi)
-         SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[],
-                              $6::FLOAT8[], $7::FLOAT8[], $8::FLOAT8[])
-         ON CONFLICT (level, client_id, metric, bucket) DO UPDATE SET
-             n = rollups.n + excluded.n,
-             total = rollups.total + excluded.total,
-             lo = LEAST(rollups.lo, excluded.lo),
-             hi = GREATEST(rollups.hi, excluded.hi)",
-        &[&levels, &clients, &metrics, &buckets, &counts, &sums, &mins, &maxes],
-    )?;
+    if !deltas.client_days.is_empty() {
+        let (_, clients, metrics, buckets, counts, sums, mins, maxes) = delta_columns(&deltas.client_days);
+        tx.execute(
+            "INSERT INTO client_days (bucket, client_id, metric, n, total, lo, hi)
+             SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[],
+                                  $5::FLOAT8[], $6::FLOAT8[], $7::FLOAT8[])
+             ON CONFLICT (bucket, client_id, metric) DO UPDATE SET
+                 n = client_days.n + excluded.n,
+                 total = client_days.total + excluded.total,
+                 lo = LEAST(client_days.lo, excluded.lo),
+                 hi = GREATEST(client_days.hi, excluded.hi)",
+            &[&buckets, &clients, &metrics, &counts, &sums, &mins, &maxes],
+        )?;
+    }
     Ok(())
+}
+
+/// Rollup deltas as column arrays for `unnest`: level, client_id, metric,
+/// bucket, count, sum, min, max.
+#[allow(clippy::type_complexity)]
+fn delta_columns<'a>(
+    rows: &[sql::RollupDelta<'a>],
+) -> (
+    Vec<i64>,
+    Vec<&'a str>,
+    Vec<&'a str>,
+    Vec<i64>,
+    Vec<i64>,
+    Vec<f64>,
+    Vec<Option<f64>>,
+    Vec<Option<f64>>,
+) {
+    (
+        rows.iter().map(|d| d.level).collect(),
+        rows.iter().map(|d| d.client_id).collect(),
+        rows.iter().map(|d| d.metric).collect(),
+        rows.iter().map(|d| d.bucket).collect(),
+        rows.iter().map(|d| d.stats.count as i64).collect(),
+        rows.iter().map(|d| d.stats.sum).collect(),
+        rows.iter().map(|d| d.stats.min).collect(),
+        rows.iter().map(|d| d.stats.max).collect(),
+    )
 }
 
 /// PostgreSQL's date functions.
@@ -541,7 +579,7 @@ fn bind(args: &[Arg]) -> Vec<&(dyn ToSql + Sync)> {
 
 fn aggregate_in(tx: &mut Tx<'_, '_>, q: &Query) -> Result<Aggregate> {
     let mut partials = Partials::default();
-    for piece in sql::pieces(&Postgres, q) {
+    for piece in sql::pieces(q) {
         for r in tx.query(&piece.sql, &bind(&piece.args))? {
             piece.fold(
                 PieceRow {

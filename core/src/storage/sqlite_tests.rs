@@ -1,0 +1,95 @@
+//! Migrations of files written by earlier versions.
+
+use rusqlite::{params, Connection};
+
+use super::*;
+use crate::aggregate::{Bucket, Query, Stats};
+
+const DAY: i64 = 86_400_000;
+/// 2024-01-30T00:00:00Z: the events cross a month boundary.
+const BASE: i64 = 1_706_572_800_000;
+
+/// A file as version 1 left it: its events, and rollups that version 2
+/// lays out differently (here deliberately wrong, to show they are rebuilt).
+fn version_1_file(path: &Path, events: &[(&str, &str, i64, f64)]) {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(MIGRATIONS[0].sql).unwrap();
+    for (i, (client, metric, ts, amount)) in events.iter().enumerate() {
+        conn.execute(
+            "INSERT INTO events (dedup_key, client_id, metric, ts, amount, attributes, received_at, rules_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, '{}', 0, 1)",
+            params![format!("k{i}").into_bytes(), client, metric, ts, amount],
+        )
+        .unwrap();
+    }
+    conn.execute(
+        "INSERT INTO rollups VALUES (2, 'a', 'm', 0, 99, 99.0, 1.0, 1.0), (3, '', 'm', 0, 99, 99.0, 1.0, 1.0)",
+        [],
+    )
+    .unwrap();
+    conn.execute_batch("PRAGMA user_version = 1").unwrap();
+}
+
+#[test]
+fn a_version_1_file_migrates_and_its_rollups_are_rebuilt_from_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v1.db");
+    let events = [
+        ("a", "m", BASE + 5, 1.5),
+        ("a", "m", BASE + 3 * DAY + 7_000_000, -2.0),
+        ("b", "m", BASE + 2 * DAY, 4.0),
+        ("a", "n", BASE - 1, 8.0),
+        ("b", "m", -1, 16.0),
+    ];
+    version_1_file(&db, &events);
+    let store = SqliteStore::open(
+        Some(&db),
+        SqliteOptions {
+            durability: Durability::Normal,
+            busy_timeout: Duration::from_secs(5),
+        },
+    )
+    .unwrap();
+    assert_eq!(store.counts().unwrap().events, events.len() as u64);
+    let queries = [
+        Query::default(),
+        Query {
+            client_id: Some("a".into()),
+            metric: Some("m".into()),
+            ..Query::default()
+        },
+        Query {
+            client_id: Some("a".into()),
+            start: Timestamp::from_millis(BASE + 1),
+            end: Timestamp::from_millis(BASE + 4 * DAY),
+            bucket: Some(Bucket::Day),
+            ..Query::default()
+        },
+        Query {
+            by_client: true,
+            bucket: Some(Bucket::Month),
+            ..Query::default()
+        },
+    ];
+    for q in queries {
+        let got = store.aggregate(&q, false).unwrap();
+        let mut want = Stats::default();
+        for (client, metric, ts, amount) in events {
+            let inside = q.client_id.as_deref().is_none_or(|c| c == client)
+                && q.metric.as_deref().is_none_or(|m| m == metric)
+                && q.start.is_none_or(|s| ts >= s.millis())
+                && q.end.is_none_or(|e| ts < e.millis());
+            if inside {
+                want.add(amount);
+            }
+        }
+        assert_eq!(got.totals, want, "{q:?}");
+    }
+    let conn = Connection::open(&db).unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, MIGRATIONS.len() as i64);
+    let client_days: i64 = conn
+        .query_row("SELECT COUNT(*) FROM client_days", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(client_days, 5, "one row per (day, client, metric)");
+}
