@@ -37,8 +37,8 @@ bench-python: | $(VENV)/bin/maturin
 bench: bench-build bench-python
 	INGEST_BENCH_COMMAND="make bench BENCH_EVENTS=$(BENCH_EVENTS) BENCH_AGG_EVENTS=$(BENCH_AGG_EVENTS)" \
 	  $(COMPARE) --events $(BENCH_EVENTS) --aggregate-events $(BENCH_AGG_EVENTS) \
-	  --require-python --python $(BENCH_VENV)/bin/python --out BENCHMARKS.md
+	  --require-python --require-postgres --python $(BENCH_VENV)/bin/python --out BENCHMARKS.md
 
 test-bench: bench-build python-install
-	$(COMPARE) --smoke --require-python --events 3000 --aggregate-events 50000 \
+	$(COMPARE) --smoke --require-python --require-postgres --events 3000 --aggregate-events 50000 \
 	  --agg-runs 50 --scan-runs 20

@@ -8,5 +8,6 @@ pub mod gen;
 pub mod machine;
 pub mod measure;
 pub mod original;
+pub mod postgres;
 pub mod python;
 pub mod runs;

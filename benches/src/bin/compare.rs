@@ -13,6 +13,7 @@ use ingest_benches::aggregates::{self, ShapeResult, BUILD_BATCH};
 use ingest_benches::gen::{Spec, DEFAULT_SEED};
 use ingest_benches::machine::Machine;
 use ingest_benches::measure::{peak_rss_kib, reset_peak_rss, Latencies, Rate, Res};
+use ingest_benches::postgres::{self as pg, PgJob};
 use ingest_benches::python::{self, PyJob, PyRates};
 use ingest_benches::runs::{self, Call};
 use ingest_benches::{floor, original};
@@ -66,6 +67,17 @@ struct Args {
     /// The interpreter for the Python contender [default: .venv/bin/python].
     #[arg(long)]
     python: Option<PathBuf>,
+    /// The PostgreSQL server for the (f) rows, each in a new schema
+    /// [default: $INGEST_BENCH_POSTGRES, else postgres://postgres@127.0.0.1:5432/test].
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Events for the PostgreSQL batch and one-by-one-normal rows; 0 skips PostgreSQL
+    /// [default: min(events, 200000)].
+    #[arg(long)]
+    postgres_events: Option<u64>,
+    /// Fail when the PostgreSQL rows cannot run, instead of skipping them.
+    #[arg(long)]
+    require_postgres: bool,
     /// Where the aggregate stores are kept between runs, and temporary
     /// stores live [default: target/bench-data].
     #[arg(long)]
@@ -209,6 +221,42 @@ fn run(args: &Args) -> Res<()> {
         rate: threads_full,
         per_call: Some(lat),
     });
+
+    let pg_url = args.postgres.clone().unwrap_or_else(|| {
+        std::env::var("INGEST_BENCH_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    });
+    let pg_n = args.postgres_events.unwrap_or(200_000).min(args.events);
+    let pg_usable = if pg_n == 0 {
+        Err("skipped with --postgres-events 0".to_string())
+    } else {
+        pg::usable(&pg_url)
+    };
+    // (label, events/s) of the PostgreSQL rows, for the ratios below.
+    let mut pg_rates: Vec<(String, f64)> = Vec::new();
+    match pg_usable {
+        Err(why) if args.require_postgres => return Err(format!("the PostgreSQL rows cannot run: {why}").into()),
+        Err(why) => progress(&format!("(f) skipped: {why}")),
+        Ok(()) => {
+            let job = PgJob {
+                url: &pg_url,
+                spec,
+                events: pg_n,
+                one_events: pg_n.min(one_n).min(20_000),
+                full_events: full_n,
+                threads: t,
+            };
+            for r in pg::run(&job, &progress)? {
+                pg_rates.push((r.contender.clone(), r.rate.per_sec()));
+                rows.push(Row {
+                    contender: r.contender,
+                    n: r.n,
+                    setting: r.setting,
+                    rate: r.rate,
+                    per_call: Some(r.per_call),
+                });
+            }
+        }
+    }
 
     progress(&format!("(b) original design, {original_n} events"));
     let (original_rate, lat) = original::ingest(spec, original_n, &dir.join("original.db"))?;
@@ -521,6 +569,44 @@ fn run(args: &Args) -> Res<()> {
             )?;
         }
         Err(why) => writeln!(md, "Not run: {why}.")?,
+    }
+    writeln!(md, "\n## PostgreSQL beside SQLite (ratios from this run)\n")?;
+    if pg_rates.is_empty() {
+        writeln!(md, "Not run: PostgreSQL was skipped.")?;
+    } else {
+        let rate = |label: &str| pg_rates.iter().find(|(l, _)| l.contains(label)).map(|(_, r)| *r);
+        let sqlite_batch = batch_rates
+            .iter()
+            .find(|(b, d, _)| *b == 1_000 && *d == Durability::Normal)
+            .map(|(_, _, r)| r.per_sec());
+        writeln!(
+            md,
+            "PostgreSQL {} on 127.0.0.1, default settings; the same library, data and checks as the SQLite rows.\n",
+            pg::server_version(&pg_url).unwrap_or_else(|e| format!("(version unknown: {e})"))
+        )?;
+        writeln!(md, "| measure | ratio |")?;
+        writeln!(md, "| --- | ---: |")?;
+        if let (Some(p), Some(s)) = (rate("batches of 1000"), sqlite_batch) {
+            writeln!(
+                md,
+                "| submit_batch_json(1 000), normal: PostgreSQL / SQLite | {:.2}x |",
+                p / s
+            )?;
+        }
+        if let Some(p) = rate("one by one") {
+            writeln!(
+                md,
+                "| one by one, normal: PostgreSQL / SQLite | {:.2}x |",
+                p / one_normal.per_sec()
+            )?;
+        }
+        if let (Some(one), Some(many)) = (rate("1 thread(s)"), rate(&format!("{t} thread(s)"))) {
+            writeln!(
+                md,
+                "| {t} threads full / 1 thread full, PostgreSQL (group commit) | {:.2}x |",
+                many / one
+            )?;
+        }
     }
     writeln!(md, "\n## Targets (ratios from this run)\n")?;
     writeln!(md, "| target | measured | goal | met |")?;

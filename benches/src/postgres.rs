@@ -1,0 +1,144 @@
+//! Contender (f): the PostgreSQL backend, measured by the very runs of the
+//! SQLite rows (c) (`runs.rs`), each in a new schema of the database at
+//! `--postgres`, dropped afterwards. Same data, same checks of every answer.
+
+use ingest_core::Durability;
+
+use crate::gen::Spec;
+use crate::measure::{Latencies, Rate, Res};
+use crate::runs::{self, Call};
+
+/// One PostgreSQL row of the report.
+pub struct PgRow {
+    pub contender: String,
+    pub n: u64,
+    pub setting: String,
+    pub rate: Rate,
+    pub per_call: Latencies,
+}
+
+/// What the PostgreSQL rows run.
+pub struct PgJob<'a> {
+    pub url: &'a str,
+    pub spec: Spec,
+    /// Events for the batch rows.
+    pub events: u64,
+    /// Events for one by one with durability normal.
+    pub one_events: u64,
+    /// Events for one by one with durability full, by 1 and by `threads` threads.
+    pub full_events: u64,
+    pub threads: usize,
+}
+
+/// Whether the server at `url` answers.
+pub fn usable(url: &str) -> Result<(), String> {
+    postgres::Client::connect(url, postgres::NoTls)
+        .map(drop)
+        .map_err(|e| format!("PostgreSQL at {url} is unreachable: {e}"))
+}
+
+/// `SHOW server_version` of the server at `url`.
+pub fn server_version(url: &str) -> Res<String> {
+    let mut c = postgres::Client::connect(url, postgres::NoTls)?;
+    Ok(c.query_one("SHOW server_version", &[])?.get(0))
+}
+
+/// A new schema for one run, dropped when done.
+struct Schema {
+    admin: postgres::Client,
+    name: String,
+    location: String,
+}
+
+impl Schema {
+    fn new(url: &str, what: &str) -> Res<Self> {
+        let admin = postgres::Client::connect(url, postgres::NoTls)?;
+        let name = format!("bench_{}_{what}", std::process::id());
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let mut s = Schema {
+            admin,
+            location: format!("{url}{sep}schema={name}"),
+            name,
+        };
+        s.drop_it()?;
+        Ok(s)
+    }
+
+    fn drop_it(&mut self) -> Res<()> {
+        Ok(self
+            .admin
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name))?)
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let _ = self.drop_it();
+    }
+}
+
+pub fn run(job: &PgJob<'_>, progress: &dyn Fn(&str)) -> Res<Vec<PgRow>> {
+    let mut rows = Vec::new();
+    for (batch, durability) in [
+        (1_000, Durability::Normal),
+        (1_000, Durability::Full),
+        (10_000, Durability::Normal),
+    ] {
+        let d = durability.as_str();
+        progress(&format!(
+            "(f) PostgreSQL submit_batch_json({batch}), {d}, {} events",
+            job.events
+        ));
+        let schema = Schema::new(job.url, &format!("batch_{batch}_{d}"))?;
+        let (rate, lat) = runs::batches(job.spec, job.events, batch, durability, schema.location.as_ref())?;
+        rows.push(PgRow {
+            contender: format!("(f) PostgreSQL submit_batch_json, batches of {batch}"),
+            n: job.events,
+            setting: format!("durability {d}; one transaction per batch"),
+            rate,
+            per_call: lat,
+        });
+    }
+    progress(&format!(
+        "(f) PostgreSQL submit one by one, normal, {} events",
+        job.one_events
+    ));
+    let schema = Schema::new(job.url, "one_normal")?;
+    let (rate, lat) = runs::one_by_one(
+        job.spec,
+        job.one_events,
+        Durability::Normal,
+        Call::Json,
+        schema.location.as_ref(),
+    )?;
+    rows.push(PgRow {
+        contender: "(f) PostgreSQL submit_json one by one".into(),
+        n: job.one_events,
+        setting: "durability normal (synchronous_commit off); one transaction per event".into(),
+        rate,
+        per_call: lat,
+    });
+    drop(schema);
+    for threads in [1, job.threads] {
+        progress(&format!(
+            "(f) PostgreSQL submit one by one, full, {threads} thread(s), {} events",
+            job.full_events
+        ));
+        let schema = Schema::new(job.url, &format!("threads_{threads}"))?;
+        let (rate, lat) = runs::threads(
+            job.spec,
+            job.full_events,
+            threads,
+            Durability::Full,
+            schema.location.as_ref(),
+        )?;
+        rows.push(PgRow {
+            contender: format!("(f) PostgreSQL submit_json one by one, {threads} thread(s)"),
+            n: job.full_events,
+            setting: "durability full (WAL flushed per commit); concurrent calls share a commit".into(),
+            rate,
+            per_call: lat,
+        });
+    }
+    Ok(rows)
+}
