@@ -168,7 +168,8 @@ extern "C" {
  * Open (creating and migrating as needed) the store at `path`, with the
  * built-in rules and full durability.
  *
- * @param path       file path, or ":memory:" for a private in-memory store.
+ * @param path       SQLite file path, ":memory:" for a private in-memory store,
+ *                   or a postgres:// URL (built in by default; ?schema=NAME).
  * @param rules_json JSON rules document merged over the built-in rules, or
  *                   NULL for the built-in rules. A bad document is
  *                   ::INGEST_INVALID_RULES, with the key named.
@@ -187,7 +188,8 @@ enum IngestStatus ingest_open(const char *path, const char *rules_json, struct I
  * Open the store at `path` with options (rules, durability, busy timeout,
  * size limit).
  *
- * @param path    file path, or ":memory:" for a private in-memory store.
+ * @param path    SQLite file path, ":memory:" for a private in-memory store,
+ *                or a postgres:// URL (built in by default; ?schema=NAME).
  * @param options the options, borrowed for the call; NULL for every default.
  * @param out     receives the handle on success. Owned by the caller: close
  *                it with ingest_close().

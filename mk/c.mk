@@ -23,9 +23,12 @@ CXX_STD  := -std=c++17 -Wall -Wextra -Werror -pedantic -g
 # pkg-config, pointed at this checkout's header and library.
 C_PKG    := PKG_CONFIG_PATH=$(abspath $(C_PCDIR)) pkg-config
 C_RPATH  := -Wl,-rpath,$(C_LIBDIR)
-VALGRIND := valgrind --leak-check=full --error-exitcode=1
+VALGRIND := valgrind --leak-check=full --error-exitcode=1 --suppressions=tests/c/valgrind.supp
 
-C_TEST_SOURCES := tests/c/test_ingest.c tests/c/test_threads.c
+C_TEST_SOURCES := tests/c/test_ingest.c tests/c/test_threads.c tests/c/test_postgres.c
+# The PostgreSQL tests' server; their schema (c_<pid>) is dropped after the run.
+INGEST_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test
+export INGEST_TEST_POSTGRES
 
 .PHONY: c-cbindgen header test-c c-lib c-header-check c-compile-check c-example c-readme c-tests
 
@@ -83,6 +86,10 @@ c-readme: c-lib
 c-tests: c-lib
 	$(CC) $(C_STD) -pthread $$($(C_PKG) --cflags ingest) $(C_TEST_SOURCES) -o $(C_OUT)/c-tests \
 		$$($(C_PKG) --libs ingest) $(C_RPATH) -lm
-	$(VALGRIND) $(C_OUT)/c-tests
+	$(VALGRIND) $(C_OUT)/c-tests; status=$$?; \
+	  psql -q "$(INGEST_TEST_POSTGRES)" -c "DO \$$\$$ DECLARE s text; BEGIN \
+	    FOR s IN SELECT nspname FROM pg_namespace WHERE nspname ~ '^c_[0-9]+$$' LOOP \
+	    EXECUTE 'DROP SCHEMA ' || s || ' CASCADE'; END LOOP; END \$$\$$" >/dev/null 2>&1 || true; \
+	  exit $$status
 
 test-c: c-header-check c-compile-check c-example c-readme c-tests

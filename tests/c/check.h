@@ -54,6 +54,9 @@ typedef void (*test_fn)(void);
 void test_threads_share_one_handle(void);
 void test_threads_with_own_handles_share_one_file(void);
 void test_processes_share_one_file(void);
+/* test_postgres.c */
+void test_postgres_by_url(void);
+void test_handles_share_one_postgres_database(void);
 void test_last_error_is_per_thread(void);
 
 /* A fresh directory for file stores, removed with its files by cleanup. */

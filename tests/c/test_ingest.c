@@ -1039,6 +1039,8 @@ int main(void) {
       TEST(test_threads_share_one_handle),
       TEST(test_threads_with_own_handles_share_one_file),
       TEST(test_processes_share_one_file),
+      TEST(test_postgres_by_url),
+      TEST(test_handles_share_one_postgres_database),
   };
   int passed = 0, failed = 0;
   for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {

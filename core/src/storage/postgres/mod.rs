@@ -12,6 +12,7 @@
 //! failure on databases that run every transaction serializable), the whole
 //! transaction is retried.
 
+mod pool;
 mod schema;
 mod session;
 
@@ -35,16 +36,14 @@ use crate::failure::FailPoint;
 use crate::rules::Rules;
 use crate::timestamp::Timestamp;
 use crate::Durability;
+use pool::{Pool, Pooled};
 use schema::MIGRATIONS;
-use session::{Manager, Tx};
-
-type Pool = r2d2::Pool<Manager>;
-type Conn = r2d2::PooledConnection<Manager>;
+use session::Tx;
 
 /// Connections one store keeps at most: enough for group commit's one
 /// writer plus concurrent readers, few enough that many application
 /// instances fit in PostgreSQL's default of 100 connections.
-const POOL_SIZE: u32 = 8;
+const POOL_SIZE: usize = 8;
 
 /// Times a transaction aborted by the database (deadlock, serialization
 /// failure) is tried again before the error is returned.
@@ -171,12 +170,7 @@ impl PostgresStore {
             None => settings,
         };
         config.options(&options);
-        let pool = r2d2::Pool::builder()
-            .max_size(POOL_SIZE)
-            .min_idle(Some(1))
-            .connection_timeout(opts.busy_timeout.max(Duration::from_secs(1)))
-            .build(Manager { config })
-            .map_err(|e| Error::storage(StorageKind::Io, format!("cannot connect to PostgreSQL: {e}")))?;
+        let pool = Pool::new(config, POOL_SIZE, opts.busy_timeout.max(Duration::from_secs(1)));
         let store = PostgresStore {
             pool,
             group: GroupCommit::default(),
@@ -185,13 +179,8 @@ impl PostgresStore {
         Ok(store)
     }
 
-    fn conn(&self) -> Result<Conn> {
-        self.pool.get().map_err(|e| {
-            Error::storage(
-                StorageKind::Busy,
-                format!("no PostgreSQL connection became free in time: {e}"),
-            )
-        })
+    fn conn(&self) -> Result<Pooled<'_>> {
+        self.pool.get()
     }
 
     fn migrate(&self, schema: &str) -> Result<()> {

@@ -1,5 +1,5 @@
-//! Connections of the PostgreSQL backend: what the pool makes and checks,
-//! and a session that prepares each statement once per connection.
+//! Connections of the PostgreSQL backend, and a session that prepares each
+//! statement once per connection.
 //!
 //! A statement sent as text is parsed and planned on every call, one more
 //! round trip each time; the backend's statements are a few dozen fixed
@@ -16,35 +16,10 @@ use crate::error::Result;
 /// shapes; the bound only stops a misuse from growing without end.
 const STATEMENTS: usize = 256;
 
-/// Makes the pool's connections, all with the same configuration.
-pub(super) struct Manager {
-    pub config: postgres::Config,
-}
-
 /// A connection and the statements prepared on it.
 pub(super) struct Connection {
     client: Client,
     statements: HashMap<String, Statement>,
-}
-
-impl r2d2::ManageConnection for Manager {
-    type Connection = Connection;
-    type Error = postgres::Error;
-
-    fn connect(&self) -> std::result::Result<Connection, postgres::Error> {
-        Ok(Connection {
-            client: self.config.connect(NoTls)?,
-            statements: HashMap::new(),
-        })
-    }
-
-    fn is_valid(&self, conn: &mut Connection) -> std::result::Result<(), postgres::Error> {
-        conn.client.simple_query("").map(|_| ())
-    }
-
-    fn has_broken(&self, conn: &mut Connection) -> bool {
-        conn.client.is_closed()
-    }
 }
 
 /// Statements run through a client (autocommit) or a transaction, each
@@ -60,6 +35,22 @@ pub(super) type Tx<'a, 'b> = Session<'a, Transaction<'b>>;
 pub(super) type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
 
 impl Connection {
+    pub(super) fn connect(config: &postgres::Config) -> std::result::Result<Self, postgres::Error> {
+        Ok(Connection {
+            client: config.connect(NoTls)?,
+            statements: HashMap::new(),
+        })
+    }
+
+    /// Whether the connection still answers (one round trip).
+    pub(super) fn is_usable(&mut self) -> bool {
+        self.client.simple_query("").is_ok()
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
     /// Run `f` in a transaction: commit on `Ok`, roll back on `Err`.
     pub(super) fn transaction<T>(&mut self, f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T>) -> Result<T> {
         let mut tx = self.client.transaction()?;
