@@ -165,3 +165,41 @@ fn reopen_keeps(db: &str) {
     assert_eq!(ing.stats().unwrap().stored_rejected, 1);
     check_consistent(&ing, 1);
 }
+
+/// On databases that run every transaction serializable (CockroachDB, say),
+/// concurrent writers get serialization failures; the PostgreSQL backend
+/// retries the whole transaction. Here PostgreSQL itself is made to run
+/// serializable, and four stores (four pools, as four hosts would have)
+/// race over the same events and rollup rows.
+#[cfg(feature = "postgres")]
+#[test]
+fn serializable_writers_retry_their_conflicts() {
+    for store in backends(Sqlite::Memory).into_iter().filter(|s| s.backend == "postgres") {
+        let url = format!(
+            "{}&options=-c%20default_transaction_isolation%3Dserializable",
+            store.location()
+        );
+        const DISTINCT: u64 = 120;
+        let writers: Vec<_> = (0..4u64)
+            .map(|w| {
+                let url = url.clone();
+                std::thread::spawn(move || {
+                    let ing = Ingestor::builder(&url).durability(Durability::Normal).open().unwrap();
+                    for k in 0..DISTINCT / 4 {
+                        let batch: Vec<Value> = (0..4)
+                            .map(|j| pool_event((w * 29 + k * 4 + j) % DISTINCT, w + j))
+                            .collect();
+                        ing.submit_batch(&batch).unwrap();
+                    }
+                    for i in 0..DISTINCT {
+                        ing.submit(&pool_event((i + w * 31) % DISTINCT, w)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        check_consistent(&store.open(), DISTINCT);
+    }
+}

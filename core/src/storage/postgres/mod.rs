@@ -184,7 +184,7 @@ impl PostgresStore {
     }
 
     fn migrate(&self, schema: &str) -> Result<()> {
-        self.conn()?.transaction(|tx| {
+        self.transaction(|tx| {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
             tx.batch_execute(&format!(
                 "CREATE SCHEMA IF NOT EXISTS {schema};
@@ -224,7 +224,7 @@ impl PostgresStore {
             match conn.transaction(&mut f) {
                 Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => {
                     attempt += 1;
-                    std::thread::sleep(Duration::from_millis(2 << attempt.min(6)));
+                    std::thread::sleep(backoff(attempt));
                 }
                 other => return other,
             }
@@ -267,6 +267,16 @@ impl PostgresStore {
         }
         Ok(written)
     }
+}
+
+/// A random pause of up to 2^(attempt+1) ms (at most 128): writers that
+/// conflicted once must not retry in step and conflict again.
+fn backoff(attempt: u32) -> Duration {
+    let cap = 2u64 << attempt.min(6);
+    let noise = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    Duration::from_micros(1_000 + noise % (cap * 1_000))
 }
 
 impl Store for PostgresStore {
