@@ -10,7 +10,7 @@
 #                    FUZZ_LONG_TARGETS="submit_json c_json" runs only those;
 #                    FUZZ_FFI_SANITIZER=none runs c_json without ASan (about
 #                    ten times faster; valgrind covers the ABI's memory in
-#                    make test-c)
+#                    make test-c); FUZZ_JOBS=2 fuzzes with two processes
 #   make fuzz-regressions
 #                    replay the saved crash inputs once each
 #
@@ -33,7 +33,10 @@ FUZZ_CORE_FLAGS    := --sanitizer none
 # The sanitizer of c_json's long run and of its regressions: address
 # (the default) or none.
 FUZZ_FFI_SANITIZER ?= address
-FUZZ_FFI_FLAGS     := --sanitizer $(FUZZ_FFI_SANITIZER)
+# A sanitizer build gets its own target dir: it would otherwise replace the
+# plain build (the smoke run's, or a long run without ASan going on beside).
+FUZZ_FFI_FLAGS     := --sanitizer $(FUZZ_FFI_SANITIZER) \
+	$(if $(filter-out none,$(FUZZ_FFI_SANITIZER)),--target-dir fuzz/target/$(FUZZ_FFI_SANITIZER))
 # The smoke run in `make test` builds the C ABI target without ASan: memory
 # safety across the ABI is what the C tests check under valgrind on every
 # run, and an ASan build of SQLite alone took minutes of the test budget.
@@ -52,7 +55,9 @@ FUZZ_LONG_TARGETS  ?= $(FUZZ_CORE_TARGETS) $(FUZZ_FFI_TARGETS)
 FUZZ_SMOKE_ARGS := -seed=1 -runs=$(FUZZ_SMOKE_RUNS) -max_total_time=$(FUZZ_SMOKE_SECONDS) -timeout=30 -print_final_stats=1
 # Fork mode with -ignore_crashes: a crash is saved and the run goes on, so
 # one known crash does not end the long run; they are listed at the end.
-FUZZ_LONG_ARGS  := -fork=1 -ignore_crashes=1 -runs=$(FUZZ_RUNS) -timeout=30
+# FUZZ_JOBS child processes fuzz at once (FUZZ_RUNS counts them all).
+FUZZ_JOBS       ?= 1
+FUZZ_LONG_ARGS  := -fork=$(FUZZ_JOBS) -ignore_crashes=1 -runs=$(FUZZ_RUNS) -timeout=30
 
 .PHONY: test-fuzz fuzz-long fuzz-tool fuzz-seeds fuzz-build fuzz-regressions
 
