@@ -2,8 +2,10 @@
 //! exception.
 
 use ingest_core::{Error, ErrorKind};
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyType};
 use pyo3::{create_exception, PyTypeInfo};
 
 create_exception!(
@@ -18,13 +20,36 @@ create_exception!(
     IngestError,
     "The rules document is malformed; the message names the key."
 );
-create_exception!(
-    ingest,
-    InvalidArgument,
-    IngestError,
-    "An argument is malformed: JSON that does not parse, a bad query or failure point, \
-     a value JSON cannot hold (NaN, infinity), input nested too deep or too large."
-);
+
+/// `InvalidArgument(IngestError, ValueError)`: an `except ValueError` that
+/// guards a call with bad input catches it too, as Python code expects.
+/// `create_exception!` takes one base, so the class is made as Python's
+/// `class` statement would make it, once per interpreter.
+fn invalid_argument_type(py: Python<'_>) -> Bound<'_, PyType> {
+    static TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    TYPE.get_or_init(py, || {
+        let make = || -> PyResult<Py<PyType>> {
+            let bases = PyTuple::new(py, [py.get_type::<IngestError>(), py.get_type::<PyValueError>()])?;
+            let namespace = PyDict::new(py);
+            namespace.set_item("__module__", "ingest")?;
+            namespace.set_item(
+                "__doc__",
+                "An argument is malformed: JSON that does not parse, a bad query or failure point, \
+                 a value JSON cannot hold (NaN, infinity), input nested too deep or too large.",
+            )?;
+            let class = py
+                .get_type::<PyType>()
+                .call1(("InvalidArgument", bases, namespace))?
+                .cast_into::<PyType>()?;
+            Ok(class.unbind())
+        };
+        // Making a class from two built-in exception bases cannot fail short
+        // of the interpreter running out of memory.
+        make().expect("creating ingest.InvalidArgument")
+    })
+    .bind(py)
+    .clone()
+}
 create_exception!(
     ingest,
     InjectedFailure,
@@ -70,10 +95,10 @@ create_exception!(
 
 /// Every core error kind and its exception class. Exhaustive on purpose: a
 /// new kind in the core fails to compile here until it has a class.
-fn class_of(py: Python<'_>, kind: ErrorKind) -> Bound<'_, pyo3::types::PyType> {
+fn class_of(py: Python<'_>, kind: ErrorKind) -> Bound<'_, PyType> {
     match kind {
         ErrorKind::InvalidRules => RulesError::type_object(py),
-        ErrorKind::InvalidArgument => InvalidArgument::type_object(py),
+        ErrorKind::InvalidArgument => invalid_argument_type(py),
         ErrorKind::Injected => InjectedFailure::type_object(py),
         ErrorKind::Busy => BusyError::type_object(py),
         ErrorKind::Io => IoError::type_object(py),
@@ -113,7 +138,13 @@ impl<T> IntoPyResult<T> for Result<T, Error> {
 /// A malformed argument found while converting Python values (a value JSON
 /// cannot hold, input too deep): the class the core uses for its own.
 pub fn invalid_argument(message: impl Into<String>) -> PyErr {
-    Python::attach(|py| with_kind(py, InvalidArgument::new_err(message.into()), "invalid_argument"))
+    Python::attach(|py| {
+        with_kind(
+            py,
+            PyErr::from_type(invalid_argument_type(py), message.into()),
+            "invalid_argument",
+        )
+    })
 }
 
 /// Use of an `Ingestor` after `close()`.
@@ -152,7 +183,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("IngestError", py.get_type::<IngestError>())?;
     m.add("RulesError", py.get_type::<RulesError>())?;
-    m.add("InvalidArgument", py.get_type::<InvalidArgument>())?;
+    m.add("InvalidArgument", invalid_argument_type(py))?;
     m.add("InjectedFailure", py.get_type::<InjectedFailure>())?;
     m.add("StorageError", py.get_type::<StorageError>())?;
     m.add("BusyError", py.get_type::<BusyError>())?;

@@ -32,6 +32,23 @@ def test_hierarchy() -> None:
     assert ingest.IngestError.__doc__
 
 
+def test_invalid_argument_is_also_a_value_error(ing: ingest.Ingestor) -> None:
+    assert issubclass(ingest.InvalidArgument, ValueError)
+    assert ingest.InvalidArgument.__module__ == "ingest" and ingest.InvalidArgument.__doc__
+    # Code that guards a call with `except ValueError` catches bad input:
+    # from the core (JSON that does not parse, a bad query) and from the
+    # binding's own conversion (a value JSON cannot hold).
+    for bad in (
+        lambda: ing.submit("{not json"),
+        lambda: ing.aggregate(group_by="week"),  # type: ignore[arg-type]
+        lambda: ing.submit(sales(float("nan"))),
+    ):
+        with pytest.raises(ValueError) as info:
+            bad()
+        assert isinstance(info.value, ingest.InvalidArgument)
+        assert info.value.kind == "invalid_argument"
+
+
 def test_rules_error_names_the_key() -> None:
     with pytest.raises(ingest.RulesError, match="colour") as info:
         ingest.Ingestor(rules={"colour": "blue"})
