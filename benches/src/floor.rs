@@ -18,7 +18,8 @@ use crate::measure::{fail, Rate, Res};
 pub const CORE_PRAGMAS_NORMAL: &str = "PRAGMA synchronous = NORMAL;
      PRAGMA foreign_keys = ON;
      PRAGMA temp_store = MEMORY;
-     PRAGMA cache_size = -32768;";
+     PRAGMA cache_size = -32768;
+     PRAGMA wal_autocheckpoint = 10000;";
 
 /// Rows normalised between two stretches of timed inserts: enough to keep
 /// the timer's own cost invisible, few enough to stay small in memory.
