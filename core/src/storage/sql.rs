@@ -16,7 +16,7 @@
 //! - `client_days`: the same per (day, client, metric), keyed by the day
 //!   first, so that a batch of events in time order touches few pages;
 //! - `events.ts_hour`, the start of the event's hour, and the index
-//!   `events_by_hour (ts_hour, client_id, metric, ts, amount)`.
+//!   `events_by_hour (ts_hour, metric, client_id, ts, amount)`.
 //!
 //! A query across clients reads whole buckets from `rollups` and the cut
 //! hours at its edges from the events of that hour. A query for one client
@@ -453,7 +453,8 @@ const SUMMED_STATS: &str = "CAST(SUM(r.n) AS BIGINT), SUM(r.total), MIN(r.lo), M
 const ROW_STATS: &str = "r.n, r.total, r.lo, r.hi";
 
 /// The events of `span`, which lies inside the hour starting at `hour`:
-/// one seek into events_by_hour (two when a client is given).
+/// one seek into events_by_hour to the hour and metric (and client, when
+/// both are given).
 fn edge(q: &Query, hour: Option<i64>, span: Span) -> Piece {
     let mut sql = Sql::default();
     sql.push(&format!(

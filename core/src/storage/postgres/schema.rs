@@ -14,6 +14,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: MIGRATION_2,
         rebuild_rollups: true,
     },
+    Migration {
+        sql: MIGRATION_3,
+        rebuild_rollups: false,
+    },
 ];
 
 // 1: events, dead letters, rollups, rules versions.
@@ -91,4 +95,10 @@ const MIGRATION_2: &str = r#"
         hi        DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (bucket, client_id, metric)
     );
+    "#;
+
+// 3: as SQLite's migration 3: events_by_hour led by (ts_hour, metric).
+const MIGRATION_3: &str = r#"
+    DROP INDEX events_by_hour;
+    CREATE INDEX events_by_hour ON events (ts_hour, metric, client_id, ts) INCLUDE (amount);
     "#;
