@@ -93,3 +93,62 @@ fn a_version_1_file_migrates_and_its_rollups_are_rebuilt_from_its_events() {
         .unwrap();
     assert_eq!(client_days, 5, "one row per (day, client, metric)");
 }
+
+/// The plan of every piece, as SQLite's EXPLAIN QUERY PLAN details.
+fn plans(store: &SqliteStore, q: &Query) -> Vec<(String, Vec<String>)> {
+    let conn = store.writer();
+    sql::pieces(q)
+        .into_iter()
+        .map(|p| {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", p.sql)).unwrap();
+            let details = stmt
+                .query_map(params_from_iter(bind(&p.args)), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .unwrap();
+            (p.sql, details)
+        })
+        .collect()
+}
+
+#[test]
+fn every_piece_seeks_an_index_and_a_clients_hours_read_its_own() {
+    let store = SqliteStore::open(
+        None,
+        SqliteOptions {
+            durability: Durability::Normal,
+            busy_timeout: Duration::from_secs(5),
+        },
+    )
+    .unwrap();
+    let at = Timestamp::from_millis;
+    let queries = [
+        (Some("c"), Some("m"), None),
+        (Some("c"), None, None),
+        (None, Some("m"), None),
+        (None, Some("m"), Some(Bucket::Day)),
+        (None, None, None),
+    ];
+    for (client, metric, bucket) in queries {
+        let q = Query {
+            client_id: client.map(Into::into),
+            metric: metric.map(Into::into),
+            start: at(BASE + 7_777_777),
+            end: at(BASE + 40 * DAY + 7_777_777),
+            bucket,
+            ..Query::default()
+        };
+        for (sql, details) in plans(&store, &q) {
+            for d in &details {
+                let scans_a_table = d.starts_with("SCAN") && !d.starts_with("SCAN m");
+                assert!(!scans_a_table, "{q:?}: {sql}: {details:?}");
+            }
+            if client.is_some() && sql.contains("e.ts_hour >=") {
+                assert!(
+                    details.iter().any(|d| d.contains("events_by_client")),
+                    "{sql}: {details:?}"
+                );
+            }
+        }
+    }
+}

@@ -18,6 +18,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: MIGRATION_3,
         rebuild_rollups: false,
     },
+    Migration {
+        sql: MIGRATION_4,
+        rebuild_rollups: false,
+    },
 ];
 
 // 1: events, dead letters, rollups, rules versions.
@@ -101,4 +105,9 @@ const MIGRATION_2: &str = r#"
 const MIGRATION_3: &str = r#"
     DROP INDEX events_by_hour;
     CREATE INDEX events_by_hour ON events (ts_hour, metric, client_id, ts) INCLUDE (amount);
+    "#;
+
+// 4: as SQLite's migration 4: a client's events by time.
+const MIGRATION_4: &str = r#"
+    CREATE INDEX events_by_client ON events (client_id, ts_hour, metric, ts) INCLUDE (amount);
     "#;
