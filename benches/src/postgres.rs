@@ -43,6 +43,14 @@ pub fn server_version(url: &str) -> Res<String> {
     Ok(c.query_one("SHOW server_version", &[])?.get(0))
 }
 
+/// Have the server write out what the runs left in its WAL, so that its
+/// checkpoint does not land in later timings.
+pub fn checkpoint(url: &str) -> Res<()> {
+    let mut c = postgres::Client::connect(url, postgres::NoTls)?;
+    c.batch_execute("CHECKPOINT")?;
+    Ok(())
+}
+
 /// A new schema for one run, dropped when done.
 struct Schema {
     admin: postgres::Client,
