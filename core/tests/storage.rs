@@ -119,6 +119,43 @@ fn a_file_that_is_not_a_database_is_corrupt() {
 }
 
 #[test]
+fn a_truncated_file_is_an_error_never_a_panic_and_recovers_once_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    {
+        let ing = Ingestor::open(&db).unwrap();
+        let batch: Vec<_> = (0..3_000)
+            .map(|i| json!({"client": format!("c{}", i % 50), "metric": "m", "value": i, "ts": i * 60_000}))
+            .collect();
+        ing.submit_batch(&batch).unwrap();
+    } // closed: the WAL is folded into the file
+    let whole = std::fs::read(&db).unwrap();
+    std::fs::write(&db, &whole[..whole.len() / 2]).unwrap();
+    // Opening may work (the first pages are intact); then the first read or
+    // write that needs a lost page fails. Either way: a storage error, of
+    // kind Corrupt, and no panic.
+    let result = Ingestor::open(&db).and_then(|ing| {
+        ing.aggregate(&ingest_core::Query::default())?;
+        let page = ing.events(&ingest_core::EventFilter {
+            limit: ingest_core::MAX_PAGE,
+            ..Default::default()
+        })?;
+        assert!(page.len() < 3_000, "a truncated file cannot list every event");
+        ing.submit(&json!({"client": "late", "value": 1, "ts": 0})).map(|_| ())
+    });
+    let err = result.expect_err("a file cut in half must fail somewhere");
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    // The fault gone (the file restored), the store is whole again.
+    std::fs::write(&db, &whole).unwrap();
+    let ing = Ingestor::open(&db).unwrap();
+    assert_eq!(all_events(&ing).len(), 3_000);
+    assert_eq!(
+        ing.aggregate(&ingest_core::Query::default()).unwrap().totals.count,
+        3_000
+    );
+}
+
+#[test]
 fn a_missing_directory_is_an_io_error() {
     let err = Ingestor::open("/nonexistent-dir/for/ingest.db").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
