@@ -259,34 +259,61 @@ fn values(rows: usize, cols: usize) -> String {
         .join(", ")
 }
 
-/// Adds `rows` [`RollupDelta`]s to `rollups`, each bound as level,
-/// client_id, metric, bucket, count, sum, min, max.
-pub(crate) fn upsert_rollups(rows: usize) -> String {
-    format!(
-        "INSERT INTO rollups (level, client_id, metric, bucket, n, total, lo, hi)
-         VALUES {}
-         ON CONFLICT (level, client_id, metric, bucket) DO UPDATE SET
-             n = rollups.n + excluded.n,
-             total = rollups.total + excluded.total,
-             lo = CASE WHEN excluded.lo < rollups.lo THEN excluded.lo ELSE rollups.lo END,
-             hi = CASE WHEN excluded.hi > rollups.hi THEN excluded.hi ELSE rollups.hi END",
-        values(rows, 8)
-    )
+/// The two tables rollup deltas are added to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RollupTable {
+    /// Across clients, every level: [`Deltas::across`].
+    Rollups,
+    /// Per client, by day: [`Deltas::client_days`].
+    ClientDays,
 }
 
-/// Adds `rows` [`RollupDelta`]s to `client_days`, each bound as bucket,
-/// client_id, metric, count, sum, min, max.
-pub(crate) fn upsert_client_days(rows: usize) -> String {
-    format!(
-        "INSERT INTO client_days (bucket, client_id, metric, n, total, lo, hi)
-         VALUES {}
-         ON CONFLICT (bucket, client_id, metric) DO UPDATE SET
-             n = client_days.n + excluded.n,
-             total = client_days.total + excluded.total,
-             lo = CASE WHEN excluded.lo < client_days.lo THEN excluded.lo ELSE client_days.lo END,
-             hi = CASE WHEN excluded.hi > client_days.hi THEN excluded.hi ELSE client_days.hi END",
-        values(rows, 7)
-    )
+impl RollupTable {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            RollupTable::Rollups => "rollups",
+            RollupTable::ClientDays => "client_days",
+        }
+    }
+
+    /// The key columns, in the order a row is bound; then come n, total,
+    /// lo, hi.
+    pub(crate) fn keys(self) -> &'static [&'static str] {
+        match self {
+            RollupTable::Rollups => &["level", "client_id", "metric", "bucket"],
+            RollupTable::ClientDays => &["bucket", "client_id", "metric"],
+        }
+    }
+
+    /// Every column, in binding order.
+    pub(crate) fn columns(self) -> String {
+        format!("{}, n, total, lo, hi", self.keys().join(", "))
+    }
+
+    /// What makes an insert of deltas add to a stored row (never replace
+    /// it), so concurrent writers lose no counts.
+    pub(crate) fn add_on_conflict(self) -> String {
+        let t = self.name();
+        format!(
+            "ON CONFLICT ({}) DO UPDATE SET
+                 n = {t}.n + excluded.n,
+                 total = {t}.total + excluded.total,
+                 lo = CASE WHEN excluded.lo < {t}.lo THEN excluded.lo ELSE {t}.lo END,
+                 hi = CASE WHEN excluded.hi > {t}.hi THEN excluded.hi ELSE {t}.hi END",
+            self.keys().join(", ")
+        )
+    }
+
+    /// Adds `rows` [`RollupDelta`]s, each bound as [`RollupTable::columns`].
+    pub(crate) fn upsert(self, rows: usize) -> String {
+        format!(
+            "INSERT INTO {} ({}) VALUES {} {}",
+            self.name(),
+            self.columns(),
+            values(rows, self.keys().len() + 4),
+            self.add_on_conflict()
+        )
+    }
 }
 
 /// The events stored: $1 the month level, $2 [`ALL_CLIENTS`] (every event
@@ -496,12 +523,12 @@ fn bucket_range(sql: &mut Sql, alias: &str, span: Span) {
     }
 }
 
-/// Whole buckets of `level` across clients, from `rollups`.
-fn across(q: &Query, level: Bucket, span: Span) -> Piece {
-    let mut sql = Sql::default();
-    // Grouped rows, few by design, stream out of the primary key and are
-    // folded in Rust (no SQL sorting); otherwise one summed row.
-    let (select, fold) = if q.is_grouped() {
+/// The columns read from rollup rows `r` (of `rollups` or `client_days`),
+/// and how they fold: grouped rows, few by design, stream out of the
+/// primary key and are folded in Rust (no SQL sorting); otherwise one
+/// summed row.
+fn rollup_select(q: &Query) -> (String, BucketOf) {
+    if q.is_grouped() {
         (
             format!("r.bucket, {}, {ROW_STATS}", series_cols(q, "r")),
             BucketOf::Floor(q.bucket),
@@ -511,7 +538,13 @@ fn across(q: &Query, level: Bucket, span: Span) -> Piece {
             format!("{NO_BUCKET}, {}, {SUMMED_STATS}", series_cols(q, "r")),
             BucketOf::Fixed(None),
         )
-    };
+    }
+}
+
+/// Whole buckets of `level` across clients, from `rollups`.
+fn across(q: &Query, level: Bucket, span: Span) -> Piece {
+    let mut sql = Sql::default();
+    let (select, fold) = rollup_select(q);
     sql.push(&format!("SELECT {select} FROM rollups r WHERE "))
         .bind("r.level = ", Arg::Int(level_code(level)))
         .bind(" AND r.client_id = ", text(ALL_CLIENTS));
@@ -584,17 +617,7 @@ fn client_hours(q: &Query, span: Span) -> Piece {
 /// client_days.
 fn client_days(q: &Query, span: Span) -> Piece {
     let mut sql = Sql::default();
-    let (select, fold) = if q.is_grouped() {
-        (
-            format!("r.bucket, {}, {ROW_STATS}", series_cols(q, "r")),
-            BucketOf::Floor(q.bucket),
-        )
-    } else {
-        (
-            format!("{NO_BUCKET}, {}, {SUMMED_STATS}", series_cols(q, "r")),
-            BucketOf::Fixed(None),
-        )
-    };
+    let (select, fold) = rollup_select(q);
     sql.push(&format!("SELECT {select}"));
     match &q.client_id {
         Some(c) => {

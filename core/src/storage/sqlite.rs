@@ -12,7 +12,9 @@ use serde_json::{Map, Value};
 
 use super::group::{Committed, GroupCommit};
 use super::schema::MIGRATIONS;
-use super::sql::{self, level_code, parse_stored, stored_time, Arg, EventRow, PieceRow, ALL_CLIENTS};
+use super::sql::{
+    self, level_code, parse_stored, stored_time, Arg, EventRow, PieceRow, RollupDelta, RollupTable, ALL_CLIENTS,
+};
 use super::{EventFilter, Store, StoredCounts, WriteItem, Written};
 use crate::aggregate::{Aggregate, Bucket, Partials, Query};
 use crate::error::{Error, Result, StorageKind};
@@ -462,48 +464,31 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
         }
     }
     let deltas = sql::rollup_deltas(stored);
-    for run in sql::upsert_runs(&deltas.across) {
-        let mut upsert = tx.prepare_cached(&sql::upsert_rollups(run.len()))?;
-        let mut i = 0;
-        for d in run {
-            let stats = &d.stats;
-            for v in [
-                &d.level as &dyn ToSql,
-                &d.client_id,
-                &d.metric,
-                &d.bucket,
-                &(stats.count as i64),
-                &stats.sum,
-                &stats.min,
-                &stats.max,
-            ] {
-                i += 1;
-                upsert.raw_bind_parameter(i, v)?;
-            }
-        }
-        upsert.raw_execute()?;
-    }
-    for run in sql::upsert_runs(&deltas.client_days) {
-        let mut upsert = tx.prepare_cached(&sql::upsert_client_days(run.len()))?;
-        let mut i = 0;
-        for d in run {
-            let stats = &d.stats;
-            for v in [
-                &d.bucket as &dyn ToSql,
-                &d.client_id,
-                &d.metric,
-                &(stats.count as i64),
-                &stats.sum,
-                &stats.min,
-                &stats.max,
-            ] {
-                i += 1;
-                upsert.raw_bind_parameter(i, v)?;
-            }
-        }
-        upsert.raw_execute()?;
-    }
+    upsert_deltas(tx, RollupTable::Rollups, &deltas.across)?;
+    upsert_deltas(tx, RollupTable::ClientDays, &deltas.client_days)?;
     Ok(out)
+}
+
+/// Add `deltas` to `table` in multi-row statements.
+fn upsert_deltas(tx: &rusqlite::Transaction<'_>, table: RollupTable, deltas: &[RollupDelta<'_>]) -> Result<()> {
+    for run in sql::upsert_runs(deltas) {
+        let mut upsert = tx.prepare_cached(&table.upsert(run.len()))?;
+        let mut i = 0;
+        for d in run {
+            let count = d.stats.count as i64;
+            let key: &[&dyn ToSql] = match table {
+                RollupTable::Rollups => &[&d.level, &d.client_id, &d.metric, &d.bucket],
+                RollupTable::ClientDays => &[&d.bucket, &d.client_id, &d.metric],
+            };
+            let stats: [&dyn ToSql; 4] = [&count, &d.stats.sum, &d.stats.min, &d.stats.max];
+            for v in key.iter().chain(&stats) {
+                i += 1;
+                upsert.raw_bind_parameter(i, v)?;
+            }
+        }
+        upsert.raw_execute()?;
+    }
+    Ok(())
 }
 
 /// Make the current transaction fail through the database itself: a write

@@ -26,7 +26,8 @@ use serde_json::{Map, Value};
 
 use super::group::{Committed, GroupCommit};
 use super::sql::{
-    self, level_code, parse_stored, rollup_deltas, stored_time, Arg, Dialect, EventRow, PieceRow, ALL_CLIENTS,
+    self, level_code, parse_stored, rollup_deltas, stored_time, Arg, Dialect, EventRow, PieceRow, RollupTable,
+    ALL_CLIENTS,
 };
 use super::{EventFilter, Store, StoredCounts, WriteItem, Written};
 use crate::aggregate::{Aggregate, Bucket, Partials, Query};
@@ -497,62 +498,57 @@ fn write_items(tx: &mut Tx<'_, '_>, items: &[WriteItem], rules_version: i64) -> 
 /// counts), taking the rows in key order.
 fn write_rollups(tx: &mut Tx<'_, '_>, stored: Vec<&Event>) -> Result<()> {
     let deltas = rollup_deltas(stored);
-    if !deltas.across.is_empty() {
-        let (levels, clients, metrics, buckets, counts, sums, mins, maxes) = delta_columns(&deltas.across);
-        tx.execute(
-            "INSERT INTO rollups (level, client_id, metric, bucket, n, total, lo, hi)
-             SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[],
-                                  $6::FLOAT8[], $7::FLOAT8[], $8::FLOAT8[])
-             ON CONFLICT (level, client_id, metric, bucket) DO UPDATE SET
-                 n = rollups.n + excluded.n,
-                 total = rollups.total + excluded.total,
-                 lo = LEAST(rollups.lo, excluded.lo),
-                 hi = GREATEST(rollups.hi, excluded.hi)",
-            &[&levels, &clients, &metrics, &buckets, &counts, &sums, &mins, &maxes],
-        )?;
-    }
-    if !deltas.client_days.is_empty() {
-        let (_, clients, metrics, buckets, counts, sums, mins, maxes) = delta_columns(&deltas.client_days);
-        tx.execute(
-            "INSERT INTO client_days (bucket, client_id, metric, n, total, lo, hi)
-             SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[],
-                                  $5::FLOAT8[], $6::FLOAT8[], $7::FLOAT8[])
-             ON CONFLICT (bucket, client_id, metric) DO UPDATE SET
-                 n = client_days.n + excluded.n,
-                 total = client_days.total + excluded.total,
-                 lo = LEAST(client_days.lo, excluded.lo),
-                 hi = GREATEST(client_days.hi, excluded.hi)",
-            &[&buckets, &clients, &metrics, &counts, &sums, &mins, &maxes],
-        )?;
-    }
-    Ok(())
+    upsert_deltas(tx, RollupTable::Rollups, &deltas.across)?;
+    upsert_deltas(tx, RollupTable::ClientDays, &deltas.client_days)
 }
 
-/// Rollup deltas as column arrays for `unnest`: level, client_id, metric,
-/// bucket, count, sum, min, max.
-#[allow(clippy::type_complexity)]
-fn delta_columns<'a>(
-    rows: &[sql::RollupDelta<'a>],
-) -> (
-    Vec<i64>,
-    Vec<&'a str>,
-    Vec<&'a str>,
-    Vec<i64>,
-    Vec<i64>,
-    Vec<f64>,
-    Vec<Option<f64>>,
-    Vec<Option<f64>>,
-) {
-    (
-        rows.iter().map(|d| d.level).collect(),
-        rows.iter().map(|d| d.client_id).collect(),
-        rows.iter().map(|d| d.metric).collect(),
-        rows.iter().map(|d| d.bucket).collect(),
-        rows.iter().map(|d| d.stats.count as i64).collect(),
-        rows.iter().map(|d| d.stats.sum).collect(),
-        rows.iter().map(|d| d.stats.min).collect(),
-        rows.iter().map(|d| d.stats.max).collect(),
-    )
+/// Add `deltas` to `table` in one statement: the rows travel as one array
+/// per column and are unnested on the server.
+fn upsert_deltas(tx: &mut Tx<'_, '_>, table: RollupTable, deltas: &[sql::RollupDelta<'_>]) -> Result<()> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let levels: Vec<i64> = deltas.iter().map(|d| d.level).collect();
+    let clients: Vec<&str> = deltas.iter().map(|d| d.client_id).collect();
+    let metrics: Vec<&str> = deltas.iter().map(|d| d.metric).collect();
+    let buckets: Vec<i64> = deltas.iter().map(|d| d.bucket).collect();
+    let counts: Vec<i64> = deltas.iter().map(|d| d.stats.count as i64).collect();
+    let sums: Vec<f64> = deltas.iter().map(|d| d.stats.sum).collect();
+    let mins: Vec<Option<f64>> = deltas.iter().map(|d| d.stats.min).collect();
+    let maxes: Vec<Option<f64>> = deltas.iter().map(|d| d.stats.max).collect();
+    // (column values, element type), in the table's binding order.
+    let mut columns: Vec<(&(dyn ToSql + Sync), &str)> = match table {
+        RollupTable::Rollups => vec![
+            (&levels, "BIGINT"),
+            (&clients, "TEXT"),
+            (&metrics, "TEXT"),
+            (&buckets, "BIGINT"),
+        ],
+        RollupTable::ClientDays => vec![(&buckets, "BIGINT"), (&clients, "TEXT"), (&metrics, "TEXT")],
+    };
+    columns.extend::<[(&(dyn ToSql + Sync), &str); 4]>([
+        (&counts, "BIGINT"),
+        (&sums, "FLOAT8"),
+        (&mins, "FLOAT8"),
+        (&maxes, "FLOAT8"),
+    ]);
+    let arrays: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, ty))| format!("${}::{ty}[]", i + 1))
+        .collect();
+    let values: Vec<&(dyn ToSql + Sync)> = columns.iter().map(|(v, _)| *v).collect();
+    tx.execute(
+        &format!(
+            "INSERT INTO {} ({}) SELECT * FROM unnest({}) {}",
+            table.name(),
+            table.columns(),
+            arrays.join(", "),
+            table.add_on_conflict()
+        ),
+        &values,
+    )?;
+    Ok(())
 }
 
 /// PostgreSQL's date functions.
