@@ -19,8 +19,8 @@ use crate::failure::{FailPoint, FailureSwitch};
 use crate::limits::{check_shape, too_large, DEFAULT_MAX_EVENT_BYTES};
 use crate::normalize::{normalize, normalize_fields, Fields};
 use crate::rules::Rules;
-use crate::storage::sqlite::{SqliteOptions, SqliteStore};
-use crate::storage::{EventFilter, Page, Store, WriteItem, Written, MAX_PAGE};
+use crate::storage::sqlite::SqliteStore;
+use crate::storage::{EventFilter, Page, Store, StoreOptions, WriteItem, Written, MAX_PAGE};
 
 /// How hard a commit works to survive failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -171,25 +171,15 @@ fn hide_password(url: &str) -> String {
 }
 
 fn open_store(location: &Location, durability: Durability, busy_timeout: Duration) -> Result<Box<dyn Store>> {
-    let sqlite = |path: Option<&Path>| -> Result<Box<dyn Store>> {
-        let opts = SqliteOptions {
-            durability,
-            busy_timeout,
-        };
-        Ok(Box::new(SqliteStore::open(path, opts)?))
+    let opts = StoreOptions {
+        durability,
+        busy_timeout,
     };
     match location {
-        Location::Memory => sqlite(None),
-        Location::File(path) => sqlite(Some(path)),
+        Location::Memory => Ok(Box::new(SqliteStore::open(None, opts)?)),
+        Location::File(path) => Ok(Box::new(SqliteStore::open(Some(path), opts)?)),
         #[cfg(feature = "postgres")]
-        Location::Postgres(url) => {
-            use crate::storage::postgres::{PostgresOptions, PostgresStore};
-            let opts = PostgresOptions {
-                durability,
-                busy_timeout,
-            };
-            Ok(Box::new(PostgresStore::open(url, opts)?))
-        }
+        Location::Postgres(url) => Ok(Box::new(crate::storage::postgres::PostgresStore::open(url, opts)?)),
         #[cfg(not(feature = "postgres"))]
         Location::Postgres(_) => Err(Error::arg(
             "this build of ingest has no PostgreSQL backend; build it with the `postgres` feature",

@@ -26,6 +26,15 @@ mod schema;
 pub(crate) mod sql;
 pub(crate) mod sqlite;
 
+/// How a backend commits and waits, as [`crate::IngestorBuilder`] set it.
+#[derive(Debug, Clone)]
+pub(crate) struct StoreOptions {
+    pub durability: crate::Durability,
+    /// How long a write waits for another's lock (and, on PostgreSQL, for a
+    /// free connection).
+    pub busy_timeout: std::time::Duration,
+}
+
 /// True for the URLs the PostgreSQL backend opens (`postgres://`,
 /// `postgresql://`), whether or not this build has it.
 pub(crate) fn is_postgres_url(target: &str) -> bool {

@@ -35,6 +35,7 @@ use super::EventFilter;
 use crate::aggregate::{plan, Bucket, GroupKey, Partials, Query, Source, Span, Stats, DAY_MS, HOUR_MS};
 use crate::error::{Error, Result, StorageKind};
 use crate::event::{Event, StoredEvent};
+use crate::rules::Rules;
 use crate::timestamp::Timestamp;
 
 /// The `client_id` of every row of `rollups`: it sums every client (a real
@@ -740,6 +741,23 @@ impl EventRow {
             rules_version: self.rules_version,
         })
     }
+}
+
+/// What a store records of `rules`: the whole document (the same document
+/// always gets the same version number) and the dedup key's spec (when it
+/// changed since the last open, stored events are re-keyed).
+pub(crate) fn rules_record(rules: &Rules) -> (String, String) {
+    let document = rules.to_value();
+    let key_spec = serde_json::to_string(&document["dedup_key"]).unwrap_or_default();
+    (document.to_string(), key_spec)
+}
+
+/// Re-keying under `spec` would make stored events `a` and `b` one event.
+pub(crate) fn key_collision(spec: &str, a: i64, b: i64) -> Error {
+    Error::rules(format!(
+        "dedup_key {spec} would make stored events {a} and {b} the same event; \
+         keep the old key or remove one of them first"
+    ))
 }
 
 /// A stored JSON column (attributes, raw input, reasons) read back.

@@ -15,7 +15,7 @@ use super::schema::MIGRATIONS;
 use super::sql::{
     self, level_code, parse_stored, stored_time, Arg, EventRow, PieceRow, RollupDelta, RollupTable, ALL_CLIENTS,
 };
-use super::{EventFilter, Store, StoredCounts, WriteItem, Written};
+use super::{EventFilter, Store, StoreOptions, StoredCounts, WriteItem, Written};
 use crate::aggregate::{Aggregate, Bucket, Partials, Query};
 use crate::error::{Error, Result, StorageKind};
 use crate::event::{Event, Reason, RejectedEvent, StoredEvent};
@@ -27,12 +27,6 @@ use crate::Durability;
 /// Idle reader connections kept for reuse.
 const IDLE_READERS: usize = 4;
 
-#[derive(Debug, Clone)]
-pub(crate) struct SqliteOptions {
-    pub durability: Durability,
-    pub busy_timeout: Duration,
-}
-
 pub(crate) struct SqliteStore {
     writer: Mutex<Connection>,
     group: GroupCommit,
@@ -42,7 +36,7 @@ pub(crate) struct SqliteStore {
     /// The file's identity when opened: a write must never land in a file
     /// that was since removed or replaced, which SQLite would allow.
     identity: Option<FileId>,
-    opts: SqliteOptions,
+    opts: StoreOptions,
 }
 
 /// (device, inode) of a file.
@@ -84,7 +78,7 @@ impl From<rusqlite::Error> for Error {
 impl SqliteStore {
     /// Open (creating if needed) the database at `path`, or an in-memory one
     /// for `None`, and bring its schema up to date.
-    pub(crate) fn open(path: Option<&Path>, opts: SqliteOptions) -> Result<Self> {
+    pub(crate) fn open(path: Option<&Path>, opts: StoreOptions) -> Result<Self> {
         let writer = new_connection(path, &opts, false)?;
         migrate(&writer)?;
         Ok(SqliteStore {
@@ -129,7 +123,7 @@ impl SqliteStore {
 const WAL_AUTOCHECKPOINT: u32 = 10_000;
 
 /// The one place connections are made: every PRAGMA is set here.
-fn new_connection(path: Option<&Path>, opts: &SqliteOptions, reader: bool) -> Result<Connection> {
+fn new_connection(path: Option<&Path>, opts: &StoreOptions, reader: bool) -> Result<Connection> {
     let conn = match path {
         Some(p) => Connection::open(p)?,
         None => Connection::open_in_memory()?,
@@ -268,8 +262,7 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn register_rules(&self, rules: &Rules, rekey: &dyn Fn(&Event) -> Vec<u8>) -> Result<i64> {
-        let document = rules.to_value().to_string();
-        let key_spec = serde_json::to_string(&rules.to_value()["dedup_key"]).unwrap_or_default();
+        let (document, key_spec) = sql::rules_record(rules);
         in_transaction(&mut self.writer(), |tx| {
             tx.execute(
                 "INSERT INTO rules (document, created_at) VALUES (?1, ?2) ON CONFLICT (document) DO NOTHING",
@@ -541,10 +534,7 @@ fn rekey_events(tx: &rusqlite::Transaction<'_>, rekey: &dyn Fn(&Event) -> Vec<u8
         if let Err(e) = update.execute(params![key, id]) {
             if extended_code(&e) == Some(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE) {
                 let other: i64 = owner.query_row([&key], |r| r.get(0))?;
-                return Err(Error::rules(format!(
-                    "dedup_key {spec} would make stored events {other} and {id} the same event; \
-                     keep the old key or remove one of them first"
-                )));
+                return Err(sql::key_collision(spec, other, id));
             }
             return Err(e.into());
         }

@@ -44,7 +44,7 @@ fn a_version_1_file_migrates_and_its_rollups_are_rebuilt_from_its_events() {
     version_1_file(&db, &events);
     let store = SqliteStore::open(
         Some(&db),
-        SqliteOptions {
+        StoreOptions {
             durability: Durability::Normal,
             busy_timeout: Duration::from_secs(5),
         },
@@ -115,7 +115,7 @@ fn plans(store: &SqliteStore, q: &Query) -> Vec<(String, Vec<String>)> {
 fn every_piece_seeks_an_index_and_a_clients_hours_read_its_own() {
     let store = SqliteStore::open(
         None,
-        SqliteOptions {
+        StoreOptions {
             durability: Durability::Normal,
             busy_timeout: Duration::from_secs(5),
         },

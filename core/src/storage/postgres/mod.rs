@@ -29,7 +29,7 @@ use super::sql::{
     self, level_code, parse_stored, rollup_deltas, stored_time, Arg, Dialect, EventRow, PieceRow, RollupTable,
     ALL_CLIENTS,
 };
-use super::{EventFilter, Store, StoredCounts, WriteItem, Written};
+use super::{EventFilter, Store, StoreOptions, StoredCounts, WriteItem, Written};
 use crate::aggregate::{Aggregate, Bucket, Partials, Query};
 use crate::error::{Error, Result, StorageKind};
 use crate::event::{Event, RejectedEvent, StoredEvent};
@@ -53,12 +53,6 @@ const CONFLICT_RETRIES: u32 = 8;
 /// Every migration and rules registration takes this advisory lock, so
 /// processes opening the same database at once apply each step once.
 const SCHEMA_LOCK: i64 = 0x696e_6765_7374; // "ingest"
-
-#[derive(Debug, Clone)]
-pub(crate) struct PostgresOptions {
-    pub durability: Durability,
-    pub busy_timeout: Duration,
-}
 
 pub(crate) struct PostgresStore {
     pool: Pool,
@@ -144,7 +138,7 @@ impl PostgresStore {
     /// Connect to the database at `url` (a libpq-style URL; `schema=NAME`
     /// chooses the schema, created if missing, default `public`) and bring
     /// the schema up to date.
-    pub(crate) fn open(url: &str, opts: PostgresOptions) -> Result<Self> {
+    pub(crate) fn open(url: &str, opts: StoreOptions) -> Result<Self> {
         let (url, schema) = split_schema(url)?;
         let mut config =
             postgres::Config::from_str(&url).map_err(|e| Error::arg(format!("invalid PostgreSQL URL: {e}")))?;
@@ -282,8 +276,7 @@ fn backoff(attempt: u32) -> Duration {
 
 impl Store for PostgresStore {
     fn register_rules(&self, rules: &Rules, rekey: &dyn Fn(&Event) -> Vec<u8>) -> Result<i64> {
-        let document = rules.to_value().to_string();
-        let key_spec = serde_json::to_string(&rules.to_value()["dedup_key"]).unwrap_or_default();
+        let (document, key_spec) = sql::rules_record(rules);
         let now = Timestamp::now().millis();
         self.transaction(|tx| {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
@@ -705,7 +698,7 @@ fn rekey_events(tx: &mut Tx<'_, '_>, rekey: &dyn Fn(&Event) -> Vec<u8>, spec: &s
             };
             let key = rekey(&event);
             if let Some(other) = seen.insert(key.clone(), id) {
-                return Err(collision(spec, other, id));
+                return Err(sql::key_collision(spec, other, id));
             }
             ids.push(id);
             keys.push(key);
@@ -715,18 +708,11 @@ fn rekey_events(tx: &mut Tx<'_, '_>, rekey: &dyn Fn(&Event) -> Vec<u8>, spec: &s
             let key: Vec<u8> = tx
                 .query_one("SELECT dedup_key FROM events WHERE id = $1", &[&other])?
                 .get(0);
-            return Err(collision(spec, other, seen[&key]));
+            return Err(sql::key_collision(spec, other, seen[&key]));
         }
         tx.execute(
             "UPDATE events SET dedup_key = u.k FROM unnest($1::BIGINT[], $2::BYTEA[]) AS u(id, k) WHERE events.id = u.id",
             &[&ids, &keys],
         )?;
     }
-}
-
-fn collision(spec: &str, a: i64, b: i64) -> Error {
-    Error::rules(format!(
-        "dedup_key {spec} would make stored events {a} and {b} the same event; \
-         keep the old key or remove one of them first"
-    ))
 }
