@@ -58,6 +58,9 @@ void test_processes_share_one_file(void);
 void test_postgres_by_url(void);
 void test_handles_share_one_postgres_database(void);
 void test_last_error_is_per_thread(void);
+/* Open `path` for a writer that races others: durability normal, and a
+ * busy timeout long enough that a slow machine never times out. */
+IngestStatus open_racer(const char *path, IngestHandle **out);
 
 /* A fresh directory for file stores, removed with its files by cleanup. */
 const char *scratch_dir(void);

@@ -25,10 +25,7 @@ static void store_url(char *buf, size_t len) {
 /* Open the test store, or say why not: NULL means skip (outside CI). */
 static IngestHandle *open_store(const char *url) {
   IngestHandle *h = NULL;
-  IngestOptions o = {0};
-  o.durability = "normal";
-  o.busy_timeout_ms = 30000;
-  if (ingest_open_with_options(url, &o, &h) == INGEST_OK) return h;
+  if (open_racer(url, &h) == INGEST_OK) return h;
   const char *ci = getenv("CI");
   if (ci != NULL && strcmp(ci, "true") == 0) {
     fprintf(stderr, "  PostgreSQL at %s is unreachable under CI: %s\n", server(), ingest_last_error());
@@ -79,10 +76,7 @@ struct racer {
 static void *race(void *arg) {
   struct racer *r = arg;
   IngestHandle *h = NULL;
-  IngestOptions o = {0};
-  o.durability = "normal";
-  o.busy_timeout_ms = 30000;
-  if (ingest_open_with_options(r->url, &o, &h) != INGEST_OK) {
+  if (open_racer(r->url, &h) != INGEST_OK) {
     r->errors++;
     return NULL;
   }

@@ -22,14 +22,18 @@ struct worker {
   int accepted, duplicate, errors;
 };
 
+IngestStatus open_racer(const char *path, IngestHandle **out) {
+  IngestOptions o = {0};
+  o.durability = "normal";
+  o.busy_timeout_ms = 30000;
+  return ingest_open_with_options(path, &o, out);
+}
+
 static void *submit_all(void *arg) {
   struct worker *w = arg;
   IngestHandle *h = w->h;
   if (h == NULL) {
-    IngestOptions o = {0};
-    o.durability = "normal";
-    o.busy_timeout_ms = 30000;
-    if (ingest_open_with_options(w->path, &o, &h) != INGEST_OK) {
+    if (open_racer(w->path, &h) != INGEST_OK) {
       w->errors++;
       return NULL;
     }
