@@ -19,6 +19,7 @@ use crate::failure::FailPoint;
 use crate::rules::Rules;
 use crate::timestamp::Timestamp;
 
+mod checkpoint;
 mod group;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;

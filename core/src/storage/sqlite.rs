@@ -2,6 +2,7 @@
 //! reader connections (WAL lets them read while the writer writes), every
 //! PRAGMA set in one place, and every write in one IMMEDIATE transaction.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -10,6 +11,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension, ToSql, TransactionBehavior};
 use serde_json::{Map, Value};
 
+use super::checkpoint::{Checkpointer, Thresholds};
 use super::group::{Committed, GroupCommit};
 use super::schema::MIGRATIONS;
 use super::sql::{
@@ -37,6 +39,10 @@ pub(crate) struct SqliteStore {
     /// that was since removed or replaced, which SQLite would allow.
     identity: Option<FileId>,
     opts: StoreOptions,
+    /// `None` for an in-memory database (no log), or when no thread could
+    /// be started (the writer then checkpoints as SQLite does by default).
+    /// Held for its thread, which stops when the store is dropped.
+    _checkpointer: Option<Checkpointer>,
 }
 
 /// (device, inode) of a file.
@@ -79,8 +85,12 @@ impl SqliteStore {
     /// Open (creating if needed) the database at `path`, or an in-memory one
     /// for `None`, and bring its schema up to date.
     pub(crate) fn open(path: Option<&Path>, opts: StoreOptions) -> Result<Self> {
-        let writer = new_connection(path, &opts, false)?;
+        let mut writer = new_connection(path, &opts, false)?;
         migrate(&writer)?;
+        let checkpointer = match path {
+            Some(p) => Checkpointer::start(&mut writer, new_connection(Some(p), &opts, false)?, CHECKPOINT_AT),
+            None => None,
+        };
         Ok(SqliteStore {
             writer: Mutex::new(writer),
             group: GroupCommit::default(),
@@ -88,6 +98,7 @@ impl SqliteStore {
             path: path.map(Path::to_path_buf),
             identity: path.and_then(file_id),
             opts,
+            _checkpointer: checkpointer,
         })
     }
 
@@ -115,12 +126,16 @@ impl SqliteStore {
     }
 }
 
-/// WAL pages written before a commit folds the WAL back into the database
+/// WAL pages written before the log is folded back into the database
 /// (SQLite's default is 1 000). A commit of a batch writes a few hundred
 /// pages, so the default checkpointed (and synced, at durability normal)
 /// every few commits; 10 000 pages (40 MB) do it about ten times less
-/// often, with the same pages written.
-const WAL_AUTOCHECKPOINT: u32 = 10_000;
+/// often, with the same pages written. The checkpoint thread takes them
+/// from there; the writer itself only at four times as many.
+const CHECKPOINT_AT: Thresholds = Thresholds {
+    wake: 10_000,
+    backstop: 40_000,
+};
 
 /// The one place connections are made: every PRAGMA is set here.
 fn new_connection(path: Option<&Path>, opts: &StoreOptions, reader: bool) -> Result<Connection> {
@@ -152,7 +167,8 @@ fn new_connection(path: Option<&Path>, opts: &StoreOptions, reader: bool) -> Res
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;
          PRAGMA cache_size = -32768;
-         PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT};"
+         PRAGMA wal_autocheckpoint = {};",
+        CHECKPOINT_AT.wake
     ))?;
     if reader {
         conn.execute_batch("PRAGMA query_only = ON;")?;
@@ -408,9 +424,20 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
     )?;
     let mut stored: Vec<&Event> = Vec::new();
     let mut out = Vec::with_capacity(items.len());
+    // The id of each key met in this group: a repeat (a client's retry that
+    // lands in the same batch, about one event in ten) is answered from it,
+    // without an insert that fails and a lookup.
+    let mut seen: HashMap<&[u8], i64> = HashMap::with_capacity(items.len());
     for item in items {
         match item {
             WriteItem::Event { key, event, replaces } => {
+                if let Some(id) = replaces {
+                    unreject.execute([id])?;
+                }
+                if let Some(&id) = seen.get(key.as_slice()) {
+                    out.push(Written::Duplicate(id));
+                    continue;
+                }
                 let attributes = serde_json::to_string(&event.attributes).unwrap_or_else(|_| "{}".into());
                 let changed = insert.execute(params![
                     key,
@@ -426,16 +453,18 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
                 // One row changed: this insert made it, so it holds the
                 // connection's last rowid. None: the key was already there.
                 let inserted = (changed == 1).then(|| tx.last_insert_rowid());
-                if let Some(id) = replaces {
-                    unreject.execute([id])?;
-                }
-                out.push(match inserted {
+                let (id, written) = match inserted {
                     Some(id) => {
                         stored.push(event);
-                        Written::Inserted(id)
+                        (id, Written::Inserted(id))
                     }
-                    None => Written::Duplicate(find.query_row([key], |r| r.get(0))?),
-                });
+                    None => {
+                        let id = find.query_row([key], |r| r.get(0))?;
+                        (id, Written::Duplicate(id))
+                    }
+                };
+                seen.insert(key, id);
+                out.push(written);
             }
             WriteItem::Rejected {
                 raw,
@@ -465,7 +494,7 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
 /// Add `deltas` to `table` in multi-row statements.
 fn upsert_deltas(tx: &rusqlite::Transaction<'_>, table: RollupTable, deltas: &[RollupDelta<'_>]) -> Result<()> {
     for run in sql::upsert_runs(deltas) {
-        let mut upsert = tx.prepare_cached(&table.upsert(run.len()))?;
+        let mut upsert = tx.prepare_cached(table.upsert(run.len()))?;
         let mut i = 0;
         for d in run {
             let count = d.stats.count as i64;

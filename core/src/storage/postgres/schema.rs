@@ -22,6 +22,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: MIGRATION_4,
         rebuild_rollups: false,
     },
+    Migration {
+        sql: MIGRATION_5,
+        rebuild_rollups: false,
+    },
 ];
 
 // 1: events, dead letters, rollups, rules versions.
@@ -110,4 +114,9 @@ const MIGRATION_3: &str = r#"
 // 4: as SQLite's migration 4: a client's events by time.
 const MIGRATION_4: &str = r#"
     CREATE INDEX events_by_client ON events (client_id, ts_hour, metric, ts) INCLUDE (amount);
+    "#;
+
+// 5: as SQLite's migration 5: events_by_client goes again.
+const MIGRATION_5: &str = r#"
+    DROP INDEX events_by_client;
     "#;
