@@ -14,9 +14,7 @@ use serde_json::{Map, Value};
 use super::checkpoint::{Checkpointer, Thresholds};
 use super::group::{Committed, GroupCommit};
 use super::schema::MIGRATIONS;
-use super::sql::{
-    self, level_code, parse_stored, stored_time, Arg, EventRow, PieceRow, RollupDelta, RollupTable, ALL_CLIENTS,
-};
+use super::sql::{self, level_code, parse_stored, stored_time, Arg, EventRow, PieceRow, RollupDelta, RollupTable};
 use super::{EventFilter, Store, StoreOptions, StoredCounts, WriteItem, Written};
 use crate::aggregate::{Aggregate, Bucket, Partials, Query};
 use crate::error::{Error, Result, StorageKind};
@@ -391,11 +389,7 @@ impl Store for SqliteStore {
 
     fn counts(&self) -> Result<StoredCounts> {
         self.read(|c| {
-            let events: i64 = c.query_row(
-                sql::COUNT_EVENTS,
-                params![level_code(Bucket::Month), ALL_CLIENTS],
-                |r| r.get(0),
-            )?;
+            let events: i64 = c.query_row(sql::COUNT_EVENTS, [level_code(Bucket::Month)], |r| r.get(0))?;
             let rejected: i64 = c.query_row("SELECT COUNT(*) FROM rejected", [], |r| r.get(0))?;
             Ok(StoredCounts {
                 events: events as u64,
@@ -499,7 +493,7 @@ fn upsert_deltas(tx: &rusqlite::Transaction<'_>, table: RollupTable, deltas: &[R
         for d in run {
             let count = d.stats.count as i64;
             let key: &[&dyn ToSql] = match table {
-                RollupTable::Rollups => &[&d.level, &d.client_id, &d.metric, &d.bucket],
+                RollupTable::Rollups => &[&d.level, &d.metric, &d.bucket],
                 RollupTable::ClientDays => &[&d.bucket, &d.client_id, &d.metric],
             };
             let stats: [&dyn ToSql; 4] = [&count, &d.stats.sum, &d.stats.min, &d.stats.max];

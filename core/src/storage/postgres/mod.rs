@@ -27,7 +27,6 @@ use serde_json::{Map, Value};
 use super::group::{Committed, GroupCommit};
 use super::sql::{
     self, level_code, parse_stored, rollup_deltas, stored_time, Arg, Dialect, EventRow, PieceRow, RollupTable,
-    ALL_CLIENTS,
 };
 use super::{EventFilter, Store, StoreOptions, StoredCounts, WriteItem, Written};
 use crate::aggregate::{Aggregate, Bucket, Partials, Query};
@@ -373,9 +372,7 @@ impl Store for PostgresStore {
     fn counts(&self) -> Result<StoredCounts> {
         let mut conn = self.conn()?;
         let mut s = conn.session();
-        let events: i64 = s
-            .query_one(sql::COUNT_EVENTS, &[&level_code(Bucket::Month), &ALL_CLIENTS])?
-            .get(0);
+        let events: i64 = s.query_one(sql::COUNT_EVENTS, &[&level_code(Bucket::Month)])?.get(0);
         let rejected: i64 = s.query_one("SELECT COUNT(*) FROM rejected", &[])?.get(0);
         Ok(StoredCounts {
             events: events as u64,
