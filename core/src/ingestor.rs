@@ -18,6 +18,7 @@ use crate::event::{Event, Outcome, Reason, RejectedEvent, StoredEvent};
 use crate::failure::{FailPoint, FailureSwitch};
 use crate::limits::{check_shape, too_large, DEFAULT_MAX_EVENT_BYTES};
 use crate::normalize::{normalize, normalize_fields, Fields};
+use crate::raw_event::{read_batch, read_event, InputNames, RawEvent};
 use crate::rules::Rules;
 use crate::storage::sqlite::SqliteStore;
 use crate::storage::{EventFilter, Page, Store, StoreOptions, WriteItem, Written, MAX_PAGE};
@@ -102,6 +103,7 @@ impl IngestorBuilder {
         Ok(Ingestor {
             store,
             location: self.location.display(),
+            names: InputNames::new(&rules),
             rules,
             rules_version,
             durability: self.durability,
@@ -269,6 +271,8 @@ pub struct Ingestor {
     store: Box<dyn Store>,
     location: String,
     rules: Rules,
+    /// The rules' input names, indexed for the fast JSON path.
+    names: InputNames,
     rules_version: i64,
     durability: Durability,
     max_event_bytes: usize,
@@ -349,7 +353,14 @@ impl Ingestor {
     /// [`Ingestor::submit`] from JSON text. Text that does not parse is an
     /// [`Error::InvalidArgument`], not a rejection.
     pub fn submit_json(&self, text: &str) -> Result<Outcome> {
-        self.submit(&self.parse(text)?)
+        if text.len() > self.max_event_bytes {
+            return Err(too_large(self.max_event_bytes));
+        }
+        let Some(event) = read_event(text, &self.names) else {
+            return self.submit(&self.parse(text)?);
+        };
+        let decided = self.decide_read(event)?;
+        Ok(self.store_decided(vec![decided])?.remove(0))
     }
 
     /// Submit typed fields without JSON (the C fast path): the same rules,
@@ -372,6 +383,13 @@ impl Ingestor {
 
     /// [`Ingestor::submit_batch`] from the JSON text of an array.
     pub fn submit_batch_json(&self, text: &str) -> Result<Vec<Outcome>> {
+        if let Some(events) = read_batch(text, &self.names) {
+            let decided = events
+                .into_iter()
+                .map(|event| self.decide_read(event))
+                .collect::<Result<Vec<_>>>()?;
+            return self.store_decided(decided);
+        }
         match serde_json::from_str::<Value>(text) {
             Ok(Value::Array(items)) => self.submit_batch(&items),
             Ok(_) => Err(Error::arg("a batch must be a JSON array of events")),
@@ -604,6 +622,19 @@ impl Ingestor {
             Ok(event) => self.valid(event),
             Err(reasons) => self.invalid(raw, reasons),
         })
+    }
+
+    /// [`Ingestor::decide`] for an event read by the fast path: the same
+    /// limit, the same rules. A rejected event goes the `Value` path, so its
+    /// reasons and kept raw text are exactly what `decide` gives.
+    fn decide_read(&self, event: RawEvent<'_>) -> Result<Decided> {
+        if event.approx_bytes(&self.rules) > self.max_event_bytes {
+            return Err(too_large(self.max_event_bytes));
+        }
+        match event.normalize(&self.rules) {
+            Ok(event) => Ok(self.valid(event)),
+            Err((_, event)) => self.decide(&event.into_value(&self.rules)),
+        }
     }
 
     fn valid(&self, event: Event) -> Decided {

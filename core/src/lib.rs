@@ -4,6 +4,8 @@
 //!
 //! Where to find what:
 //! - [`normalize`](mod@normalize): raw JSON to the canonical [`Event`], or every [`Reason`] it fails;
+//! - `raw_event`: the same from JSON text in one pass, the fast path of
+//!   `submit_json` and `submit_batch_json`;
 //! - [`rules`]: the rules document and its merge over the built-in rules;
 //! - [`timestamp`]: the accepted ways of writing an instant;
 //! - [`dedup`]: the key that makes two events the same event;
@@ -31,6 +33,7 @@ pub mod failure;
 mod ingestor;
 pub mod limits;
 pub mod normalize;
+mod raw_event;
 pub mod rules;
 mod storage;
 pub mod timestamp;
@@ -42,6 +45,8 @@ pub use event::{Event, Outcome, Reason, ReasonCode, RejectedEvent, StoredEvent};
 pub use failure::FailPoint;
 pub use ingestor::{CopyReport, Durability, IngestStats, Ingestor, IngestorBuilder, ReprocessReport};
 pub use normalize::{normalize, normalize_fields, Fields};
+#[doc(hidden)]
+pub use raw_event::{fast_normalize_batch, fast_read_batch, fast_read_event, FastRead};
 pub use rules::{Field, MetricCase, Rules};
 pub use storage::{EventFilter, Page, MAX_PAGE};
 pub use timestamp::Timestamp;

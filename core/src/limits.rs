@@ -18,6 +18,10 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
 
 /// Check `raw` against the depth limit and (approximately, within a few bytes
 /// per value) against `max_bytes` of JSON text, without recursion.
+///
+/// The depth limit cannot fail for a value parsed from text: serde_json's own
+/// limit is stricter (see the tests), which the fast path of
+/// [`raw_event`](crate::raw_event) relies on.
 pub fn check_shape(raw: &Value, max_bytes: usize) -> Result<()> {
     let mut stack: Vec<(&Value, usize)> = vec![(raw, 1)];
     let mut bytes = 0usize;
@@ -25,27 +29,61 @@ pub fn check_shape(raw: &Value, max_bytes: usize) -> Result<()> {
         if depth > MAX_DEPTH {
             return Err(Error::arg(format!("event is nested deeper than {MAX_DEPTH} levels")));
         }
-        bytes += match v {
-            Value::Null | Value::Bool(_) => 5,
-            Value::Number(_) => 8,
-            Value::String(s) => s.len() + 2,
-            Value::Array(items) => {
-                stack.extend(items.iter().map(|i| (i, depth + 1)));
-                items.len() + 2
-            }
-            Value::Object(map) => {
-                for (k, item) in map {
-                    bytes += k.len() + 4;
-                    stack.push((item, depth + 1));
-                }
-                2
-            }
-        };
+        bytes += own_bytes(v);
+        match v {
+            Value::Array(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|i| (i, depth + 1))),
+            _ => {}
+        }
         if bytes > max_bytes {
             return Err(too_large(max_bytes));
         }
     }
     Ok(())
+}
+
+/// What [`check_shape`] counts for `v` and everything in it: the size
+/// compared with the byte limit. Iterative, like `check_shape`.
+pub(crate) fn approx_bytes(v: &Value) -> usize {
+    if !(v.is_array() || v.is_object()) {
+        return own_bytes(v); // no stack to allocate
+    }
+    let mut stack = vec![v];
+    let mut bytes = 0usize;
+    while let Some(v) = stack.pop() {
+        bytes = bytes.saturating_add(own_bytes(v));
+        match v {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => stack.extend(map.values()),
+            _ => {}
+        }
+    }
+    bytes
+}
+
+/// What one value counts apart from the values inside it (an object's keys
+/// are its own): about the bytes of its JSON text.
+fn own_bytes(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) => SCALAR_BYTES,
+        Value::Number(_) => NUMBER_BYTES,
+        Value::String(s) => text_bytes(s),
+        Value::Array(items) => items.len() + 2,
+        Value::Object(map) => OBJECT_BYTES + map.keys().map(|k| key_bytes(k)).sum::<usize>(),
+    }
+}
+
+/// The counts of [`check_shape`], shared with the fast path, which counts an
+/// event it never builds as a `Value`: null and booleans, numbers, text, an
+/// object without its entries, and one entry's key.
+pub(crate) const SCALAR_BYTES: usize = 5;
+pub(crate) const NUMBER_BYTES: usize = 8;
+pub(crate) fn text_bytes(s: &str) -> usize {
+    s.len() + 2
+}
+pub(crate) const OBJECT_BYTES: usize = 2;
+pub(crate) fn key_bytes(k: &str) -> usize {
+    k.len() + 4
 }
 
 pub(crate) fn too_large(max_bytes: usize) -> Error {
@@ -84,5 +122,26 @@ mod tests {
         let v = json!({"s": "x".repeat(1000)});
         check_shape(&v, 2000).unwrap();
         assert!(check_shape(&v, 500).unwrap_err().to_string().contains("500 bytes"));
+    }
+
+    #[test]
+    fn the_size_limit_strikes_just_above_the_counted_size() {
+        let v = json!({"a": [1, null, true, "xy", {"b": {}}, []], "payload": {"c": 1.5}});
+        let n = approx_bytes(&v);
+        check_shape(&v, n).unwrap();
+        assert!(check_shape(&v, n - 1).unwrap_err().to_string().contains("larger"));
+    }
+
+    #[test]
+    fn what_serde_json_parses_is_never_too_deep() {
+        // serde_json refuses 128 nested lists or objects, one level short of
+        // MAX_DEPTH with a value inside: the depth limit only strikes values
+        // built in code, so the fast path never checks depth.
+        for (open, leaf, close) in [("[", "1", "]"), ("{\"k\":", "1", "}")] {
+            let nested = |n: usize| format!("{}{leaf}{}", open.repeat(n), close.repeat(n));
+            let deepest: Value = serde_json::from_str(&nested(127)).unwrap();
+            check_shape(&deepest, usize::MAX).unwrap();
+            assert!(serde_json::from_str::<Value>(&nested(128)).is_err());
+        }
     }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 use crate::event::{Event, Reason, ReasonCode};
 use crate::rules::{Field, Rules, PAYLOAD};
@@ -38,13 +38,13 @@ pub fn normalize(raw: &Value, rules: &Rules) -> Result<Event, Vec<Reason>> {
     let merged = merge_envelope(top)?;
     let mut reasons = Vec::new();
     let mut used: [Option<&str>; 5] = [None; 5];
-    let mut found = |field: Field| -> Option<(&str, &Value)> {
+    let mut found = |field: Field| -> Option<(&str, Scalar)> {
         let hit = rules.aliases(field).iter().find_map(|name| {
             merged
                 .get(name.as_str())
                 .copied()
                 .filter(|v| !v.is_null())
-                .map(|v| (name.as_str(), v))
+                .map(|v| (name.as_str(), Scalar::from(v)))
         });
         used[field as usize] = hit.map(|(name, _)| name);
         hit
@@ -110,9 +110,8 @@ impl Fields<'_> {
 /// except that the timestamp is always milliseconds (no seconds guess).
 pub fn normalize_fields(f: &Fields<'_>, rules: &Rules) -> Result<Event, Vec<Reason>> {
     let mut reasons = Vec::new();
-    let text = |field, v: Option<&str>, reasons: &mut Vec<Reason>| {
-        let value = v.map(Value::from);
-        text_field(field, value.as_ref().map(|v| (field.as_str(), v)), rules, reasons)
+    let text = |field: Field, v: Option<&str>, reasons: &mut Vec<Reason>| {
+        text_field(field, v.map(|v| (field.as_str(), Scalar::Text(v))), rules, reasons)
     };
     let client_id = text(Field::ClientId, Some(f.client_id), &mut reasons);
     let metric = text(Field::Metric, f.metric, &mut reasons);
@@ -138,8 +137,46 @@ pub fn normalize_fields(f: &Fields<'_>, rules: &Rules) -> Result<Event, Vec<Reas
     )
 }
 
+/// A field's value as the checks below read it: a view of a
+/// `serde_json::Value`, or of what the fast parser
+/// ([`raw_event`](crate::raw_event)) kept of an event's text, so that both
+/// paths go through one set of rules and give one answer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scalar<'a> {
+    Null,
+    Bool(bool),
+    Number(&'a Number),
+    Text(&'a str),
+    /// A list or an object: never a canonical field's value.
+    Compound(&'a Value),
+}
+
+impl<'a> From<&'a Value> for Scalar<'a> {
+    fn from(v: &'a Value) -> Self {
+        match v {
+            Value::Null => Scalar::Null,
+            Value::Bool(b) => Scalar::Bool(*b),
+            Value::Number(n) => Scalar::Number(n),
+            Value::String(s) => Scalar::Text(s),
+            Value::Array(_) | Value::Object(_) => Scalar::Compound(v),
+        }
+    }
+}
+
+impl Scalar<'_> {
+    fn type_name(self) -> &'static str {
+        match self {
+            Scalar::Compound(v) => type_name(v),
+            Scalar::Null => "null",
+            Scalar::Bool(_) => "a boolean",
+            Scalar::Number(_) => "a number",
+            Scalar::Text(_) => "text",
+        }
+    }
+}
+
 /// The canonical fields as each was read, `None` where it failed.
-type Parts = (
+pub(crate) type Parts = (
     Option<String>,
     Option<String>,
     Option<f64>,
@@ -148,9 +185,9 @@ type Parts = (
 );
 
 /// The checks on the event as a whole (the metric against `allowed_metrics`),
-/// then the event, or every reason it fails: one place for both the JSON
-/// path and the typed path.
-fn assemble(
+/// then the event, or every reason it fails: one place for the JSON paths
+/// and the typed path. `attributes` is called only for an accepted event.
+pub(crate) fn assemble(
     (client_id, metric, amount, timestamp, event_id): Parts,
     attributes: impl FnOnce() -> Map<String, Value>,
     rules: &Rules,
@@ -200,7 +237,12 @@ fn merge_envelope(top: &Map<String, Value>) -> Result<BTreeMap<&str, &Value>, Ve
 }
 
 /// `client_id`, `metric` or `event_id`: text, or an integer written as text.
-fn text_field(field: Field, found: Option<(&str, &Value)>, rules: &Rules, reasons: &mut Vec<Reason>) -> Option<String> {
+pub(crate) fn text_field(
+    field: Field,
+    found: Option<(&str, Scalar)>,
+    rules: &Rules,
+    reasons: &mut Vec<Reason>,
+) -> Option<String> {
     let name = field.as_str();
     let Some((from, value)) = found else {
         return absent_text(field, rules, reasons);
@@ -208,16 +250,16 @@ fn text_field(field: Field, found: Option<(&str, &Value)>, rules: &Rules, reason
     let text = match value {
         // Cased before the length check: lower-casing can lengthen text
         // ("İ" is two characters in lower case), and the limit is on what is stored.
-        Value::String(s) if field == Field::Metric => rules.normalize_metric(s),
-        Value::String(s) => s.trim().to_string(),
-        Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+        Scalar::Text(s) if field == Field::Metric => rules.normalize_metric(s),
+        Scalar::Text(s) => s.trim().to_string(),
+        Scalar::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
         other => {
             reasons.push(Reason::new(
                 ReasonCode::BadType,
                 name,
                 format!(
                     "{name} (from {from:?}) must be text or an integer, not {}",
-                    type_name(other)
+                    other.type_name()
                 ),
             ));
             return None;
@@ -266,7 +308,7 @@ fn absent_text(field: Field, rules: &Rules, reasons: &mut Vec<Reason>) -> Option
     None
 }
 
-fn amount_field(found: Option<(&str, &Value)>, rules: &Rules, reasons: &mut Vec<Reason>) -> Option<f64> {
+pub(crate) fn amount_field(found: Option<(&str, Scalar)>, rules: &Rules, reasons: &mut Vec<Reason>) -> Option<f64> {
     let Some((from, value)) = found else {
         match rules.default_amount() {
             Some(d) if !rules.is_required(Field::Amount) => return Some(d),
@@ -277,15 +319,15 @@ fn amount_field(found: Option<(&str, &Value)>, rules: &Rules, reasons: &mut Vec<
         }
     };
     let parsed = match value {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => parse_amount_text(s),
+        Scalar::Number(n) => n.as_f64(),
+        Scalar::Text(s) => parse_amount_text(s),
         other => {
             reasons.push(Reason::new(
                 ReasonCode::BadType,
                 "amount",
                 format!(
                     "amount (from {from:?}) must be a number or numeric text, not {}",
-                    type_name(other)
+                    other.type_name()
                 ),
             ));
             return None;
@@ -331,14 +373,18 @@ fn check_amount(a: f64, rules: &Rules, reasons: &mut Vec<Reason>) -> Option<f64>
     Some(a)
 }
 
-fn timestamp_field(found: Option<(&str, &Value)>, rules: &Rules, reasons: &mut Vec<Reason>) -> Option<Timestamp> {
+pub(crate) fn timestamp_field(
+    found: Option<(&str, Scalar)>,
+    rules: &Rules,
+    reasons: &mut Vec<Reason>,
+) -> Option<Timestamp> {
     let Some((from, value)) = found else {
         reasons.push(missing(Field::Timestamp, rules));
         return None;
     };
     let parsed = match value {
-        Value::String(s) => Timestamp::parse(s),
-        Value::Number(n) => n
+        Scalar::Text(s) => Timestamp::parse(s),
+        Scalar::Number(n) => n
             .as_f64()
             .map_or(Err(TimestampError::OutOfRange), Timestamp::from_epoch),
         other => {
@@ -347,7 +393,7 @@ fn timestamp_field(found: Option<(&str, &Value)>, rules: &Rules, reasons: &mut V
                 "timestamp",
                 format!(
                     "timestamp (from {from:?}) must be text or an epoch number, not {}",
-                    type_name(other)
+                    other.type_name()
                 ),
             ));
             return None;
@@ -402,11 +448,14 @@ fn type_name(v: &Value) -> &'static str {
 
 /// A short rendering of an offending value for a message: untrusted input
 /// must not make the message itself huge.
-fn preview(v: &Value) -> String {
+fn preview(v: Scalar) -> String {
     const MAX: usize = 60;
     let (text, quote) = match v {
-        Value::String(s) => (std::borrow::Cow::Borrowed(s.as_str()), true),
-        other => (std::borrow::Cow::Owned(other.to_string()), false),
+        Scalar::Text(s) => (std::borrow::Cow::Borrowed(s), true),
+        Scalar::Number(n) => (std::borrow::Cow::Owned(n.to_string()), false),
+        Scalar::Bool(b) => (std::borrow::Cow::Owned(b.to_string()), false),
+        Scalar::Null => (std::borrow::Cow::Borrowed("null"), false),
+        Scalar::Compound(v) => (std::borrow::Cow::Owned(v.to_string()), false),
     };
     let mut cut: String = text.chars().take(MAX).collect();
     if cut.len() < text.len() {
