@@ -15,7 +15,7 @@
 #                    replay the saved crash inputs once each
 #
 # Two fuzz projects, each its own cargo workspace with its own target dir:
-#   core/fuzz  normalize, submit_json, rules  (no sanitizer: safe Rust, the
+#   core/fuzz  normalize, submit_json, fast_path, rules  (no sanitizer: safe Rust, the
 #              harness's assertions are the oracle; twice the speed)
 #   ffi/fuzz   c_json                         (AddressSanitizer in the long
 #              run by default: raw pointers and strings freed across the
@@ -42,7 +42,7 @@ FUZZ_FFI_FLAGS     := --sanitizer $(FUZZ_FFI_SANITIZER) \
 # run, and an ASan build of SQLite alone took minutes of the test budget.
 # The long run keeps ASan.
 FUZZ_FFI_SMOKE_FLAGS := --sanitizer none
-FUZZ_CORE_TARGETS  := normalize submit_json rules
+FUZZ_CORE_TARGETS  := normalize submit_json fast_path rules
 FUZZ_FFI_TARGETS   := c_json
 
 FUZZ_SMOKE_RUNS    ?= 20000
@@ -76,6 +76,7 @@ fuzz-seeds:
 	@test -d "$(INGEST_SHARED)/scenarios" || { echo "missing $(INGEST_SHARED)/scenarios (set INGEST_SHARED)"; exit 1; }
 	@python3 core/fuzz/seed-corpus.py "$(INGEST_SHARED)/scenarios" events core/fuzz/corpus/normalize-scenarios
 	@python3 core/fuzz/seed-corpus.py "$(INGEST_SHARED)/scenarios" submit core/fuzz/corpus/submit_json-scenarios
+	@python3 core/fuzz/seed-corpus.py "$(INGEST_SHARED)/scenarios" submit core/fuzz/corpus/fast_path-scenarios
 	@python3 core/fuzz/seed-corpus.py "$(INGEST_SHARED)/scenarios" c_json ffi/fuzz/corpus/c_json-scenarios
 	@mkdir -p core/fuzz/corpus/rules-scenarios $(addprefix core/fuzz/corpus/,$(FUZZ_CORE_TARGETS)) \
 		$(addprefix ffi/fuzz/corpus/,$(FUZZ_FFI_TARGETS))

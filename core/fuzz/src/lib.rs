@@ -6,10 +6,11 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use ingest_core::limits::check_shape;
 use ingest_core::timestamp::{MAX_MS, MIN_MS};
 use ingest_core::{
-    dedup_key, normalize as normalize_raw, normalize_fields, Error, Event, EventFilter, Field, Fields, Ingestor,
-    Outcome, Page, Query, Rules, Timestamp,
+    dedup_key, fast_read_batch, fast_read_event, normalize as normalize_raw, normalize_fields, Error, Event,
+    EventFilter, FastRead, Field, Fields, Ingestor, Outcome, Page, Query, Rules, Timestamp,
 };
 use serde_json::{Map, Number, Value};
 
@@ -377,3 +378,72 @@ const SAMPLES: [&str; 4] = [
     r#"{"user": "u", "price": 1e3, "t": "2024-01-02T10:00:00+02:00", "m": "İx", "event_id": "e"}"#,
     r#"{"payload": {"clientId": 42, "amt": "12.5", "date": "2024-02-29 10:00", "name": null, "type": "X"}}"#,
 ];
+
+/// Fuzz target `fast_path`: the text as one event and inside batches through
+/// the fast JSON path of `submit_json` and `submit_batch_json`, under every
+/// rule set: where it answers, it answers what the `Value` path answers (the
+/// same event with its attributes or the same reasons, the same value, the
+/// same size against the byte limit); where it steps aside, the `Value` path
+/// answers instead, so any answer is right.
+pub fn fast_path(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let batches = [format!("[{text}]"), format!("[{text},{text}]")];
+    for rules in fast_rule_sets() {
+        if let Some(fast) = fast_read_event(&text, rules) {
+            let value = serde_json::from_str::<Value>(&text)
+                .unwrap_or_else(|e| panic!("the fast path read text serde_json refuses: {e}"));
+            check_fast(&fast, &value, rules);
+        }
+        for batch in &batches {
+            let Some(fast) = fast_read_batch(batch, rules) else {
+                continue;
+            };
+            let parsed = serde_json::from_str::<Value>(batch);
+            let Ok(Value::Array(values)) = parsed else {
+                panic!("the fast path read a batch serde_json reads as {parsed:?}");
+            };
+            assert_eq!(fast.len(), values.len(), "one event per item");
+            for (f, v) in fast.iter().zip(&values) {
+                check_fast(f, v, rules);
+            }
+        }
+    }
+}
+
+/// The rule sets of the other targets, and two whose input names need
+/// escapes, list a name twice, or are serde_json's private key.
+fn fast_rule_sets() -> &'static [Rules] {
+    static SETS: OnceLock<Vec<Rules>> = OnceLock::new();
+    SETS.get_or_init(|| {
+        let more = [
+            r#"{"aliases": {"amount": ["v", "é", "v"], "timestamp": ["t\"q", "ts", "t\"q"],
+                "event_id": ["$serde_json::private::Number", "eid"], "client_id": ["user", "ü\n"]},
+                "amount_range": [0, 100], "allowed_metrics": ["a", "B"], "metric_case": "preserve",
+                "defaults": {"amount": 0.5, "client_id": "anon"}, "required": ["timestamp"]}"#,
+            r#"{"aliases": {"metric": ["payload2", "name"]}, "defaults": {"metric": "u"}, "max_text_len": 1}"#,
+        ];
+        let more = more
+            .iter()
+            .map(|doc| Rules::from_json(doc).expect("the fuzz rule sets are valid"));
+        rule_sets().iter().cloned().chain(more).collect()
+    })
+}
+
+fn check_fast(fast: &FastRead, value: &Value, rules: &Rules) {
+    assert_eq!(&fast.value, value, "the fast path rebuilt another value");
+    assert_eq!(
+        fast.normalized,
+        normalize_raw(value, rules),
+        "the fast path normalised differently\n{value}"
+    );
+    assert!(
+        check_shape(value, fast.bytes).is_ok(),
+        "the fast path counted {} bytes, too few",
+        fast.bytes
+    );
+    assert!(
+        check_shape(value, fast.bytes - 1).is_err(),
+        "the fast path counted {} bytes, too many",
+        fast.bytes
+    );
+}
