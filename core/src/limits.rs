@@ -20,8 +20,8 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
 /// per value) against `max_bytes` of JSON text, without recursion.
 ///
 /// The depth limit cannot fail for a value parsed from text: serde_json's own
-/// limit is stricter (see the tests), which the fast path of
-/// [`raw_event`](crate::raw_event) relies on.
+/// limit is stricter (see the tests), which the fast JSON path of
+/// `submit_json` and `submit_batch_json` relies on.
 pub fn check_shape(raw: &Value, max_bytes: usize) -> Result<()> {
     let mut stack: Vec<(&Value, usize)> = vec![(raw, 1)];
     let mut bytes = 0usize;
