@@ -16,8 +16,17 @@ pub const MAX_DEPTH: usize = 128;
 /// The default limit on one event's size in bytes of JSON.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
 
-/// Check `raw` against the depth limit and (approximately, within a few bytes
-/// per value) against `max_bytes` of JSON text, without recursion.
+/// Keys serde_json gives a private meaning: with its `arbitrary_precision`
+/// feature an object whose first key is `$serde_json::private::Number` reads
+/// as a number. Such a key anywhere in an event would be stored first (keys
+/// are kept sorted), and the stored text would then not read back: one
+/// client could make the dead letters (or the events) unreadable. So input
+/// holding one is refused, like input too deep or too large.
+pub(crate) const RESERVED_KEY_PREFIX: &str = "$serde_json::private::";
+
+/// Check `raw` against the depth limit, (approximately, within a few bytes
+/// per value) against `max_bytes` of JSON text, and for keys that are
+/// [reserved](RESERVED_KEY_PREFIX), without recursion.
 ///
 /// The depth limit cannot fail for a value parsed from text: serde_json's own
 /// limit is stricter (see the tests), which the fast JSON path of
@@ -32,7 +41,12 @@ pub fn check_shape(raw: &Value, max_bytes: usize) -> Result<()> {
         bytes += own_bytes(v);
         match v {
             Value::Array(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
-            Value::Object(map) => stack.extend(map.values().map(|i| (i, depth + 1))),
+            Value::Object(map) => {
+                if let Some(k) = map.keys().find(|k| is_reserved(k)) {
+                    return Err(reserved_key(k));
+                }
+                stack.extend(map.values().map(|i| (i, depth + 1)));
+            }
             _ => {}
         }
         if bytes > max_bytes {
@@ -40,6 +54,35 @@ pub fn check_shape(raw: &Value, max_bytes: usize) -> Result<()> {
         }
     }
     Ok(())
+}
+
+pub(crate) fn is_reserved(key: &str) -> bool {
+    key.starts_with(RESERVED_KEY_PREFIX)
+}
+
+fn reserved_key(key: &str) -> Error {
+    Error::arg(format!(
+        "event has the key {key:?}: keys starting with {RESERVED_KEY_PREFIX:?} are reserved by the JSON library and cannot be stored"
+    ))
+}
+
+/// True when an object anywhere in `v` has a [reserved](RESERVED_KEY_PREFIX)
+/// key. Iterative, like [`check_shape`].
+pub(crate) fn has_reserved_key(v: &Value) -> bool {
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => {
+                if map.keys().any(|k| is_reserved(k)) {
+                    return true;
+                }
+                stack.extend(map.values());
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// What [`check_shape`] counts for `v` and everything in it: the size

@@ -29,7 +29,9 @@ use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 
 use crate::event::{Event, Reason};
-use crate::limits::{approx_bytes, key_bytes, text_bytes, NUMBER_BYTES, OBJECT_BYTES, SCALAR_BYTES};
+use crate::limits::{
+    approx_bytes, has_reserved_key, is_reserved, key_bytes, text_bytes, NUMBER_BYTES, OBJECT_BYTES, SCALAR_BYTES,
+};
 use crate::normalize::{amount_field, assemble, text_field, timestamp_field, Scalar};
 use crate::rules::{Field, Rules, PAYLOAD};
 
@@ -281,9 +283,10 @@ pub(crate) fn read_batch<'de>(text: &'de str, names: &InputNames) -> Option<Vec<
 
 /// Why the fast path stepped aside from well-formed JSON; the `Value` path
 /// answers these:
-/// - a first key serde_json gives a private meaning (with its
+/// - a key serde_json gives a private meaning, anywhere (with its
 ///   `arbitrary_precision` feature, `{"$serde_json::private::Number": "1"}`
-///   parses as the number 1);
+///   parses as the number 1; elsewhere the `Value` path refuses it, see
+///   [`RESERVED_KEY_PREFIX`](crate::limits::RESERVED_KEY_PREFIX));
 /// - a `payload` that is not an object (a rejection), or given twice.
 #[derive(Debug)]
 struct Unusual;
@@ -293,8 +296,6 @@ impl fmt::Display for Unusual {
         f.write_str("left to the Value path")
     }
 }
-
-const SERDE_JSON_PRIVATE: &str = "$serde_json::private::";
 
 struct BatchVisitor<'n> {
     names: &'n InputNames,
@@ -365,12 +366,10 @@ impl<'de> Visitor<'de> for FieldsVisitor<'_, '_, 'de> {
             event,
             in_payload,
         } = self;
-        let mut first = true;
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            if first && key.starts_with(SERDE_JSON_PRIVATE) {
+            if is_reserved(&key) {
                 return Err(A::Error::custom(Unusual));
             }
-            first = false;
             if let Some(slot) = names.slot(&key) {
                 let value = map.next_value_seed(FieldValueSeed)?;
                 event.add_alias(slot, in_payload, value);
@@ -386,6 +385,9 @@ impl<'de> Visitor<'de> for FieldsVisitor<'_, '_, 'de> {
                 })?;
             } else {
                 let value: Value = map.next_value()?;
+                if has_reserved_key(&value) {
+                    return Err(A::Error::custom(Unusual));
+                }
                 let fields = match (&mut event.payload, in_payload) {
                     (Some(p), true) => p,
                     _ => &mut event.top,
@@ -480,17 +482,24 @@ impl<'de> Visitor<'de> for FieldValueSeed {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        Ok(FieldValue::Compound(Value::deserialize(SeqAccessDeserializer::new(
-            seq,
-        ))?))
+        compound(Value::deserialize(SeqAccessDeserializer::new(seq))?)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        Ok(match Value::deserialize(MapAccessDeserializer::new(map))? {
-            Value::Number(n) => FieldValue::Number(n),
-            other => FieldValue::Compound(other),
-        })
+        match Value::deserialize(MapAccessDeserializer::new(map))? {
+            Value::Number(n) => Ok(FieldValue::Number(n)),
+            other => compound(other),
+        }
     }
+}
+
+/// A list or object under an alias; one holding a reserved key is left to
+/// the `Value` path, which refuses it.
+fn compound<'de, E: serde::de::Error>(v: Value) -> Result<FieldValue<'de>, E> {
+    if has_reserved_key(&v) {
+        return Err(E::custom(Unusual));
+    }
+    Ok(FieldValue::Compound(v))
 }
 
 /// What normalising one event answers.

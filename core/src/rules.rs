@@ -219,6 +219,11 @@ impl Rules {
                     "{at}: \"payload\" is the envelope's key and cannot be an alias"
                 )));
             }
+            if let Some(n) = names.iter().find(|n| crate::limits::is_reserved(n)) {
+                return Err(Error::rules(format!(
+                    "{at}: {n:?} is reserved by the JSON library (events holding it are refused) and cannot be an alias"
+                )));
+            }
             self.aliases[field.index()] = names;
         }
         // One input name feeding two fields would make the event ambiguous.

@@ -45,6 +45,50 @@ fn malformed_text_is_an_argument_error() {
 }
 
 #[test]
+fn keys_serde_json_reserves_are_refused_and_the_dead_letters_stay_readable() {
+    let ing = Ingestor::in_memory().unwrap();
+    let reserved = [
+        // Not first: kept as a key, it would be stored first and read back
+        // as a number, making every later listing fail.
+        r#"{"source": "a", "$serde_json::private::Number": "1", "ts": 0}"#,
+        r#"{"source": "a", "ts": 0, "amt": 1, "x": [{"y": 1, "$serde_json::private::RawValue": 2}]}"#,
+        r#"{"payload": {"source": "a", "ts": 0, "amt": "x", "$serde_json::private::Number": "1"}}"#,
+        r#"{"source": "a", "ts": 0, "amount": [{"a": 1, "$serde_json::private::Number": "1"}]}"#,
+        // Escaped, it is the same key.
+        r#"{"source": "a", "\u0024serde_json::private::Number": "1", "ts": 0}"#,
+    ];
+    for text in reserved {
+        let err = ing.submit_json(text).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidArgument(m) if m.contains("reserved")),
+            "{text}: {err}"
+        );
+        let batch = format!("[{text}]");
+        assert!(
+            matches!(ing.submit_batch_json(&batch), Err(Error::InvalidArgument(_))),
+            "{batch}"
+        );
+        let value: Value = serde_json::from_str(text).unwrap();
+        assert!(is_arg_error(ing.submit(&value)), "{text}");
+        assert!(ing.submit_batch(std::slice::from_ref(&value)).is_err(), "{text}");
+        assert!(ing.check(&value).is_err(), "{text}");
+    }
+    // First, serde_json reads it as a number: not an object, a readable rejection.
+    let o = ing.submit_json(r#"{"$serde_json::private::Number": "1"}"#).unwrap();
+    assert_eq!(o.reasons()[0].code, ReasonCode::NotAnObject);
+    let stats = ing.stats().unwrap();
+    assert_eq!((stats.stored_events, stats.stored_rejected), (0, 1));
+    let listed = ing.rejected(ingest_core::Page { limit: 10, offset: 0 }).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(
+        ingest_core::Rules::from_json(r#"{"aliases": {"event_id": ["$serde_json::private::Number"]}}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("reserved")
+    );
+}
+
+#[test]
 fn deep_nesting_is_refused_without_overflowing_the_stack() {
     let ing = Ingestor::in_memory().unwrap();
     let deep = format!("{}1{}", "[".repeat(20_000), "]".repeat(20_000));

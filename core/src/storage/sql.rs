@@ -869,7 +869,10 @@ mod tests {
         assert_eq!(upsert_runs::<usize>(&[]).count(), 0);
         assert_eq!(values(2, &[None, Some("''"), None]), "($1, '', $2), ($3, '', $4)");
         let across = RollupTable::Rollups.upsert(2);
-        assert!(across.contains("($1, '', $2, $3, $4, $5, $6, $7), ($8, '', $9,"), "{across}");
+        assert!(
+            across.contains("($1, '', $2, $3, $4, $5, $6, $7), ($8, '', $9,"),
+            "{across}"
+        );
         let days = RollupTable::ClientDays.upsert(1);
         assert!(days.contains("VALUES ($1, $2, $3, $4, $5, $6, $7) ON"), "{days}");
     }
