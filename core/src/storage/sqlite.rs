@@ -421,7 +421,9 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
     // The id of each key met in this group: a repeat (a client's retry that
     // lands in the same batch, about one event in ten) is answered from it,
     // without an insert that fails and a lookup.
-    let mut seen: HashMap<&[u8], i64> = HashMap::with_capacity(items.len());
+    let mut seen: foldhash::HashMap<&[u8], i64> = HashMap::with_capacity_and_hasher(items.len(), Default::default());
+    // One buffer for every event's attributes text: no allocation per event.
+    let mut attributes = Vec::new();
     for item in items {
         match item {
             WriteItem::Event { key, event, replaces } => {
@@ -432,7 +434,12 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
                     out.push(Written::Duplicate(id));
                     continue;
                 }
-                let attributes = serde_json::to_string(&event.attributes).unwrap_or_else(|_| "{}".into());
+                attributes.clear();
+                if serde_json::to_writer(&mut attributes, &event.attributes).is_err() {
+                    attributes = b"{}".to_vec();
+                }
+                // serde_json writes UTF-8; the text column takes it as text.
+                let attributes = std::str::from_utf8(&attributes).unwrap_or("{}");
                 let changed = insert.execute(params![
                     key,
                     event.client_id,
