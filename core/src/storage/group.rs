@@ -10,9 +10,19 @@
 //!
 //! A lone caller leads at once and waits for no one: group commit costs
 //! nothing without concurrency.
+//!
+//! With concurrency, a leader may wait a little for the callers of the last
+//! groups to come back. Without that, callers settle into two cohorts: the
+//! callers of one group return while the next group, made of those who
+//! queued during its sync, is already being written, so each group holds
+//! half of them. The wait is bounded by half the last commit's time, made
+//! only while groups keep showing several callers, and dropped as soon as
+//! one wait finds no one coming (callers that take turns, not race).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
 
 use super::{WriteItem, Written};
 use crate::error::{Error, Result, StorageKind};
@@ -21,11 +31,15 @@ use crate::failure::FailPoint;
 /// The most items one group takes, so one transaction stays bounded.
 const MAX_GROUP_ITEMS: usize = 50_000;
 
+/// The longest a leader waits for callers to come back.
+const MAX_WAIT: Duration = Duration::from_millis(1);
+
 /// Items handed back with what the database did with each, in order.
 pub(crate) type Committed = (Vec<WriteItem>, Vec<Written>);
 
 struct Job {
     ticket: u64,
+    caller: ThreadId,
     items: Vec<WriteItem>,
     fail: Option<FailPoint>,
 }
@@ -36,12 +50,20 @@ struct State {
     done: HashMap<u64, Result<Committed>>,
     leading: bool,
     next_ticket: u64,
+    /// The callers of the last group, and how many distinct callers the
+    /// last two groups had: how many a leader may expect back.
+    last_callers: HashSet<ThreadId>,
+    expected: usize,
+    /// How long the last group took to write.
+    last_write: Duration,
 }
 
 #[derive(Default)]
 pub(crate) struct GroupCommit {
     state: Mutex<State>,
     changed: Condvar,
+    /// A job was queued: wakes a leader waiting for callers.
+    arrived: Condvar,
 }
 
 impl GroupCommit {
@@ -57,7 +79,16 @@ impl GroupCommit {
         let mut st = self.lock();
         let ticket = st.next_ticket;
         st.next_ticket += 1;
-        st.queue.push_back(Job { ticket, items, fail });
+        let caller = std::thread::current().id();
+        st.queue.push_back(Job {
+            ticket,
+            caller,
+            items,
+            fail,
+        });
+        if st.leading {
+            self.arrived.notify_one();
+        }
         loop {
             if let Some(result) = st.done.remove(&ticket) {
                 return result;
@@ -67,18 +98,43 @@ impl GroupCommit {
                 continue;
             }
             st.leading = true;
+            st = self.wait_for_callers(st);
             let jobs = take_group(&mut st.queue);
+            let callers: HashSet<ThreadId> = jobs.iter().map(|j| j.caller).collect();
+            st.expected = callers.union(&st.last_callers).count();
+            st.last_callers = callers;
             drop(st);
             let mut lead = Leading {
                 group: self,
                 tickets: jobs.iter().map(|j| j.ticket).collect(),
             };
+            let started = Instant::now();
             let results = run_group(jobs, &run);
-            lead.finish(results);
+            let took = started.elapsed();
+            lead.finish(results, took);
             // The guard takes the lock to step down: let it go first.
             drop(lead);
             st = self.lock();
         }
+    }
+
+    /// As leader: wait, within bounds, until as many callers are queued as
+    /// the last two groups had (see the module documentation).
+    fn wait_for_callers<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        if st.expected < 2 || st.queue.len() >= st.expected {
+            return st;
+        }
+        let until = Instant::now() + (st.last_write / 2).min(MAX_WAIT);
+        while st.queue.len() < st.expected {
+            let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
+                // No one came in time: they take turns rather than race, so
+                // stop waiting until a group shows several callers again.
+                st.expected = 1;
+                break;
+            };
+            st = self.arrived.wait_timeout(st, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        st
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -143,9 +199,10 @@ struct Leading<'a> {
 }
 
 impl Leading<'_> {
-    fn finish(&mut self, results: Vec<(u64, Result<Committed>)>) {
+    fn finish(&mut self, results: Vec<(u64, Result<Committed>)>, took: Duration) {
         let mut st = self.group.lock();
         st.done.extend(results);
+        st.last_write = took;
         self.tickets.clear();
     }
 }
