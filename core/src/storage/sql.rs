@@ -9,10 +9,10 @@
 //! names by that order, so the argument list is the same for both), casts
 //! are `CAST(x AS BIGINT)`, and nothing relies on SQLite's loose typing.
 //!
-//! The layout the SQL reads (schema.rs, migration 2):
-//! - `rollups`: count, sum, min, max per (level, metric, bucket) across
-//!   every client (`client_id` is always [`ALL_CLIENTS`]), levels hour,
-//!   day and month;
+//! The layout the SQL reads (schema.rs, migrations 2 to 6):
+//! - `rollups`: count, sum, min, max per (level, bucket, metric) across
+//!   every client, levels hour, day and month, keyed by time so that the
+//!   rows of a commit lie together;
 //! - `client_days`: the same per (day, client, metric), keyed by the day
 //!   first, so that a batch of events in time order touches few pages;
 //! - `events.ts_hour`, the start of the event's hour, and the index
@@ -36,18 +36,12 @@ use crate::event::{Event, StoredEvent};
 use crate::rules::Rules;
 use crate::timestamp::Timestamp;
 
-/// The `client_id` of every row of `rollups`: it sums every client (a real
-/// client id is never empty). Queries name it so that the primary key
-/// (level, client_id, metric, bucket) seeks past it.
+/// The client of an across-client [`RollupDelta`]: none, `rollups` sums
+/// every client and has no client column. (Never bind an empty text to
+/// SQLite: rusqlite hands it Rust's dangling empty-slice pointer, and where
+/// AVX-512 masked loads meet an unmapped page, as on this project's virtual
+/// machines, each comparison with it costs 150 ns instead of 3.)
 pub(crate) const ALL_CLIENTS: &str = "";
-
-/// [`ALL_CLIENTS`] as written in SQL. Never bound as a parameter: rusqlite
-/// binds an empty text with Rust's dangling empty-slice pointer, and every
-/// comparison of a key with it then calls `memcmp(page, 0x1, 0)`, which
-/// costs 150 ns instead of 3 where AVX-512 masked loads meet an unmapped
-/// page (seen on this project's virtual machines): the across-client upserts
-/// cost 2 µs a row, four times the per-client ones.
-const ALL_CLIENTS_SQL: &str = "''";
 
 /// The levels a query for one client (or grouped by client) reads: hours
 /// from the events through `events_by_hour`, days from `client_days`.
@@ -97,8 +91,8 @@ pub(crate) fn rebuild_rollups(d: &dyn Dialect) -> Vec<String> {
     let stats = "COUNT(*), SUM(amount), MIN(amount), MAX(amount)";
     let across = |level: Bucket, bucket: String| {
         format!(
-            "INSERT INTO rollups (level, client_id, metric, bucket, n, total, lo, hi)
-             SELECT {}, {ALL_CLIENTS_SQL}, metric, {bucket}, {stats} FROM events GROUP BY metric, {bucket}",
+            "INSERT INTO rollups (level, bucket, metric, n, total, lo, hi)
+             SELECT {}, {bucket}, metric, {stats} FROM events GROUP BY {bucket}, metric",
             level_code(level)
         )
     };
@@ -198,7 +192,7 @@ pub(crate) fn rollup_deltas<'a>(events: impl IntoIterator<Item = &'a Event>) -> 
             .collect(),
     };
     out.across
-        .sort_unstable_by(|a, b| (a.level, a.metric, a.bucket).cmp(&(b.level, b.metric, b.bucket)));
+        .sort_unstable_by(|a, b| (a.level, a.bucket, a.metric).cmp(&(b.level, b.bucket, b.metric)));
     out.client_days
         .sort_unstable_by(|a, b| (a.bucket, a.client_id, a.metric).cmp(&(b.bucket, b.client_id, b.metric)));
     out
@@ -228,24 +222,11 @@ pub(crate) fn upsert_runs<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
-/// `VALUES` with `rows` rows of `template`: each `None` is the next
-/// placeholder (numbered row by row), each `Some` a literal.
-fn values(rows: usize, template: &[Option<&str>]) -> String {
-    let mut n = 0;
+/// `VALUES` with `rows` rows of `cols` placeholders, numbered row by row.
+fn values(rows: usize, cols: usize) -> String {
     (0..rows)
-        .map(|_| {
-            let row: Vec<String> = template
-                .iter()
-                .map(|col| {
-                    col.map_or_else(
-                        || {
-                            n += 1;
-                            format!("${n}")
-                        },
-                        str::to_string,
-                    )
-                })
-                .collect();
+        .map(|r| {
+            let row: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
             format!("({})", row.join(", "))
         })
         .collect::<Vec<_>>()
@@ -273,7 +254,7 @@ impl RollupTable {
     /// lo, hi.
     pub(crate) fn keys(self) -> &'static [&'static str] {
         match self {
-            RollupTable::Rollups => &["level", "client_id", "metric", "bucket"],
+            RollupTable::Rollups => &["level", "bucket", "metric"],
             RollupTable::ClientDays => &["bucket", "client_id", "metric"],
         }
     }
@@ -281,15 +262,6 @@ impl RollupTable {
     /// Every column, in binding order.
     pub(crate) fn columns(self) -> String {
         format!("{}, n, total, lo, hi", self.keys().join(", "))
-    }
-
-    /// The key columns an upsert binds per row: the across rows' client is
-    /// the literal [`ALL_CLIENTS_SQL`] (see there why it is never bound).
-    pub(crate) fn bound_keys(self) -> &'static [&'static str] {
-        match self {
-            RollupTable::Rollups => &["level", "metric", "bucket"],
-            RollupTable::ClientDays => self.keys(),
-        }
     }
 
     /// What makes an insert of deltas add to a stored row (never replace
@@ -306,18 +278,7 @@ impl RollupTable {
         )
     }
 
-    /// One row of an upsert's `VALUES`, column by column: `None` bound,
-    /// `Some` a literal.
-    fn row_template(self) -> Vec<Option<&'static str>> {
-        let keys = self
-            .keys()
-            .iter()
-            .map(|k| (!self.bound_keys().contains(k)).then_some(ALL_CLIENTS_SQL));
-        keys.chain([None; 4]).collect()
-    }
-
-    /// Adds `rows` [`RollupDelta`]s, each bound as [`RollupTable::bound_keys`]
-    /// then n, total, lo, hi;
+    /// Adds `rows` [`RollupDelta`]s, each bound as [`RollupTable::columns`];
     /// `rows` is one of the run lengths of [`upsert_runs`]. The text is built
     /// once: the statement cache looks it up by text on every commit, and
     /// formatting it there cost about 5% of a batch.
@@ -333,17 +294,15 @@ impl RollupTable {
                 "INSERT INTO {} ({}) VALUES {} {}",
                 self.name(),
                 self.columns(),
-                values(rows, &self.row_template()),
+                values(rows, self.keys().len() + 4),
                 self.add_on_conflict()
             )
         })
     }
 }
 
-/// The events stored: $1 the month level (every event is in one month row
-/// across clients).
-pub(crate) const COUNT_EVENTS: &str =
-    "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM rollups WHERE level = $1 AND client_id = ''";
+/// The events stored: $1 the month level (every event is in one month row).
+pub(crate) const COUNT_EVENTS: &str = "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM rollups WHERE level = $1";
 
 /// An argument of a piece's SQL.
 #[derive(Debug, Clone, PartialEq)]
@@ -570,9 +529,7 @@ fn across(q: &Query, level: Bucket, span: Span) -> Piece {
     let mut sql = Sql::default();
     let (select, fold) = rollup_select(q);
     sql.push(&format!("SELECT {select} FROM rollups r WHERE "))
-        .bind("r.level = ", Arg::Int(level_code(level)))
-        .push(" AND r.client_id = ")
-        .push(ALL_CLIENTS_SQL);
+        .bind("r.level = ", Arg::Int(level_code(level)));
     if let Some(m) = &q.metric {
         sql.bind(" AND r.metric = ", text(m));
     }
@@ -590,8 +547,6 @@ fn drive(sql: &mut Sql, q: &Query, level: Bucket, span: Span, then: &str) {
         Some(m) => {
             sql.push(&format!(" FROM rollups a CROSS JOIN {then} WHERE "))
                 .bind("a.level = ", Arg::Int(level_code(level)))
-                .push(" AND a.client_id = ")
-                .push(ALL_CLIENTS_SQL)
                 .bind(" AND a.metric = ", text(m));
         }
         None => {
@@ -600,12 +555,8 @@ fn drive(sql: &mut Sql, q: &Query, level: Bucket, span: Span, then: &str) {
                 " FROM (SELECT DISTINCT metric FROM rollups WHERE level = ",
                 Arg::Int(level_code(Bucket::Month)),
             )
-            .push(" AND client_id = ")
-            .push(ALL_CLIENTS_SQL)
             .push(&format!(") m CROSS JOIN rollups a CROSS JOIN {then} WHERE "))
             .bind("a.level = ", Arg::Int(level_code(level)))
-            .push(" AND a.client_id = ")
-            .push(ALL_CLIENTS_SQL)
             .push(" AND a.metric = m.metric");
         }
     }
@@ -828,7 +779,7 @@ mod tests {
             event("a", "m", -1, 8.0),
         ];
         let d = rollup_deltas(&events);
-        let across: Vec<_> = d.across.iter().map(|r| (r.level, r.metric, r.bucket)).collect();
+        let across: Vec<_> = d.across.iter().map(|r| (r.level, r.bucket, r.metric)).collect();
         let mut sorted = across.clone();
         sorted.sort();
         assert_eq!(across, sorted);
@@ -867,14 +818,10 @@ mod tests {
             vec![4, 2, 1]
         );
         assert_eq!(upsert_runs::<usize>(&[]).count(), 0);
-        assert_eq!(values(2, &[None, Some("''"), None]), "($1, '', $2), ($3, '', $4)");
+        assert_eq!(values(2, 3), "($1, $2, $3), ($4, $5, $6)");
         let across = RollupTable::Rollups.upsert(2);
-        assert!(
-            across.contains("($1, '', $2, $3, $4, $5, $6, $7), ($8, '', $9,"),
-            "{across}"
-        );
-        let days = RollupTable::ClientDays.upsert(1);
-        assert!(days.contains("VALUES ($1, $2, $3, $4, $5, $6, $7) ON"), "{days}");
+        let columns = "(level, bucket, metric, n, total, lo, hi) VALUES ($1, $2, $3, $4, $5, $6, $7), ($8,";
+        assert!(across.contains(columns), "{across}");
     }
 
     #[test]

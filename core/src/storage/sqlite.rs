@@ -202,12 +202,14 @@ fn migrate(conn: &Connection) -> Result<()> {
                 format!("the database has schema version {version}; this library knows up to {known}"),
             ));
         }
-        for m in &MIGRATIONS[version as usize..] {
+        let pending = &MIGRATIONS[version as usize..];
+        for m in pending {
             conn.execute_batch(m.sql)?;
-            if m.rebuild_rollups {
-                for statement in sql::rebuild_rollups(&sql::Sqlite) {
-                    conn.execute_batch(&statement)?;
-                }
+        }
+        // Once, into the last layout: an earlier one may be gone by now.
+        if pending.iter().any(|m| m.rebuild_rollups) {
+            for statement in sql::rebuild_rollups(&sql::Sqlite) {
+                conn.execute_batch(&statement)?;
             }
         }
         conn.execute_batch(&format!("PRAGMA user_version = {known}"))?;
@@ -500,7 +502,7 @@ fn upsert_deltas(tx: &rusqlite::Transaction<'_>, table: RollupTable, deltas: &[R
         for d in run {
             let count = d.stats.count as i64;
             let key: &[&dyn ToSql] = match table {
-                RollupTable::Rollups => &[&d.level, &d.metric, &d.bucket],
+                RollupTable::Rollups => &[&d.level, &d.bucket, &d.metric],
                 RollupTable::ClientDays => &[&d.bucket, &d.client_id, &d.metric],
             };
             let stats: [&dyn ToSql; 4] = [&count, &d.stats.sum, &d.stats.min, &d.stats.max];

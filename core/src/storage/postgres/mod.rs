@@ -196,12 +196,14 @@ impl PostgresStore {
                     format!("the database has schema version {version}; this library knows up to {known}"),
                 ));
             }
-            for m in &MIGRATIONS[version as usize..] {
+            let pending = &MIGRATIONS[version as usize..];
+            for m in pending {
                 tx.batch_execute(m.sql)?;
-                if m.rebuild_rollups {
-                    for statement in sql::rebuild_rollups(&Postgres) {
-                        tx.batch_execute(&statement)?;
-                    }
+            }
+            // Once, into the last layout (as SQLite's).
+            if pending.iter().any(|m| m.rebuild_rollups) {
+                for statement in sql::rebuild_rollups(&Postgres) {
+                    tx.batch_execute(&statement)?;
                 }
             }
             tx.execute("UPDATE ingest_schema SET version = $1", &[&known])?;
@@ -508,12 +510,7 @@ fn upsert_deltas(tx: &mut Tx<'_, '_>, table: RollupTable, deltas: &[sql::RollupD
     let maxes: Vec<Option<f64>> = deltas.iter().map(|d| d.stats.max).collect();
     // (column values, element type), in the table's binding order.
     let mut columns: Vec<(&(dyn ToSql + Sync), &str)> = match table {
-        RollupTable::Rollups => vec![
-            (&levels, "BIGINT"),
-            (&clients, "TEXT"),
-            (&metrics, "TEXT"),
-            (&buckets, "BIGINT"),
-        ],
+        RollupTable::Rollups => vec![(&levels, "BIGINT"), (&buckets, "BIGINT"), (&metrics, "TEXT")],
         RollupTable::ClientDays => vec![(&buckets, "BIGINT"), (&clients, "TEXT"), (&metrics, "TEXT")],
     };
     columns.extend::<[(&(dyn ToSql + Sync), &str); 4]>([

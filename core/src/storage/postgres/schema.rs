@@ -26,6 +26,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: MIGRATION_5,
         rebuild_rollups: false,
     },
+    Migration {
+        sql: MIGRATION_6,
+        rebuild_rollups: true,
+    },
 ];
 
 // 1: events, dead letters, rollups, rules versions.
@@ -119,4 +123,19 @@ const MIGRATION_4: &str = r#"
 // 5: as SQLite's migration 5: events_by_client goes again.
 const MIGRATION_5: &str = r#"
     DROP INDEX events_by_client;
+    "#;
+
+// 6: as SQLite's migration 6: rollups keyed by time, without the client.
+const MIGRATION_6: &str = r#"
+    DROP TABLE rollups;
+    CREATE TABLE rollups (
+        level  BIGINT NOT NULL,
+        bucket BIGINT NOT NULL,
+        metric TEXT NOT NULL,
+        n      BIGINT NOT NULL,
+        total  DOUBLE PRECISION NOT NULL,
+        lo     DOUBLE PRECISION NOT NULL,
+        hi     DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (level, bucket, metric)
+    );
     "#;
