@@ -24,7 +24,8 @@ use rusqlite::{Connection, MAIN_DB};
 /// When to checkpoint, in pages of the log.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Thresholds {
-    /// Wake the thread once the log holds this many pages.
+    /// Wake the thread once this many pages were written to the log since
+    /// it was last woken (or since the log restarted).
     pub wake: u32,
     /// The writer checkpoints itself from this many pages on.
     pub backstop: u32,
@@ -72,13 +73,23 @@ impl Checkpointer {
                 .ok()?
         };
         let hook = Arc::clone(&shared);
+        // The log's length when the thread was last woken. The log keeps
+        // growing while commits land during a checkpoint (it restarts only
+        // once wholly copied back, and no reader is behind), so the thread
+        // is woken for pages written since then, not for the log's length:
+        // else every small commit would wake it for a checkpoint and a sync.
+        let mut woken_at = 0;
         let installed = writer.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
             let pages = u32::try_from(pages).unwrap_or(0);
+            if pages < woken_at {
+                woken_at = 0; // the log restarted from its beginning
+            }
             if pages >= at.backstop {
                 // The commit has happened; an error here would make it look
                 // failed, so a busy checkpoint is left to the next commit.
                 let _ = wal.checkpoint_v2(CheckpointMode::PASSIVE);
-            } else if pages >= at.wake {
+            } else if pages - woken_at >= at.wake {
+                woken_at = pages;
                 hook.lock().due = true;
                 hook.wake.notify_one();
             }
@@ -171,6 +182,31 @@ mod tests {
         // Every commit stayed whole whatever the thread did meanwhile.
         let rows: i64 = writer.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(rows, 33);
+    }
+
+    #[test]
+    fn small_commits_after_a_checkpoint_do_not_each_wake_the_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, own, wal) = wal_file(dir.path());
+        // A reader in an old snapshot: the log cannot restart, so it stays
+        // longer than `wake` however often the thread is woken.
+        let reader = Connection::open(dir.path().join("c.db")).unwrap();
+        reader.execute_batch("BEGIN; SELECT COUNT(*) FROM t;").unwrap();
+        let at = Thresholds {
+            wake: 20,
+            backstop: u32::MAX,
+        };
+        let cp = Checkpointer::start(&mut writer, own, at).unwrap();
+        for _ in 0..60 {
+            commit_pages(&writer, 1);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let frames = (std::fs::metadata(&wal).unwrap().len() - 32) / (4096 + 24);
+        let most = frames / u64::from(at.wake) + 1;
+        assert!(cp.done() >= 1, "the thread never checkpointed");
+        assert!(cp.done() <= most, "{} checkpoints for {frames} pages of log", cp.done());
+        reader.execute_batch("COMMIT").unwrap();
     }
 
     #[test]
