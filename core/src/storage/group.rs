@@ -86,7 +86,8 @@ impl GroupCommit {
             items,
             fail,
         });
-        if st.leading {
+        // A leader waiting for callers needs waking once, when all are in.
+        if st.leading && st.queue.len() >= st.expected {
             self.arrived.notify_one();
         }
         loop {
