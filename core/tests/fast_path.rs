@@ -12,29 +12,16 @@ use ingest_core::{fast_read_batch, fast_read_event, normalize, FastRead, Ingesto
 use proptest::prelude::*;
 use serde_json::Value;
 
-/// The rule sets every text is read under: the built-in rules, those of the
-/// fuzz targets (renamed aliases, preserved case, short texts, allowed
-/// metrics, a range, defaults, an event_id key), and names that need
-/// escapes, a name listed twice and serde_json's private key as an alias.
-const RULE_DOCS: [&str; 7] = [
-    "{}",
-    r#"{"aliases": {"amount": ["price", "value"], "client_id": ["user", "source"]},
-        "metric_case": "preserve", "max_text_len": 8}"#,
-    r#"{"required": ["client_id", "metric", "amount", "timestamp"],
-        "allowed_metrics": ["Sales", "views", "ΣUM", "İx"], "amount_range": [-1000, 1e6],
-        "max_text_len": 4, "defaults": {"metric": null}, "dedup_key": ["client_id", "event_id"]}"#,
-    r#"{"required": ["timestamp"], "defaults": {"client_id": "anon", "amount": 1, "metric": null}}"#,
-    r#"{"aliases": {"event_id": ["id"], "timestamp": ["t", "ts"], "metric": ["m", "metric"]},
-        "required": [], "defaults": {"client_id": " sp ", "metric": "Df"}, "max_text_len": 3}"#,
-    r#"{"aliases": {"amount": ["v", "é", "v"], "timestamp": ["t\"q", "ts", "t\"q"],
-        "event_id": ["$serde_json::private", "eid"], "client_id": ["user", "ü\n"]},
-        "amount_range": [0, 100], "allowed_metrics": ["a", "B"], "metric_case": "preserve",
-        "defaults": {"amount": 0.5, "client_id": "anon"}, "required": ["timestamp"]}"#,
-    r#"{"aliases": {"metric": ["payload2", "name"]}, "defaults": {"metric": "u"}, "max_text_len": 1}"#,
-];
-
+/// The rule sets every text is read under (rule_sets.json): the built-in
+/// rules, those of the fuzz targets, and names that need escapes, a name
+/// listed twice and one close to serde_json's private key.
 fn rule_sets() -> Vec<Rules> {
-    RULE_DOCS.iter().map(|doc| Rules::from_json(doc).unwrap()).collect()
+    let sets: Value = serde_json::from_str(include_str!("rule_sets.json")).unwrap();
+    ["shared", "fast_path"]
+        .iter()
+        .flat_map(|k| sets[k].as_array().unwrap().clone())
+        .map(|doc| Rules::from_json(&doc.to_string()).unwrap())
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -495,12 +482,12 @@ proptest! {
     fn submitting_text_answers_as_submitting_values(
         items in prop::collection::vec(event(), 1..6),
         ws in any::<u32>(),
-        rules in 0..RULE_DOCS.len(),
+        rules in 0..rule_sets().len(),
         small in any::<bool>(),
     ) {
         // A small limit strikes some events, a large one none.
         let max_bytes = if small { 150 } else { 1 << 20 };
-        check_stores(&items, ws, &Rules::from_json(RULE_DOCS[rules]).unwrap(), max_bytes)?;
+        check_stores(&items, ws, &rule_sets()[rules], max_bytes)?;
     }
 }
 

@@ -19,22 +19,16 @@ fn inputs(target: &str) -> Vec<PathBuf> {
     files
 }
 
-/// The rule sets the normalize target runs under (core/fuzz/src/lib.rs).
+/// The rule sets the normalize target runs under (rule_sets.json, shared
+/// with core/fuzz/src/lib.rs).
 fn rule_sets() -> Vec<Rules> {
-    [
-        r#"{}"#,
-        r#"{"aliases": {"amount": ["price", "value"], "client_id": ["user", "source"]},
-            "metric_case": "preserve", "max_text_len": 8}"#,
-        r#"{"required": ["client_id", "metric", "amount", "timestamp"],
-            "allowed_metrics": ["Sales", "views", "ΣUM", "İx"], "amount_range": [-1000, 1e6],
-            "max_text_len": 4, "defaults": {"metric": null}, "dedup_key": ["client_id", "event_id"]}"#,
-        r#"{"required": ["timestamp"], "defaults": {"client_id": "anon", "amount": 1, "metric": null}}"#,
-        r#"{"aliases": {"event_id": ["id"], "timestamp": ["t", "ts"], "metric": ["m", "metric"]},
-            "required": [], "defaults": {"client_id": " sp ", "metric": "Df"}, "max_text_len": 3}"#,
-    ]
-    .iter()
-    .map(|doc| Rules::from_json(doc).unwrap())
-    .collect()
+    let sets: Value = serde_json::from_str(include_str!("rule_sets.json")).unwrap();
+    sets["shared"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|doc| Rules::from_json(&doc.to_string()).unwrap())
+        .collect()
 }
 
 fn as_flat(e: &Event) -> Value {

@@ -14,29 +14,23 @@ use ingest_core::{
 };
 use serde_json::{Map, Number, Value};
 
-/// Rule sets every event is normalised under, besides the built-in rules:
-/// renamed aliases, preserved case, short texts, allowed metrics, an amount
-/// range, defaults, and an event_id dedup key.
-const RULE_DOCS: [&str; 5] = [
-    "{}",
-    r#"{"aliases": {"amount": ["price", "value"], "client_id": ["user", "source"]},
-        "metric_case": "preserve", "max_text_len": 8}"#,
-    r#"{"required": ["client_id", "metric", "amount", "timestamp"],
-        "allowed_metrics": ["Sales", "views", "ΣUM", "İx"], "amount_range": [-1000, 1e6],
-        "max_text_len": 4, "defaults": {"metric": null}, "dedup_key": ["client_id", "event_id"]}"#,
-    r#"{"required": ["timestamp"], "defaults": {"client_id": "anon", "amount": 1, "metric": null}}"#,
-    r#"{"aliases": {"event_id": ["id"], "timestamp": ["t", "ts"], "metric": ["m", "metric"]},
-        "required": [], "defaults": {"client_id": " sp ", "metric": "Df"}, "max_text_len": 3}"#,
-];
+/// Rule sets every event is normalised under (core/tests/rule_sets.json):
+/// the built-in rules, renamed aliases, preserved case, short texts, allowed
+/// metrics, an amount range, defaults, and an event_id dedup key; with
+/// `fast_path`, also the input names of that target.
+fn rule_docs(group: &str) -> Vec<Rules> {
+    let sets: Value = serde_json::from_str(include_str!("../../tests/rule_sets.json")).expect("rule_sets.json parses");
+    sets[group]
+        .as_array()
+        .expect("a list of rule sets")
+        .iter()
+        .map(|doc| Rules::from_json(&doc.to_string()).expect("the fuzz rule sets are valid"))
+        .collect()
+}
 
 fn rule_sets() -> &'static [Rules] {
     static SETS: OnceLock<Vec<Rules>> = OnceLock::new();
-    SETS.get_or_init(|| {
-        RULE_DOCS
-            .iter()
-            .map(|doc| Rules::from_json(doc).expect("the fuzz rule sets are valid"))
-            .collect()
-    })
+    SETS.get_or_init(|| rule_docs("shared"))
 }
 
 /// Fuzz target `normalize`: bytes parsed as JSON, then normalised under each
@@ -414,19 +408,7 @@ pub fn fast_path(data: &[u8]) {
 /// escapes, list a name twice, or are close to serde_json's private key.
 fn fast_rule_sets() -> &'static [Rules] {
     static SETS: OnceLock<Vec<Rules>> = OnceLock::new();
-    SETS.get_or_init(|| {
-        let more = [
-            r#"{"aliases": {"amount": ["v", "é", "v"], "timestamp": ["t\"q", "ts", "t\"q"],
-                "event_id": ["$serde_json::private", "eid"], "client_id": ["user", "ü\n"]},
-                "amount_range": [0, 100], "allowed_metrics": ["a", "B"], "metric_case": "preserve",
-                "defaults": {"amount": 0.5, "client_id": "anon"}, "required": ["timestamp"]}"#,
-            r#"{"aliases": {"metric": ["payload2", "name"]}, "defaults": {"metric": "u"}, "max_text_len": 1}"#,
-        ];
-        let more = more
-            .iter()
-            .map(|doc| Rules::from_json(doc).expect("the fuzz rule sets are valid"));
-        rule_sets().iter().cloned().chain(more).collect()
-    })
+    SETS.get_or_init(|| [rule_docs("shared"), rule_docs("fast_path")].concat())
 }
 
 fn check_fast(fast: &FastRead, value: &Value, rules: &Rules) {
