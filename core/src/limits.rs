@@ -66,42 +66,32 @@ fn reserved_key(key: &str) -> Error {
     ))
 }
 
-/// True when an object anywhere in `v` has a [reserved](RESERVED_KEY_PREFIX)
-/// key. Iterative, like [`check_shape`].
-pub(crate) fn has_reserved_key(v: &Value) -> bool {
-    let mut stack = vec![v];
-    while let Some(v) = stack.pop() {
-        match v {
-            Value::Array(items) => stack.extend(items),
-            Value::Object(map) => {
-                if map.keys().any(|k| is_reserved(k)) {
-                    return true;
-                }
-                stack.extend(map.values());
-            }
-            _ => {}
-        }
-    }
-    false
-}
-
-/// What [`check_shape`] counts for `v` and everything in it: the size
-/// compared with the byte limit. Iterative, like `check_shape`.
-pub(crate) fn approx_bytes(v: &Value) -> usize {
-    if !(v.is_array() || v.is_object()) {
-        return own_bytes(v); // no stack to allocate
-    }
-    let mut stack = vec![v];
-    let mut bytes = 0usize;
-    while let Some(v) = stack.pop() {
-        bytes = bytes.saturating_add(own_bytes(v));
+/// `v` and every value inside it, depth first, without recursion (and
+/// without allocating for a scalar, which most attributes are).
+fn values(v: &Value) -> impl Iterator<Item = &Value> {
+    let mut next = Some(v);
+    let mut stack = Vec::new();
+    std::iter::from_fn(move || {
+        let v = next.take().or_else(|| stack.pop())?;
         match v {
             Value::Array(items) => stack.extend(items),
             Value::Object(map) => stack.extend(map.values()),
             _ => {}
         }
-    }
-    bytes
+        Some(v)
+    })
+}
+
+/// True when an object anywhere in `v` has a [reserved](RESERVED_KEY_PREFIX)
+/// key.
+pub(crate) fn has_reserved_key(v: &Value) -> bool {
+    values(v).any(|v| matches!(v, Value::Object(map) if map.keys().any(|k| is_reserved(k))))
+}
+
+/// What [`check_shape`] counts for `v` and everything in it: the size
+/// compared with the byte limit.
+pub(crate) fn approx_bytes(v: &Value) -> usize {
+    values(v).fold(0, |bytes, v| bytes.saturating_add(own_bytes(v)))
 }
 
 /// What one value counts apart from the values inside it (an object's keys
