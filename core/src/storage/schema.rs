@@ -2,12 +2,27 @@
 //! many have been applied; opening a file applies the rest in one
 //! transaction. Never edit a migration that has shipped: append a new one.
 
+use std::borrow::Cow;
+
+use super::sql::{rebuild_rollups, Dialect};
+
 /// One step of the schema.
 pub(crate) struct Migration {
     pub sql: &'static str,
     /// Recompute every rollup from the events after `sql` (the rollups'
     /// layout changed).
     pub rebuild_rollups: bool,
+}
+
+/// The statements that apply the `pending` migrations (of either backend),
+/// in order: each one's SQL, then, if any of them changed the rollups'
+/// layout, one rebuild into the last layout (an earlier one may be gone).
+pub(crate) fn upgrade(pending: &[Migration], d: &dyn Dialect) -> Vec<Cow<'static, str>> {
+    let mut statements: Vec<Cow<'static, str>> = pending.iter().map(|m| m.sql.into()).collect();
+    if pending.iter().any(|m| m.rebuild_rollups) {
+        statements.extend(rebuild_rollups(d).into_iter().map(Cow::Owned));
+    }
+    statements
 }
 
 pub(crate) const MIGRATIONS: &[Migration] = &[

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::checkpoint::{Checkpointer, Thresholds};
 use super::group::{Committed, GroupCommit};
-use super::schema::MIGRATIONS;
+use super::schema::{upgrade, MIGRATIONS};
 use super::sql::{self, level_code, parse_stored, stored_time, Arg, EventRow, PieceRow, RollupDelta, RollupTable};
 use super::{EventFilter, Store, StoreOptions, StoredCounts, WriteItem, Written};
 use crate::aggregate::{Aggregate, Bucket, Partials, Query};
@@ -202,15 +202,8 @@ fn migrate(conn: &Connection) -> Result<()> {
                 format!("the database has schema version {version}; this library knows up to {known}"),
             ));
         }
-        let pending = &MIGRATIONS[version as usize..];
-        for m in pending {
-            conn.execute_batch(m.sql)?;
-        }
-        // Once, into the last layout: an earlier one may be gone by now.
-        if pending.iter().any(|m| m.rebuild_rollups) {
-            for statement in sql::rebuild_rollups(&sql::Sqlite) {
-                conn.execute_batch(&statement)?;
-            }
+        for statement in upgrade(&MIGRATIONS[version as usize..], &sql::Sqlite) {
+            conn.execute_batch(&statement)?;
         }
         conn.execute_batch(&format!("PRAGMA user_version = {known}"))?;
         Ok(())

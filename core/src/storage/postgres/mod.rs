@@ -25,6 +25,7 @@ use postgres::types::ToSql;
 use serde_json::{Map, Value};
 
 use super::group::{Committed, GroupCommit};
+use super::schema::upgrade;
 use super::sql::{
     self, level_code, parse_stored, rollup_deltas, stored_time, Arg, Dialect, EventRow, PieceRow, RollupTable,
 };
@@ -196,15 +197,8 @@ impl PostgresStore {
                     format!("the database has schema version {version}; this library knows up to {known}"),
                 ));
             }
-            let pending = &MIGRATIONS[version as usize..];
-            for m in pending {
-                tx.batch_execute(m.sql)?;
-            }
-            // Once, into the last layout (as SQLite's).
-            if pending.iter().any(|m| m.rebuild_rollups) {
-                for statement in sql::rebuild_rollups(&Postgres) {
-                    tx.batch_execute(&statement)?;
-                }
+            for statement in upgrade(&MIGRATIONS[version as usize..], &Postgres) {
+                tx.batch_execute(&statement)?;
             }
             tx.execute("UPDATE ingest_schema SET version = $1", &[&known])?;
             Ok(())
