@@ -2,7 +2,6 @@
 //! reader connections (WAL lets them read while the writer writes), every
 //! PRAGMA set in one place, and every write in one IMMEDIATE transaction.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -416,9 +415,9 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
     // The id of each key met in this group: a repeat (a client's retry that
     // lands in the same batch, about one event in ten) is answered from it,
     // without an insert that fails and a lookup.
-    let mut seen: foldhash::HashMap<&[u8], i64> = HashMap::with_capacity_and_hasher(items.len(), Default::default());
+    let mut seen = foldhash::HashMap::with_capacity_and_hasher(items.len(), Default::default());
     // One buffer for every event's attributes text: no allocation per event.
-    let mut attributes = Vec::new();
+    let mut buffer = Vec::new();
     for item in items {
         match item {
             WriteItem::Event { key, event, replaces } => {
@@ -429,12 +428,12 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
                     out.push(Written::Duplicate(id));
                     continue;
                 }
-                attributes.clear();
-                if serde_json::to_writer(&mut attributes, &event.attributes).is_err() {
-                    attributes = b"{}".to_vec();
-                }
-                // serde_json writes UTF-8; the text column takes it as text.
-                let attributes = std::str::from_utf8(&attributes).unwrap_or("{}");
+                buffer.clear();
+                // serde_json writes UTF-8, and cannot fail on a map of values.
+                let attributes = match serde_json::to_writer(&mut buffer, &event.attributes) {
+                    Ok(()) => std::str::from_utf8(&buffer).unwrap_or("{}"),
+                    Err(_) => "{}",
+                };
                 let changed = insert.execute(params![
                     key,
                     event.client_id,
@@ -459,7 +458,7 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
                         (id, Written::Duplicate(id))
                     }
                 };
-                seen.insert(key, id);
+                seen.insert(key.as_slice(), id);
                 out.push(written);
             }
             WriteItem::Rejected {
