@@ -11,7 +11,7 @@ use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtensio
 use serde_json::{Map, Value};
 
 use super::checkpoint::{Checkpointer, Thresholds};
-use super::group::{Committed, GroupCommit};
+use super::group::{Committed, Group, GroupCommit};
 use super::schema::{upgrade, MIGRATIONS};
 use super::sql::{self, level_code, parse_stored, stored_time, Arg, EventRow, PieceRow, RollupDelta, RollupTable};
 use super::{EventFilter, Store, StoreOptions, StoredCounts, WriteItem, Written};
@@ -245,14 +245,31 @@ impl SqliteStore {
     }
 
     /// One group commit's transaction.
-    fn write_group(&self, items: &[WriteItem], rules_version: i64, fail: Option<FailPoint>) -> Result<Vec<Written>> {
+    fn write_group(&self, group: &mut Group<'_>, rules_version: i64) -> Result<Vec<Written>> {
         self.check_file()?;
+        let fail = group.fail();
         let mut conn = self.writer();
         let out = in_transaction(&mut conn, |tx| {
             if fail == Some(FailPoint::BeforeInsert) {
                 return Err(Error::Injected(FailPoint::BeforeInsert));
             }
-            let written = write_items(tx, items, rules_version)?;
+            let mut written = Vec::new();
+            // Each caller's items as they come: the group's later callers
+            // are still on their way while the first ones are written.
+            while let Some(items) = group.next() {
+                write_items(tx, items, rules_version, &mut written)?;
+            }
+            let stored = group
+                .items()
+                .iter()
+                .zip(&written)
+                .filter_map(|(item, w)| match (item, w) {
+                    (WriteItem::Event { event, .. }, Written::Inserted(_)) => Some(event),
+                    _ => None,
+                });
+            let deltas = sql::rollup_deltas(stored);
+            upsert_deltas(tx, RollupTable::Rollups, &deltas.across)?;
+            upsert_deltas(tx, RollupTable::ClientDays, &deltas.client_days)?;
             if fail == Some(FailPoint::AfterInsert) {
                 fail_with_real_statement(tx, FailPoint::AfterInsert)?;
             }
@@ -298,7 +315,7 @@ impl Store for SqliteStore {
 
     fn write(&self, items: Vec<WriteItem>, rules_version: i64, fail: Option<FailPoint>) -> Result<Committed> {
         self.group
-            .write(items, fail, |all, fail| self.write_group(all, rules_version, fail))
+            .write(items, fail, |group| self.write_group(group, rules_version))
     }
 
     fn find(&self, key: &[u8]) -> Result<Option<i64>> {
@@ -393,7 +410,14 @@ impl Store for SqliteStore {
     }
 }
 
-fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_version: i64) -> Result<Vec<Written>> {
+/// Insert `items` (events and rejections), adding what was done with each
+/// to `out`. The rollups are the caller's: once per transaction.
+fn write_items(
+    tx: &rusqlite::Transaction<'_>,
+    items: &[WriteItem],
+    rules_version: i64,
+    out: &mut Vec<Written>,
+) -> Result<()> {
     let now = Timestamp::now().millis();
     let mut insert = tx.prepare_cached(
         "INSERT INTO events (dedup_key, client_id, metric, ts, amount, event_id, attributes, received_at, rules_version)
@@ -410,9 +434,8 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
              rules_version = excluded.rules_version,
              attempts = attempts + ?6",
     )?;
-    let mut stored: Vec<&Event> = Vec::new();
-    let mut out = Vec::with_capacity(items.len());
-    // The id of each key met in this group: a repeat (a client's retry that
+    out.reserve(items.len());
+    // The id of each key met in these items: a repeat (a client's retry that
     // lands in the same batch, about one event in ten) is answered from it,
     // without an insert that fails and a lookup.
     let mut seen = foldhash::HashMap::with_capacity_and_hasher(items.len(), Default::default());
@@ -449,10 +472,7 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
                 // connection's last rowid. None: the key was already there.
                 let inserted = (changed == 1).then(|| tx.last_insert_rowid());
                 let (id, written) = match inserted {
-                    Some(id) => {
-                        stored.push(event);
-                        (id, Written::Inserted(id))
-                    }
+                    Some(id) => (id, Written::Inserted(id)),
                     None => {
                         let id = find.query_row([key], |r| r.get(0))?;
                         (id, Written::Duplicate(id))
@@ -480,10 +500,7 @@ fn write_items(tx: &rusqlite::Transaction<'_>, items: &[WriteItem], rules_versio
             }
         }
     }
-    let deltas = sql::rollup_deltas(stored);
-    upsert_deltas(tx, RollupTable::Rollups, &deltas.across)?;
-    upsert_deltas(tx, RollupTable::ClientDays, &deltas.client_days)?;
-    Ok(out)
+    Ok(())
 }
 
 /// Add `deltas` to `table` in multi-row statements.

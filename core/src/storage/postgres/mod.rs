@@ -302,8 +302,10 @@ impl Store for PostgresStore {
     }
 
     fn write(&self, items: Vec<WriteItem>, rules_version: i64, fail: Option<FailPoint>) -> Result<Committed> {
-        self.group
-            .write(items, fail, |all, fail| self.write_group(all, rules_version, fail))
+        self.group.write(items, fail, |group| {
+            let fail = group.fail();
+            self.write_group(group.gather(), rules_version, fail)
+        })
     }
 
     fn find(&self, key: &[u8]) -> Result<Option<i64>> {
