@@ -2,6 +2,8 @@
 //! SQLite rows (c) (`runs.rs`), each in a new schema of the database at
 //! `--postgres`, dropped afterwards. Same data, same checks of every answer.
 
+use std::path::Path;
+
 use ingest_core::Durability;
 
 use crate::gen::Spec;
@@ -127,19 +129,25 @@ pub fn run(job: &PgJob<'_>, progress: &dyn Fn(&str)) -> Res<Vec<PgRow>> {
         per_call: lat,
     });
     drop(schema);
-    for threads in [1, job.threads] {
-        progress(&format!(
-            "(f) PostgreSQL submit one by one, full, {threads} thread(s), {} events",
-            job.full_events
-        ));
-        let schema = Schema::new(job.url, &format!("threads_{threads}"))?;
-        let (rate, lat) = runs::threads(
-            job.spec,
-            job.full_events,
-            threads,
-            Durability::Full,
-            schema.location.as_ref(),
-        )?;
+    progress(&format!(
+        "(f) PostgreSQL submit one by one, full, 1 and {} threads taking turns, {} events",
+        job.threads, job.full_events
+    ));
+    let sides = [1, job.threads];
+    let schemas = sides
+        .iter()
+        .map(|t| Schema::new(job.url, &format!("threads_{t}")))
+        .collect::<Res<Vec<_>>>()?;
+    let paths: Vec<&Path> = schemas.iter().map(|s| s.location.as_ref()).collect();
+    let runs = runs::side_by_side(
+        job.spec,
+        job.full_events,
+        &sides,
+        runs::ROUNDS,
+        Durability::Full,
+        &paths,
+    )?;
+    for (threads, (rate, lat)) in sides.into_iter().zip(runs) {
         rows.push(PgRow {
             contender: format!("(f) PostgreSQL submit_json one by one, {threads} thread(s)"),
             n: job.full_events,

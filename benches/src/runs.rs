@@ -3,9 +3,10 @@
 //! the calls into `ingest` (generating the data is not timed), and checks
 //! every answer against what the data holds.
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, Barrier};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ingest_core::{Durability, Ingestor};
 
@@ -14,6 +15,9 @@ use crate::measure::{fail, Latencies, Rate, Res, Tally};
 
 /// Generated between two stretches of timed one-by-one calls.
 const CHUNK: usize = 1_000;
+
+/// The turns [`side_by_side`] runs take.
+pub const ROUNDS: usize = 8;
 
 pub fn open(path: &Path, durability: Durability) -> Res<Ingestor> {
     Ok(Ingestor::builder(path).durability(durability).open()?)
@@ -106,23 +110,77 @@ pub fn one_by_one(spec: Spec, n: u64, durability: Durability, call: Call, path: 
     ))
 }
 
-/// `threads` threads calling `submit_json` one event at a time on one shared
-/// `Ingestor`, the first `n` events of `spec` dealt out round robin. The
-/// rate is over the wall time from the common start to the last answer.
-pub fn threads(spec: Spec, n: u64, threads: usize, durability: Durability, path: &Path) -> Res<(Rate, Latencies)> {
-    let ing = Arc::new(open(path, durability)?);
+/// `submit_json` one event at a time on one shared `Ingestor` per entry of
+/// `threads` (1 and 8, say), each store at `paths` in the same order, over
+/// the first `n` events of `spec`, dealt out round robin to the threads.
+///
+/// The sides take turns in `rounds` stretches of the events, in the order
+/// A B, B A, A B..., so that a drift of the machine during the run (a disk
+/// that syncs slower for a while) strikes every side alike: their ratio is
+/// what the run measures. Each stretch opens its store and closes it after,
+/// so no side's background work (a checkpoint still copying the log) runs
+/// into another side's stretch. Each side's rate is over the sum of its
+/// stretches' wall times, from the common start to the last answer.
+pub fn side_by_side(
+    spec: Spec,
+    n: u64,
+    threads: &[usize],
+    rounds: usize,
+    durability: Durability,
+    paths: &[&Path],
+) -> Res<Vec<(Rate, Latencies)>> {
     let mut gen = Events::new(spec);
-    let texts: Vec<String> = gen.by_ref().take(n as usize).map(|g| g.raw.to_string()).collect();
-    let texts = Arc::new(texts);
+    let texts: Arc<Vec<String>> = Arc::new(gen.by_ref().take(n as usize).map(|g| g.raw.to_string()).collect());
+    let mut sides: Vec<(Tally, Latencies, Duration)> = threads
+        .iter()
+        .map(|_| (Tally::default(), Latencies::with_capacity(n as usize), Duration::ZERO))
+        .collect();
+    let rounds = rounds.clamp(1, texts.len().max(1));
+    for r in 0..rounds {
+        let range = texts.len() * r / rounds..texts.len() * (r + 1) / rounds;
+        let mut order: Vec<usize> = (0..threads.len()).collect();
+        if r % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let ing = Arc::new(open(paths[i], durability)?);
+            let (tally, lat, wall) = stretch(&ing, &texts, range.clone(), threads[i])?;
+            let side = &mut sides[i];
+            side.0.merge(tally);
+            for d in lat.iter() {
+                side.1.push(d);
+            }
+            side.2 += wall;
+        }
+    }
+    let mut out = Vec::with_capacity(sides.len());
+    for ((path, &t), (tally, lat, wall)) in paths.iter().zip(threads).zip(sides) {
+        let who = format!("{t} thread(s) submit");
+        tally.check(&who, n, gen.unique())?;
+        check_stored(&who, &open(path, durability)?, gen.unique())?;
+        out.push((Rate { events: n, busy: wall }, lat));
+    }
+    Ok(out)
+}
+
+/// `threads` threads submitting `texts[range]` one at a time: what they
+/// answered, each call's latency, and the wall time from their common
+/// start to the last answer.
+fn stretch(
+    ing: &Arc<Ingestor>,
+    texts: &Arc<Vec<String>>,
+    range: Range<usize>,
+    threads: usize,
+) -> Res<(Tally, Latencies, Duration)> {
     let start = Arc::new(Barrier::new(threads + 1));
     let workers: Vec<_> = (0..threads)
         .map(|k| {
-            let (ing, texts, start) = (ing.clone(), texts.clone(), start.clone());
+            let (ing, texts, start, range) = (ing.clone(), texts.clone(), start.clone(), range.clone());
             std::thread::spawn(move || -> Res<(Tally, Latencies, Instant)> {
                 let mut tally = Tally::default();
-                let mut lat = Latencies::with_capacity(texts.len() / threads + 1);
+                let mut lat = Latencies::with_capacity(range.len() / threads + 1);
                 start.wait();
-                for text in texts.iter().skip(k).step_by(threads) {
+                for text in texts[range].iter().skip(k).step_by(threads) {
                     let t = Instant::now();
                     let outcome = ing.submit_json(text)?;
                     lat.push(t.elapsed());
@@ -135,7 +193,7 @@ pub fn threads(spec: Spec, n: u64, threads: usize, durability: Durability, path:
     start.wait();
     let began = Instant::now();
     let mut tally = Tally::default();
-    let mut all = Latencies::with_capacity(n as usize);
+    let mut all = Latencies::with_capacity(range.len());
     let mut last = began;
     for w in workers {
         let (t, lat, done) = w.join().map_err(|_| "a submitting thread panicked")??;
@@ -145,14 +203,5 @@ pub fn threads(spec: Spec, n: u64, threads: usize, durability: Durability, path:
             all.push(d);
         }
     }
-    let who = format!("{threads} threads submit");
-    tally.check(&who, n, gen.unique())?;
-    check_stored(&who, &ing, gen.unique())?;
-    Ok((
-        Rate {
-            events: n,
-            busy: last - began,
-        },
-        all,
-    ))
+    Ok((tally, all, last - began))
 }

@@ -31,8 +31,8 @@ struct Args {
     /// Events submitted one by one with durability normal [default: min(events, 200000)].
     #[arg(long)]
     one_events: Option<u64>,
-    /// Events submitted one by one with durability full, by 1 and by --threads threads
-    /// [default: min(events, 4000)].
+    /// Events submitted one by one with durability full, by 1 and by --threads threads taking turns
+    /// [default: min(events, 8000)].
     #[arg(long)]
     full_events: Option<u64>,
     /// Events for the original design, which is slow [default: min(events, 20000)].
@@ -140,7 +140,7 @@ fn run(args: &Args) -> Res<()> {
     };
     let small = |given: Option<u64>, default: u64| given.unwrap_or(default).min(args.events).max(1);
     let one_n = small(args.one_events, 200_000);
-    let full_n = small(args.full_events, 4_000);
+    let full_n = small(args.full_events, 8_000);
     let original_n = small(args.original_events, 20_000);
     // Zero skips the Python contender.
     let py_n = args.python_events.unwrap_or(100_000).min(args.events);
@@ -201,25 +201,36 @@ fn run(args: &Args) -> Res<()> {
         per_call: Some(lat),
     });
 
-    progress(&format!("(c) submit one by one, full, 1 thread, {full_n} events"));
-    let (one_full, lat) = runs::one_by_one(spec, full_n, Durability::Full, Call::Json, &dir.join("one-full.db"))?;
+    let t = args.threads;
+    progress(&format!(
+        "(c) submit one by one, full, 1 and {t} threads taking turns, {full_n} events"
+    ));
+    let (one_path, many_path) = (dir.join("one-full.db"), dir.join("threads-full.db"));
+    let mut sides = runs::side_by_side(
+        spec,
+        full_n,
+        &[1, t],
+        runs::ROUNDS,
+        Durability::Full,
+        &[&one_path, &many_path],
+    )?
+    .into_iter();
+    let (Some((one_full, one_lat)), Some((threads_full, threads_lat))) = (sides.next(), sides.next()) else {
+        return Err("side_by_side answered for fewer sides than it was given".into());
+    };
     rows.push(Row {
         contender: "(c) ingest submit_json one by one, 1 thread".into(),
         n: full_n,
         setting: "durability full; fsync per commit".into(),
         rate: one_full,
-        per_call: Some(lat),
+        per_call: Some(one_lat),
     });
-
-    let t = args.threads;
-    progress(&format!("(c) submit one by one, full, {t} threads, {full_n} events"));
-    let (threads_full, lat) = runs::threads(spec, full_n, t, Durability::Full, &dir.join("threads-full.db"))?;
     rows.push(Row {
         contender: format!("(c) ingest submit_json one by one, {t} threads"),
         n: full_n,
         setting: "durability full; concurrent calls share a commit (group commit)".into(),
         rate: threads_full,
-        per_call: Some(lat),
+        per_call: Some(threads_lat),
     });
 
     let pg_url = args.postgres.clone().unwrap_or_else(|| {
