@@ -186,6 +186,8 @@ pub(crate) struct Group<'a> {
     expected: usize,
     fail: Option<FailPoint>,
     answered: bool,
+    /// How long the write took, once answered; the step down records it.
+    took: Option<Duration>,
 }
 
 impl<'a> Group<'a> {
@@ -203,6 +205,7 @@ impl<'a> Group<'a> {
             expected: st.expected,
             fail: None,
             answered: false,
+            took: None,
         };
         // The leader's own job is first in the queue (it found the queue
         // empty, or was handed the lead at its front), so the group holds it.
@@ -326,7 +329,7 @@ impl<'a> Group<'a> {
             }
         }
         self.answered = true;
-        self.commit.lock().last_write = took;
+        self.took = Some(took);
         mine.unwrap_or_else(|| {
             Err(Error::storage(
                 StorageKind::Other,
@@ -347,6 +350,9 @@ impl Drop for Group<'_> {
             }
         }
         let mut st = self.commit.lock();
+        if let Some(took) = self.took {
+            st.last_write = took;
+        }
         let callers: HashSet<ThreadId> = self.jobs.iter().map(|(_, c, _)| *c).collect();
         if callers.len() >= 2 {
             st.patient = true;
