@@ -12,9 +12,9 @@ use chrono::{DateTime, Datelike, NaiveTime};
 
 use serde::ser::SerializeMap;
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::options::Query;
 use crate::timestamp::Timestamp;
 
 pub(crate) const HOUR_MS: i64 = 3_600_000;
@@ -42,136 +42,6 @@ impl fmt::Display for Bucket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// What to aggregate: filters, a half-open time range, and grouping.
-///
-/// ```
-/// use ingest_core::{Bucket, Query};
-/// let q = Query::from_json(r#"{"metric": "sales", "start": "2024-01-01", "group_by": ["day", "client_id"]}"#).unwrap();
-/// assert_eq!((q.bucket, q.by_client, q.by_metric), (Some(Bucket::Day), true, false));
-/// assert!(Query::from_json(r#"{"group_by": "week"}"#).is_err());
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Query {
-    pub client_id: Option<String>,
-    /// Cased by the rules before matching, like the events' metrics.
-    pub metric: Option<String>,
-    /// Inclusive.
-    pub start: Option<Timestamp>,
-    /// Exclusive.
-    pub end: Option<Timestamp>,
-    pub bucket: Option<Bucket>,
-    pub by_client: bool,
-    pub by_metric: bool,
-}
-
-impl Query {
-    /// Parse the JSON query shared by the C ABI and the server:
-    /// `{"client_id", "metric", "start", "end", "group_by"}`, where `start`
-    /// and `end` take any accepted timestamp text and `group_by` is one of
-    /// `hour`, `day`, `month`, `client_id`, `metric`, or a list of them (at
-    /// most one time bucket). Unknown keys and bad values are errors.
-    pub fn from_json(text: &str) -> Result<Self> {
-        let v: Value = serde_json::from_str(text).map_err(|e| Error::arg(format!("query is not valid JSON: {e}")))?;
-        Self::from_value(&v)
-    }
-
-    /// As [`Query::from_json`], from a parsed value.
-    pub fn from_value(v: &Value) -> Result<Self> {
-        let obj = v.as_object().ok_or_else(|| Error::arg("query must be a JSON object"))?;
-        const KEYS: [&str; 5] = ["client_id", "metric", "start", "end", "group_by"];
-        if let Some(k) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
-            return Err(Error::arg(format!(
-                "query: unknown key {k:?}; expected one of {}",
-                KEYS.join(", ")
-            )));
-        }
-        let mut q = Query {
-            client_id: opt_text(obj.get("client_id"), "client_id")?,
-            metric: opt_text(obj.get("metric"), "metric")?,
-            start: opt_time(obj.get("start"), "start")?,
-            end: opt_time(obj.get("end"), "end")?,
-            ..Query::default()
-        };
-        match obj.get("group_by") {
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) => q.group_by(s)?,
-            Some(Value::Array(items)) => {
-                for item in items {
-                    let s = item
-                        .as_str()
-                        .ok_or_else(|| Error::arg("query: group_by items must be text"))?;
-                    q.group_by(s)?;
-                }
-            }
-            Some(_) => return Err(Error::arg("query: group_by must be text or a list of text")),
-        }
-        Ok(q)
-    }
-
-    /// Add one grouping by name: `hour`, `day`, `month`, `client_id` (or
-    /// `client`), `metric`.
-    pub fn group_by(&mut self, name: &str) -> Result<()> {
-        let bucket = match name {
-            "hour" => Bucket::Hour,
-            "day" => Bucket::Day,
-            "month" => Bucket::Month,
-            "client_id" | "client" => {
-                self.by_client = true;
-                return Ok(());
-            }
-            "metric" => {
-                self.by_metric = true;
-                return Ok(());
-            }
-            other => {
-                return Err(Error::arg(format!(
-                    "query: cannot group by {other:?}; expected hour, day, month, client_id or metric"
-                )))
-            }
-        };
-        match self.bucket {
-            Some(b) if b != bucket => Err(Error::arg(format!("query: group by {b} or {bucket}, not both"))),
-            _ => {
-                self.bucket = Some(bucket);
-                Ok(())
-            }
-        }
-    }
-
-    pub(crate) fn is_grouped(&self) -> bool {
-        self.bucket.is_some() || self.by_client || self.by_metric
-    }
-
-    pub(crate) fn check_range(&self) -> Result<()> {
-        match (self.start, self.end) {
-            (Some(s), Some(e)) if s > e => Err(Error::arg(format!("query: start {s} is after end {e}"))),
-            _ => Ok(()),
-        }
-    }
-}
-
-pub(crate) fn opt_text(v: Option<&Value>, key: &str) -> Result<Option<String>> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
-        Some(_) => Err(Error::arg(format!("{key} must be text"))),
-    }
-}
-
-pub(crate) fn opt_time(v: Option<&Value>, key: &str) -> Result<Option<Timestamp>> {
-    let parsed = match v {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) => Timestamp::parse(s).ok(),
-        Some(Value::Number(n)) => n.as_f64().and_then(|f| Timestamp::from_epoch(f).ok()),
-        Some(_) => None,
-    };
-    parsed.map(Some).ok_or_else(|| {
-        Error::arg(format!(
-            "query: {key} must be an RFC 3339 time, a date, or epoch seconds/milliseconds"
-        ))
-    })
 }
 
 /// count, sum, min and max of a set of amounts; `avg` is derived.

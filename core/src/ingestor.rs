@@ -2,7 +2,7 @@
 //! injection and the stale-result cache together.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -11,54 +11,18 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::aggregate::{Aggregate, Query};
+use crate::aggregate::Aggregate;
 use crate::dedup::dedup_key;
 use crate::error::{Error, Result};
 use crate::event::{Event, Outcome, Reason, RejectedEvent, StoredEvent};
 use crate::failure::{FailPoint, FailureSwitch};
 use crate::limits::{check_shape, too_large, DEFAULT_MAX_EVENT_BYTES};
+use crate::location::{open_store, Location};
 use crate::normalize::{normalize, normalize_fields, Fields};
+use crate::options::{Durability, EventFilter, Page, Query, MAX_PAGE};
 use crate::raw_event::{read_batch, read_event, InputNames, RawEvent};
 use crate::rules::Rules;
-use crate::storage::sqlite::SqliteStore;
-use crate::storage::{EventFilter, Page, Store, StoreOptions, WriteItem, Written, MAX_PAGE};
-
-/// How hard a commit works to survive failures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Durability {
-    /// Every commit is synced to disk before the call returns: an accepted
-    /// event survives a power loss. The default, because "accepted" must mean
-    /// kept.
-    #[default]
-    Full,
-    /// Commits reach the operating system before the call returns: an
-    /// accepted event survives a crash of the process, but the last commits
-    /// may be lost on a power loss or kernel crash.
-    Normal,
-}
-
-impl Durability {
-    /// `"full"` or `"normal"`, as [`str::parse`] takes them.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Durability::Full => "full",
-            Durability::Normal => "normal",
-        }
-    }
-}
-
-impl std::str::FromStr for Durability {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "full" => Ok(Durability::Full),
-            "normal" => Ok(Durability::Normal),
-            other => Err(Error::arg(format!(
-                "unknown durability {other:?}; expected \"full\" or \"normal\""
-            ))),
-        }
-    }
-}
+use crate::storage::{Engine, WriteItem, Written};
 
 /// Options for [`Ingestor::open`]; start from [`Ingestor::builder`].
 #[derive(Debug, Clone)]
@@ -112,80 +76,6 @@ impl IngestorBuilder {
             counters: Counters::default(),
             cache: Mutex::new(HashMap::new()),
         })
-    }
-}
-
-/// Where a store lives, read from the path or URL it is opened with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Location {
-    Memory,
-    File(PathBuf),
-    /// Kept as given: the URL may carry options for the client.
-    Postgres(String),
-}
-
-impl Location {
-    /// For messages and logs: a URL's password is hidden.
-    fn display(&self) -> String {
-        match self {
-            Location::Memory => ":memory:".into(),
-            Location::File(p) => p.display().to_string(),
-            Location::Postgres(url) => hide_password(url),
-        }
-    }
-
-    fn of(path: &Path) -> Self {
-        match path.to_str() {
-            Some(":memory:") => Location::Memory,
-            Some(url) if crate::storage::is_postgres_url(url) => Location::Postgres(url.to_string()),
-            _ => Location::File(path.to_path_buf()),
-        }
-    }
-}
-
-/// `url` with the password of its user part and any `password=` option
-/// replaced by `***`.
-fn hide_password(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let authority = match authority.rsplit_once('@') {
-        Some((user, host)) => match user.split_once(':') {
-            Some((name, _)) => format!("{name}:***@{host}"),
-            None => authority.to_string(),
-        },
-        None => authority.to_string(),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let query: Vec<String> = query
-                .split('&')
-                .map(|kv| match kv.split_once('=') {
-                    Some(("password", _)) => "password=***".to_string(),
-                    _ => kv.to_string(),
-                })
-                .collect();
-            format!("{path}?{}", query.join("&"))
-        }
-        None => tail.to_string(),
-    };
-    format!("{scheme}://{authority}{tail}")
-}
-
-fn open_store(location: &Location, durability: Durability, busy_timeout: Duration) -> Result<Box<dyn Store>> {
-    let opts = StoreOptions {
-        durability,
-        busy_timeout,
-    };
-    match location {
-        Location::Memory => Ok(Box::new(SqliteStore::open(None, opts)?)),
-        Location::File(path) => Ok(Box::new(SqliteStore::open(Some(path), opts)?)),
-        #[cfg(feature = "postgres")]
-        Location::Postgres(url) => Ok(Box::new(crate::storage::postgres::PostgresStore::open(url, opts)?)),
-        #[cfg(not(feature = "postgres"))]
-        Location::Postgres(_) => Err(Error::arg(
-            "this build of ingest has no PostgreSQL backend; build it with the `postgres` feature",
-        )),
     }
 }
 
@@ -268,7 +158,7 @@ const COPY_CHUNK: usize = 5_000;
 /// # Ok::<(), ingest_core::Error>(())
 /// ```
 pub struct Ingestor {
-    store: Box<dyn Store>,
+    store: Engine,
     location: String,
     rules: Rules,
     /// The rules' input names, indexed for the fast JSON path.
@@ -289,12 +179,6 @@ impl std::fmt::Debug for Ingestor {
             .field("durability", &self.durability)
             .finish_non_exhaustive()
     }
-}
-
-/// What one raw input became before it is written.
-enum Decided {
-    Valid { key: Vec<u8>, event: Event },
-    Invalid { raw: String, reasons: Vec<Reason> },
 }
 
 impl Ingestor {
@@ -346,8 +230,8 @@ impl Ingestor {
     /// of this call was kept (see [`FailPoint::AfterCommit`] for the one
     /// deliberate exception) and the same call may be retried.
     pub fn submit(&self, raw: &Value) -> Result<Outcome> {
-        let decided = self.decide(raw)?;
-        Ok(self.store_decided(vec![decided])?.remove(0))
+        let item = self.decide(raw)?;
+        Ok(self.answer(vec![item])?.remove(0))
     }
 
     /// [`Ingestor::submit`] from JSON text. Text that does not parse is an
@@ -359,36 +243,36 @@ impl Ingestor {
         let Some(event) = read_event(text, &self.names) else {
             return self.submit(&self.parse(text)?);
         };
-        let decided = self.decide_read(event)?;
-        Ok(self.store_decided(vec![decided])?.remove(0))
+        let item = self.decide_read(event)?;
+        Ok(self.answer(vec![item])?.remove(0))
     }
 
     /// Submit typed fields without JSON (the C fast path): the same rules,
     /// keys and storage as [`Ingestor::submit`].
     pub fn submit_fields(&self, fields: &Fields<'_>) -> Result<Outcome> {
-        let decided = match normalize_fields(fields, &self.rules) {
+        let item = match normalize_fields(fields, &self.rules) {
             Ok(event) => self.valid(event),
-            Err(reasons) => self.invalid(&fields.to_raw(), reasons),
+            Err(reasons) => reject_item(fields.to_raw().to_string(), reasons, true),
         };
-        Ok(self.store_decided(vec![decided])?.remove(0))
+        Ok(self.answer(vec![item])?.remove(0))
     }
 
     /// Submit many events in one transaction: one outcome per input, in
     /// order; a repeat inside the batch is a duplicate of the first. On an
     /// error nothing of the batch is kept.
     pub fn submit_batch(&self, raws: &[Value]) -> Result<Vec<Outcome>> {
-        let decided = raws.iter().map(|raw| self.decide(raw)).collect::<Result<Vec<_>>>()?;
-        self.store_decided(decided)
+        let items = raws.iter().map(|raw| self.decide(raw)).collect::<Result<Vec<_>>>()?;
+        self.answer(items)
     }
 
     /// [`Ingestor::submit_batch`] from the JSON text of an array.
     pub fn submit_batch_json(&self, text: &str) -> Result<Vec<Outcome>> {
         if let Some(events) = read_batch(text, &self.names) {
-            let decided = events
+            let items = events
                 .into_iter()
                 .map(|event| self.decide_read(event))
                 .collect::<Result<Vec<_>>>()?;
-            return self.store_decided(decided);
+            return self.answer(items);
         }
         match serde_json::from_str::<Value>(text) {
             Ok(Value::Array(items)) => self.submit_batch(&items),
@@ -424,7 +308,7 @@ impl Ingestor {
         query.check_range()?;
         let mut q = query.clone();
         q.metric = q.metric.map(|m| self.rules.normalize_metric(&m));
-        let fail = self.failures.take(|p| p == FailPoint::Aggregate).is_some();
+        let fail = self.failures.take(|p| p == FailPoint::Aggregate);
         match self.store.aggregate(&q, fail) {
             Ok(result) => {
                 let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -483,14 +367,15 @@ impl Ingestor {
             let items: Vec<WriteItem> = rows
                 .into_iter()
                 .map(|(id, raw)| match self.decide(&raw) {
-                    Ok(Decided::Valid { key, event }) => WriteItem::Event {
+                    Ok(WriteItem::Event { key, event, .. }) => WriteItem::Event {
                         key,
                         event,
                         replaces: Some(id),
                     },
-                    Ok(Decided::Invalid { raw, reasons }) => reject_item(raw, reasons, false),
-                    // Stored raw input once passed the shape limits; a lower
-                    // limit now keeps it where it is, with its old reasons.
+                    Ok(WriteItem::Rejected { raw, reasons, .. }) => reject_item(raw, reasons, false),
+                    // Stored raw input once passed the shape limits; under a
+                    // lower limit now it stays a dead letter, its reasons
+                    // replaced by the limit it breaks.
                     Err(e) => reject_item(
                         raw.to_string(),
                         vec![Reason::new(crate::ReasonCode::BadValue, "", e.to_string())],
@@ -498,13 +383,11 @@ impl Ingestor {
                     ),
                 })
                 .collect();
-            let fail = self.failures.take(FailPoint::is_write);
-            let (_, written) = self.counted(self.store.write(items, self.rules_version, fail))?;
-            for w in written {
-                match w {
-                    Written::Inserted(_) => report.accepted += 1,
-                    Written::Duplicate(_) => report.duplicate += 1,
-                    Written::Rejected => report.rejected += 1,
+            for outcome in self.write(items)? {
+                match outcome {
+                    Outcome::Accepted { .. } => report.accepted += 1,
+                    Outcome::Duplicate { .. } => report.duplicate += 1,
+                    Outcome::Rejected { .. } => report.rejected += 1,
                 }
             }
         }
@@ -542,17 +425,10 @@ impl Ingestor {
                 break;
             };
             after = last.id;
-            let items = events
-                .into_iter()
-                .map(|stored| WriteItem::Event {
-                    key: dedup_key(&stored.event, &target.rules),
-                    event: stored.event,
-                    replaces: None,
-                })
-                .collect();
-            for w in target.store.write(items, target.rules_version, None)?.1 {
-                match w {
-                    Written::Inserted(_) => report.copied += 1,
+            let items = events.into_iter().map(|stored| target.valid(stored.event)).collect();
+            for outcome in target.write(items)? {
+                match outcome {
+                    Outcome::Accepted { .. } => report.copied += 1,
                     _ => report.already_there += 1,
                 }
             }
@@ -564,11 +440,11 @@ impl Ingestor {
                 return Ok(report);
             };
             after = last;
-            let decided = rows
+            let items = rows
                 .iter()
                 .map(|(_, raw)| target.decide(raw))
                 .collect::<Result<Vec<_>>>()?;
-            for outcome in target.store_decided(decided)? {
+            for outcome in target.write(items)? {
                 match outcome {
                     Outcome::Rejected { .. } => report.rejected += 1,
                     _ => report.now_accepted += 1,
@@ -593,8 +469,8 @@ impl Ingestor {
 
     /// Make the next `times` calls that reach `point` fail there
     /// (`times == 0` disarms). Write points strike `submit`, `submit_batch`,
-    /// `submit_fields` and `reprocess_rejected`; `aggregate` strikes
-    /// `aggregate`. Thread-safe; one point is armed at a time.
+    /// `submit_fields`, `reprocess_rejected` and a `copy_to` into this
+    /// store; `aggregate` strikes `aggregate`. Thread-safe; one point is armed at a time.
     pub fn simulate_failure(&self, point: FailPoint, times: u32) {
         self.failures.arm(point, times);
     }
@@ -616,18 +492,18 @@ impl Ingestor {
         serde_json::from_str(text).map_err(|e| Error::arg(format!("event is not valid JSON: {e}")))
     }
 
-    fn decide(&self, raw: &Value) -> Result<Decided> {
+    fn decide(&self, raw: &Value) -> Result<WriteItem> {
         check_shape(raw, self.max_event_bytes)?;
         Ok(match normalize(raw, &self.rules) {
             Ok(event) => self.valid(event),
-            Err(reasons) => self.invalid(raw, reasons),
+            Err(reasons) => reject_item(raw.to_string(), reasons, true),
         })
     }
 
     /// [`Ingestor::decide`] for an event read by the fast path: the same
     /// limit, the same rules. A rejected event goes the `Value` path, so its
     /// reasons and kept raw text are exactly what `decide` gives.
-    fn decide_read(&self, event: RawEvent<'_>) -> Result<Decided> {
+    fn decide_read(&self, event: RawEvent<'_>) -> Result<WriteItem> {
         if event.approx_bytes(&self.rules) > self.max_event_bytes {
             return Err(too_large(self.max_event_bytes));
         }
@@ -637,35 +513,35 @@ impl Ingestor {
         }
     }
 
-    fn valid(&self, event: Event) -> Decided {
-        Decided::Valid {
+    fn valid(&self, event: Event) -> WriteItem {
+        WriteItem::Event {
             key: dedup_key(&event, &self.rules),
             event,
+            replaces: None,
         }
     }
 
-    fn invalid(&self, raw: &Value, reasons: Vec<Reason>) -> Decided {
-        Decided::Invalid {
-            raw: raw.to_string(),
-            reasons,
+    /// Write `items` and count each outcome: the submit calls' answers.
+    fn answer(&self, items: Vec<WriteItem>) -> Result<Vec<Outcome>> {
+        let outcomes = self.write(items)?;
+        for o in &outcomes {
+            let counter = match o {
+                Outcome::Accepted { .. } => &self.counters.accepted,
+                Outcome::Duplicate { .. } => &self.counters.duplicate,
+                Outcome::Rejected { .. } => &self.counters.rejected,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
         }
+        Ok(outcomes)
     }
 
-    fn store_decided(&self, decided: Vec<Decided>) -> Result<Vec<Outcome>> {
-        let items: Vec<WriteItem> = decided
-            .into_iter()
-            .map(|d| match d {
-                Decided::Valid { key, event } => WriteItem::Event {
-                    key,
-                    event,
-                    replaces: None,
-                },
-                Decided::Invalid { raw, reasons } => reject_item(raw, reasons, true),
-            })
-            .collect();
+    /// The one write path of submit, reprocessing and copying: the armed
+    /// failure strikes it, a failure is counted, and each item gets its
+    /// outcome.
+    fn write(&self, items: Vec<WriteItem>) -> Result<Vec<Outcome>> {
         let fail = self.failures.take(FailPoint::is_write);
         let (items, written) = self.counted(self.store.write(items, self.rules_version, fail))?;
-        let outcomes: Vec<Outcome> = items
+        items
             .into_iter()
             .zip(written)
             .map(|(item, w)| match (item, w) {
@@ -679,16 +555,7 @@ impl Ingestor {
                     "the store answered out of order",
                 )),
             })
-            .collect::<Result<_>>()?;
-        for o in &outcomes {
-            let counter = match o {
-                Outcome::Accepted { .. } => &self.counters.accepted,
-                Outcome::Duplicate { .. } => &self.counters.duplicate,
-                Outcome::Rejected { .. } => &self.counters.rejected,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(outcomes)
+            .collect()
     }
 
     /// Count a failed storage call in the stats, passing the result through.
@@ -715,25 +582,4 @@ fn check_page(limit: usize) -> Result<()> {
         return Err(Error::arg(format!("limit must be from 1 to {MAX_PAGE}, not {limit}")));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locations_hide_passwords_only() {
-        let shown = |p: &str| Location::of(Path::new(p)).display();
-        assert_eq!(
-            shown("postgres://app:s3cr@t@db:5432/m?schema=x"),
-            "postgres://app:***@db:5432/m?schema=x"
-        );
-        assert_eq!(
-            shown("postgresql://db/m?user=app&password=s3cret&schema=x"),
-            "postgresql://db/m?user=app&password=***&schema=x"
-        );
-        assert_eq!(shown("postgres://app@db"), "postgres://app@db");
-        assert_eq!(shown("data/x.db"), "data/x.db");
-        assert_eq!(shown(":memory:"), ":memory:");
-    }
 }

@@ -7,10 +7,14 @@
 //! - `raw_event`: the same from JSON text in one pass, the fast path of
 //!   `submit_json` and `submit_batch_json`;
 //! - [`rules`]: the rules document and its merge over the built-in rules;
+//! - `options`: what a caller passes besides events: durability, queries,
+//!   filters, pages;
 //! - [`timestamp`]: the accepted ways of writing an instant;
 //! - [`dedup`]: the key that makes two events the same event;
-//! - `storage`: the backend boundary, the SQL both backends share, the
-//!   SQLite backend and (feature `postgres`) the PostgreSQL backend;
+//! - `storage`: the engine both backends share (writes, dead letters,
+//!   rollups, migrations, listings, aggregate pieces) over a small trait of
+//!   database operations; the SQLite backend and (feature `postgres`) the
+//!   PostgreSQL backend;
 //! - [`aggregate`](mod@aggregate): queries, range planning over rollups, results;
 //! - [`failure`]: failure injection;
 //! - [`Ingestor`]: the API that ties them together.
@@ -32,23 +36,25 @@ mod event;
 pub mod failure;
 mod ingestor;
 pub mod limits;
+mod location;
 pub mod normalize;
+mod options;
 mod raw_event;
 pub mod rules;
 mod storage;
 pub mod timestamp;
 
-pub use aggregate::{Aggregate, Bucket, Group, GroupKey, Query, Stats};
+pub use aggregate::{Aggregate, Bucket, Group, GroupKey, Stats};
 pub use dedup::dedup_key;
 pub use error::{Error, ErrorKind, Result, StorageKind};
 pub use event::{Event, Outcome, Reason, ReasonCode, RejectedEvent, StoredEvent};
 pub use failure::FailPoint;
-pub use ingestor::{CopyReport, Durability, IngestStats, Ingestor, IngestorBuilder, ReprocessReport};
+pub use ingestor::{CopyReport, IngestStats, Ingestor, IngestorBuilder, ReprocessReport};
 pub use normalize::{normalize, normalize_fields, Fields};
+pub use options::{Durability, EventFilter, Page, Query, MAX_PAGE};
 #[doc(hidden)]
 pub use raw_event::{fast_normalize_batch, fast_read_batch, fast_read_event, FastRead};
 pub use rules::{Field, MetricCase, Rules};
-pub use storage::{EventFilter, Page, MAX_PAGE};
 pub use timestamp::Timestamp;
 
 /// The library version.

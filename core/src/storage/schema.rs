@@ -1,29 +1,93 @@
-//! The SQLite schema as numbered migrations. `PRAGMA user_version` holds how
-//! many have been applied; opening a file applies the rest in one
-//! transaction. Never edit a migration that has shipped: append a new one.
+//! The SQLite schema: what a new file is created with, and the numbered
+//! migrations that bring a file of an earlier version to it. `PRAGMA
+//! user_version` holds how many have been applied; opening a file applies
+//! the rest in one transaction (migrate.rs). Never edit a migration that
+//! has shipped: append a new one, and change [`CURRENT`] to match.
 
-use std::borrow::Cow;
+use super::migrate::{Migration, Schema};
 
-use super::sql::{rebuild_rollups, Dialect};
+pub(crate) const SCHEMA: Schema = Schema {
+    current: CURRENT,
+    migrations: MIGRATIONS,
+};
 
-/// One step of the schema.
-pub(crate) struct Migration {
-    pub sql: &'static str,
-    /// Recompute every rollup from the events after `sql` (the rollups'
-    /// layout changed).
-    pub rebuild_rollups: bool,
-}
+/// The schema after every migration below, for a new file.
+const CURRENT: &str = r#"
+    CREATE TABLE events (
+        id            INTEGER PRIMARY KEY,
+        -- See dedup.rs: tag, then the key fields with the timestamp first.
+        dedup_key     BLOB NOT NULL UNIQUE,
+        client_id     TEXT NOT NULL,
+        metric        TEXT NOT NULL,
+        ts            INTEGER NOT NULL,  -- ms since the epoch, UTC
+        amount        REAL NOT NULL,
+        event_id      TEXT,
+        attributes    TEXT NOT NULL,     -- JSON object
+        received_at   INTEGER NOT NULL,
+        rules_version INTEGER NOT NULL,
+        -- The start of the UTC hour holding ts (floor division, also before 1970).
+        ts_hour       INTEGER GENERATED ALWAYS AS (ts - ((ts % 3600000) + 3600000) % 3600000) VIRTUAL
+    ) STRICT;
+    -- Led by time, so that a commit of events that arrive roughly in time
+    -- order rewrites a few neighbouring pages. It serves the edge scans of a
+    -- query across clients (one hour, seeking the metric) and a client's cut
+    -- days (one seek per hour that has events), from the index alone.
+    CREATE INDEX events_by_hour ON events (ts_hour, metric, client_id, ts, amount);
 
-/// The statements that apply the `pending` migrations (of either backend),
-/// in order: each one's SQL, then, if any of them changed the rollups'
-/// layout, one rebuild into the last layout (an earlier one may be gone).
-pub(crate) fn upgrade(pending: &[Migration], d: &dyn Dialect) -> Vec<Cow<'static, str>> {
-    let mut statements: Vec<Cow<'static, str>> = pending.iter().map(|m| m.sql.into()).collect();
-    if pending.iter().any(|m| m.rebuild_rollups) {
-        statements.extend(rebuild_rollups(d).into_iter().map(Cow::Owned));
-    }
-    statements
-}
+    CREATE TABLE rejected (
+        id            INTEGER PRIMARY KEY,
+        digest        BLOB NOT NULL UNIQUE,  -- SHA-256 of raw
+        raw           TEXT NOT NULL,         -- the input as JSON
+        reasons       TEXT NOT NULL,         -- JSON list of reasons
+        rules_version INTEGER NOT NULL,
+        received_at   INTEGER NOT NULL,
+        attempts      INTEGER NOT NULL
+    ) STRICT;
+
+    -- count, sum, min and max of the amounts per (level, bucket, metric)
+    -- across every client, kept in the same transaction as the events they
+    -- summarise; keyed by time, so that a commit's rows of one level lie
+    -- together.
+    CREATE TABLE rollups (
+        level  INTEGER NOT NULL,  -- 1 hour, 2 day, 3 month (UTC)
+        bucket INTEGER NOT NULL,  -- start of the bucket, ms
+        metric TEXT NOT NULL,
+        n      INTEGER NOT NULL,
+        total  REAL NOT NULL,
+        lo     REAL NOT NULL,
+        hi     REAL NOT NULL,
+        PRIMARY KEY (level, bucket, metric)
+    ) STRICT, WITHOUT ROWID;
+
+    -- The same per (UTC day, client, metric), keyed by the day first.
+    CREATE TABLE client_days (
+        bucket    INTEGER NOT NULL,
+        client_id TEXT NOT NULL,
+        metric    TEXT NOT NULL,
+        n         INTEGER NOT NULL,
+        total     REAL NOT NULL,
+        lo        REAL NOT NULL,
+        hi        REAL NOT NULL,
+        PRIMARY KEY (bucket, client_id, metric)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE rules (
+        version    INTEGER PRIMARY KEY,
+        document   TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) STRICT;
+
+    -- Failure injection writes here: the CHECK always fails, so the
+    -- transaction is aborted by a real failing statement.
+    CREATE TABLE fault_probe (
+        point TEXT CHECK (point IS NULL)
+    ) STRICT;
+    "#;
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {

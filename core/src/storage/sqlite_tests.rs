@@ -1,9 +1,32 @@
-//! Migrations of files written by earlier versions.
+//! Migrations of files written by earlier versions, the schema of a new
+//! file, and the query plans of the aggregate pieces.
 
-use rusqlite::{params, Connection};
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection};
 
 use super::*;
-use crate::aggregate::{Bucket, Query, Stats};
+use crate::aggregate::{Bucket, Stats};
+use crate::options::Query;
+use crate::storage::db::Param;
+use crate::storage::pieces::pieces;
+use crate::storage::schema::MIGRATIONS;
+use crate::storage::Engine;
+use crate::timestamp::Timestamp;
+
+fn opts() -> StoreOptions {
+    StoreOptions {
+        durability: Durability::Normal,
+        busy_timeout: Duration::from_secs(5),
+    }
+}
+
+/// A store on the file at `path`, its schema brought up to date.
+fn open(path: &Path) -> Engine {
+    Engine::open(Box::new(SqliteBackend::open(Some(path), opts()).unwrap())).unwrap()
+}
 
 const DAY: i64 = 86_400_000;
 /// 2024-01-30T00:00:00Z: the events cross a month boundary.
@@ -42,14 +65,7 @@ fn a_version_1_file_migrates_and_its_rollups_are_rebuilt_from_its_events() {
         ("b", "m", -1, 16.0),
     ];
     version_1_file(&db, &events);
-    let store = SqliteStore::open(
-        Some(&db),
-        StoreOptions {
-            durability: Durability::Normal,
-            busy_timeout: Duration::from_secs(5),
-        },
-    )
-    .unwrap();
+    let store = open(&db);
     assert_eq!(store.counts().unwrap().events, events.len() as u64);
     let queries = [
         Query::default(),
@@ -72,7 +88,7 @@ fn a_version_1_file_migrates_and_its_rollups_are_rebuilt_from_its_events() {
         },
     ];
     for q in queries {
-        let got = store.aggregate(&q, false).unwrap();
+        let got = store.aggregate(&q, None).unwrap();
         let mut want = Stats::default();
         for (client, metric, ts, amount) in events {
             let inside = q.client_id.as_deref().is_none_or(|c| c == client)
@@ -95,14 +111,17 @@ fn a_version_1_file_migrates_and_its_rollups_are_rebuilt_from_its_events() {
 }
 
 /// The plan of every piece, as SQLite's EXPLAIN QUERY PLAN details.
-fn plans(store: &SqliteStore, q: &Query) -> Vec<(String, Vec<String>)> {
-    let conn = store.writer();
-    sql::pieces(q)
+fn plans(conn: &Connection, q: &Query) -> Vec<(String, Vec<String>)> {
+    pieces(q)
         .into_iter()
         .map(|p| {
+            let args = p.args.iter().map(|a| match a {
+                Param::Int(n) => SqlValue::Integer(*n),
+                Param::Text(t) => SqlValue::Text(t.clone()),
+            });
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", p.sql)).unwrap();
             let details = stmt
-                .query_map(params_from_iter(bind(&p.args)), |r| r.get::<_, String>(3))
+                .query_map(params_from_iter(args), |r| r.get::<_, String>(3))
                 .unwrap()
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .unwrap();
@@ -113,14 +132,10 @@ fn plans(store: &SqliteStore, q: &Query) -> Vec<(String, Vec<String>)> {
 
 #[test]
 fn every_piece_seeks_an_index() {
-    let store = SqliteStore::open(
-        None,
-        StoreOptions {
-            durability: Durability::Normal,
-            busy_timeout: Duration::from_secs(5),
-        },
-    )
-    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("plans.db");
+    drop(open(&db));
+    let conn = Connection::open(&db).unwrap();
     let at = Timestamp::from_millis;
     let queries = [
         (Some("c"), Some("m"), None),
@@ -138,7 +153,7 @@ fn every_piece_seeks_an_index() {
             bucket,
             ..Query::default()
         };
-        for (sql, details) in plans(&store, &q) {
+        for (sql, details) in plans(&conn, &q) {
             for d in &details {
                 let scans_a_table = d.starts_with("SCAN") && !d.starts_with("SCAN m");
                 assert!(!scans_a_table, "{q:?}: {sql}: {details:?}");
@@ -151,4 +166,41 @@ fn every_piece_seeks_an_index() {
             }
         }
     }
+}
+
+/// Every table's columns and every index's columns, as the file holds them.
+fn layout(conn: &Connection) -> Vec<String> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT m.type || ' ' || m.name || ' on ' || m.tbl_name || ': ' ||
+                    (SELECT group_concat(c.name || ' ' || c.type || ' ' || c.\"notnull\" || ' ' || c.pk || ' ' || c.hidden, ', ')
+                     FROM pragma_table_xinfo(m.name) c)
+             FROM sqlite_schema m WHERE m.type = 'table'
+             UNION ALL
+             SELECT m.type || ' ' || m.name || ' on ' || m.tbl_name || ': ' ||
+                    (SELECT group_concat(coalesce(c.name, '?') || ' ' || c.\"desc\" || ' ' || c.key, ', ')
+                     FROM pragma_index_xinfo(m.name) c)
+             FROM sqlite_schema m WHERE m.type = 'index'
+             ORDER BY 1",
+        )
+        .unwrap();
+    let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+    rows.collect::<rusqlite::Result<Vec<String>>>().unwrap()
+}
+
+#[test]
+fn a_new_file_has_the_schema_every_migration_leads_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let (new, old) = (dir.path().join("new.db"), dir.path().join("old.db"));
+    drop(open(&new));
+    version_1_file(&old, &[("a", "m", BASE, 1.0)]);
+    drop(open(&old));
+    let (new, old) = (Connection::open(&new).unwrap(), Connection::open(&old).unwrap());
+    assert_eq!(layout(&new), layout(&old));
+    assert!(layout(&new).len() >= 8, "{:?}", layout(&new));
+    let version = |c: &Connection| c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(
+        (version(&new), version(&old)),
+        (MIGRATIONS.len() as i64, MIGRATIONS.len() as i64)
+    );
 }

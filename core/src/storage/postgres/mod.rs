@@ -1,16 +1,15 @@
 //! The PostgreSQL backend (feature `postgres`): many processes and hosts
-//! over one database, with the same behaviour as the SQLite backend.
+//! over one database, with the same behaviour as the SQLite backend, from
+//! the same engine (engine.rs).
 //!
-//! Every write call is one transaction of a few set-based statements (rows
-//! travel as arrays and are unnested on the server), so a batch costs a
-//! handful of round trips, not one per event. Concurrency across processes
-//! is the database's: the dedup key is a UNIQUE constraint written with
-//! `ON CONFLICT DO NOTHING`, rollups are upserts that add to what is there
-//! (never read, modify, write), and every statement touches rows in key
-//! order so that two writers never wait on each other in a cycle. Where a
-//! database still aborts a transaction (a deadlock, or a serialization
-//! failure on databases that run every transaction serializable), the whole
-//! transaction is retried.
+//! What is its own: the pool and the connection settings, the error
+//! mapping, and the bulk writes. A group is gathered first and written in a
+//! few set-based statements (rows travel as arrays and are unnested on the
+//! server), so a batch costs a handful of round trips, not one per event.
+//! Every statement touches rows in key order so that two writers never
+//! wait on each other in a cycle; where a database still aborts a
+//! transaction (a deadlock, or a serialization failure on databases that
+//! run every transaction serializable), the engine runs it again.
 
 mod pool;
 mod schema;
@@ -22,41 +21,29 @@ use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::types::ToSql;
-use serde_json::{Map, Value};
+use postgres::GenericClient;
 
-use super::group::{Committed, GroupCommit};
-use super::schema::upgrade;
-use super::sql::{
-    self, level_code, parse_stored, rollup_deltas, stored_time, Arg, Dialect, EventRow, PieceRow, RollupTable,
-};
-use super::{EventFilter, Store, StoreOptions, StoredCounts, WriteItem, Written};
-use crate::aggregate::{Aggregate, Bucket, Partials, Query};
+use super::db::{Arg, Backend, Db, DeadLetter, NewEvent, Refusal, Row, Stamp};
+use super::migrate::Schema;
+use super::rollup::{RollupDelta, RollupKey, RollupTable};
+use super::StoreOptions;
 use crate::error::{Error, Result, StorageKind};
-use crate::event::{Event, RejectedEvent, StoredEvent};
-use crate::failure::FailPoint;
-use crate::rules::Rules;
-use crate::timestamp::Timestamp;
 use crate::Durability;
-use pool::{Pool, Pooled};
-use schema::MIGRATIONS;
-use session::Tx;
+use pool::Pool;
+use schema::SCHEMA;
+use session::Session;
 
 /// Connections one store keeps at most: enough for group commit's one
 /// writer plus concurrent readers, few enough that many application
 /// instances fit in PostgreSQL's default of 100 connections.
 const POOL_SIZE: usize = 8;
 
-/// Times a transaction aborted by the database (deadlock, serialization
-/// failure) is tried again before the error is returned.
-const CONFLICT_RETRIES: u32 = 8;
-
 /// Every migration and rules registration takes this advisory lock, so
 /// processes opening the same database at once apply each step once.
 const SCHEMA_LOCK: i64 = 0x696e_6765_7374; // "ingest"
 
-pub(crate) struct PostgresStore {
+pub(crate) struct PostgresBackend {
     pool: Pool,
-    group: GroupCommit,
 }
 
 impl From<postgres::Error> for Error {
@@ -89,15 +76,12 @@ fn storage_kind(e: &postgres::Error) -> StorageKind {
     }
 }
 
-/// A transaction the database aborted so that another could go on: safe
-/// and right to run again from the start.
-fn is_conflict(e: &Error) -> bool {
+/// The SQLSTATE of `e`, when it is an error of this backend's database.
+fn sql_state(e: &Error) -> Option<&SqlState> {
     let Error::Storage { source: Some(s), .. } = e else {
-        return false;
+        return None;
     };
-    s.downcast_ref::<postgres::Error>()
-        .and_then(postgres::Error::code)
-        .is_some_and(|c| *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED)
+    s.downcast_ref::<postgres::Error>().and_then(postgres::Error::code)
 }
 
 /// Split `schema=NAME` off the URL (the rest is for the client), checking
@@ -134,10 +118,10 @@ fn split_schema(url: &str) -> Result<(String, String)> {
     Ok((url, schema))
 }
 
-impl PostgresStore {
+impl PostgresBackend {
     /// Connect to the database at `url` (a libpq-style URL; `schema=NAME`
-    /// chooses the schema, created if missing, default `public`) and bring
-    /// the schema up to date.
+    /// chooses the schema, created if missing, default `public`). The
+    /// engine brings the schema up to date.
     pub(crate) fn open(url: &str, opts: StoreOptions) -> Result<Self> {
         let (url, schema) = split_schema(url)?;
         let mut config =
@@ -165,254 +149,124 @@ impl PostgresStore {
             None => settings,
         };
         config.options(&options);
-        let pool = Pool::new(config, POOL_SIZE, opts.busy_timeout.max(Duration::from_secs(1)));
-        let store = PostgresStore {
-            pool,
-            group: GroupCommit::default(),
+        let backend = PostgresBackend {
+            pool: Pool::new(config, POOL_SIZE, opts.busy_timeout.max(Duration::from_secs(1))),
         };
-        store.migrate(&schema)?;
-        Ok(store)
-    }
-
-    fn conn(&self) -> Result<Pooled<'_>> {
-        self.pool.get()
-    }
-
-    fn migrate(&self, schema: &str) -> Result<()> {
-        self.transaction(|tx| {
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
-            tx.batch_execute(&format!(
+        // The schema, and where its version is kept, before the engine reads
+        // that version; under the lock, as two processes creating the same
+        // schema at once would fail.
+        backend.pool.get()?.transaction(|tx| {
+            tx.lock_schema()?;
+            tx.batch(&format!(
                 "CREATE SCHEMA IF NOT EXISTS {schema};
-             CREATE TABLE IF NOT EXISTS ingest_schema (
-                 one     BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
-                 version BIGINT NOT NULL
-             );
-             INSERT INTO ingest_schema (version) VALUES (0) ON CONFLICT DO NOTHING;"
-            ))?;
-            let version: i64 = tx.query_one("SELECT version FROM ingest_schema", &[])?.get(0);
-            let known = MIGRATIONS.len() as i64;
-            if version > known {
-                return Err(Error::storage(
-                    StorageKind::Other,
-                    format!("the database has schema version {version}; this library knows up to {known}"),
-                ));
-            }
-            for statement in upgrade(&MIGRATIONS[version as usize..], &Postgres) {
-                tx.batch_execute(&statement)?;
-            }
-            tx.execute("UPDATE ingest_schema SET version = $1", &[&known])?;
-            Ok(())
-        })
-    }
-
-    /// Run `f` in a transaction, again from the start when the database
-    /// aborted it for a conflict with another transaction.
-    fn transaction<T>(&self, mut f: impl FnMut(&mut Tx<'_, '_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.conn()?;
-        let mut attempt = 0;
-        loop {
-            match conn.transaction(&mut f) {
-                Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => {
-                    attempt += 1;
-                    std::thread::sleep(backoff(attempt));
-                }
-                other => return other,
-            }
-        }
-    }
-
-    fn query_events(&self, sql: &str, args: &[Arg]) -> Result<Vec<StoredEvent>> {
-        let rows = self.conn()?.session().query(sql, &bind(args))?;
-        rows.iter()
-            .map(|r| {
-                EventRow {
-                    id: r.get(0),
-                    client_id: r.get(1),
-                    metric: r.get(2),
-                    ts: r.get(3),
-                    amount: r.get(4),
-                    event_id: r.get(5),
-                    attributes: r.get(6),
-                    received_at: r.get(7),
-                    rules_version: r.get(8),
-                }
-                .into_stored()
-            })
-            .collect()
-    }
-
-    fn write_group(&self, items: &[WriteItem], rules_version: i64, fail: Option<FailPoint>) -> Result<Vec<Written>> {
-        let written = self.transaction(|tx| {
-            if fail == Some(FailPoint::BeforeInsert) {
-                return Err(Error::Injected(FailPoint::BeforeInsert));
-            }
-            let written = write_items(tx, items, rules_version)?;
-            if fail == Some(FailPoint::AfterInsert) {
-                fail_with_real_statement(tx, FailPoint::AfterInsert)?;
-            }
-            Ok(written)
+                 CREATE TABLE IF NOT EXISTS ingest_schema (
+                     one     BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+                     version BIGINT NOT NULL
+                 );
+                 INSERT INTO ingest_schema (version) VALUES (0) ON CONFLICT DO NOTHING;"
+            ))
         })?;
-        if fail == Some(FailPoint::AfterCommit) {
-            return Err(Error::Injected(FailPoint::AfterCommit));
+        Ok(backend)
+    }
+}
+
+impl Backend for PostgresBackend {
+    fn write(&self, f: &mut dyn FnMut(&mut dyn Db) -> Result<()>) -> Result<()> {
+        self.pool.get()?.transaction(|tx| f(tx))
+    }
+
+    fn read(&self, snapshot: bool, f: &mut dyn FnMut(&mut dyn Db) -> Result<()>) -> Result<()> {
+        let mut conn = self.pool.get()?;
+        if !snapshot {
+            return f(&mut conn.session());
         }
-        Ok(written)
+        conn.transaction(|tx| {
+            tx.batch("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+            f(tx)
+        })
+    }
+
+    fn is_conflict(&self, e: &Error) -> bool {
+        sql_state(e).is_some_and(|c| *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED)
+    }
+
+    fn streams_callers(&self) -> bool {
+        false
+    }
+
+    fn schema(&self) -> &'static Schema {
+        &SCHEMA
     }
 }
 
-/// A random pause of up to 2^(attempt+1) ms (at most 128): writers that
-/// conflicted once must not retry in step and conflict again.
-fn backoff(attempt: u32) -> Duration {
-    let cap = 2u64 << attempt.min(6);
-    let noise = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() as u64);
-    Duration::from_micros(1_000 + noise % (cap * 1_000))
+fn bind<'a>(args: &'a [Arg<'_>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    args.iter()
+        .map(|a| match a {
+            Arg::Int(n) => n as &(dyn ToSql + Sync),
+            Arg::Real(x) => x,
+            Arg::Text(t) => t,
+            Arg::OptText(t) => t,
+            Arg::OptReal(x) => x,
+            Arg::Blob(b) => b,
+        })
+        .collect()
 }
 
-impl Store for PostgresStore {
-    fn register_rules(&self, rules: &Rules, rekey: &dyn Fn(&Event) -> Vec<u8>) -> Result<i64> {
-        let (document, key_spec) = sql::rules_record(rules);
-        let now = Timestamp::now().millis();
-        self.transaction(|tx| {
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
-            // Under the lock, so no version number is skipped by a conflict.
-            tx.execute(
-                "INSERT INTO rules (document, created_at)
-                 SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM rules WHERE document = $1)",
-                &[&document, &now],
-            )?;
-            let version: i64 = tx
-                .query_one("SELECT version FROM rules WHERE document = $1", &[&document])?
-                .get(0);
-            let stored: Option<String> = tx
-                .query_opt("SELECT value FROM meta WHERE key = 'dedup_key'", &[])?
-                .map(|r| r.get(0));
-            if stored.as_deref() != Some(key_spec.as_str()) {
-                if stored.is_some() {
-                    rekey_events(tx, rekey, &key_spec)?;
-                }
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ('dedup_key', $1)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    &[&key_spec],
-                )?;
-            }
-            Ok(version)
-        })
+impl<C: GenericClient> Db for Session<'_, C> {
+    fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
+        Session::execute(self, sql, &bind(args))
     }
 
-    fn write(&self, items: Vec<WriteItem>, rules_version: i64, fail: Option<FailPoint>) -> Result<Committed> {
-        self.group.write(items, fail, |group| {
-            let fail = group.fail();
-            self.write_group(group.gather(), rules_version, fail)
-        })
+    fn query(&mut self, sql: &str, args: &[Arg<'_>], each: &mut dyn FnMut(&dyn Row) -> Result<()>) -> Result<()> {
+        for row in Session::query(self, sql, &bind(args))? {
+            each(&row)?;
+        }
+        Ok(())
     }
 
-    fn find(&self, key: &[u8]) -> Result<Option<i64>> {
-        let row = self
-            .conn()?
-            .session()
-            .query_opt("SELECT id FROM events WHERE dedup_key = $1", &[&key])?;
-        Ok(row.map(|r| r.get(0)))
+    fn batch(&mut self, sql: &str) -> Result<()> {
+        self.batch_execute(sql)
     }
 
-    fn aggregate(&self, q: &Query, fail: bool) -> Result<Aggregate> {
-        self.transaction(|tx| {
-            // Rollups and edge scans read one snapshot.
-            tx.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
-            if fail {
-                fail_with_real_statement(tx, FailPoint::Aggregate)?;
-            }
-            aggregate_in(tx, q)
-        })
-    }
-
-    fn events(&self, f: &EventFilter) -> Result<Vec<StoredEvent>> {
-        let (sql, args) = sql::list_events(f);
-        self.query_events(&sql, &args)
-    }
-
-    fn events_after(&self, after: i64, limit: usize) -> Result<Vec<StoredEvent>> {
-        let (sql, args) = sql::events_after(after, limit);
-        self.query_events(&sql, &args)
-    }
-
-    fn rejected(&self, limit: usize, offset: usize) -> Result<Vec<RejectedEvent>> {
-        let rows = self.conn()?.session().query(
-            "SELECT id, raw, reasons, rules_version, received_at, attempts
-             FROM rejected ORDER BY id DESC LIMIT $1 OFFSET $2",
-            &[&(limit as i64), &(offset as i64)],
-        )?;
-        rows.iter()
-            .map(|r| {
-                Ok(RejectedEvent {
-                    id: r.get(0),
-                    raw: parse_stored(r.get(1), "raw")?,
-                    reasons: parse_stored(r.get(2), "reasons")?,
-                    rules_version: r.get(3),
-                    received_at: stored_time(r.get(4))?,
-                    attempts: r.get(5),
-                })
-            })
-            .collect()
-    }
-
-    fn rejected_after(&self, after: i64, limit: usize) -> Result<Vec<(i64, Value)>> {
-        let rows = self.conn()?.session().query(
-            "SELECT id, raw FROM rejected WHERE id > $1 ORDER BY id LIMIT $2",
-            &[&after, &(limit as i64)],
-        )?;
-        rows.iter()
-            .map(|r| Ok((r.get(0), parse_stored(r.get(1), "raw")?)))
-            .collect()
-    }
-
-    fn counts(&self) -> Result<StoredCounts> {
-        let mut conn = self.conn()?;
-        let mut s = conn.session();
-        let events: i64 = s.query_one(sql::COUNT_EVENTS, &[&level_code(Bucket::Month)])?.get(0);
-        let rejected: i64 = s.query_one("SELECT COUNT(*) FROM rejected", &[])?.get(0);
-        Ok(StoredCounts {
-            events: events as u64,
-            rejected: rejected as u64,
-        })
-    }
-}
-
-/// One group's rows, in a fixed number of statements whatever its size.
-fn write_items(tx: &mut Tx<'_, '_>, items: &[WriteItem], rules_version: i64) -> Result<Vec<Written>> {
-    let now = Timestamp::now().millis();
-
-    // Events: the first of each key is offered for insert; a repeat inside
-    // the group is a duplicate of it. Sorted by key: the order every writer
-    // takes the key's index entries in.
-    let mut first: HashMap<&[u8], usize> = HashMap::new();
-    for (i, item) in items.iter().enumerate() {
-        if let WriteItem::Event { key, .. } = item {
-            first.entry(key.as_slice()).or_insert(i);
+    fn refusal(&self, e: &Error) -> Option<Refusal> {
+        match sql_state(e)? {
+            c if *c == SqlState::CHECK_VIOLATION => Some(Refusal::Check),
+            c if *c == SqlState::UNDEFINED_TABLE => Some(Refusal::NoSuchTable),
+            _ => None,
         }
     }
-    let mut offered: Vec<(&[u8], &Event)> = first
-        .iter()
-        .filter_map(|(&key, &i)| match &items[i] {
-            WriteItem::Event { event, .. } => Some((key, event)),
-            WriteItem::Rejected { .. } => None,
-        })
-        .collect();
-    offered.sort_unstable_by_key(|(key, _)| *key);
-    let mut ids: HashMap<Vec<u8>, (i64, bool)> = HashMap::with_capacity(offered.len());
-    if !offered.is_empty() {
-        let keys: Vec<&[u8]> = offered.iter().map(|(k, _)| *k).collect();
-        let clients: Vec<&str> = offered.iter().map(|(_, e)| e.client_id.as_str()).collect();
-        let metrics: Vec<&str> = offered.iter().map(|(_, e)| e.metric.as_str()).collect();
-        let times: Vec<i64> = offered.iter().map(|(_, e)| e.timestamp.millis()).collect();
-        let amounts: Vec<f64> = offered.iter().map(|(_, e)| e.amount).collect();
-        let event_ids: Vec<Option<&str>> = offered.iter().map(|(_, e)| e.event_id.as_deref()).collect();
-        let attributes: Vec<String> = offered
-            .iter()
-            .map(|(_, e)| serde_json::to_string(&e.attributes).unwrap_or_else(|_| "{}".into()))
-            .collect();
-        for row in tx.query(
+
+    fn schema_version(&mut self) -> Result<i64> {
+        Session::query_one(self, "SELECT version FROM ingest_schema", &[])?
+            .try_get(0)
+            .map_err(corrupt)
+    }
+
+    fn set_schema_version(&mut self, version: i64) -> Result<()> {
+        Session::execute(self, "UPDATE ingest_schema SET version = $1", &[&version])?;
+        Ok(())
+    }
+
+    fn lock_schema(&mut self) -> Result<()> {
+        Session::execute(self, "SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+        Ok(())
+    }
+
+    /// One statement for the whole group, its rows in key order: the order
+    /// every writer takes the key's index entries in.
+    fn insert_events(&mut self, rows: &[NewEvent<'_>], stamp: Stamp) -> Result<Vec<Option<i64>>> {
+        let mut sorted: Vec<&NewEvent<'_>> = rows.iter().collect();
+        sorted.sort_unstable_by_key(|r| r.key);
+        let keys: Vec<&[u8]> = sorted.iter().map(|r| r.key).collect();
+        let clients: Vec<&str> = sorted.iter().map(|r| r.event.client_id.as_str()).collect();
+        let metrics: Vec<&str> = sorted.iter().map(|r| r.event.metric.as_str()).collect();
+        let times: Vec<i64> = sorted.iter().map(|r| r.event.timestamp.millis()).collect();
+        let amounts: Vec<f64> = sorted.iter().map(|r| r.event.amount).collect();
+        let event_ids: Vec<Option<&str>> = sorted.iter().map(|r| r.event.event_id.as_deref()).collect();
+        let attributes: Vec<&str> = sorted.iter().map(|r| r.attributes).collect();
+        let mut ids: HashMap<Vec<u8>, i64> = HashMap::with_capacity(rows.len());
+        for row in Session::query(
+            self,
             "INSERT INTO events (dedup_key, client_id, metric, ts, amount, event_id, attributes, received_at, rules_version)
              SELECT k, c, m, t, a, e, at, $8, $9
              FROM unnest($1::BYTEA[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::FLOAT8[], $6::TEXT[], $7::TEXT[])
@@ -427,282 +281,170 @@ fn write_items(tx: &mut Tx<'_, '_>, items: &[WriteItem], rules_version: i64) -> 
                 &amounts,
                 &event_ids,
                 &attributes,
-                &now,
-                &rules_version,
+                &stamp.received_at,
+                &stamp.rules_version,
             ],
         )? {
-            ids.insert(row.get(1), (row.get(0), true));
+            ids.insert(row.try_get(1).map_err(corrupt)?, row.try_get(0).map_err(corrupt)?);
         }
-        // Keys another transaction stored first (it committed before our
-        // insert went on, so this statement's snapshot sees it).
-        let stored: Vec<&[u8]> = keys.into_iter().filter(|k| !ids.contains_key(*k)).collect();
-        if !stored.is_empty() {
-            for row in tx.query("SELECT id, dedup_key FROM events WHERE dedup_key = ANY($1)", &[&stored])? {
-                ids.insert(row.get(1), (row.get(0), false));
-            }
+        Ok(rows.iter().map(|r| ids.get(r.key).copied()).collect())
+    }
+
+    fn find_keys(&mut self, keys: &[&[u8]]) -> Result<Vec<Option<i64>>> {
+        let mut ids: HashMap<Vec<u8>, i64> = HashMap::with_capacity(keys.len());
+        for row in Session::query(
+            self,
+            "SELECT id, dedup_key FROM events WHERE dedup_key = ANY($1)",
+            &[&keys],
+        )? {
+            ids.insert(row.try_get(1).map_err(corrupt)?, row.try_get(0).map_err(corrupt)?);
         }
+        Ok(keys.iter().map(|k| ids.get(*k).copied()).collect())
     }
 
-    let replaced: Vec<i64> = items
-        .iter()
-        .filter_map(|item| match item {
-            WriteItem::Event { replaces, .. } => *replaces,
-            WriteItem::Rejected { .. } => None,
-        })
-        .collect();
-    if !replaced.is_empty() {
-        tx.execute("DELETE FROM rejected WHERE id = ANY($1)", &[&replaced])?;
-    }
-
-    write_rejected(tx, items, rules_version, now)?;
-
-    let mut stored = Vec::new();
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        out.push(match item {
-            WriteItem::Event { key, event, .. } => {
-                let Some(&(id, inserted)) = ids.get(key.as_slice()) else {
-                    return Err(Error::storage(
-                        StorageKind::Other,
-                        "an event's key was neither inserted nor found",
-                    ));
-                };
-                if inserted && first.get(key.as_slice()) == Some(&i) {
-                    stored.push(event);
-                    Written::Inserted(id)
-                } else {
-                    Written::Duplicate(id)
-                }
-            }
-            WriteItem::Rejected { .. } => Written::Rejected,
-        });
-    }
-    write_rollups(tx, stored)?;
-    Ok(out)
-}
-
-/// Every rollup row the new events change, in one upsert per table that
-/// adds to what is stored (concurrent writers never lose each other's
-/// counts), taking the rows in key order.
-fn write_rollups(tx: &mut Tx<'_, '_>, stored: Vec<&Event>) -> Result<()> {
-    let deltas = rollup_deltas(stored);
-    upsert_deltas(tx, RollupTable::Rollups, &deltas.across)?;
-    upsert_deltas(tx, RollupTable::ClientDays, &deltas.client_days)
-}
-
-/// Add `deltas` to `table` in one statement: the rows travel as one array
-/// per column and are unnested on the server.
-fn upsert_deltas(tx: &mut Tx<'_, '_>, table: RollupTable, deltas: &[sql::RollupDelta<'_>]) -> Result<()> {
-    if deltas.is_empty() {
-        return Ok(());
-    }
-    let levels: Vec<i64> = deltas.iter().map(|d| d.level).collect();
-    let clients: Vec<&str> = deltas.iter().map(|d| d.client_id).collect();
-    let metrics: Vec<&str> = deltas.iter().map(|d| d.metric).collect();
-    let buckets: Vec<i64> = deltas.iter().map(|d| d.bucket).collect();
-    let counts: Vec<i64> = deltas.iter().map(|d| d.stats.count as i64).collect();
-    let sums: Vec<f64> = deltas.iter().map(|d| d.stats.sum).collect();
-    let mins: Vec<Option<f64>> = deltas.iter().map(|d| d.stats.min).collect();
-    let maxes: Vec<Option<f64>> = deltas.iter().map(|d| d.stats.max).collect();
-    // (column values, element type), in the table's binding order.
-    let mut columns: Vec<(&(dyn ToSql + Sync), &str)> = match table {
-        RollupTable::Rollups => vec![(&levels, "BIGINT"), (&buckets, "BIGINT"), (&metrics, "TEXT")],
-        RollupTable::ClientDays => vec![(&buckets, "BIGINT"), (&clients, "TEXT"), (&metrics, "TEXT")],
-    };
-    columns.extend::<[(&(dyn ToSql + Sync), &str); 4]>([
-        (&counts, "BIGINT"),
-        (&sums, "FLOAT8"),
-        (&mins, "FLOAT8"),
-        (&maxes, "FLOAT8"),
-    ]);
-    let arrays: Vec<String> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, (_, ty))| format!("${}::{ty}[]", i + 1))
-        .collect();
-    let values: Vec<&(dyn ToSql + Sync)> = columns.iter().map(|(v, _)| *v).collect();
-    tx.execute(
-        &format!(
-            "INSERT INTO {} ({}) SELECT * FROM unnest({}) {}",
-            table.name(),
-            table.columns(),
-            arrays.join(", "),
-            table.add_on_conflict()
-        ),
-        &values,
-    )?;
-    Ok(())
-}
-
-/// PostgreSQL's date functions.
-struct Postgres;
-
-impl Dialect for Postgres {
-    fn month_floor(&self, col: &str) -> String {
-        format!(
-            "CAST(EXTRACT(EPOCH FROM date_trunc('month', to_timestamp({} / 1000) AT TIME ZONE 'UTC')) AS BIGINT) * 1000",
-            sql::floor_sql(col, 1000)
-        )
-    }
-}
-
-fn bind(args: &[Arg]) -> Vec<&(dyn ToSql + Sync)> {
-    args.iter()
-        .map(|a| match a {
-            Arg::Int(n) => n as &(dyn ToSql + Sync),
-            Arg::Text(t) => t as &(dyn ToSql + Sync),
-        })
-        .collect()
-}
-
-fn aggregate_in(tx: &mut Tx<'_, '_>, q: &Query) -> Result<Aggregate> {
-    let mut partials = Partials::default();
-    for piece in sql::pieces(q) {
-        for r in tx.query(&piece.sql, &bind(&piece.args))? {
-            piece.fold(
-                PieceRow {
-                    bucket: r.get(0),
-                    client_id: r.get(1),
-                    metric: r.get(2),
-                    count: r.get(3),
-                    sum: r.get(4),
-                    min: r.get(5),
-                    max: r.get(6),
-                },
-                &mut partials,
-            )?;
-        }
-    }
-    Ok(partials.finish(q))
-}
-
-/// Dead letters, one row per digest: the first time with one attempt, then
-/// one more per new attempt, as in SQLite's per-row upsert.
-fn write_rejected(tx: &mut Tx<'_, '_>, items: &[WriteItem], rules_version: i64, now: i64) -> Result<()> {
-    // digest -> (raw, reasons, attempts if new, attempts added if stored)
-    let mut rows: HashMap<&[u8; 32], (&str, String, i64, i64)> = HashMap::new();
-    for item in items {
-        let WriteItem::Rejected {
-            raw,
-            digest,
-            reasons,
-            new_attempt,
-        } = item
-        else {
-            continue;
-        };
-        let reasons = serde_json::to_string(reasons).unwrap_or_else(|_| "[]".into());
-        let added = *new_attempt as i64;
-        rows.entry(digest)
-            .and_modify(|r| {
-                r.1.clone_from(&reasons);
-                r.2 += added;
-                r.3 += added;
-            })
-            .or_insert((raw.as_str(), reasons, 1, added));
-    }
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut rows: Vec<_> = rows.into_iter().collect();
-    rows.sort_unstable_by_key(|(d, _)| **d);
-    let digests: Vec<&[u8]> = rows.iter().map(|(d, _)| &d[..]).collect();
-    let raws: Vec<&str> = rows.iter().map(|(_, r)| r.0).collect();
-    let reasons: Vec<&str> = rows.iter().map(|(_, r)| r.1.as_str()).collect();
-    let fresh: Vec<i64> = rows.iter().map(|(_, r)| r.2).collect();
-    let added: Vec<i64> = rows.iter().map(|(_, r)| r.3).collect();
-    tx.execute(
-        "WITH input AS (
-             SELECT * FROM unnest($1::BYTEA[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[])
-                 AS u(digest, raw, reasons, fresh, added)
-         )
-         INSERT INTO rejected (digest, raw, reasons, rules_version, received_at, attempts)
-         SELECT digest, raw, reasons, $6, $7, fresh FROM input
-         ON CONFLICT (digest) DO UPDATE SET
-             reasons = excluded.reasons,
-             rules_version = excluded.rules_version,
-             attempts = rejected.attempts + (SELECT added FROM input WHERE input.digest = excluded.digest)",
-        &[&digests, &raws, &reasons, &fresh, &added, &rules_version, &now],
-    )?;
-    Ok(())
-}
-
-/// Make the current transaction fail through the database itself, as the
-/// SQLite backend does: a CHECK that always fails, or a read of a table
-/// that does not exist.
-fn fail_with_real_statement(tx: &mut Tx<'_, '_>, point: FailPoint) -> Result<()> {
-    let (result, expected) = if point == FailPoint::Aggregate {
-        (
-            tx.try_execute("SELECT * FROM \"injected aggregate failure\"", &[])
-                .map(|_| ()),
-            SqlState::UNDEFINED_TABLE,
-        )
-    } else {
-        (
-            tx.try_execute("INSERT INTO fault_probe (point) VALUES ($1)", &[&point.as_str()])
-                .map(|_| ()),
-            SqlState::CHECK_VIOLATION,
-        )
-    };
-    match result {
-        Err(e) if e.code() == Some(&expected) => Err(Error::Injected(point)),
-        Err(other) => Err(other.into()),
-        Ok(()) => Err(Error::storage(
-            StorageKind::Other,
-            "injected failure statement did not fail",
-        )),
-    }
-}
-
-/// Keys re-written per statement while re-keying.
-const REKEY_CHUNK: i64 = 5_000;
-
-fn rekey_events(tx: &mut Tx<'_, '_>, rekey: &dyn Fn(&Event) -> Vec<u8>, spec: &str) -> Result<()> {
-    // Park every key on a value no real key has (real keys start with a tag
-    // letter), then write the new keys chunk by chunk. A new key already
-    // taken belongs to an event re-keyed before: a collision, found before
-    // the write so the error can name both events.
-    tx.execute("UPDATE events SET dedup_key = '\\x00'::BYTEA || int8send(id)", &[])?;
-    let mut after = 0i64;
-    loop {
-        let rows = tx.query(
-            "SELECT id, client_id, metric, ts, amount, event_id FROM events WHERE id > $1 ORDER BY id LIMIT $2",
-            &[&after, &REKEY_CHUNK],
-        )?;
-        let Some(last) = rows.last() else {
-            return Ok(());
-        };
-        after = last.get(0);
-        let mut ids = Vec::with_capacity(rows.len());
-        let mut keys: Vec<Vec<u8>> = Vec::with_capacity(rows.len());
-        let mut seen: HashMap<Vec<u8>, i64> = HashMap::new();
-        for r in &rows {
-            let id: i64 = r.get(0);
-            let event = Event {
-                client_id: r.get(1),
-                metric: r.get(2),
-                timestamp: stored_time(r.get(3))?,
-                amount: r.get(4),
-                event_id: r.get(5),
-                attributes: Map::new(),
-            };
-            let key = rekey(&event);
-            if let Some(other) = seen.insert(key.clone(), id) {
-                return Err(sql::key_collision(spec, other, id));
-            }
-            ids.push(id);
-            keys.push(key);
-        }
-        if let Some(row) = tx.query_opt("SELECT id FROM events WHERE dedup_key = ANY($1) LIMIT 1", &[&keys])? {
-            let other: i64 = row.get(0);
-            let key: Vec<u8> = tx
-                .query_one("SELECT dedup_key FROM events WHERE id = $1", &[&other])?
-                .get(0);
-            return Err(sql::key_collision(spec, other, seen[&key]));
-        }
-        tx.execute(
+    fn set_keys(&mut self, ids: &[i64], keys: &[Vec<u8>]) -> Result<()> {
+        Session::execute(
+            self,
             "UPDATE events SET dedup_key = u.k FROM unnest($1::BIGINT[], $2::BYTEA[]) AS u(id, k) WHERE events.id = u.id",
             &[&ids, &keys],
         )?;
+        Ok(())
+    }
+
+    fn delete_rejected(&mut self, ids: &[i64]) -> Result<()> {
+        Session::execute(self, "DELETE FROM rejected WHERE id = ANY($1)", &[&ids])?;
+        Ok(())
+    }
+
+    fn upsert_rejected(&mut self, rows: &[DeadLetter<'_>], stamp: Stamp) -> Result<()> {
+        let digests: Vec<&[u8]> = rows.iter().map(|r| &r.digest[..]).collect();
+        let raws: Vec<&str> = rows.iter().map(|r| r.raw).collect();
+        let reasons: Vec<&str> = rows.iter().map(|r| r.reasons.as_str()).collect();
+        let fresh: Vec<i64> = rows.iter().map(|r| r.fresh).collect();
+        let added: Vec<i64> = rows.iter().map(|r| r.added).collect();
+        Session::execute(
+            self,
+            "WITH input AS (
+                 SELECT * FROM unnest($1::BYTEA[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[])
+                     AS u(digest, raw, reasons, fresh, added)
+             )
+             INSERT INTO rejected (digest, raw, reasons, rules_version, received_at, attempts)
+             SELECT digest, raw, reasons, $6, $7, fresh FROM input
+             ON CONFLICT (digest) DO UPDATE SET
+                 reasons = excluded.reasons,
+                 rules_version = excluded.rules_version,
+                 attempts = rejected.attempts + (SELECT added FROM input WHERE input.digest = excluded.digest)",
+            &[
+                &digests,
+                &raws,
+                &reasons,
+                &fresh,
+                &added,
+                &stamp.rules_version,
+                &stamp.received_at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// One statement per table: the rows travel as one array per column.
+    fn upsert_rollups(&mut self, table: RollupTable, deltas: &[RollupDelta<'_>]) -> Result<()> {
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let mut first: Vec<i64> = Vec::with_capacity(deltas.len());
+        let mut second: Vec<i64> = Vec::new();
+        let mut texts: Vec<&str> = Vec::new();
+        let mut metrics: Vec<&str> = Vec::with_capacity(deltas.len());
+        for d in deltas {
+            match d.key {
+                RollupKey::Across { level, bucket, metric } => {
+                    first.push(level);
+                    second.push(bucket);
+                    metrics.push(metric);
+                }
+                RollupKey::ClientDay {
+                    bucket,
+                    client_id,
+                    metric,
+                } => {
+                    first.push(bucket);
+                    texts.push(client_id);
+                    metrics.push(metric);
+                }
+            }
+        }
+        let counts: Vec<i64> = deltas.iter().map(|d| d.stats.count as i64).collect();
+        let sums: Vec<f64> = deltas.iter().map(|d| d.stats.sum).collect();
+        let mins: Vec<Option<f64>> = deltas.iter().map(|d| d.stats.min).collect();
+        let maxes: Vec<Option<f64>> = deltas.iter().map(|d| d.stats.max).collect();
+        // (column values, element type), in the table's binding order.
+        let key: [(&(dyn ToSql + Sync), &str); 3] = match table {
+            RollupTable::Rollups => [(&first, "BIGINT"), (&second, "BIGINT"), (&metrics, "TEXT")],
+            RollupTable::ClientDays => [(&first, "BIGINT"), (&texts, "TEXT"), (&metrics, "TEXT")],
+        };
+        let columns: Vec<(&(dyn ToSql + Sync), &str)> = key
+            .into_iter()
+            .chain([
+                (&counts as &(dyn ToSql + Sync), "BIGINT"),
+                (&sums, "FLOAT8"),
+                (&mins, "FLOAT8"),
+                (&maxes, "FLOAT8"),
+            ])
+            .collect();
+        let arrays: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, (_, ty))| format!("${}::{ty}[]", i + 1))
+            .collect();
+        let values: Vec<&(dyn ToSql + Sync)> = columns.iter().map(|(v, _)| *v).collect();
+        Session::execute(
+            self,
+            &format!(
+                "INSERT INTO {} ({}) SELECT * FROM unnest({}) {}",
+                table.name(),
+                table.columns(),
+                arrays.join(", "),
+                table.add_on_conflict()
+            ),
+            &values,
+        )?;
+        Ok(())
+    }
+}
+
+/// A column that is not of the type asked for: the store is not what this
+/// library wrote.
+fn corrupt(e: postgres::Error) -> Error {
+    Error::storage(StorageKind::Corrupt, format!("PostgreSQL: {e}"))
+}
+
+fn column<'a, T: postgres::types::FromSql<'a>>(row: &'a postgres::Row, i: usize) -> Result<T> {
+    row.try_get(i).map_err(corrupt)
+}
+
+impl Row for postgres::Row {
+    fn int(&self, i: usize) -> Result<i64> {
+        column(self, i)
+    }
+
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        column(self, i)
+    }
+
+    fn real(&self, i: usize) -> Result<f64> {
+        column(self, i)
+    }
+
+    fn opt_real(&self, i: usize) -> Result<Option<f64>> {
+        column(self, i)
+    }
+
+    fn text(&self, i: usize) -> Result<String> {
+        column(self, i)
+    }
+
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        column(self, i)
     }
 }

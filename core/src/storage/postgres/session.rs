@@ -94,11 +94,6 @@ impl<C: GenericClient> Session<'_, C> {
         Ok(self.client.query_one(&statement, params)?)
     }
 
-    pub(super) fn query_opt(&mut self, sql: &str, params: Params<'_>) -> Result<Option<Row>> {
-        let statement = self.prepared(sql)?;
-        Ok(self.client.query_opt(&statement, params)?)
-    }
-
     pub(super) fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64> {
         let statement = self.prepared(sql)?;
         Ok(self.client.execute(&statement, params)?)
@@ -107,10 +102,5 @@ impl<C: GenericClient> Session<'_, C> {
     /// Statements without parameters, sent as they are (DDL, settings).
     pub(super) fn batch_execute(&mut self, sql: &str) -> Result<()> {
         Ok(self.client.batch_execute(sql)?)
-    }
-
-    /// The raw result of a statement expected to fail (failure injection).
-    pub(super) fn try_execute(&mut self, sql: &str, params: Params<'_>) -> std::result::Result<u64, postgres::Error> {
-        self.client.execute(sql, params)
     }
 }

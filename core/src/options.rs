@@ -1,0 +1,289 @@
+//! What a caller passes besides events: the durability of writes, aggregate
+//! queries, event filters and pages, each read strictly from the JSON the C
+//! ABI and the server pass. Storage and the aggregate planner take these
+//! types; they know nothing of the [`crate::Ingestor`] above them.
+
+use serde_json::Value;
+
+use crate::aggregate::Bucket;
+use crate::error::{Error, Result};
+use crate::timestamp::Timestamp;
+
+/// How hard a commit works to survive failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Durability {
+    /// Every commit is synced to disk before the call returns: an accepted
+    /// event survives a power loss. The default, because "accepted" must mean
+    /// kept.
+    #[default]
+    Full,
+    /// Commits reach the operating system before the call returns: an
+    /// accepted event survives a crash of the process, but the last commits
+    /// may be lost on a power loss or kernel crash.
+    Normal,
+}
+
+impl Durability {
+    /// `"full"` or `"normal"`, as [`str::parse`] takes them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Full => "full",
+            Durability::Normal => "normal",
+        }
+    }
+}
+
+impl std::str::FromStr for Durability {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "full" => Ok(Durability::Full),
+            "normal" => Ok(Durability::Normal),
+            other => Err(Error::arg(format!(
+                "unknown durability {other:?}; expected \"full\" or \"normal\""
+            ))),
+        }
+    }
+}
+
+/// What to aggregate: filters, a half-open time range, and grouping.
+///
+/// ```
+/// use ingest_core::{Bucket, Query};
+/// let q = Query::from_json(r#"{"metric": "sales", "start": "2024-01-01", "group_by": ["day", "client_id"]}"#).unwrap();
+/// assert_eq!((q.bucket, q.by_client, q.by_metric), (Some(Bucket::Day), true, false));
+/// assert!(Query::from_json(r#"{"group_by": "week"}"#).is_err());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Query {
+    pub client_id: Option<String>,
+    /// Cased by the rules before matching, like the events' metrics.
+    pub metric: Option<String>,
+    /// Inclusive.
+    pub start: Option<Timestamp>,
+    /// Exclusive.
+    pub end: Option<Timestamp>,
+    pub bucket: Option<Bucket>,
+    pub by_client: bool,
+    pub by_metric: bool,
+}
+
+impl Query {
+    /// Parse the JSON query shared by the C ABI and the server:
+    /// `{"client_id", "metric", "start", "end", "group_by"}`, where `start`
+    /// and `end` take any accepted timestamp text and `group_by` is one of
+    /// `hour`, `day`, `month`, `client_id`, `metric`, or a list of them (at
+    /// most one time bucket). Unknown keys and bad values are errors.
+    pub fn from_json(text: &str) -> Result<Self> {
+        Self::from_value(&parse_object(text, "query")?)
+    }
+
+    /// As [`Query::from_json`], from a parsed value.
+    pub fn from_value(v: &Value) -> Result<Self> {
+        let obj = object(v, "query", &["client_id", "metric", "start", "end", "group_by"])?;
+        let mut q = Query {
+            client_id: opt_text(obj.get("client_id"), "client_id")?,
+            metric: opt_text(obj.get("metric"), "metric")?,
+            start: opt_time(obj.get("start"), "start")?,
+            end: opt_time(obj.get("end"), "end")?,
+            ..Query::default()
+        };
+        match obj.get("group_by") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => q.group_by(s)?,
+            Some(Value::Array(items)) => {
+                for item in items {
+                    let s = item
+                        .as_str()
+                        .ok_or_else(|| Error::arg("query: group_by items must be text"))?;
+                    q.group_by(s)?;
+                }
+            }
+            Some(_) => return Err(Error::arg("query: group_by must be text or a list of text")),
+        }
+        Ok(q)
+    }
+
+    /// Add one grouping by name: `hour`, `day`, `month`, `client_id` (or
+    /// `client`), `metric`.
+    pub fn group_by(&mut self, name: &str) -> Result<()> {
+        let bucket = match name {
+            "hour" => Bucket::Hour,
+            "day" => Bucket::Day,
+            "month" => Bucket::Month,
+            "client_id" | "client" => {
+                self.by_client = true;
+                return Ok(());
+            }
+            "metric" => {
+                self.by_metric = true;
+                return Ok(());
+            }
+            other => {
+                return Err(Error::arg(format!(
+                    "query: cannot group by {other:?}; expected hour, day, month, client_id or metric"
+                )))
+            }
+        };
+        match self.bucket {
+            Some(b) if b != bucket => Err(Error::arg(format!("query: group by {b} or {bucket}, not both"))),
+            _ => {
+                self.bucket = Some(bucket);
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn is_grouped(&self) -> bool {
+        self.bucket.is_some() || self.by_client || self.by_metric
+    }
+
+    pub(crate) fn check_range(&self) -> Result<()> {
+        match (self.start, self.end) {
+            (Some(s), Some(e)) if s > e => Err(Error::arg(format!("query: start {s} is after end {e}"))),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn opt_text(v: Option<&Value>, key: &str) -> Result<Option<String>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+        Some(_) => Err(Error::arg(format!("{key} must be text"))),
+    }
+}
+
+fn opt_time(v: Option<&Value>, key: &str) -> Result<Option<Timestamp>> {
+    let parsed = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => Timestamp::parse(s).ok(),
+        Some(Value::Number(n)) => n.as_f64().and_then(|f| Timestamp::from_epoch(f).ok()),
+        Some(_) => None,
+    };
+    parsed.map(Some).ok_or_else(|| {
+        Error::arg(format!(
+            "query: {key} must be an RFC 3339 time, a date, or epoch seconds/milliseconds"
+        ))
+    })
+}
+
+/// Filter and page for listing events. Newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFilter {
+    pub client_id: Option<String>,
+    /// Cased by the rules before matching.
+    pub metric: Option<String>,
+    pub start: Option<Timestamp>,
+    pub end: Option<Timestamp>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// The most rows one page may ask for.
+pub const MAX_PAGE: usize = 10_000;
+
+impl Default for EventFilter {
+    fn default() -> Self {
+        EventFilter {
+            client_id: None,
+            metric: None,
+            start: None,
+            end: None,
+            limit: 100,
+            offset: 0,
+        }
+    }
+}
+
+impl EventFilter {
+    /// Parse `{"client_id", "metric", "start", "end", "limit", "offset"}`
+    /// (every key optional), as the C ABI and the server pass it. Unknown keys
+    /// and bad values are errors.
+    ///
+    /// ```
+    /// let f = ingest_core::EventFilter::from_json(r#"{"metric": "sales", "limit": 5}"#).unwrap();
+    /// assert_eq!((f.metric.as_deref(), f.limit, f.offset), (Some("sales"), 5, 0));
+    /// ```
+    pub fn from_json(text: &str) -> Result<Self> {
+        Self::from_value(&parse_object(text, "filter")?)
+    }
+
+    /// As [`EventFilter::from_json`], from a parsed value.
+    pub fn from_value(v: &Value) -> Result<Self> {
+        let obj = object(v, "filter", &["client_id", "metric", "start", "end", "limit", "offset"])?;
+        let page = Page::from_value(&Value::Object(
+            obj.iter()
+                .filter(|(k, _)| *k == "limit" || *k == "offset")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ))?;
+        Ok(EventFilter {
+            client_id: opt_text(obj.get("client_id"), "client_id")?,
+            metric: opt_text(obj.get("metric"), "metric")?,
+            start: opt_time(obj.get("start"), "start")?,
+            end: opt_time(obj.get("end"), "end")?,
+            limit: page.limit,
+            offset: page.offset,
+        })
+    }
+}
+
+/// A page of a listing: at most `limit` rows (1 to [`MAX_PAGE`]) after skipping `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: usize,
+    pub offset: usize,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page { limit: 100, offset: 0 }
+    }
+}
+
+impl Page {
+    /// Parse `{"limit", "offset"}` (both optional).
+    pub fn from_json(text: &str) -> Result<Self> {
+        Self::from_value(&parse_object(text, "page")?)
+    }
+
+    /// As [`Page::from_json`], from a parsed value.
+    pub fn from_value(v: &Value) -> Result<Self> {
+        let obj = object(v, "page", &["limit", "offset"])?;
+        let count = |key: &str, default: usize| -> Result<usize> {
+            match obj.get(key) {
+                None | Some(Value::Null) => Ok(default),
+                Some(n) => n
+                    .as_u64()
+                    .map(|n| n as usize)
+                    .ok_or_else(|| Error::arg(format!("{key} must be a whole number >= 0"))),
+            }
+        };
+        Ok(Page {
+            limit: count("limit", 100)?,
+            offset: count("offset", 0)?,
+        })
+    }
+}
+
+/// `text` parsed as JSON, for [`object`].
+fn parse_object(text: &str, what: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| Error::arg(format!("{what} is not valid JSON: {e}")))
+}
+
+/// `v` as a JSON object holding none but `keys`: the one strict reading of
+/// every parameter object a binding or the server passes (queries, filters,
+/// pages), so that a misspelt key is an error, never silently ignored.
+fn object<'a>(v: &'a Value, what: &str, keys: &[&str]) -> Result<&'a serde_json::Map<String, Value>> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| Error::arg(format!("{what} must be a JSON object")))?;
+    if let Some(k) = obj.keys().find(|k| !keys.contains(&k.as_str())) {
+        return Err(Error::arg(format!(
+            "{what}: unknown key {k:?}; expected one of {}",
+            keys.join(", ")
+        )));
+    }
+    Ok(obj)
+}

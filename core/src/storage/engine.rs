@@ -1,0 +1,363 @@
+//! The storage engine: everything the backends do alike, written once over
+//! [`Backend`] and [`Db`]. A write call joins a group commit; the group is
+//! written in one transaction with the dedup key enforced by the database,
+//! the dead letters counted per digest, and the rollups added to; the
+//! failure points strike it through real failing statements and a real
+//! rollback. Reads answer aggregates from one snapshot, and page through
+//! events and dead letters.
+
+use super::db::{Arg, Backend, Db, DeadLetter, NewEvent, Refusal, Stamp};
+use super::group::{Committed, Group, GroupCommit};
+use super::listing;
+use super::migrate::{migrate, register_rules};
+use super::pieces;
+use super::rollup::{rollup_deltas, RollupTable};
+use super::{StoredCounts, WriteItem, Written};
+use crate::aggregate::Aggregate;
+use crate::error::{Error, Result, StorageKind};
+use crate::event::{Event, RejectedEvent, StoredEvent};
+use crate::failure::FailPoint;
+use crate::options::{EventFilter, Query};
+use crate::rules::Rules;
+use crate::timestamp::Timestamp;
+
+/// Times a transaction aborted by the database (deadlock, serialization
+/// failure) is tried again before the error is returned.
+const CONFLICT_RETRIES: u32 = 8;
+
+/// A store: one backend, and the group commit its writers share.
+pub(crate) struct Engine {
+    backend: Box<dyn Backend>,
+    group: GroupCommit,
+}
+
+impl Engine {
+    /// Take `backend` into use, bringing its schema up to date.
+    pub(crate) fn open(backend: Box<dyn Backend>) -> Result<Self> {
+        let engine = Engine {
+            backend,
+            group: GroupCommit::default(),
+        };
+        let schema = engine.backend.schema();
+        engine.transaction(|db| migrate(db, schema))?;
+        Ok(engine)
+    }
+
+    /// Record `rules` and return their version number (the same document
+    /// always gets the same number). Re-keys stored events when the dedup key
+    /// changed since the last open.
+    pub(crate) fn register_rules(&self, rules: &Rules, rekey: &dyn Fn(&Event) -> Vec<u8>) -> Result<i64> {
+        self.transaction(|db| register_rules(db, rules, rekey))
+    }
+
+    /// Write `items` in one transaction, failing at `fail` if given, and hand
+    /// them back with what was done with each. Concurrent calls may share a
+    /// transaction (group commit); each returns only after it committed.
+    pub(crate) fn write(
+        &self,
+        items: Vec<WriteItem>,
+        rules_version: i64,
+        fail: Option<FailPoint>,
+    ) -> Result<Committed> {
+        self.group
+            .write(items, fail, |group| self.write_group(group, rules_version))
+    }
+
+    fn write_group(&self, group: &mut Group<'_>, rules_version: i64) -> Result<Vec<Written>> {
+        let fail = group.fail();
+        let stamp = Stamp {
+            received_at: Timestamp::now().millis(),
+            rules_version,
+        };
+        let written = if self.backend.streams_callers() {
+            // Each caller's items as they come: the group's later callers
+            // are still on their way while the first ones are written.
+            // Run once: the group hands each caller out once.
+            self.once(|db| {
+                with_failure_points(db, fail, |db| {
+                    let mut written = Vec::new();
+                    while let Some(items) = group.next() {
+                        write_items(db, items, stamp, &mut written)?;
+                    }
+                    add_to_rollups(db, group.items(), &written)?;
+                    Ok(written)
+                })
+            })?
+        } else {
+            let items = group.gather();
+            self.transaction(|db| {
+                with_failure_points(db, fail, |db| {
+                    let mut written = Vec::new();
+                    write_items(db, items, stamp, &mut written)?;
+                    add_to_rollups(db, items, &written)?;
+                    Ok(written)
+                })
+            })?
+        };
+        if fail == Some(FailPoint::AfterCommit) {
+            return Err(Error::Injected(FailPoint::AfterCommit));
+        }
+        Ok(written)
+    }
+
+    /// The id of the stored event with this key.
+    pub(crate) fn find(&self, key: &[u8]) -> Result<Option<i64>> {
+        self.read(false, |db| listing::find(db, key))
+    }
+
+    /// Answer a query (its metric already cased) from one snapshot; `fail`
+    /// makes the read fail there.
+    pub(crate) fn aggregate(&self, q: &Query, fail: Option<FailPoint>) -> Result<Aggregate> {
+        self.read(true, |db| {
+            if let Some(point) = fail {
+                fail_with_real_statement(db, point)?;
+            }
+            pieces::aggregate(db, q)
+        })
+    }
+
+    pub(crate) fn events(&self, f: &EventFilter) -> Result<Vec<StoredEvent>> {
+        self.read(false, |db| listing::events(db, f))
+    }
+
+    /// Up to `limit` stored events with id above `after`, in id order.
+    pub(crate) fn events_after(&self, after: i64, limit: usize) -> Result<Vec<StoredEvent>> {
+        self.read(false, |db| listing::events_after(db, after, limit))
+    }
+
+    pub(crate) fn rejected(&self, limit: usize, offset: usize) -> Result<Vec<RejectedEvent>> {
+        self.read(false, |db| listing::rejected(db, limit, offset))
+    }
+
+    /// Up to `limit` dead-letter rows with id above `after`, in id order: (id, raw).
+    pub(crate) fn rejected_after(&self, after: i64, limit: usize) -> Result<Vec<(i64, serde_json::Value)>> {
+        self.read(false, |db| listing::rejected_after(db, after, limit))
+    }
+
+    pub(crate) fn counts(&self) -> Result<StoredCounts> {
+        self.read(true, listing::counts)
+    }
+
+    /// Run `f` in a write transaction, again from the start when the
+    /// database aborted it for a conflict with another transaction.
+    fn transaction<T>(&self, mut f: impl FnMut(&mut dyn Db) -> Result<T>) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            match self.once(&mut f) {
+                Err(e) if self.backend.is_conflict(&e) && attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    std::thread::sleep(backoff(attempt));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Run `f` in a write transaction, once.
+    fn once<T>(&self, mut f: impl FnMut(&mut dyn Db) -> Result<T>) -> Result<T> {
+        let mut out = None;
+        self.backend.write(&mut |db| {
+            out = Some(f(db)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| Error::storage(StorageKind::Other, "a write transaction ended without its answer"))
+    }
+
+    fn read<T>(&self, snapshot: bool, mut f: impl FnMut(&mut dyn Db) -> Result<T>) -> Result<T> {
+        let mut out = None;
+        self.backend.read(snapshot, &mut |db| {
+            out = Some(f(db)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| Error::storage(StorageKind::Other, "a read ended without its answer"))
+    }
+}
+
+/// A random pause of up to 2^(attempt+1) ms (at most 128): writers that
+/// conflicted once must not retry in step and conflict again.
+fn backoff(attempt: u32) -> std::time::Duration {
+    let cap = 2u64 << attempt.min(6);
+    let noise = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    std::time::Duration::from_micros(1_000 + noise % (cap * 1_000))
+}
+
+/// The failure points inside a group's transaction, around its writes.
+fn with_failure_points(
+    db: &mut dyn Db,
+    fail: Option<FailPoint>,
+    write: impl FnOnce(&mut dyn Db) -> Result<Vec<Written>>,
+) -> Result<Vec<Written>> {
+    if fail == Some(FailPoint::BeforeInsert) {
+        return Err(Error::Injected(FailPoint::BeforeInsert));
+    }
+    let written = write(db)?;
+    if fail == Some(FailPoint::AfterInsert) {
+        fail_with_real_statement(db, FailPoint::AfterInsert)?;
+    }
+    Ok(written)
+}
+
+/// Make the current transaction fail through the database itself: a write
+/// that violates a CHECK constraint, or (for a read, possibly on a
+/// read-only connection) a read of a table that does not exist. The error
+/// that comes back is the database's own.
+fn fail_with_real_statement(db: &mut dyn Db, point: FailPoint) -> Result<()> {
+    let (result, expected) = if point == FailPoint::Aggregate {
+        (
+            db.query("SELECT * FROM \"injected aggregate failure\"", &[], &mut |_| Ok(())),
+            Refusal::NoSuchTable,
+        )
+    } else {
+        (
+            db.execute(
+                "INSERT INTO fault_probe (point) VALUES ($1)",
+                &[Arg::Text(point.as_str())],
+            )
+            .map(drop),
+            Refusal::Check,
+        )
+    };
+    match result {
+        Err(e) if db.refusal(&e) == Some(expected) => Err(Error::Injected(point)),
+        // Anything else is a real failure that happened to strike here.
+        Err(other) => Err(other),
+        Ok(()) => Err(Error::storage(
+            StorageKind::Other,
+            "injected failure statement did not fail",
+        )),
+    }
+}
+
+/// Write one caller's `items` (events and dead letters), adding what was
+/// done with each to `out`. The rollups are the caller's, once per group.
+fn write_items(db: &mut dyn Db, items: &[WriteItem], stamp: Stamp, out: &mut Vec<Written>) -> Result<()> {
+    // The first item of each key is offered for insert; a repeat (a
+    // client's retry that lands in the same batch) is a duplicate of it,
+    // answered without a statement.
+    let mut first: foldhash::HashMap<&[u8], usize> =
+        foldhash::HashMap::with_capacity_and_hasher(items.len(), Default::default());
+    // Per item, its key's place in `offered`.
+    let mut place = Vec::with_capacity(items.len());
+    let mut offered: Vec<(usize, &[u8], &Event)> = Vec::with_capacity(items.len());
+    // Every offered event's attributes in one text, no allocation per event.
+    let mut attributes: Vec<u8> = Vec::new();
+    let mut spans = Vec::with_capacity(items.len());
+    let mut replaced = Vec::new();
+    let mut letters: foldhash::HashMap<&[u8; 32], DeadLetter<'_>> = foldhash::HashMap::default();
+    for (i, item) in items.iter().enumerate() {
+        match item {
+            WriteItem::Event { key, event, replaces } => {
+                replaced.extend(*replaces);
+                let next = offered.len();
+                let at = *first.entry(key.as_slice()).or_insert(next);
+                if at == next {
+                    offered.push((i, key, event));
+                    let start = attributes.len();
+                    // A map of JSON values always serialises, as UTF-8.
+                    if serde_json::to_writer(&mut attributes, &event.attributes).is_err() {
+                        attributes.truncate(start);
+                        attributes.extend_from_slice(b"{}");
+                    }
+                    spans.push(start..attributes.len());
+                }
+                place.push(at);
+            }
+            WriteItem::Rejected {
+                raw,
+                digest,
+                reasons,
+                new_attempt,
+            } => {
+                let reasons = serde_json::to_string(reasons).unwrap_or_else(|_| "[]".into());
+                let added = *new_attempt as i64;
+                // One row per digest: a first one starts at one attempt,
+                // and every new attempt after it adds one.
+                letters
+                    .entry(digest)
+                    .and_modify(|row| {
+                        row.reasons.clone_from(&reasons);
+                        row.fresh += added;
+                        row.added += added;
+                    })
+                    .or_insert(DeadLetter {
+                        digest,
+                        raw,
+                        reasons,
+                        fresh: 1,
+                        added,
+                    });
+                place.push(usize::MAX);
+            }
+        }
+    }
+    if !replaced.is_empty() {
+        db.delete_rejected(&replaced)?;
+    }
+    let rows: Vec<NewEvent<'_>> = offered
+        .iter()
+        .zip(&spans)
+        .map(|(&(_, key, event), span)| NewEvent {
+            key,
+            event,
+            attributes: std::str::from_utf8(&attributes[span.clone()]).unwrap_or("{}"),
+        })
+        .collect();
+    let inserted = if rows.is_empty() {
+        Vec::new()
+    } else {
+        db.insert_events(&rows, stamp)?
+    };
+    // Keys stored before: by another transaction, or an earlier caller of
+    // this group.
+    let missing: Vec<&[u8]> = rows
+        .iter()
+        .zip(&inserted)
+        .filter(|(_, id)| id.is_none())
+        .map(|(row, _)| row.key)
+        .collect();
+    let mut found = if missing.is_empty() {
+        Vec::new()
+    } else {
+        db.find_keys(&missing)?
+    }
+    .into_iter();
+    let ids = inserted
+        .iter()
+        .map(|id| match id {
+            Some(id) => Ok((*id, true)),
+            None => found
+                .next()
+                .flatten()
+                .map(|id| (id, false))
+                .ok_or_else(|| Error::storage(StorageKind::Other, "an event's key was neither inserted nor found")),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if !letters.is_empty() {
+        let mut letters: Vec<DeadLetter<'_>> = letters.into_values().collect();
+        // The order every writer takes the digest's index entries in.
+        letters.sort_unstable_by_key(|row| *row.digest);
+        db.upsert_rejected(&letters, stamp)?;
+    }
+    out.reserve(items.len());
+    for (i, &at) in place.iter().enumerate() {
+        out.push(match ids.get(at) {
+            Some(&(id, true)) if offered[at].0 == i => Written::Inserted(id),
+            Some(&(id, _)) => Written::Duplicate(id),
+            None => Written::Rejected,
+        });
+    }
+    Ok(())
+}
+
+/// Add the events `items` stored (as `written` says) to the rollups.
+fn add_to_rollups(db: &mut dyn Db, items: &[WriteItem], written: &[Written]) -> Result<()> {
+    let stored = items.iter().zip(written).filter_map(|(item, w)| match (item, w) {
+        (WriteItem::Event { event, .. }, Written::Inserted(_)) => Some(event),
+        _ => None,
+    });
+    let deltas = rollup_deltas(stored);
+    db.upsert_rollups(RollupTable::Rollups, &deltas.across)?;
+    db.upsert_rollups(RollupTable::ClientDays, &deltas.client_days)
+}

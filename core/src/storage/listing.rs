@@ -1,0 +1,157 @@
+//! Reading stored rows back: pages of events and dead letters, whole-store
+//! walks in id order (copy, reprocess, re-keying), and the stored counts.
+
+use serde_json::{Map, Value};
+
+use super::db::{args, query_all, query_opt, Arg, Db, Param, Row, Sql};
+use super::rollup::level_code;
+use super::StoredCounts;
+use crate::aggregate::Bucket;
+use crate::error::{Error, Result, StorageKind};
+use crate::event::{Event, Reason, RejectedEvent, StoredEvent};
+use crate::options::EventFilter;
+use crate::timestamp::Timestamp;
+
+/// The columns an event listing selects, in the order [`stored_event`] reads.
+const EVENT_COLUMNS: &str = "id, client_id, metric, ts, amount, event_id, attributes, received_at, rules_version";
+
+/// A page of stored events matching `f`, newest first.
+pub(crate) fn events(db: &mut dyn Db, f: &EventFilter) -> Result<Vec<StoredEvent>> {
+    let mut sql = Sql::default();
+    sql.push(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1"));
+    if let Some(c) = &f.client_id {
+        sql.bind(" AND client_id = ", Param::text(c));
+    }
+    if let Some(m) = &f.metric {
+        sql.bind(" AND metric = ", Param::text(m));
+    }
+    if let Some(s) = f.start {
+        sql.bind(" AND ts >= ", Param::Int(s.millis()));
+    }
+    if let Some(e) = f.end {
+        sql.bind(" AND ts < ", Param::Int(e.millis()));
+    }
+    sql.push(" ORDER BY id DESC")
+        .bind(" LIMIT ", Param::Int(f.limit as i64))
+        .bind(" OFFSET ", Param::Int(f.offset as i64));
+    query_all(db, &sql.text, &args(&sql.args), stored_event)
+}
+
+/// Up to `limit` stored events with id above `after`, in id order: a whole
+/// store read in chunks, each an index range.
+pub(crate) fn events_after(db: &mut dyn Db, after: i64, limit: usize) -> Result<Vec<StoredEvent>> {
+    query_all(
+        db,
+        &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"),
+        &[Arg::Int(after), Arg::Int(limit as i64)],
+        stored_event,
+    )
+}
+
+/// As [`events_after`], only what keys and rollups are made of: (id, the
+/// event without its attributes).
+pub(crate) fn canonical_after(db: &mut dyn Db, after: i64, limit: usize) -> Result<Vec<(i64, Event)>> {
+    query_all(
+        db,
+        "SELECT id, client_id, metric, ts, amount, event_id FROM events WHERE id > $1 ORDER BY id LIMIT $2",
+        &[Arg::Int(after), Arg::Int(limit as i64)],
+        |r| {
+            Ok((
+                r.int(0)?,
+                Event {
+                    client_id: r.text(1)?,
+                    metric: r.text(2)?,
+                    timestamp: stored_time(r.int(3)?)?,
+                    amount: r.real(4)?,
+                    event_id: r.opt_text(5)?,
+                    attributes: Map::new(),
+                },
+            ))
+        },
+    )
+}
+
+fn stored_event(r: &dyn Row) -> Result<StoredEvent> {
+    Ok(StoredEvent {
+        id: r.int(0)?,
+        event: Event {
+            client_id: r.text(1)?,
+            metric: r.text(2)?,
+            timestamp: stored_time(r.int(3)?)?,
+            amount: r.real(4)?,
+            event_id: r.opt_text(5)?,
+            attributes: parse_stored::<Map<String, Value>>(&r.text(6)?, "attributes")?,
+        },
+        received_at: stored_time(r.int(7)?)?,
+        rules_version: r.int(8)?,
+    })
+}
+
+/// The id of the stored event with `key`.
+pub(crate) fn find(db: &mut dyn Db, key: &[u8]) -> Result<Option<i64>> {
+    query_opt(
+        db,
+        "SELECT id FROM events WHERE dedup_key = $1",
+        &[Arg::Blob(key)],
+        |r| r.int(0),
+    )
+}
+
+/// A page of dead letters, newest first.
+pub(crate) fn rejected(db: &mut dyn Db, limit: usize, offset: usize) -> Result<Vec<RejectedEvent>> {
+    query_all(
+        db,
+        "SELECT id, raw, reasons, rules_version, received_at, attempts
+         FROM rejected ORDER BY id DESC LIMIT $1 OFFSET $2",
+        &[Arg::Int(limit as i64), Arg::Int(offset as i64)],
+        |r| {
+            Ok(RejectedEvent {
+                id: r.int(0)?,
+                raw: parse_stored(&r.text(1)?, "raw")?,
+                reasons: parse_stored::<Vec<Reason>>(&r.text(2)?, "reasons")?,
+                rules_version: r.int(3)?,
+                received_at: stored_time(r.int(4)?)?,
+                attempts: r.int(5)?,
+            })
+        },
+    )
+}
+
+/// Up to `limit` dead letters with id above `after`, in id order: (id, raw).
+pub(crate) fn rejected_after(db: &mut dyn Db, after: i64, limit: usize) -> Result<Vec<(i64, Value)>> {
+    query_all(
+        db,
+        "SELECT id, raw FROM rejected WHERE id > $1 ORDER BY id LIMIT $2",
+        &[Arg::Int(after), Arg::Int(limit as i64)],
+        |r| Ok((r.int(0)?, parse_stored(&r.text(1)?, "raw")?)),
+    )
+}
+
+/// How many events and dead letters are stored. Events are counted from
+/// the month rollups (each event is in exactly one): a few rows, not a
+/// scan of the events.
+pub(crate) fn counts(db: &mut dyn Db) -> Result<StoredCounts> {
+    let count = |db: &mut dyn Db, sql: &str, args: &[Arg<'_>]| -> Result<u64> {
+        Ok(query_opt(db, sql, args, |r| r.int(0))?.unwrap_or(0) as u64)
+    };
+    Ok(StoredCounts {
+        events: count(
+            db,
+            "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM rollups WHERE level = $1",
+            &[Arg::Int(level_code(Bucket::Month))],
+        )?,
+        rejected: count(db, "SELECT COUNT(*) FROM rejected", &[])?,
+    })
+}
+
+/// A stored millisecond instant as a [`Timestamp`].
+pub(crate) fn stored_time(ms: i64) -> Result<Timestamp> {
+    Timestamp::from_millis(ms)
+        .ok_or_else(|| Error::storage(StorageKind::Corrupt, format!("stored time {ms} is out of range")))
+}
+
+/// A stored JSON column (attributes, raw input, reasons) read back.
+pub(crate) fn parse_stored<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
+    serde_json::from_str(text)
+        .map_err(|e| Error::storage(StorageKind::Corrupt, format!("stored {what} is not valid: {e}")))
+}
