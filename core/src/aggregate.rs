@@ -244,7 +244,7 @@ pub(crate) fn floor_to(ms: i64, width: i64) -> i64 {
 /// cut months from day rollups, and the whole months inside from month
 /// rollups. `levels` are the rollup levels that may be read, finest first
 /// (a query grouped by day cannot read months; a query for one client reads
-/// hours and days, see storage/sql.rs). The rows read are bounded by the buckets at each edge, not
+/// hours and days, see storage/pieces.rs). The rows read are bounded by the buckets at each edge, not
 /// by the length of the range.
 pub(crate) fn plan(start: Option<i64>, end: Option<i64>, levels: &[Bucket]) -> Vec<(Source, Span)> {
     let mut pieces = Vec::new();

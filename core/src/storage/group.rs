@@ -57,8 +57,8 @@ enum Answer {
 /// Where one queued caller waits for its answer. Each waits on its own, so
 /// that handing out a group's answers wakes its callers all at once. When
 /// they shared one lock and condition they woke one after another, each
-/// behind the previous one's unlock: 170 µs for seven callers on a 2-core
-/// VM, longer than the group's inserts.
+/// behind the previous one's unlock, which took longer than the group's
+/// inserts.
 #[derive(Default)]
 struct Slot {
     answer: Mutex<Option<Answer>>,

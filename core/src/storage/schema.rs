@@ -235,11 +235,10 @@ const MIGRATION_4: &str = r#"
     "#;
 
 // 5: events_by_client goes again. Its hundred client-led tail pages were
-// rewritten by every commit: on batches of 1 000 events it cost about 3 µs
-// of the 11 µs per event, against 0.4 µs in one long transaction, and made
-// the batch path the slowest part of the product. A client's cut days are
-// read by one seek per hour into events_by_hour again (sql.rs,
-// `client_hours`); BENCHMARKS.md has what that costs the one-client query.
+// rewritten by every commit, which made the batch path about a quarter
+// slower than the rest. A client's cut days are read by one seek per hour
+// into events_by_hour again (pieces.rs, `client_hours`); BENCHMARKS.md has
+// what that costs the one-client query.
 const MIGRATION_5: &str = r#"
     DROP INDEX events_by_client;
     "#;
