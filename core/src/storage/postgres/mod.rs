@@ -448,3 +448,7 @@ impl Row for postgres::Row {
         column(self, i)
     }
 }
+
+#[cfg(test)]
+#[path = "schema_tests.rs"]
+mod schema_tests;
