@@ -236,21 +236,14 @@ pub(crate) trait Backend: Send + Sync {
     fn schema(&self) -> &'static super::migrate::Schema;
 }
 
-/// The first row of a query, mapped by `f`.
+/// The first row of a query that finds one row at most, mapped by `f`.
 pub(crate) fn query_opt<T>(
     db: &mut dyn Db,
     sql: &str,
     args: &[Arg<'_>],
     f: impl Fn(&dyn Row) -> Result<T>,
 ) -> Result<Option<T>> {
-    let mut out = None;
-    db.query(sql, args, &mut |r| {
-        if out.is_none() {
-            out = Some(f(r)?);
-        }
-        Ok(())
-    })?;
-    Ok(out)
+    Ok(query_all(db, sql, args, f)?.into_iter().next())
 }
 
 /// Every row of a query, mapped by `f`.
