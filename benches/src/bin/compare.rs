@@ -15,6 +15,7 @@ use ingest_benches::machine::Machine;
 use ingest_benches::measure::{peak_rss_kib, reset_peak_rss, Latencies, Rate, Res};
 use ingest_benches::postgres::{self as pg, PgJob};
 use ingest_benches::python::{self, PyJob, PyRates};
+use ingest_benches::report::{durability_name, ratio, thousands, us, Row, Rss, Target};
 use ingest_benches::runs::{self, Call};
 use ingest_benches::{floor, original};
 use ingest_core::Durability;
@@ -87,30 +88,6 @@ struct Args {
 fn workspace() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     here.parent().unwrap_or(here).to_path_buf()
-}
-
-/// One row of the ingest table.
-struct Row {
-    contender: String,
-    n: u64,
-    setting: String,
-    rate: Rate,
-    per_call: Option<Latencies>,
-}
-
-/// A ratio the issue sets a target for.
-struct Target {
-    what: String,
-    value: String,
-    goal: String,
-    met: bool,
-}
-
-struct Rss {
-    what: String,
-    events: u64,
-    kib: Option<u64>,
-    scoped: bool,
 }
 
 fn main() -> ExitCode {
@@ -736,54 +713,10 @@ fn python_build(py_bin: &Path) -> &'static str {
     }
 }
 
-fn durability_name(d: Durability) -> &'static str {
-    match d {
-        Durability::Full => "full",
-        Durability::Normal => "normal",
-    }
-}
-
 fn remove_db(path: &Path) {
     for suffix in ["", "-wal", "-shm"] {
         let mut p = path.as_os_str().to_owned();
         p.push(suffix);
         let _ = std::fs::remove_file(PathBuf::from(p));
-    }
-}
-
-/// `1234567.8` as `1 234 568`: wide numbers stay readable in a table.
-fn thousands(x: f64) -> String {
-    if !x.is_finite() {
-        return x.to_string();
-    }
-    let digits = format!("{:.0}", x.abs());
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(' ');
-        }
-        out.push(c);
-    }
-    if x < 0.0 {
-        out.insert(0, '-');
-    }
-    out
-}
-
-/// A ratio: two decimals below 10, whole above.
-fn ratio(x: f64) -> String {
-    if x < 10.0 {
-        format!("{x:.2}")
-    } else {
-        thousands(x)
-    }
-}
-
-/// Microseconds: one decimal below 100, whole above.
-fn us(x: f64) -> String {
-    if x < 100.0 {
-        format!("{x:.1}")
-    } else {
-        thousands(x)
     }
 }
