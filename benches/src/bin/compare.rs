@@ -4,7 +4,6 @@
 //! BENCHMARKS.md. Fails (exit 1) when any contender errors or any answer
 //! disagrees with the data or with a full scan; never on a timing.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -15,7 +14,9 @@ use ingest_benches::machine::Machine;
 use ingest_benches::measure::{peak_rss_kib, reset_peak_rss, Latencies, Rate, Res};
 use ingest_benches::postgres::{self as pg, PgJob};
 use ingest_benches::python::{self, PyJob, PyRates};
-use ingest_benches::report::{durability_name, ratio, thousands, us, Row, Rss, Target};
+use ingest_benches::report::{
+    self, durability_name, thousands, Aggregates, Header, IngestRates, Postgres, Report, Row, Rss,
+};
 use ingest_benches::runs::{self, Call};
 use ingest_benches::{floor, original};
 use ingest_core::Durability;
@@ -346,73 +347,6 @@ fn run(args: &Args) -> Res<()> {
         }
     };
 
-    // Targets, from this run's figures only.
-    let mut targets = Vec::new();
-    let floor_ps = floor_rate.per_sec();
-    for (batch, durability, rate) in &batch_rates {
-        let r = rate.per_sec() / floor_ps;
-        targets.push(Target {
-            what: format!(
-                "submit_batch_json({}) {} / floor (a)",
-                thousands(*batch as f64),
-                durability_name(*durability)
-            ),
-            value: format!("{r:.2}x"),
-            goal: ">= 0.5x".into(),
-            met: r >= 0.5,
-        });
-    }
-    let r = one_normal.per_sec() / original_rate.per_sec();
-    targets.push(Target {
-        what: "submit one by one, normal / original design (b)".into(),
-        value: format!("{r:.1}x"),
-        goal: ">= 10x".into(),
-        met: r >= 10.0,
-    });
-    let r = threads_full.per_sec() / one_full.per_sec();
-    targets.push(Target {
-        what: format!("{t} threads full / 1 thread full (group commit)"),
-        value: format!("{r:.2}x"),
-        goal: ">= 5x".into(),
-        met: r >= 5.0,
-    });
-    let at = if agg_events >= 10_000_000 {
-        String::new()
-    } else {
-        format!(" (at {}, not 10M)", thousands(agg_events as f64))
-    };
-    for s in &shapes {
-        let (median, p99) = (s.ingest.median_us(), s.ingest.p99_us());
-        let ratio = s.scan.median_us() / median.max(1e-3);
-        targets.push(Target {
-            what: format!("{}: median, p99{at}", s.shape.label()),
-            value: format!("{median:.0} µs, {p99:.0} µs"),
-            goal: "< 1 000 µs, < 5 000 µs".into(),
-            met: median < 1000.0 && p99 < 5000.0,
-        });
-        targets.push(Target {
-            what: format!("{}: full scan / ingest{at}", s.shape.label()),
-            value: format!("{}x", self::ratio(ratio)),
-            goal: ">= 1 000x".into(),
-            met: ratio >= 1000.0,
-        });
-    }
-    if let Ok((p, rust, _)) = &py {
-        let r = p.batch_per_sec / p.pure_per_sec;
-        targets.push(Target {
-            what: "Python submit_batch / pure-Python sqlite3".into(),
-            value: format!("{r:.1}x"),
-            goal: ">= 20x".into(),
-            met: r >= 20.0,
-        });
-        let r = rust.per_sec() / p.submit_per_sec;
-        targets.push(Target {
-            what: "Rust submit / Python submit, one by one, normal".into(),
-            value: format!("{r:.2}x"),
-            goal: "<= 2x".into(),
-            met: r <= 2.0,
-        });
-    }
     // A cached store's build ran in an earlier process: its peak is shown,
     // marked as such, only when this run ingested less.
     if let Some(rec) = &agg_recorded {
@@ -428,216 +362,40 @@ fn run(args: &Args) -> Res<()> {
             });
         }
     }
-    let largest = rss.iter().max_by_key(|r| r.events);
-    if let Some(r) = largest {
-        let mib = r.kib.map(|k| k as f64 / 1024.0);
-        let at = if r.events >= 10_000_000 {
-            String::new()
-        } else {
-            format!(" (at {}, not 10M)", thousands(r.events as f64))
-        };
-        targets.push(Target {
-            what: format!("peak RSS ingesting {} events{at}", thousands(r.events as f64)),
-            value: mib.map_or("unknown".into(), |m| format!("{m:.0} MB")),
-            goal: "< 200 MB".into(),
-            met: mib.is_some_and(|m| m < 200.0),
-        });
-    }
-
-    // The report.
-    let mut md = String::new();
-    writeln!(
-        md,
-        "## Ingest (events/s; each row a new store; only calls into the contender timed)\n"
-    )?;
-    writeln!(
-        md,
-        "| contender | N | setting | events/s | per call median µs | per call p99 µs |"
-    )?;
-    writeln!(md, "| --- | ---: | --- | ---: | ---: | ---: |")?;
-    for r in &rows {
-        let (med, p99) = r
-            .per_call
-            .as_ref()
-            .map_or(("".into(), "".into()), |l| (us(l.median_us()), us(l.p99_us())));
-        writeln!(
-            md,
-            "| {} | {} | {} | {} | {med} | {p99} |",
-            r.contender,
-            thousands(r.n as f64),
-            r.setting,
-            thousands(r.rate.per_sec())
-        )?;
-    }
-    writeln!(
-        md,
-        "\n## Aggregates on a store of {} events ({} distinct; {})\n",
-        thousands(agg_events as f64),
-        thousands(agg_unique as f64),
-        if agg_built {
-            "built in this run"
-        } else {
-            "cached from an earlier run of the same core schema"
-        }
-    )?;
-    if let (false, Some(rec)) = (agg_built, &agg_recorded) {
-        writeln!(
-            md,
-            "The store was built at {} with submit_batch_json({}), normal, at {} events/s (a figure of that run).\n",
-            rec.built_at,
-            thousands(BUILD_BATCH as f64),
-            thousands(rec.events_per_sec)
-        )?;
-    }
-    writeln!(
-        md,
-        "Before the queries the earlier runs' writes are flushed (`sync`, and a PostgreSQL `CHECKPOINT`) and the store file \
-         is read once, so every contender starts from the same quiet disk and warm page cache. \
-         Ranges start at a random millisecond (edges cut hours, days and months); each run a different client, metric or range. \
-         Full scan: `SELECT COUNT(*), SUM(amount), MIN(amount), MAX(amount) FROM events NOT INDEXED WHERE ...` on the same file, \
-         the original design's aggregate (b); indexed SQL: the same query with SQLite free to use the core's indexes, \
-         the best plain SQL can do there without rollups. Every scanned query's answer, both ways, equals ingest's \
-         (count, min, max exact; sum to 1e-9 relative).\n"
-    )?;
-    writeln!(
-        md,
-        "| query shape | ingest runs | median µs | p99 µs | scans | full scan median µs | full scan / ingest | indexed SQL median µs | indexed SQL / ingest |"
-    )?;
-    writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")?;
-    for s in &shapes {
-        writeln!(
-            md,
-            "| {} | {} | {} | {} | {} | {} | {}x | {} | {}x |",
-            s.shape.label(),
-            s.ingest.len(),
-            us(s.ingest.median_us()),
-            us(s.ingest.p99_us()),
-            s.verified,
-            us(s.scan.median_us()),
-            thousands(s.scan.median_us() / s.ingest.median_us().max(1e-3)),
-            us(s.indexed.median_us()),
-            ratio(s.indexed.median_us() / s.ingest.median_us().max(1e-3))
-        )?;
-    }
-    writeln!(md, "\n## From Python (durability normal)\n")?;
-    match &py {
-        Ok((p, rust, rust_lat)) => {
-            writeln!(
-                md,
-                "| contender | N | events/s | per call median µs | per call p99 µs |"
-            )?;
-            writeln!(md, "| --- | ---: | ---: | ---: | ---: |")?;
-            writeln!(
-                md,
-                "| (e) Python `Ingestor.submit_batch` of dicts, batches of {} | {} | {} | | |",
-                thousands(p.batch as f64),
-                thousands(p.batch_events as f64),
-                thousands(p.batch_per_sec)
-            )?;
-            writeln!(
-                md,
-                "| (e) pure-Python sqlite3, same rules, one transaction per batch of {} | {} | {} | | |",
-                thousands(p.batch as f64),
-                thousands(p.batch_events as f64),
-                thousands(p.pure_per_sec)
-            )?;
-            writeln!(
-                md,
-                "| (e) Python `Ingestor.submit(dict)` one by one | {} | {} | {} | {} |",
-                thousands(p.submit_events as f64),
-                thousands(p.submit_per_sec),
-                us(p.submit_median_us),
-                us(p.submit_p99_us)
-            )?;
-            writeln!(
-                md,
-                "| (c) Rust `Ingestor::submit(&Value)` one by one | {} | {} | {} | {} |",
-                thousands(rust.events as f64),
-                thousands(rust.per_sec()),
-                us(rust_lat.median_us()),
-                us(rust_lat.p99_us())
-            )?;
-            writeln!(
-                md,
-                "\nPython {}; the `ingest` extension: {}.",
-                p.python,
-                python_build(&py_bin)
-            )?;
-        }
-        Err(why) => writeln!(md, "Not run: {why}.")?,
-    }
-    writeln!(md, "\n## PostgreSQL beside SQLite (ratios from this run)\n")?;
-    if pg_rates.is_empty() {
-        writeln!(md, "Not run: PostgreSQL was skipped.")?;
-    } else {
-        let rate = |label: &str| pg_rates.iter().find(|(l, _)| l.contains(label)).map(|(_, r)| *r);
-        let sqlite_batch = batch_rates
-            .iter()
-            .find(|(b, d, _)| *b == 1_000 && *d == Durability::Normal)
-            .map(|(_, _, r)| r.per_sec());
-        writeln!(
-            md,
-            "PostgreSQL {} on 127.0.0.1, default settings; the same library, data and checks as the SQLite rows.\n",
-            pg::server_version(&pg_url).unwrap_or_else(|e| format!("(version unknown: {e})"))
-        )?;
-        writeln!(md, "| measure | ratio |")?;
-        writeln!(md, "| --- | ---: |")?;
-        if let (Some(p), Some(s)) = (rate("batches of 1000"), sqlite_batch) {
-            writeln!(
-                md,
-                "| submit_batch_json(1 000), normal: PostgreSQL / SQLite | {:.2}x |",
-                p / s
-            )?;
-        }
-        if let Some(p) = rate("one by one") {
-            writeln!(
-                md,
-                "| one by one, normal: PostgreSQL / SQLite | {:.2}x |",
-                p / one_normal.per_sec()
-            )?;
-        }
-        if let (Some(one), Some(many)) = (rate("1 thread(s)"), rate(&format!("{t} thread(s)"))) {
-            writeln!(
-                md,
-                "| {t} threads full / 1 thread full, PostgreSQL (group commit) | {:.2}x |",
-                many / one
-            )?;
-        }
-    }
-    writeln!(md, "\n## Targets (ratios from this run)\n")?;
-    writeln!(md, "| target | measured | goal | met |")?;
-    writeln!(md, "| --- | ---: | --- | --- |")?;
-    for t in &targets {
-        writeln!(
-            md,
-            "| {} | {} | {} | {} |",
-            t.what,
-            t.value,
-            t.goal,
-            if t.met { "yes" } else { "**no**" }
-        )?;
-    }
-    writeln!(
-        md,
-        "\nRates are per event, so rows with different N compare: each row runs on the first N events of the same \
-         stream. The original design (b) runs on {original_n} events because it is slow; ingest one by one runs on \
-         {one_n}, and a bigger store only slows it, so that ratio errs against ingest. The floor (a) writes rows \
-         normalised beforehand; ingest starts from JSON text and normalises, deduplicates, keeps rollups at three \
-         levels and commits, all timed. Per call: per batch for the batch rows, per event otherwise."
-    )?;
-    if let Some(r) = largest {
-        writeln!(
-            md,
-            "\nPeak RSS: VmHWM of the process {} {} ({} events).",
-            if r.scoped {
-                "reset just before, read just after"
-            } else {
-                "since it started, read after"
-            },
-            r.what,
-            thousands(r.events as f64),
-        )?;
-    }
+    let py = py.map(|(rates, rust, rust_lat)| report::Python {
+        rates,
+        rust,
+        rust_lat,
+        build: python_build(&py_bin),
+    });
+    let report = Report {
+        rows,
+        rss,
+        ingest: IngestRates {
+            floor: floor_rate,
+            batches: batch_rates,
+            one_normal,
+            one_full,
+            threads_full,
+            threads: t,
+        },
+        one_n,
+        original: original_rate,
+        original_n,
+        aggregates: Aggregates {
+            events: agg_events,
+            unique: agg_unique,
+            built: agg_built,
+            recorded: agg_recorded,
+            shapes,
+        },
+        python: py,
+        postgres: Postgres {
+            url: pg_url,
+            rates: pg_rates,
+        },
+    };
+    let md = report.markdown()?;
     println!("{md}");
 
     if args.smoke {
@@ -658,36 +416,16 @@ fn run(args: &Args) -> Res<()> {
             }
         })
         .collect();
-    let mut doc = String::new();
-    writeln!(doc, "# Benchmarks\n")?;
-    writeln!(
-        doc,
-        "Written by `benches/src/bin/compare.rs` (issue 6); regenerate with `make bench`, do not edit by hand. \
-         Every figure below comes from one process run on one data set, so the ratios compare like with like.\n"
+    let doc = report::document(
+        &Header {
+            started,
+            command,
+            argv,
+            machine: &machine,
+            seed: args.seed,
+        },
+        &md,
     )?;
-    writeln!(doc, "- Date: {} UTC", started.format("%Y-%m-%d %H:%M"))?;
-    match &command {
-        Some(c) => writeln!(doc, "- Command: `{c}`, which ran `{}`", argv.join(" "))?,
-        None => writeln!(doc, "- Command: `{}`", argv.join(" "))?,
-    }
-    writeln!(
-        doc,
-        "- Machine: {} × {}, {:.1} GiB memory, Linux {}; shared with other work while measured",
-        machine.cpus, machine.model, machine.memory_gib, machine.kernel
-    )?;
-    writeln!(
-        doc,
-        "- Build: {}, release profile; SQLite {} (bundled, the same for the core and the floor); {}",
-        machine.rustc, machine.sqlite, machine.core
-    )?;
-    writeln!(
-        doc,
-        "- Data: seed {}; 100 clients, 10 metrics, one year of timestamps with up to an hour of lateness, \
-         about 10% exact retries in mixed spellings (benches/src/gen.rs); every contender's answers are checked \
-         against the number of distinct events\n",
-        args.seed
-    )?;
-    doc.push_str(&md);
     let out = if args.out.is_absolute() {
         args.out.clone()
     } else {
