@@ -10,4 +10,5 @@ pub mod measure;
 pub mod original;
 pub mod postgres;
 pub mod python;
+pub mod report;
 pub mod runs;

@@ -1,0 +1,518 @@
+//! The tables `compare` prints and writes to BENCHMARKS.md, and the targets
+//! of issue 6 read off them. Only arithmetic on and formatting of figures
+//! already measured: nothing here times or checks a contender, so a target
+//! missed never fails a run.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use ingest_core::Durability;
+
+use crate::aggregates::{Recorded, ShapeResult, BUILD_BATCH};
+use crate::machine::Machine;
+use crate::measure::{Latencies, Rate, Res};
+use crate::postgres as pg;
+use crate::python::PyRates;
+
+/// One row of the ingest table.
+pub struct Row {
+    pub contender: String,
+    pub n: u64,
+    pub setting: String,
+    pub rate: Rate,
+    pub per_call: Option<Latencies>,
+}
+
+/// A ratio the issue sets a target for.
+pub struct Target {
+    pub what: String,
+    pub value: String,
+    pub goal: String,
+    pub met: bool,
+}
+
+/// A peak resident set, and what the process had done when it was read.
+pub struct Rss {
+    pub what: String,
+    pub events: u64,
+    pub kib: Option<u64>,
+    /// Whether the peak was reset just before, so it covers only `what`.
+    pub scoped: bool,
+}
+
+/// The SQLite ingest figures the targets and the PostgreSQL ratios divide.
+pub struct IngestRates {
+    pub floor: Rate,
+    /// (batch size, durability, rate) of each submit_batch_json row.
+    pub batches: Vec<(usize, Durability, Rate)>,
+    pub one_normal: Rate,
+    pub one_full: Rate,
+    pub threads_full: Rate,
+    /// The threads of the group-commit row.
+    pub threads: usize,
+}
+
+/// The aggregate queries and the store they ran on.
+pub struct Aggregates {
+    pub events: u64,
+    pub unique: u64,
+    /// Built in this run, rather than taken from the cache.
+    pub built: bool,
+    /// For a cached store, what its build measured, if it was recorded.
+    pub recorded: Option<Recorded>,
+    pub shapes: Vec<ShapeResult>,
+}
+
+/// The rows from Python, and the same one-by-one call in Rust.
+pub struct Python {
+    pub rates: PyRates,
+    pub rust: Rate,
+    pub rust_lat: Latencies,
+    /// Which build of the extension ran: a debug build makes its figures meaningless.
+    pub build: &'static str,
+}
+
+/// The PostgreSQL server and the rates of its rows.
+pub struct Postgres {
+    pub url: String,
+    /// (contender, events/s) of each row; empty when PostgreSQL was skipped.
+    pub rates: Vec<(String, f64)>,
+}
+
+/// Everything one run measured.
+pub struct Report {
+    /// The ingest table, in the order the rows ran.
+    pub rows: Vec<Row>,
+    pub rss: Vec<Rss>,
+    pub ingest: IngestRates,
+    /// Events of the one-by-one normal row, named in the notes.
+    pub one_n: u64,
+    pub original: Rate,
+    pub original_n: u64,
+    pub aggregates: Aggregates,
+    /// Why not, when the Python rows did not run.
+    pub python: Result<Python, String>,
+    pub postgres: Postgres,
+}
+
+impl Report {
+    /// The targets of the issue, from this run's figures only.
+    pub fn targets(&self) -> Vec<Target> {
+        let ing = &self.ingest;
+        let t = ing.threads;
+        let mut targets = Vec::new();
+        let floor_ps = ing.floor.per_sec();
+        for (batch, durability, rate) in &ing.batches {
+            let r = rate.per_sec() / floor_ps;
+            targets.push(Target {
+                what: format!(
+                    "submit_batch_json({}) {} / floor (a)",
+                    thousands(*batch as f64),
+                    durability_name(*durability)
+                ),
+                value: format!("{r:.2}x"),
+                goal: ">= 0.5x".into(),
+                met: r >= 0.5,
+            });
+        }
+        let r = ing.one_normal.per_sec() / self.original.per_sec();
+        targets.push(Target {
+            what: "submit one by one, normal / original design (b)".into(),
+            value: format!("{r:.1}x"),
+            goal: ">= 10x".into(),
+            met: r >= 10.0,
+        });
+        let r = ing.threads_full.per_sec() / ing.one_full.per_sec();
+        targets.push(Target {
+            what: format!("{t} threads full / 1 thread full (group commit)"),
+            value: format!("{r:.2}x"),
+            goal: ">= 5x".into(),
+            met: r >= 5.0,
+        });
+        let agg_events = self.aggregates.events;
+        let at = if agg_events >= 10_000_000 {
+            String::new()
+        } else {
+            format!(" (at {}, not 10M)", thousands(agg_events as f64))
+        };
+        for s in &self.aggregates.shapes {
+            let (median, p99) = (s.ingest.median_us(), s.ingest.p99_us());
+            let ratio = s.scan.median_us() / median.max(1e-3);
+            targets.push(Target {
+                what: format!("{}: median, p99{at}", s.shape.label()),
+                value: format!("{median:.0} µs, {p99:.0} µs"),
+                goal: "< 1 000 µs, < 5 000 µs".into(),
+                met: median < 1000.0 && p99 < 5000.0,
+            });
+            targets.push(Target {
+                what: format!("{}: full scan / ingest{at}", s.shape.label()),
+                value: format!("{}x", self::ratio(ratio)),
+                goal: ">= 1 000x".into(),
+                met: ratio >= 1000.0,
+            });
+        }
+        if let Ok(py) = &self.python {
+            let p = &py.rates;
+            let r = p.batch_per_sec / p.pure_per_sec;
+            targets.push(Target {
+                what: "Python submit_batch / pure-Python sqlite3".into(),
+                value: format!("{r:.1}x"),
+                goal: ">= 20x".into(),
+                met: r >= 20.0,
+            });
+            let r = py.rust.per_sec() / p.submit_per_sec;
+            targets.push(Target {
+                what: "Rust submit / Python submit, one by one, normal".into(),
+                value: format!("{r:.2}x"),
+                goal: "<= 2x".into(),
+                met: r <= 2.0,
+            });
+        }
+        if let Some(r) = self.largest_rss() {
+            let mib = r.kib.map(|k| k as f64 / 1024.0);
+            let at = if r.events >= 10_000_000 {
+                String::new()
+            } else {
+                format!(" (at {}, not 10M)", thousands(r.events as f64))
+            };
+            targets.push(Target {
+                what: format!("peak RSS ingesting {} events{at}", thousands(r.events as f64)),
+                value: mib.map_or("unknown".into(), |m| format!("{m:.0} MB")),
+                goal: "< 200 MB".into(),
+                met: mib.is_some_and(|m| m < 200.0),
+            });
+        }
+        targets
+    }
+
+    /// The peak the memory target is judged on: that of the most events.
+    fn largest_rss(&self) -> Option<&Rss> {
+        self.rss.iter().max_by_key(|r| r.events)
+    }
+
+    /// The tables and their notes, as printed and as BENCHMARKS.md holds them.
+    pub fn markdown(&self) -> Res<String> {
+        let targets = self.targets();
+        let mut md = String::new();
+        self.ingest_table(&mut md)?;
+        self.aggregates_table(&mut md)?;
+        self.python_table(&mut md)?;
+        self.postgres_table(&mut md)?;
+        targets_table(&mut md, &targets)?;
+        self.notes(&mut md)?;
+        Ok(md)
+    }
+
+    fn ingest_table(&self, md: &mut String) -> Res<()> {
+        writeln!(
+            md,
+            "## Ingest (events/s; each row a new store; only calls into the contender timed)\n"
+        )?;
+        writeln!(
+            md,
+            "| contender | N | setting | events/s | per call median µs | per call p99 µs |"
+        )?;
+        writeln!(md, "| --- | ---: | --- | ---: | ---: | ---: |")?;
+        for r in &self.rows {
+            let (med, p99) = r
+                .per_call
+                .as_ref()
+                .map_or(("".into(), "".into()), |l| (us(l.median_us()), us(l.p99_us())));
+            writeln!(
+                md,
+                "| {} | {} | {} | {} | {med} | {p99} |",
+                r.contender,
+                thousands(r.n as f64),
+                r.setting,
+                thousands(r.rate.per_sec())
+            )?;
+        }
+        Ok(())
+    }
+
+    fn aggregates_table(&self, md: &mut String) -> Res<()> {
+        let agg = &self.aggregates;
+        writeln!(
+            md,
+            "\n## Aggregates on a store of {} events ({} distinct; {})\n",
+            thousands(agg.events as f64),
+            thousands(agg.unique as f64),
+            if agg.built {
+                "built in this run"
+            } else {
+                "cached from an earlier run of the same core schema"
+            }
+        )?;
+        if let (false, Some(rec)) = (agg.built, &agg.recorded) {
+            writeln!(
+                md,
+                "The store was built at {} with submit_batch_json({}), normal, at {} events/s (a figure of that run).\n",
+                rec.built_at,
+                thousands(BUILD_BATCH as f64),
+                thousands(rec.events_per_sec)
+            )?;
+        }
+        writeln!(
+            md,
+            "Before the queries the earlier runs' writes are flushed (`sync`, and a PostgreSQL `CHECKPOINT`) and the store file \
+             is read once, so every contender starts from the same quiet disk and warm page cache. \
+             Ranges start at a random millisecond (edges cut hours, days and months); each run a different client, metric or range. \
+             Full scan: `SELECT COUNT(*), SUM(amount), MIN(amount), MAX(amount) FROM events NOT INDEXED WHERE ...` on the same file, \
+             the original design's aggregate (b); indexed SQL: the same query with SQLite free to use the core's indexes, \
+             the best plain SQL can do there without rollups. Every scanned query's answer, both ways, equals ingest's \
+             (count, min, max exact; sum to 1e-9 relative).\n"
+        )?;
+        writeln!(
+            md,
+            "| query shape | ingest runs | median µs | p99 µs | scans | full scan median µs | full scan / ingest | indexed SQL median µs | indexed SQL / ingest |"
+        )?;
+        writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")?;
+        for s in &agg.shapes {
+            writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {}x | {} | {}x |",
+                s.shape.label(),
+                s.ingest.len(),
+                us(s.ingest.median_us()),
+                us(s.ingest.p99_us()),
+                s.verified,
+                us(s.scan.median_us()),
+                thousands(s.scan.median_us() / s.ingest.median_us().max(1e-3)),
+                us(s.indexed.median_us()),
+                ratio(s.indexed.median_us() / s.ingest.median_us().max(1e-3))
+            )?;
+        }
+        Ok(())
+    }
+
+    fn python_table(&self, md: &mut String) -> Res<()> {
+        writeln!(md, "\n## From Python (durability normal)\n")?;
+        let py = match &self.python {
+            Ok(py) => py,
+            Err(why) => {
+                writeln!(md, "Not run: {why}.")?;
+                return Ok(());
+            }
+        };
+        let (p, rust, rust_lat) = (&py.rates, &py.rust, &py.rust_lat);
+        writeln!(
+            md,
+            "| contender | N | events/s | per call median µs | per call p99 µs |"
+        )?;
+        writeln!(md, "| --- | ---: | ---: | ---: | ---: |")?;
+        writeln!(
+            md,
+            "| (e) Python `Ingestor.submit_batch` of dicts, batches of {} | {} | {} | | |",
+            thousands(p.batch as f64),
+            thousands(p.batch_events as f64),
+            thousands(p.batch_per_sec)
+        )?;
+        writeln!(
+            md,
+            "| (e) pure-Python sqlite3, same rules, one transaction per batch of {} | {} | {} | | |",
+            thousands(p.batch as f64),
+            thousands(p.batch_events as f64),
+            thousands(p.pure_per_sec)
+        )?;
+        writeln!(
+            md,
+            "| (e) Python `Ingestor.submit(dict)` one by one | {} | {} | {} | {} |",
+            thousands(p.submit_events as f64),
+            thousands(p.submit_per_sec),
+            us(p.submit_median_us),
+            us(p.submit_p99_us)
+        )?;
+        writeln!(
+            md,
+            "| (c) Rust `Ingestor::submit(&Value)` one by one | {} | {} | {} | {} |",
+            thousands(rust.events as f64),
+            thousands(rust.per_sec()),
+            us(rust_lat.median_us()),
+            us(rust_lat.p99_us())
+        )?;
+        writeln!(md, "\nPython {}; the `ingest` extension: {}.", p.python, py.build)?;
+        Ok(())
+    }
+
+    fn postgres_table(&self, md: &mut String) -> Res<()> {
+        writeln!(md, "\n## PostgreSQL beside SQLite (ratios from this run)\n")?;
+        let pg_rates = &self.postgres.rates;
+        if pg_rates.is_empty() {
+            writeln!(md, "Not run: PostgreSQL was skipped.")?;
+            return Ok(());
+        }
+        let t = self.ingest.threads;
+        let rate = |label: &str| pg_rates.iter().find(|(l, _)| l.contains(label)).map(|(_, r)| *r);
+        let sqlite_batch = self
+            .ingest
+            .batches
+            .iter()
+            .find(|(b, d, _)| *b == 1_000 && *d == Durability::Normal)
+            .map(|(_, _, r)| r.per_sec());
+        // Asked only now, after every contender ran, so no query of it
+        // lands among the timed ones.
+        writeln!(
+            md,
+            "PostgreSQL {} on 127.0.0.1, default settings; the same library, data and checks as the SQLite rows.\n",
+            pg::server_version(&self.postgres.url).unwrap_or_else(|e| format!("(version unknown: {e})"))
+        )?;
+        writeln!(md, "| measure | ratio |")?;
+        writeln!(md, "| --- | ---: |")?;
+        if let (Some(p), Some(s)) = (rate("batches of 1000"), sqlite_batch) {
+            writeln!(
+                md,
+                "| submit_batch_json(1 000), normal: PostgreSQL / SQLite | {:.2}x |",
+                p / s
+            )?;
+        }
+        if let Some(p) = rate("one by one") {
+            writeln!(
+                md,
+                "| one by one, normal: PostgreSQL / SQLite | {:.2}x |",
+                p / self.ingest.one_normal.per_sec()
+            )?;
+        }
+        if let (Some(one), Some(many)) = (rate("1 thread(s)"), rate(&format!("{t} thread(s)"))) {
+            writeln!(
+                md,
+                "| {t} threads full / 1 thread full, PostgreSQL (group commit) | {:.2}x |",
+                many / one
+            )?;
+        }
+        Ok(())
+    }
+
+    fn notes(&self, md: &mut String) -> Res<()> {
+        let (original_n, one_n) = (self.original_n, self.one_n);
+        writeln!(
+            md,
+            "\nRates are per event, so rows with different N compare: each row runs on the first N events of the same \
+             stream. The original design (b) runs on {original_n} events because it is slow; ingest one by one runs on \
+             {one_n}, and a bigger store only slows it, so that ratio errs against ingest. The floor (a) writes rows \
+             normalised beforehand; ingest starts from JSON text and normalises, deduplicates, keeps rollups at three \
+             levels and commits, all timed. Per call: per batch for the batch rows, per event otherwise."
+        )?;
+        if let Some(r) = self.largest_rss() {
+            writeln!(
+                md,
+                "\nPeak RSS: VmHWM of the process {} {} ({} events).",
+                if r.scoped {
+                    "reset just before, read just after"
+                } else {
+                    "since it started, read after"
+                },
+                r.what,
+                thousands(r.events as f64),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn targets_table(md: &mut String, targets: &[Target]) -> Res<()> {
+    writeln!(md, "\n## Targets (ratios from this run)\n")?;
+    writeln!(md, "| target | measured | goal | met |")?;
+    writeln!(md, "| --- | ---: | --- | --- |")?;
+    for t in targets {
+        writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            t.what,
+            t.value,
+            t.goal,
+            if t.met { "yes" } else { "**no**" }
+        )?;
+    }
+    Ok(())
+}
+
+/// What BENCHMARKS.md says above the tables: when, how and on what they were measured.
+pub struct Header<'a> {
+    pub started: DateTime<Utc>,
+    /// The make command that ran the harness, if one did.
+    pub command: Option<String>,
+    /// The harness's own command line.
+    pub argv: Vec<String>,
+    pub machine: &'a Machine,
+    pub seed: u64,
+}
+
+/// BENCHMARKS.md: the header, then `md` from [`Report::markdown`].
+pub fn document(h: &Header<'_>, md: &str) -> Res<String> {
+    let mut doc = String::new();
+    writeln!(doc, "# Benchmarks\n")?;
+    writeln!(
+        doc,
+        "Written by `benches/src/bin/compare.rs` (issue 6); regenerate with `make bench`, do not edit by hand. \
+         Every figure below comes from one process run on one data set, so the ratios compare like with like.\n"
+    )?;
+    writeln!(doc, "- Date: {} UTC", h.started.format("%Y-%m-%d %H:%M"))?;
+    match &h.command {
+        Some(c) => writeln!(doc, "- Command: `{c}`, which ran `{}`", h.argv.join(" "))?,
+        None => writeln!(doc, "- Command: `{}`", h.argv.join(" "))?,
+    }
+    let machine = h.machine;
+    writeln!(
+        doc,
+        "- Machine: {} × {}, {:.1} GiB memory, Linux {}; shared with other work while measured",
+        machine.cpus, machine.model, machine.memory_gib, machine.kernel
+    )?;
+    writeln!(
+        doc,
+        "- Build: {}, release profile; SQLite {} (bundled, the same for the core and the floor); {}",
+        machine.rustc, machine.sqlite, machine.core
+    )?;
+    writeln!(
+        doc,
+        "- Data: seed {}; 100 clients, 10 metrics, one year of timestamps with up to an hour of lateness, \
+         about 10% exact retries in mixed spellings (benches/src/gen.rs); every contender's answers are checked \
+         against the number of distinct events\n",
+        h.seed
+    )?;
+    doc.push_str(md);
+    Ok(doc)
+}
+
+pub fn durability_name(d: Durability) -> &'static str {
+    match d {
+        Durability::Full => "full",
+        Durability::Normal => "normal",
+    }
+}
+
+/// `1234567.8` as `1 234 568`: wide numbers stay readable in a table.
+pub fn thousands(x: f64) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    let digits = format!("{:.0}", x.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    if x < 0.0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+/// A ratio: two decimals below 10, whole above.
+pub fn ratio(x: f64) -> String {
+    if x < 10.0 {
+        format!("{x:.2}")
+    } else {
+        thousands(x)
+    }
+}
+
+/// Microseconds: one decimal below 100, whole above.
+pub fn us(x: f64) -> String {
+    if x < 100.0 {
+        format!("{x:.1}")
+    } else {
+        thousands(x)
+    }
+}
