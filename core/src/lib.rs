@@ -33,6 +33,7 @@ pub mod aggregate;
 pub mod dedup;
 mod error;
 mod event;
+mod exact;
 pub mod failure;
 mod ingestor;
 pub mod limits;

@@ -1,0 +1,120 @@
+use num_bigint::BigInt;
+use num_traits::Zero;
+use proptest::prelude::*;
+
+use super::*;
+
+/// `x` in units of 2^-1074: an integer for every finite f64.
+fn units(x: f64) -> BigInt {
+    let s = ExactSum::of(x);
+    s.m.big() << (s.e - MIN_EXP) as usize
+}
+
+/// The f64 nearest to `n` units of 2^-1074, by Rust's own correctly rounded
+/// parse of the exact decimal text: an oracle independent of `round`.
+fn nearest(n: &BigInt) -> f64 {
+    let five = BigInt::from(5u8).pow(1074);
+    let digits = (n.abs() * five).to_string();
+    let digits = format!("{digits:0>1075}");
+    let (int, frac) = digits.split_at(digits.len() - 1074);
+    let sign = if n < &BigInt::zero() { "-" } else { "" };
+    format!("{sign}{int}.{frac}").parse().unwrap()
+}
+
+fn sum_of(xs: &[f64]) -> ExactSum {
+    let mut s = ExactSum::default();
+    for x in xs {
+        s.add_f64(*x);
+    }
+    s
+}
+
+#[test]
+fn the_cases_that_floats_get_wrong() {
+    assert_eq!(sum_of(&[0.1; 10]).to_f64(), Some(1.0));
+    assert_eq!(sum_of(&[1e16, 1.0, 1.0, 1.0, 1.0, -1e16]).to_f64(), Some(4.0));
+    let mut sixteen = vec![0.1; 10];
+    sixteen.extend([1e16, 1.0, 1.0, 1.0, 1.0, -1e16]);
+    assert_eq!(sum_of(&sixteen).to_f64(), Some(5.0));
+    assert_eq!(sum_of(&[1e308, 1e308]).to_f64(), None, "beyond f64, said so");
+    assert_eq!(sum_of(&[1e308, 1e308, -1e308]).to_f64(), Some(1e308));
+    assert_eq!(sum_of(&[f64::MIN_POSITIVE / 4.0, 5e-324]).to_f64(), Some(f64::MIN_POSITIVE / 4.0 + 5e-324));
+    assert_eq!(sum_of(&[-0.0, 0.0]).to_f64(), Some(0.0));
+    assert_eq!(sum_of(&[0.1; 3]).div_to_f64(3), Some(0.1));
+    assert_eq!(sum_of(&[1.0, 2.0]).div_to_f64(2), Some(1.5));
+    assert_eq!(sum_of(&[]).div_to_f64(0), None);
+}
+
+#[test]
+fn bytes_and_decimals_read_back() {
+    for xs in [&[][..], &[0.1][..], &[-3.5, 1e300, -1e-300][..], &[5e-324][..], &[f64::MAX][..]] {
+        let s = sum_of(xs);
+        assert_eq!(ExactSum::from_bytes(&s.to_bytes()), Some(s.clone()), "{xs:?}");
+        assert_eq!(ExactSum::from_decimal(&s.to_decimal()), Some(s.clone()), "{xs:?}");
+        let d = s.to_decimal();
+        let padded = if d.contains('.') { d + "000" } else { d + ".000" };
+        assert_eq!(ExactSum::from_decimal(&padded), Some(s.clone()), "trailing zeros, as numeric keeps them");
+    }
+    assert_eq!(ExactSum::of(0.5).to_decimal(), "0.5");
+    assert_eq!(ExactSum::of(-2.0).to_decimal(), "-2");
+    assert_eq!(ExactSum::from_decimal("12.50"), Some(ExactSum::of(12.5)));
+    assert_eq!(ExactSum::from_decimal("0.1"), None, "not a sum of f64 values");
+    for junk in [&[][..], &[1][..], &[0, 0, 0][..], &[2, 0, 2][..]] {
+        assert_eq!(ExactSum::from_bytes(junk), None, "{junk:?}");
+    }
+}
+
+/// Finite f64 values across the whole range: any exponent, any sign,
+/// subnormals, and values that cancel.
+fn amount() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        any::<u64>().prop_map(f64::from_bits).prop_filter("finite", |x| x.is_finite()),
+        (-1e6f64..1e6).prop_map(|x| (x * 100.0).round() / 100.0),
+        prop::sample::select(vec![0.1, 1e16, -1e16, 1e308, -1e308, 5e-324, -5e-324, 1.0]),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn any_order_and_grouping_gives_the_once_rounded_exact_sum(
+        xs in prop::collection::vec(amount(), 0..40),
+        cut in any::<prop::sample::Index>(),
+        seed in any::<u64>(),
+    ) {
+        let exact: BigInt = xs.iter().map(|x| units(*x)).sum();
+        let want = nearest(&exact);
+        let s = sum_of(&xs);
+        prop_assert_eq!(s.to_f64().unwrap_or(f64::INFINITY.copysign(want)), want);
+        // Any order.
+        let mut shuffled = xs.clone();
+        let mut r = seed;
+        for i in (1..shuffled.len()).rev() {
+            r = r.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            shuffled.swap(i, (r >> 33) as usize % (i + 1));
+        }
+        prop_assert_eq!(&sum_of(&shuffled), &s);
+        // Any grouping: two partial sums, stored and read back, then merged.
+        let at = if xs.is_empty() { 0 } else { cut.index(xs.len() + 1) };
+        let mut merged = ExactSum::from_bytes(&sum_of(&xs[..at]).to_bytes()).unwrap();
+        merged.add(&ExactSum::from_decimal(&sum_of(&xs[at..]).to_decimal()).unwrap());
+        prop_assert_eq!(&merged, &s);
+    }
+
+    #[test]
+    fn the_average_is_rounded_once(xs in prop::collection::vec(amount(), 1..20)) {
+        let s = sum_of(&xs);
+        let n = xs.len() as u64;
+        let Some(avg) = s.div_to_f64(n) else {
+            return Ok(());
+        };
+        // No f64 is nearer to the exact S / n, and a tie goes to the even one.
+        let total: BigInt = xs.iter().map(|x| units(*x)).sum();
+        let off = |y: f64| (&total - units(y) * BigInt::from(n)).abs();
+        for other in [avg.next_up(), avg.next_down()] {
+            if other.is_finite() {
+                let (d, o) = (off(avg), off(other));
+                prop_assert!(d < o || (d == o && avg.to_bits() % 2 == 0), "{avg} vs {other}");
+            }
+        }
+    }
+}
