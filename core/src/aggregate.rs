@@ -14,6 +14,7 @@ use serde::ser::SerializeMap;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::exact::ExactSum;
 use crate::options::Query;
 use crate::timestamp::Timestamp;
 
@@ -44,42 +45,79 @@ impl fmt::Display for Bucket {
     }
 }
 
-/// count, sum, min and max of a set of amounts; `avg` is derived.
+/// count, sum, avg, min and max of a set of amounts. `sum` is the exact
+/// sum of the amounts rounded once to the nearest f64 (ties to even), and
+/// `avg` that exact sum divided by the count, rounded once: the same from
+/// any grouping, any order of arrival and either backend.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Stats {
     pub count: u64,
     pub sum: f64,
     pub min: Option<f64>,
     pub max: Option<f64>,
+    avg: Option<f64>,
 }
 
 impl Stats {
     pub fn avg(&self) -> Option<f64> {
-        (self.count > 0).then(|| self.sum / self.count as f64)
-    }
-
-    pub(crate) fn merge(&mut self, other: &Stats) {
-        self.count += other.count;
-        self.sum += other.sum;
-        self.min = opt(self.min, other.min, f64::min);
-        self.max = opt(self.max, other.max, f64::max);
-    }
-
-    pub(crate) fn add(&mut self, amount: f64) {
-        self.merge(&Stats {
-            count: 1,
-            sum: amount,
-            min: Some(amount),
-            max: Some(amount),
-        });
+        self.avg
     }
 
     fn write_fields<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
         m.serialize_entry("count", &self.count)?;
         m.serialize_entry("sum", &self.sum)?;
-        m.serialize_entry("avg", &self.avg())?;
+        m.serialize_entry("avg", &self.avg)?;
         m.serialize_entry("min", &self.min)?;
         m.serialize_entry("max", &self.max)
+    }
+}
+
+/// count, exact sum, min and max of a set of amounts: what a rollup row
+/// keeps and partial results add up, before the answer rounds them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct Totals {
+    pub count: u64,
+    pub sum: ExactSum,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Totals {
+    pub(crate) fn add(&mut self, amount: f64) {
+        self.count += 1;
+        self.sum.add_f64(amount);
+        self.min = opt(self.min, Some(amount), f64::min);
+        self.max = opt(self.max, Some(amount), f64::max);
+    }
+
+    pub(crate) fn merge(&mut self, other: &Totals) {
+        self.count += other.count;
+        self.sum.add(&other.sum);
+        self.min = opt(self.min, other.min, f64::min);
+        self.max = opt(self.max, other.max, f64::max);
+    }
+
+    /// The answer, its sum and average each rounded once. An exact sum
+    /// beyond the f64 range (reachable only through amounts stored before
+    /// amounts were bounded) is an error, never an infinite or wrong sum.
+    pub(crate) fn stats(&self) -> crate::error::Result<Stats> {
+        let beyond = || {
+            crate::error::Error::storage(
+                crate::error::StorageKind::Other,
+                "the exact sum of these events is beyond the range of a 64-bit float; \
+                 query a narrower range or fewer clients",
+            )
+        };
+        Ok(Stats {
+            count: self.count,
+            sum: self.sum.to_f64().ok_or_else(beyond)?,
+            avg: match self.count {
+                0 => None,
+                n => Some(self.sum.div_to_f64(n).ok_or_else(beyond)?),
+            },
+            min: self.min,
+            max: self.max,
+        })
     }
 }
 
@@ -153,27 +191,34 @@ impl Serialize for Aggregate {
 
 /// Partial results keyed by group, merged from rollups and edge scans.
 #[derive(Debug, Default)]
-pub(crate) struct Partials(BTreeMap<GroupKey, Stats>);
+pub(crate) struct Partials(BTreeMap<GroupKey, Totals>);
 
 impl Partials {
-    pub(crate) fn add(&mut self, key: GroupKey, stats: Stats) {
-        self.0.entry(key).or_default().merge(&stats);
+    pub(crate) fn add(&mut self, key: GroupKey, totals: &Totals) {
+        self.0.entry(key).or_default().merge(totals);
     }
 
-    pub(crate) fn finish(self, q: &Query) -> Aggregate {
-        let mut totals = Stats::default();
-        for s in self.0.values() {
-            totals.merge(s);
+    pub(crate) fn finish(self, q: &Query) -> crate::error::Result<Aggregate> {
+        let mut totals = Totals::default();
+        for t in self.0.values() {
+            totals.merge(t);
         }
-        let groups = q
-            .is_grouped()
-            .then(|| self.0.into_iter().map(|(key, stats)| Group { key, stats }).collect());
-        Aggregate {
-            totals,
+        let groups = if q.is_grouped() {
+            Some(
+                self.0
+                    .into_iter()
+                    .map(|(key, t)| Ok(Group { key, stats: t.stats()? }))
+                    .collect::<crate::error::Result<_>>()?,
+            )
+        } else {
+            None
+        };
+        Ok(Aggregate {
+            totals: totals.stats()?,
             groups,
             stale: false,
             computed_at: Timestamp::now(),
-        }
+        })
     }
 }
 
@@ -403,14 +448,27 @@ mod tests {
     }
 
     #[test]
-    fn stats_merge_and_serialise() {
-        let mut s = Stats::default();
-        assert_eq!(s.avg(), None);
-        s.add(2.0);
-        s.add(-1.0);
+    fn totals_add_exactly_and_round_once() {
+        let mut t = Totals::default();
+        assert_eq!(t.stats().unwrap().avg(), None);
+        t.add(2.0);
+        t.add(-1.0);
+        let s = t.stats().unwrap();
         assert_eq!(
             (s.count, s.sum, s.min, s.max, s.avg()),
             (2, 1.0, Some(-1.0), Some(2.0), Some(0.5))
         );
+        let mut tenths = Totals::default();
+        for _ in 0..10 {
+            tenths.add(0.1);
+        }
+        assert_eq!(
+            (tenths.stats().unwrap().sum, tenths.stats().unwrap().avg()),
+            (1.0, Some(0.1))
+        );
+        let mut huge = Totals::default();
+        huge.add(f64::MAX);
+        huge.add(f64::MAX);
+        assert!(huge.stats().is_err(), "beyond f64: an error, never inf");
     }
 }

@@ -153,42 +153,24 @@ impl ExactSum {
         (out.to_bytes() == bytes).then_some(out)
     }
 
-    /// The exact value as decimal text (PostgreSQL's `numeric` reads it).
-    pub(crate) fn to_decimal(&self) -> String {
+    /// The value as `d × 10^-s`: the digits and scale of an exact decimal
+    /// (every sum of f64 values has one).
+    pub(crate) fn to_scaled(&self) -> (BigInt, u32) {
         let m = self.m.big();
         if self.e >= 0 {
-            return (m << self.e as usize).to_string();
+            return (m << self.e as usize, 0);
         }
         // m × 2^-s = m × 5^s / 10^s
-        let s = (-self.e) as usize;
-        let digits = (m.abs() * BigInt::from(5u8).pow(s as u32)).to_string();
-        let digits = format!("{digits:0>width$}", width = s + 1);
-        let (int, frac) = digits.split_at(digits.len() - s);
-        let sign = if m.is_negative() { "-" } else { "" };
-        format!("{sign}{int}.{frac}")
+        let s = (-self.e) as u32;
+        (m * BigInt::from(5u8).pow(s), s)
     }
 
-    /// The value of decimal text such as [`ExactSum::to_decimal`] writes
-    /// (trailing zeros allowed); `None` when it is not a sum of f64 values.
-    pub(crate) fn from_decimal(text: &str) -> Option<Self> {
-        let (neg, text) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text),
-        };
-        let (int, frac) = text.split_once('.').unwrap_or((text, ""));
-        let frac = frac.trim_end_matches('0');
-        if int.is_empty() || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let d: BigInt = format!("{int}{frac}").parse().ok()?;
-        let s = frac.len();
-        let five = BigInt::from(5u8).pow(s as u32);
+    /// The value `d × 10^-s`; `None` when it is not a sum of f64 values
+    /// (its denominator is not a power of two).
+    pub(crate) fn from_scaled(d: BigInt, s: u32) -> Option<Self> {
+        let five = BigInt::from(5u8).pow(s);
         let (m, rem) = (&d / &five, &d % &five);
-        if !rem.is_zero() {
-            return None;
-        }
-        let m = if neg { -m } else { m };
-        Some(normalized_big(m, -(s as i32)))
+        rem.is_zero().then(|| normalized_big(m, -(s as i32)))
     }
 }
 
@@ -231,7 +213,10 @@ fn normalized_big(m: BigInt, e: i32) -> ExactSum {
     let m = m >> tz as usize;
     let e = e + tz as i32;
     match m.to_i128() {
-        Some(small) => ExactSum { m: Mant::Small(small), e },
+        Some(small) => ExactSum {
+            m: Mant::Small(small),
+            e,
+        },
         None => ExactSum { m: Mant::Big(m), e },
     }
 }

@@ -15,6 +15,7 @@
 
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::exact::ExactSum;
 
 use super::rollup::{upsert_runs, RollupDelta, RollupTable};
 
@@ -27,6 +28,8 @@ pub(crate) enum Arg<'a> {
     OptText(Option<&'a str>),
     OptReal(Option<f64>),
     Blob(&'a [u8]),
+    /// An exact sum, in the backend's exact column type.
+    Exact(&'a ExactSum),
 }
 
 /// One row of a result, read by column index. A value of another type than
@@ -35,9 +38,10 @@ pub(crate) trait Row {
     fn int(&self, i: usize) -> Result<i64>;
     fn opt_int(&self, i: usize) -> Result<Option<i64>>;
     fn real(&self, i: usize) -> Result<f64>;
-    fn opt_real(&self, i: usize) -> Result<Option<f64>>;
     fn text(&self, i: usize) -> Result<String>;
     fn opt_text(&self, i: usize) -> Result<Option<String>>;
+    /// An exact sum, from the backend's exact column type.
+    fn exact(&self, i: usize) -> Result<ExactSum>;
 }
 
 /// Why the database refused a statement, for the failure points, which

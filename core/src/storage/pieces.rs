@@ -13,7 +13,7 @@
 use super::db::{args, Db, Param, Row, Sql};
 use super::listing::stored_time;
 use super::rollup::level_code;
-use crate::aggregate::{plan, Aggregate, Bucket, GroupKey, Partials, Source, Span, Stats, HOUR_MS};
+use crate::aggregate::{plan, Aggregate, Bucket, GroupKey, Partials, Source, Span, Totals, HOUR_MS};
 use crate::error::{Error, Result, StorageKind};
 use crate::options::Query;
 use crate::timestamp::Timestamp;
@@ -25,21 +25,34 @@ use crate::timestamp::Timestamp;
 const PER_CLIENT_LEVELS: [Bucket; 2] = [Bucket::Hour, Bucket::Day];
 
 /// The SQL of one piece of an aggregate, its arguments in placeholder order,
-/// and how its rows fold into the answer. Every piece selects the same
-/// seven columns: bucket (BIGINT or NULL), client_id (TEXT or NULL),
-/// metric (TEXT or NULL), count (BIGINT), sum, min, max (DOUBLE or NULL).
+/// and how its rows fold into the answer. Every piece selects bucket
+/// (BIGINT or NULL), client_id and metric (TEXT or NULL), then either one
+/// event's amount or a rollup row's n, total, lo and hi. Nothing is summed
+/// in SQL: the databases' sums of floats are rounded at every step, and
+/// these are summed exactly in Rust.
 #[derive(Debug, Clone)]
 pub(crate) struct Piece {
     pub sql: String,
     pub args: Vec<Param>,
     fold: BucketOf,
+    rows: Rows,
 }
 
-fn piece(sql: Sql, fold: BucketOf) -> Piece {
+/// What a piece's rows are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    /// One event each: its amount.
+    Events,
+    /// One rollup row each: n, total (exact), lo, hi.
+    Rollups,
+}
+
+fn piece(sql: Sql, fold: BucketOf, rows: Rows) -> Piece {
     Piece {
         sql: sql.text,
         args: sql.args,
         fold,
+        rows,
     }
 }
 
@@ -116,26 +129,7 @@ fn series_cols(q: &Query, t: &str) -> String {
     format!("{client}, {metric}")
 }
 
-/// ` GROUP BY` the given columns and the query's series columns on `t`, or
-/// nothing when there are none.
-fn group_by(q: &Query, first: Option<&str>, t: &str) -> String {
-    let mut cols: Vec<String> = first.into_iter().map(str::to_string).collect();
-    if q.by_client {
-        cols.push(format!("{t}.client_id"));
-    }
-    if q.by_metric {
-        cols.push(format!("{t}.metric"));
-    }
-    if cols.is_empty() {
-        String::new()
-    } else {
-        format!(" GROUP BY {}", cols.join(", "))
-    }
-}
-
 const NO_BUCKET: &str = "CAST(NULL AS BIGINT)";
-const EVENT_STATS: &str = "COUNT(*), SUM(e.amount), MIN(e.amount), MAX(e.amount)";
-const SUMMED_STATS: &str = "CAST(SUM(r.n) AS BIGINT), SUM(r.total), MIN(r.lo), MAX(r.hi)";
 const ROW_STATS: &str = "r.n, r.total, r.lo, r.hi";
 
 /// The events of `span`, which lies inside the hour starting at `hour`:
@@ -144,7 +138,7 @@ const ROW_STATS: &str = "r.n, r.total, r.lo, r.hi";
 fn edge(q: &Query, hour: Option<i64>, span: Span) -> Piece {
     let mut sql = Sql::default();
     sql.push(&format!(
-        "SELECT {NO_BUCKET}, {}, {EVENT_STATS} FROM events e WHERE 1 = 1",
+        "SELECT {NO_BUCKET}, {}, e.amount FROM events e WHERE 1 = 1",
         series_cols(q, "e")
     ));
     if let Some(h) = hour {
@@ -162,7 +156,6 @@ fn edge(q: &Query, hour: Option<i64>, span: Span) -> Piece {
     if let Some(e) = span.end {
         sql.bind(" AND e.ts < ", Param::Int(e));
     }
-    sql.push(&group_by(q, None, "e"));
     // Inside one hour, so inside one bucket of any grouping.
     piece(
         sql,
@@ -171,6 +164,7 @@ fn edge(q: &Query, hour: Option<i64>, span: Span) -> Piece {
             (_, None, _) => BucketOf::Fixed(None),
             _ => unreachable!("an events piece inside one hour is bounded"),
         },
+        Rows::Events,
     )
 }
 
@@ -185,21 +179,14 @@ fn bucket_range(sql: &mut Sql, alias: &str, span: Span) {
 }
 
 /// The columns read from rollup rows `r` (of `rollups` or `client_days`),
-/// and how they fold: grouped rows, few by design, stream out of the
-/// primary key and are folded in Rust (no SQL sorting); otherwise one
-/// summed row.
+/// and how they fold. The rows, few by design (one per bucket and metric,
+/// or client), stream out of the primary key and are folded in Rust.
 fn rollup_select(q: &Query) -> (String, BucketOf) {
-    if q.is_grouped() {
-        (
-            format!("r.bucket, {}, {ROW_STATS}", series_cols(q, "r")),
-            BucketOf::Floor(q.bucket),
-        )
-    } else {
-        (
-            format!("{NO_BUCKET}, {}, {SUMMED_STATS}", series_cols(q, "r")),
-            BucketOf::Fixed(None),
-        )
-    }
+    let bucket = if q.bucket.is_some() { "r.bucket" } else { NO_BUCKET };
+    (
+        format!("{bucket}, {}, {ROW_STATS}", series_cols(q, "r")),
+        BucketOf::Floor(q.bucket),
+    )
 }
 
 /// Whole buckets of `level` across clients, from `rollups`.
@@ -212,7 +199,7 @@ fn across(q: &Query, level: Bucket, span: Span) -> Piece {
         sql.bind(" AND r.metric = ", Param::text(m));
     }
     bucket_range(&mut sql, "r", span);
-    piece(sql, fold)
+    piece(sql, fold, Rows::Rollups)
 }
 
 /// ` FROM` the across-client rollups `a` of `level` in `span` that have
@@ -253,17 +240,16 @@ fn client_hours(q: &Query, span: Span) -> Piece {
     match &q.client_id {
         Some(c) => {
             let bucket = if q.bucket.is_some() { "a.bucket" } else { NO_BUCKET };
-            sql.push(&format!("SELECT {bucket}, {}, {EVENT_STATS}", series_cols(q, "e")));
+            sql.push(&format!("SELECT {bucket}, {}, e.amount", series_cols(q, "e")));
             drive(&mut sql, q, Bucket::Hour, span, "events e");
             sql.push(" AND e.ts_hour = a.bucket")
                 .push(" AND e.metric = a.metric")
-                .bind(" AND e.client_id = ", Param::text(c))
-                .push(&group_by(q, q.bucket.map(|_| "a.bucket"), "e"));
+                .bind(" AND e.client_id = ", Param::text(c));
         }
         None => {
             let bucket = if q.bucket.is_some() { "e.ts_hour" } else { NO_BUCKET };
             sql.push(&format!(
-                "SELECT {bucket}, {}, {EVENT_STATS} FROM events e WHERE 1 = 1",
+                "SELECT {bucket}, {}, e.amount FROM events e WHERE 1 = 1",
                 series_cols(q, "e")
             ));
             if let Some(s) = span.start {
@@ -275,10 +261,9 @@ fn client_hours(q: &Query, span: Span) -> Piece {
             if let Some(m) = &q.metric {
                 sql.bind(" AND e.metric = ", Param::text(m));
             }
-            sql.push(&group_by(q, q.bucket.map(|_| "e.ts_hour"), "e"));
         }
     }
-    piece(sql, fold)
+    piece(sql, fold, Rows::Events)
 }
 
 /// Whole days of `span` for one client (or grouped by client), from
@@ -302,16 +287,12 @@ fn client_days(q: &Query, span: Span) -> Piece {
             }
         }
     }
-    piece(sql, fold)
+    piece(sql, fold, Rows::Rollups)
 }
 
 impl Piece {
-    /// Add one row of this piece to `out`.
-    fn fold(&self, row: &dyn Row, out: &mut Partials) -> Result<()> {
-        let count = row.opt_int(3)?.unwrap_or(0);
-        if count == 0 {
-            return Ok(());
-        }
+    /// The group and totals of one row of this piece.
+    fn read(&self, row: &dyn Row) -> Result<(GroupKey, Totals)> {
         let bucket = match self.fold {
             BucketOf::Floor(None) => None,
             BucketOf::Floor(Some(b)) => {
@@ -319,31 +300,53 @@ impl Piece {
             }
             BucketOf::Fixed(b) => b,
         };
-        out.add(
-            GroupKey {
-                bucket: bucket.map(stored_time).transpose()?,
-                client_id: row.opt_text(1)?,
-                metric: row.opt_text(2)?,
+        let key = GroupKey {
+            bucket: bucket.map(stored_time).transpose()?,
+            client_id: row.opt_text(1)?,
+            metric: row.opt_text(2)?,
+        };
+        let totals = match self.rows {
+            Rows::Events => {
+                let mut t = Totals::default();
+                t.add(row.real(3)?);
+                t
+            }
+            Rows::Rollups => Totals {
+                count: u64::try_from(row.int(3)?).map_err(|_| corrupt("a negative count"))?,
+                sum: row.exact(4)?,
+                min: Some(row.real(5)?),
+                max: Some(row.real(6)?),
             },
-            Stats {
-                count: count as u64,
-                sum: row.opt_real(4)?.unwrap_or(0.0),
-                min: row.opt_real(5)?,
-                max: row.opt_real(6)?,
-            },
-        );
-        Ok(())
+        };
+        Ok((key, totals))
     }
 }
 
 /// Answer `q` (its metric already cased) from `db`, which should read one
-/// snapshot.
+/// snapshot. Rows of one group usually come one after another (an edge
+/// hour's events, ungrouped or of one bucket): they are added up before
+/// the group is looked up.
 pub(crate) fn aggregate(db: &mut dyn Db, q: &Query) -> Result<Aggregate> {
     let mut partials = Partials::default();
+    let mut run: Option<(GroupKey, Totals)> = None;
     for piece in pieces(q) {
-        db.query(&piece.sql, &args(&piece.args), &mut |r| piece.fold(r, &mut partials))?;
+        db.query(&piece.sql, &args(&piece.args), &mut |r| {
+            let (key, totals) = piece.read(r)?;
+            match &mut run {
+                Some((k, t)) if *k == key => t.merge(&totals),
+                _ => {
+                    if let Some((k, t)) = run.replace((key, totals)) {
+                        partials.add(k, &t);
+                    }
+                }
+            }
+            Ok(())
+        })?;
     }
-    Ok(partials.finish(q))
+    if let Some((k, t)) = run {
+        partials.add(k, &t);
+    }
+    partials.finish(q)
 }
 
 fn corrupt(what: &str) -> Error {

@@ -13,7 +13,7 @@
 use std::sync::OnceLock;
 
 use super::db::Arg;
-use crate::aggregate::{Bucket, Stats};
+use crate::aggregate::{Bucket, Totals};
 use crate::event::Event;
 
 /// The `level` column of a `rollups` row.
@@ -43,7 +43,7 @@ pub(crate) enum RollupKey<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RollupDelta<'a> {
     pub key: RollupKey<'a>,
-    pub stats: Stats,
+    pub stats: Totals,
 }
 
 impl<'a> RollupDelta<'a> {
@@ -60,11 +60,11 @@ impl<'a> RollupDelta<'a> {
     }
 
     /// n, total, lo, hi.
-    pub(crate) fn stats_args(&self) -> [Arg<'a>; 4] {
+    pub(crate) fn stats_args(&self) -> [Arg<'_>; 4] {
         let s = &self.stats;
         [
             Arg::Int(s.count as i64),
-            Arg::Real(s.sum),
+            Arg::Exact(&s.sum),
             Arg::OptReal(s.min),
             Arg::OptReal(s.max),
         ]
@@ -84,7 +84,7 @@ pub(crate) struct Deltas<'a> {
 
 /// The in-memory sums of a group, hashed by foldhash (fast on short keys,
 /// and kept by others: it replaced a hand-written hash).
-type Sums<K> = foldhash::HashMap<K, Stats>;
+type Sums<K> = foldhash::HashMap<K, Totals>;
 
 /// The rollup changes of the newly stored `events`, summed per row in
 /// memory.
@@ -212,13 +212,16 @@ impl RollupTable {
     }
 
     /// What makes an insert of deltas add to a stored row (never replace
-    /// it), so concurrent writers lose no counts.
+    /// it), so concurrent writers lose no counts. Totals are added exactly
+    /// by `ingest_exact_add`, which each backend defines on its exact
+    /// column type (SQLite: a function of this library on the bytes of an
+    /// [`crate::exact::ExactSum`]; PostgreSQL: `numeric` addition).
     pub(crate) fn add_on_conflict(self) -> String {
         let t = self.name();
         format!(
             "ON CONFLICT ({}) DO UPDATE SET
                  n = {t}.n + excluded.n,
-                 total = {t}.total + excluded.total,
+                 total = ingest_exact_add({t}.total, excluded.total),
                  lo = CASE WHEN excluded.lo < {t}.lo THEN excluded.lo ELSE {t}.lo END,
                  hi = CASE WHEN excluded.hi > {t}.hi THEN excluded.hi ELSE {t}.hi END",
             self.keys().join(", ")
@@ -297,14 +300,10 @@ mod tests {
                     }
             })
             .unwrap();
+        let stats = hour5.stats.stats().unwrap();
         assert_eq!(
-            hour5.stats,
-            Stats {
-                count: 2,
-                sum: 1.0,
-                min: Some(-1.0),
-                max: Some(2.0)
-            }
+            (stats.count, stats.sum, stats.min, stats.max),
+            (2, 1.0, Some(-1.0), Some(2.0))
         );
         let months: Vec<_> = d
             .across

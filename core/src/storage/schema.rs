@@ -53,7 +53,7 @@ const CURRENT: &str = r#"
         bucket INTEGER NOT NULL,  -- start of the bucket, ms
         metric TEXT NOT NULL,
         n      INTEGER NOT NULL,
-        total  REAL NOT NULL,
+        total  BLOB NOT NULL,     -- the exact sum (exact.rs), added by ingest_exact_add
         lo     REAL NOT NULL,
         hi     REAL NOT NULL,
         PRIMARY KEY (level, bucket, metric)
@@ -65,7 +65,7 @@ const CURRENT: &str = r#"
         client_id TEXT NOT NULL,
         metric    TEXT NOT NULL,
         n         INTEGER NOT NULL,
-        total     REAL NOT NULL,
+        total     BLOB NOT NULL,
         lo        REAL NOT NULL,
         hi        REAL NOT NULL,
         PRIMARY KEY (bucket, client_id, metric)
@@ -112,6 +112,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         sql: MIGRATION_6,
+        rebuild_rollups: true,
+    },
+    Migration {
+        sql: MIGRATION_7,
         rebuild_rollups: true,
     },
 ];
@@ -261,5 +265,36 @@ const MIGRATION_6: &str = r#"
         lo     REAL NOT NULL,
         hi     REAL NOT NULL,
         PRIMARY KEY (level, bucket, metric)
+    ) STRICT, WITHOUT ROWID;
+    "#;
+
+// 7: exact totals. A REAL total rounded at every addition: one client's
+// huge amounts could erase another's from the shared rows, the same events
+// summed differently from rollups and from scans, and an infinite total
+// (then NaN) failed every later write to the row. The total is now the
+// exact sum's bytes (exact.rs), added by this library's ingest_exact_add;
+// the rows are rebuilt exactly from the events.
+const MIGRATION_7: &str = r#"
+    DROP TABLE rollups;
+    DROP TABLE client_days;
+    CREATE TABLE rollups (
+        level  INTEGER NOT NULL,
+        bucket INTEGER NOT NULL,
+        metric TEXT NOT NULL,
+        n      INTEGER NOT NULL,
+        total  BLOB NOT NULL,
+        lo     REAL NOT NULL,
+        hi     REAL NOT NULL,
+        PRIMARY KEY (level, bucket, metric)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE client_days (
+        bucket    INTEGER NOT NULL,
+        client_id TEXT NOT NULL,
+        metric    TEXT NOT NULL,
+        n         INTEGER NOT NULL,
+        total     BLOB NOT NULL,
+        lo        REAL NOT NULL,
+        hi        REAL NOT NULL,
+        PRIMARY KEY (bucket, client_id, metric)
     ) STRICT, WITHOUT ROWID;
     "#;

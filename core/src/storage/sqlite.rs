@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
 use super::checkpoint::{Checkpointer, Thresholds};
@@ -16,6 +17,7 @@ use super::migrate::Schema;
 use super::schema::SCHEMA;
 use super::StoreOptions;
 use crate::error::{Error, Result, StorageKind};
+use crate::exact::ExactSum;
 use crate::Durability;
 
 /// Idle reader connections kept for reuse.
@@ -162,7 +164,28 @@ fn new_connection(path: Option<&Path>, opts: &StoreOptions, reader: bool) -> Res
     if reader {
         conn.execute_batch("PRAGMA query_only = ON;")?;
     }
+    add_exact_function(&conn)?;
     Ok(conn)
+}
+
+/// `ingest_exact_add(a, b)`: the exact sum of two totals, each the bytes of
+/// an [`ExactSum`], as rollup upserts add them (SQLite has no exact number
+/// type of its own).
+fn add_exact_function(conn: &Connection) -> rusqlite::Result<()> {
+    conn.create_scalar_function(
+        "ingest_exact_add",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_INNOCUOUS,
+        |ctx| {
+            let read = |i| {
+                ExactSum::from_bytes(ctx.get_raw(i).as_blob()?)
+                    .ok_or_else(|| rusqlite::Error::UserFunctionError("a stored total is not an exact sum".into()))
+            };
+            let mut sum = read(0)?;
+            sum.add(&read(1)?);
+            Ok(sum.to_bytes())
+        },
+    )
 }
 
 /// Retry `f` while it fails with SQLITE_BUSY, up to `timeout`. Needed where
@@ -259,6 +282,7 @@ impl Conn<'_> {
                 Arg::OptText(t) => stmt.raw_bind_parameter(i, t),
                 Arg::OptReal(x) => stmt.raw_bind_parameter(i, x),
                 Arg::Blob(b) => stmt.raw_bind_parameter(i, b),
+                Arg::Exact(x) => stmt.raw_bind_parameter(i, x.to_bytes()),
             }?;
         }
         Ok(stmt)
@@ -322,16 +346,21 @@ impl Row for rusqlite::Row<'_> {
         Ok(self.get(i)?)
     }
 
-    fn opt_real(&self, i: usize) -> Result<Option<f64>> {
-        Ok(self.get(i)?)
-    }
-
     fn text(&self, i: usize) -> Result<String> {
         Ok(self.get(i)?)
     }
 
     fn opt_text(&self, i: usize) -> Result<Option<String>> {
         Ok(self.get(i)?)
+    }
+
+    fn exact(&self, i: usize) -> Result<ExactSum> {
+        let value = self.get_ref(i)?;
+        value
+            .as_blob()
+            .ok()
+            .and_then(ExactSum::from_bytes)
+            .ok_or_else(|| Error::storage(StorageKind::Corrupt, "a stored total is not an exact sum"))
     }
 }
 

@@ -8,7 +8,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection};
 
 use super::*;
-use crate::aggregate::{Bucket, Stats};
+use crate::aggregate::{Bucket, Totals};
 use crate::options::Query;
 use crate::storage::db::Param;
 use crate::storage::pieces::pieces;
@@ -89,7 +89,7 @@ fn a_version_1_file_migrates_and_its_rollups_are_rebuilt_from_its_events() {
     ];
     for q in queries {
         let got = store.aggregate(&q, None).unwrap();
-        let mut want = Stats::default();
+        let mut want = Totals::default();
         for (client, metric, ts, amount) in events {
             let inside = q.client_id.as_deref().is_none_or(|c| c == client)
                 && q.metric.as_deref().is_none_or(|m| m == metric)
@@ -99,7 +99,7 @@ fn a_version_1_file_migrates_and_its_rollups_are_rebuilt_from_its_events() {
                 want.add(amount);
             }
         }
-        assert_eq!(got.totals, want, "{q:?}");
+        assert_eq!(got.totals, want.stats().unwrap(), "{q:?}");
     }
     let conn = Connection::open(&db).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();

@@ -11,6 +11,7 @@
 //! transaction (a deadlock, or a serialization failure on databases that
 //! run every transaction serializable), the engine runs it again.
 
+mod numeric;
 mod pool;
 mod schema;
 mod session;
@@ -20,7 +21,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use postgres::error::SqlState;
-use postgres::types::ToSql;
+use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::GenericClient;
 
 use super::db::{Arg, Backend, Db, DeadLetter, NewEvent, Refusal, Row, Stamp};
@@ -28,7 +29,9 @@ use super::migrate::Schema;
 use super::rollup::{RollupDelta, RollupKey, RollupTable};
 use super::StoreOptions;
 use crate::error::{Error, Result, StorageKind};
+use crate::exact::ExactSum;
 use crate::Durability;
+use numeric::{Exact, Numeric};
 use pool::Pool;
 use schema::SCHEMA;
 use session::Session;
@@ -38,9 +41,17 @@ use session::Session;
 /// instances fit in PostgreSQL's default of 100 connections.
 const POOL_SIZE: usize = 8;
 
-/// Every migration and rules registration takes this advisory lock, so
-/// processes opening the same database at once apply each step once.
+/// Every migration and rules registration takes an advisory lock, so that
+/// processes opening the same store at once apply each step once: one lock
+/// per schema (its name hashed with this seed), so that stores in other
+/// schemas of the database open without waiting for each other.
 const SCHEMA_LOCK: i64 = 0x696e_6765_7374; // "ingest"
+
+/// Take the lock of the schema named `$2` (seed `$1`), before it exists.
+const LOCK_NAMED_SCHEMA: &str = "SELECT pg_advisory_xact_lock(hashtextextended($2, $1))";
+
+/// Take the lock of the store's schema (seed `$1`).
+const LOCK_SCHEMA: &str = "SELECT pg_advisory_xact_lock(hashtextextended(current_schema(), $1))";
 
 pub(crate) struct PostgresBackend {
     pool: Pool,
@@ -49,10 +60,15 @@ pub(crate) struct PostgresBackend {
 impl From<postgres::Error> for Error {
     fn from(e: postgres::Error) -> Self {
         let kind = storage_kind(&e);
-        let message = match e.as_db_error() {
+        let mut message = match e.as_db_error() {
             Some(db) => format!("PostgreSQL: {} ({})", db.message(), db.code().code()),
             None => format!("PostgreSQL: {e}"),
         };
+        if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+            // lock_timeout is the store's busy timeout: say so, as SQLite's
+            // busy errors do.
+            message = format!("the database stayed locked past the busy timeout: {message}");
+        }
         Error::Storage {
             kind,
             message,
@@ -156,7 +172,7 @@ impl PostgresBackend {
         // that version; under the lock, as two processes creating the same
         // schema at once would fail.
         backend.pool.get()?.transaction(|tx| {
-            tx.lock_schema()?;
+            Session::execute(tx, LOCK_NAMED_SCHEMA, &[&SCHEMA_LOCK, &schema])?;
             tx.batch(&format!(
                 "CREATE SCHEMA IF NOT EXISTS {schema};
                  CREATE TABLE IF NOT EXISTS ingest_schema (
@@ -199,26 +215,51 @@ impl Backend for PostgresBackend {
     }
 }
 
-fn bind<'a>(args: &'a [Arg<'_>]) -> Vec<&'a (dyn ToSql + Sync)> {
-    args.iter()
-        .map(|a| match a {
-            Arg::Int(n) => n as &(dyn ToSql + Sync),
-            Arg::Real(x) => x,
-            Arg::Text(t) => t,
-            Arg::OptText(t) => t,
-            Arg::OptReal(x) => x,
-            Arg::Blob(b) => b,
-        })
-        .collect()
+/// An argument as rust-postgres binds it: each kind of value checks the
+/// parameter's type and writes its own wire format.
+#[derive(Debug)]
+struct PgArg<'a>(Arg<'a>);
+
+impl ToSql for PgArg<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self.0 {
+            Arg::Int(n) => n.to_sql_checked(ty, out),
+            Arg::Real(x) => x.to_sql_checked(ty, out),
+            Arg::Text(t) => t.to_sql_checked(ty, out),
+            Arg::OptText(t) => t.to_sql_checked(ty, out),
+            Arg::OptReal(x) => x.to_sql_checked(ty, out),
+            Arg::Blob(b) => b.to_sql_checked(ty, out),
+            Arg::Exact(x) => Numeric(x).to_sql_checked(ty, out),
+        }
+    }
+
+    /// Each value checks its own type in `to_sql`.
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+fn bound<'a>(args: &[Arg<'a>]) -> Vec<PgArg<'a>> {
+    args.iter().map(|a| PgArg(*a)).collect()
+}
+
+fn refs<'a>(args: &'a [PgArg<'_>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    args.iter().map(|a| a as &(dyn ToSql + Sync)).collect()
 }
 
 impl<C: GenericClient> Db for Session<'_, C> {
     fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
-        Session::execute(self, sql, &bind(args))
+        Session::execute(self, sql, &refs(&bound(args)))
     }
 
     fn query(&mut self, sql: &str, args: &[Arg<'_>], each: &mut dyn FnMut(&dyn Row) -> Result<()>) -> Result<()> {
-        for row in Session::query(self, sql, &bind(args))? {
+        for row in Session::query(self, sql, &refs(&bound(args)))? {
             each(&row)?;
         }
         Ok(())
@@ -248,7 +289,7 @@ impl<C: GenericClient> Db for Session<'_, C> {
     }
 
     fn lock_schema(&mut self) -> Result<()> {
-        Session::execute(self, "SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+        Session::execute(self, LOCK_SCHEMA, &[&SCHEMA_LOCK])?;
         Ok(())
     }
 
@@ -375,7 +416,7 @@ impl<C: GenericClient> Db for Session<'_, C> {
             }
         }
         let counts: Vec<i64> = deltas.iter().map(|d| d.stats.count as i64).collect();
-        let sums: Vec<f64> = deltas.iter().map(|d| d.stats.sum).collect();
+        let sums: Vec<Numeric<'_>> = deltas.iter().map(|d| Numeric(&d.stats.sum)).collect();
         let mins: Vec<Option<f64>> = deltas.iter().map(|d| d.stats.min).collect();
         let maxes: Vec<Option<f64>> = deltas.iter().map(|d| d.stats.max).collect();
         // (column values, element type), in the table's binding order.
@@ -387,7 +428,7 @@ impl<C: GenericClient> Db for Session<'_, C> {
             .into_iter()
             .chain([
                 (&counts as &(dyn ToSql + Sync), "BIGINT"),
-                (&sums, "FLOAT8"),
+                (&sums, "NUMERIC"),
                 (&mins, "FLOAT8"),
                 (&maxes, "FLOAT8"),
             ])
@@ -436,16 +477,16 @@ impl Row for postgres::Row {
         column(self, i)
     }
 
-    fn opt_real(&self, i: usize) -> Result<Option<f64>> {
-        column(self, i)
-    }
-
     fn text(&self, i: usize) -> Result<String> {
         column(self, i)
     }
 
     fn opt_text(&self, i: usize) -> Result<Option<String>> {
         column(self, i)
+    }
+
+    fn exact(&self, i: usize) -> Result<ExactSum> {
+        column::<Exact>(self, i).map(|e| e.0)
     }
 }
 

@@ -40,12 +40,14 @@ const CURRENT: &str = r#"
         attempts      BIGINT NOT NULL
     );
 
+    -- Totals are exact: numeric holds every sum of f64 values exactly, and
+    -- adds them without rounding.
     CREATE TABLE rollups (
         level  BIGINT NOT NULL,
         bucket BIGINT NOT NULL,
         metric TEXT NOT NULL,
         n      BIGINT NOT NULL,
-        total  DOUBLE PRECISION NOT NULL,
+        total  NUMERIC NOT NULL,
         lo     DOUBLE PRECISION NOT NULL,
         hi     DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (level, bucket, metric)
@@ -56,7 +58,7 @@ const CURRENT: &str = r#"
         client_id TEXT NOT NULL,
         metric    TEXT NOT NULL,
         n         BIGINT NOT NULL,
-        total     DOUBLE PRECISION NOT NULL,
+        total     NUMERIC NOT NULL,
         lo        DOUBLE PRECISION NOT NULL,
         hi        DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (bucket, client_id, metric)
@@ -76,6 +78,10 @@ const CURRENT: &str = r#"
     CREATE TABLE fault_probe (
         point TEXT CHECK (point IS NULL)
     );
+
+    -- What the rollup upserts add totals with, on both backends.
+    CREATE FUNCTION ingest_exact_add(a NUMERIC, b NUMERIC) RETURNS NUMERIC
+        LANGUAGE SQL IMMUTABLE PARALLEL SAFE AS 'SELECT a + b';
     "#;
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
@@ -101,6 +107,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         sql: MIGRATION_6,
+        rebuild_rollups: true,
+    },
+    Migration {
+        sql: MIGRATION_7,
         rebuild_rollups: true,
     },
 ];
@@ -211,4 +221,13 @@ const MIGRATION_6: &str = r#"
         hi     DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (level, bucket, metric)
     );
+    "#;
+
+// 7: as SQLite's migration 7: exact totals, as numeric, rebuilt from the
+// events.
+const MIGRATION_7: &str = r#"
+    ALTER TABLE rollups ALTER COLUMN total TYPE NUMERIC;
+    ALTER TABLE client_days ALTER COLUMN total TYPE NUMERIC;
+    CREATE FUNCTION ingest_exact_add(a NUMERIC, b NUMERIC) RETURNS NUMERIC
+        LANGUAGE SQL IMMUTABLE PARALLEL SAFE AS 'SELECT a + b';
     "#;
