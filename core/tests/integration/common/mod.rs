@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
 
 use ingest_core::{EventFilter, Ingestor, IngestorBuilder, StoredEvent, MAX_PAGE};
 
@@ -80,6 +82,42 @@ fn same_json(a: &Path, b: &Path) -> bool {
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
     };
     matches!((read(a), read(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// This test binary, run again as a child process that runs only the test
+/// `test` of the module `module` (pass `module_path!()`): `--exact` with the
+/// test's name in the binary (`crash::killed_writers_...`, the crate's name
+/// dropped from the module path) and `--test-threads=1`. The child knows it
+/// is one by the environment its caller adds.
+///
+/// Checked once per name with `--list`: the filter must select exactly that
+/// test. A filter that selects nothing would let each child exit at once
+/// with success, and the parent pass without any child having run.
+pub fn child_test(module: &str, test: &str) -> Command {
+    let module = module.split_once("::").map_or("", |(_, m)| m);
+    let name = if module.is_empty() {
+        test.to_string()
+    } else {
+        format!("{module}::{test}")
+    };
+    let exe = std::env::current_exe().unwrap();
+    static CHECKED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut checked = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    if !checked.contains(&name) {
+        let out = Command::new(&exe).args(["--list", "--exact", &name]).output().unwrap();
+        let listed = String::from_utf8_lossy(&out.stdout);
+        let tests: Vec<&str> = listed.lines().filter_map(|l| l.strip_suffix(": test")).collect();
+        assert_eq!(
+            tests,
+            [name.as_str()],
+            "the child filter selects no single test:\n{listed}"
+        );
+        checked.push(name.clone());
+    }
+    drop(checked);
+    let mut cmd = Command::new(exe);
+    cmd.args(["--exact", &name, "--test-threads=1"]);
+    cmd
 }
 
 /// Every stored event, paging through the whole store.

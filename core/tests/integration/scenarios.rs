@@ -2,12 +2,10 @@
 //! those of `$INGEST_SHARED/scenarios` when present: see
 //! `common::scenario_files`), run through the Rust API on every backend.
 
-mod common;
-
 use ingest_core::{Error, FailPoint, Ingestor, Outcome, Query};
 use serde_json::Value;
 
-use common::{all_events, backends, close, scenario_files, Sqlite};
+use crate::common::{all_events, backends, close, scenario_files, Sqlite};
 
 #[test]
 fn every_shared_scenario_passes() {

@@ -1,14 +1,12 @@
 //! The store over time: dead letters, reprocessing under new rules, a
 //! changed dedup key, locks held by another process, damaged files.
 
-mod common;
-
 use std::time::Duration;
 
 use ingest_core::{Durability, Error, ErrorKind, Ingestor, Page, Rules};
 use serde_json::json;
 
-use common::all_events;
+use crate::common::all_events;
 
 #[test]
 fn the_same_bad_input_is_kept_once_with_its_reasons_and_rules_version() {
