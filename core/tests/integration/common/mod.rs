@@ -160,6 +160,10 @@ pub struct TestStore {
     _dir: Option<tempfile::TempDir>,
     #[cfg(feature = "postgres")]
     schema: Option<String>,
+    /// Whether the PostgreSQL schema may serve another test once emptied
+    /// (not after a test changed what emptying leaves, as its version).
+    #[cfg(feature = "postgres")]
+    reusable: bool,
 }
 
 /// Which SQLite store a test wants: a private in-memory one, or a file
@@ -183,6 +187,90 @@ impl TestStore {
     pub fn open(&self) -> Ingestor {
         Ingestor::open(&self.location).unwrap_or_else(|e| panic!("open {}: {e}", self.backend))
     }
+
+    /// Another connection holding the store's write lock until dropped (then
+    /// it rolls back): on SQLite `BEGIN IMMEDIATE` on the file, on
+    /// PostgreSQL a transaction holding `LOCK TABLE events IN EXCLUSIVE
+    /// MODE` (reads go on, writes wait). The store must exist: open it first.
+    pub fn hold_write_lock(&self) -> WriteLock {
+        match self.backend {
+            "sqlite" => {
+                assert_ne!(self.location, ":memory:", "a lock needs a file store: Sqlite::File");
+                let c = rusqlite::Connection::open(&self.location).unwrap();
+                c.execute_batch("BEGIN IMMEDIATE").unwrap();
+                WriteLock::Sqlite(c)
+            }
+            #[cfg(feature = "postgres")]
+            "postgres" => {
+                let schema = self.schema.as_deref().unwrap();
+                let mut c = ::postgres::Client::connect(&postgres::server_url(), ::postgres::NoTls).unwrap();
+                c.batch_execute(&format!("BEGIN; LOCK TABLE {schema}.events IN EXCLUSIVE MODE"))
+                    .unwrap();
+                WriteLock::Postgres(c)
+            }
+            other => unreachable!("backend {other}"),
+        }
+    }
+
+    /// Mark the store's schema as written by a newer library: SQLite's
+    /// `user_version`, PostgreSQL's `ingest_schema.version`. (A PostgreSQL
+    /// schema so marked is dropped after the test, never reused.)
+    pub fn set_schema_version(&mut self, version: i64) {
+        match self.backend {
+            "sqlite" => rusqlite::Connection::open(&self.location)
+                .unwrap()
+                .execute_batch(&format!("PRAGMA user_version = {version}"))
+                .unwrap(),
+            #[cfg(feature = "postgres")]
+            "postgres" => {
+                self.reusable = false;
+                let schema = self.schema.as_deref().unwrap();
+                ::postgres::Client::connect(&postgres::server_url(), ::postgres::NoTls)
+                    .unwrap()
+                    .batch_execute(&format!("UPDATE {schema}.ingest_schema SET version = {version}"))
+                    .unwrap();
+            }
+            other => unreachable!("backend {other}"),
+        }
+    }
+
+    /// Where no store of this backend can be opened: a path under a
+    /// directory that does not exist; a PostgreSQL URL whose port nothing
+    /// listens on.
+    pub fn unreachable_location(&self) -> String {
+        match self.backend {
+            "sqlite" => "/nonexistent-dir/for/ingest.db".into(),
+            #[cfg(feature = "postgres")]
+            "postgres" => {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port();
+                format!("postgres://postgres@127.0.0.1:{port}/test?schema=t_unreachable")
+            }
+            other => unreachable!("backend {other}"),
+        }
+    }
+}
+
+/// See [`TestStore::hold_write_lock`].
+pub enum WriteLock {
+    Sqlite(rusqlite::Connection),
+    #[cfg(feature = "postgres")]
+    Postgres(::postgres::Client),
+}
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        // Rolled back here, before the next statement of the test: a
+        // connection's close alone reaches a PostgreSQL server later.
+        let _ = match self {
+            WriteLock::Sqlite(c) => c.execute_batch("ROLLBACK").map_err(|e| e.to_string()),
+            #[cfg(feature = "postgres")]
+            WriteLock::Postgres(c) => c.batch_execute("ROLLBACK").map_err(|e| e.to_string()),
+        };
+    }
 }
 
 /// One new store per backend: SQLite (as `sqlite` says), then PostgreSQL
@@ -202,6 +290,8 @@ pub fn backends(sqlite: Sqlite) -> Vec<TestStore> {
         _dir: dir,
         #[cfg(feature = "postgres")]
         schema: None,
+        #[cfg(feature = "postgres")]
+        reusable: true,
     }];
     #[cfg(feature = "postgres")]
     out.extend(postgres::store());
@@ -305,6 +395,7 @@ mod postgres {
             location: format!("{url}{sep}schema={schema}"),
             _dir: None,
             schema: Some(schema),
+            reusable: true,
         })
     }
 
@@ -315,6 +406,10 @@ mod postgres {
             };
             let mut admin = admin();
             let client = admin.as_mut().unwrap();
+            if !self.reusable {
+                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+                return;
+            }
             // Emptied (DELETE: a TRUNCATE's file work costs more on tables
             // this small) and kept for the next test; if that fails (never
             // opened, or still locked), dropped.
