@@ -67,17 +67,18 @@ fuzz-tool:
 		cargo install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION) --root target/tools; \
 	fi
 
-# Seeds from the shared scenarios, regenerated into the git-ignored
+# Seeds from the scenarios (the repository's tests/scenarios, and those of
+# $(INGEST_SHARED)/scenarios when present), regenerated into the git-ignored
 # <project>/fuzz/corpus/<target>-scenarios/; the committed hand-written seeds
 # are in <project>/fuzz/seeds/<target>/. The corpus the long run grows,
 # <project>/fuzz/corpus/<target>/, is not read by the smoke run, which
-# therefore does the same executions on every machine.
+# therefore does the same executions on every machine (with the same
+# shared folder).
 fuzz-seeds:
-	@test -d "$(INGEST_SHARED)/scenarios" || { echo "missing $(INGEST_SHARED)/scenarios (set INGEST_SHARED)"; exit 1; }
-	@python3 core/fuzz/seed-corpus.py "$(INGEST_SHARED)/scenarios" events core/fuzz/corpus/normalize-scenarios
-	@python3 core/fuzz/seed-corpus.py "$(INGEST_SHARED)/scenarios" submit core/fuzz/corpus/submit_json-scenarios
-	@python3 core/fuzz/seed-corpus.py "$(INGEST_SHARED)/scenarios" submit core/fuzz/corpus/fast_path-scenarios
-	@python3 core/fuzz/seed-corpus.py "$(INGEST_SHARED)/scenarios" c_json ffi/fuzz/corpus/c_json-scenarios
+	@python3 core/fuzz/seed-corpus.py tests/scenarios events core/fuzz/corpus/normalize-scenarios "$(INGEST_SHARED)/scenarios"
+	@python3 core/fuzz/seed-corpus.py tests/scenarios submit core/fuzz/corpus/submit_json-scenarios "$(INGEST_SHARED)/scenarios"
+	@python3 core/fuzz/seed-corpus.py tests/scenarios submit core/fuzz/corpus/fast_path-scenarios "$(INGEST_SHARED)/scenarios"
+	@python3 core/fuzz/seed-corpus.py tests/scenarios c_json ffi/fuzz/corpus/c_json-scenarios "$(INGEST_SHARED)/scenarios"
 	@mkdir -p core/fuzz/corpus/rules-scenarios $(addprefix core/fuzz/corpus/,$(FUZZ_CORE_TARGETS)) \
 		$(addprefix ffi/fuzz/corpus/,$(FUZZ_FFI_TARGETS))
 

@@ -1,5 +1,5 @@
 /* ingest from C: open a file store, submit the seed events of
- * ../shared/scenarios/seed.json, show a duplicate, a rejection and a retry
+ * tests/scenarios/seed.json, show a duplicate, a rejection and a retry
  * after a failure, and print aggregates.
  *
  *   cc -std=c11 -Iinclude examples/c/seed.c -Ltarget/debug -lingest -o seed

@@ -1,7 +1,8 @@
-//! The shared scenarios (`$INGEST_SHARED/scenarios/*.json`) run through the
-//! C ABI: every step goes through the same `extern "C"` functions a C program
-//! calls, with C strings in and JSON text out. A missing scenarios directory
-//! fails the test: a suite that silently runs nothing proves nothing.
+//! The scenarios (the repository's `tests/scenarios/*.json`, then those of
+//! `$INGEST_SHARED/scenarios` when that folder exists) run through the C ABI:
+//! every step goes through the same `extern "C"` functions a C program
+//! calls, with C strings in and JSON text out. A missing or empty repository
+//! folder fails the test: a suite that silently runs nothing proves nothing.
 
 use std::ffi::{c_char, CStr, CString};
 use std::path::{Path, PathBuf};
@@ -10,11 +11,69 @@ use std::ptr;
 use ingest::*;
 use serde_json::Value;
 
-fn scenarios_dir() -> PathBuf {
+/// The files to run, each with the name it goes by in messages: every
+/// `tests/scenarios/*.json` of the repository, then every file of
+/// `$INGEST_SHARED/scenarios` (default `../shared` beside the checkout) when
+/// that folder exists. A shared file with a repository file's name and the
+/// same JSON runs once; with other JSON it runs too (see
+/// `tests/scenarios/README.md`). The same rule as the core's tests.
+fn scenario_files() -> Vec<(String, PathBuf)> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/scenarios");
+    let mut out: Vec<(String, PathBuf)> = json_files(&repo)
+        .unwrap_or_else(|e| panic!("the repository's scenarios are missing at {}: {e}", repo.display()))
+        .into_iter()
+        .map(|p| (format!("tests/scenarios/{}", file_name(&p)), p))
+        .collect();
+    assert!(!out.is_empty(), "no scenario files in {}", repo.display());
     let shared = std::env::var_os("INGEST_SHARED")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    shared.join("scenarios")
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+        .join("scenarios");
+    let Ok(extra) = json_files(&shared) else {
+        eprintln!(
+            "NOTE: no shared scenarios at {}; running the repository's only",
+            shared.display()
+        );
+        return out;
+    };
+    for path in extra {
+        let name = file_name(&path);
+        let label = match out.iter().find(|(_, p)| file_name(p) == name) {
+            None => format!("shared/{name}"),
+            Some((_, own)) if same_json(own, &path) => continue,
+            Some(_) => format!("shared/{name} (differs from tests/scenarios/{name})"),
+        };
+        out.push((label, path));
+    }
+    out
+}
+
+fn json_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|x| x == "json") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The same JSON value in both files; unreadable or invalid is different.
+fn same_json(a: &Path, b: &Path) -> bool {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+    };
+    matches!((read(a), read(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// A handle, closed when dropped.
@@ -163,36 +222,35 @@ fn run_step(store: &Store, step: &Value, at: &str) {
     }
 }
 
-fn run_file(path: &Path, dir: &Path) -> usize {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let steps: Vec<Value> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let db = c(&dir.join(format!("{name}.db")).to_string_lossy());
+fn run_file(label: &str, path: &Path, dir: &Path, n: usize) -> usize {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{label}: {e}"));
+    let steps: Vec<Value> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{label}: {e}"));
+    // Numbered: a shared file may have the name of a repository one.
+    let db = c(&dir.join(format!("{n}-{}.db", file_name(path))).to_string_lossy());
     let mut h = ptr::null_mut();
     let status = unsafe { ingest_open(db.as_ptr(), ptr::null(), &mut h) };
-    assert_eq!(status, IngestStatus::IngestOk, "{name}: open: {:?}", last_error(status));
+    assert_eq!(
+        status,
+        IngestStatus::IngestOk,
+        "{label}: open: {:?}",
+        last_error(status)
+    );
     let store = Store(h);
     for (i, step) in steps.iter().enumerate() {
-        run_step(&store, step, &format!("{name} step {i}"));
+        run_step(&store, step, &format!("{label} step {i}"));
     }
     steps.len()
 }
 
 #[test]
 fn shared_scenarios_pass_through_the_c_abi() {
-    let dir = scenarios_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("scenarios not found at {} ({e}); set INGEST_SHARED", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no scenario files in {}", dir.display());
+    let files = scenario_files();
     let scratch = tempfile::tempdir().expect("temp dir");
-    let steps: usize = files.iter().map(|f| run_file(f, scratch.path())).sum();
+    let steps: usize = files
+        .iter()
+        .enumerate()
+        .map(|(n, (label, path))| run_file(label, path, scratch.path(), n))
+        .sum();
     assert!(steps > 0);
     eprintln!("{} scenario files, {steps} steps, through the C ABI", files.len());
 }

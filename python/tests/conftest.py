@@ -1,7 +1,8 @@
-"""Shared fixtures: where the shared scenarios live, and fresh stores."""
+"""Shared fixtures: the scenario files to run, and fresh stores."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,14 +14,33 @@ import ingest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def shared_dir() -> Path:
-    """``$INGEST_SHARED``, else ``../shared`` beside the checkout. Missing is a
-    failure, never a skip: every surface must run the shared scenarios."""
-    shared = Path(os.environ.get("INGEST_SHARED") or REPO.parent / "shared")
-    scenarios = shared / "scenarios"
-    if not scenarios.is_dir():
-        pytest.fail(f"scenarios not found at {scenarios} (set INGEST_SHARED)")
-    return shared
+def scenario_files() -> list[tuple[str, Path]]:
+    """The scenario files to run, each with the name it goes by: every
+    ``tests/scenarios/*.json`` of the repository (missing or empty is a
+    failure, never a skip), then every file of ``$INGEST_SHARED/scenarios``
+    (default ``../shared`` beside the checkout) when that folder exists. A
+    shared file with a repository file's name and the same JSON runs once;
+    with other JSON it runs too (see ``tests/scenarios/README.md``)."""
+    repo = REPO / "tests" / "scenarios"
+    files = [(f"tests/scenarios/{p.name}", p) for p in sorted(repo.glob("*.json"))]
+    if not files:
+        pytest.fail(f"no scenario files in {repo}")
+    shared = Path(os.environ.get("INGEST_SHARED") or REPO.parent / "shared") / "scenarios"
+    own = {p.name: p for _, p in files}
+    for path in sorted(shared.glob("*.json")) if shared.is_dir() else []:
+        if path.name not in own:
+            files.append((f"shared/{path.name}", path))
+        elif not same_json(own[path.name], path):
+            files.append((f"shared/{path.name} (differs from tests/scenarios/{path.name})", path))
+    return files
+
+
+def same_json(a: Path, b: Path) -> bool:
+    """The same JSON value in both files; unreadable or invalid is different."""
+    try:
+        return bool(json.loads(a.read_text()) == json.loads(b.read_text()))
+    except (OSError, ValueError):
+        return False
 
 
 @pytest.fixture

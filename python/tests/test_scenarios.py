@@ -1,5 +1,6 @@
-"""The shared scenarios (``$INGEST_SHARED/scenarios/*.json``), run through the
-Python API exactly as every other surface runs them."""
+"""The scenarios (the repository's ``tests/scenarios/*.json``, then those of
+``$INGEST_SHARED/scenarios`` when present), run through the Python API
+exactly as every other surface runs them."""
 
 from __future__ import annotations
 
@@ -12,14 +13,7 @@ import pytest
 
 import ingest
 
-from .conftest import shared_dir
-
-
-def scenario_files() -> list[Path]:
-    files = sorted((shared_dir() / "scenarios").glob("*.json"))
-    if not files:
-        pytest.fail("no scenario files found")
-    return files
+from .conftest import scenario_files
 
 
 def close(a: float, b: float) -> bool:
@@ -76,17 +70,20 @@ def run(ing: ingest.Ingestor, steps: list[dict[str, Any]]) -> None:
             pytest.fail(f"{where}: unknown step")
 
 
-@pytest.mark.parametrize("path", scenario_files(), ids=lambda p: p.name)
+SCENARIOS = [pytest.param(path, id=label) for label, path in scenario_files()]
+
+
+@pytest.mark.parametrize("path", SCENARIOS)
 def test_scenario_in_memory(path: Path) -> None:
     with ingest.Ingestor() as ing:
         run(ing, json.loads(path.read_text()))
 
 
-@pytest.mark.parametrize("path", scenario_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SCENARIOS)
 def test_scenario_on_file(path: Path, tmp_path: Path) -> None:
     with ingest.Ingestor(tmp_path / "s.db") as ing:
         run(ing, json.loads(path.read_text()))
 
 
 def test_scenarios_are_found() -> None:
-    assert any(p.name == "seed.json" for p in scenario_files())
+    assert any(label == "tests/scenarios/seed.json" for label, _ in scenario_files())

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import FlaskApi, load_scenario
+from conftest import FlaskApi, load_scenario, scenario_files
 from ingest_server import MAX_BODY_BYTES, create_app
 
 
@@ -590,7 +590,7 @@ def test_the_ui_never_parses_data_as_html() -> None:
             assert sink not in text, f"{path.name} uses {sink}"
 
 
-# ---- the shared scenarios, over HTTP ----
+# ---- the scenarios (tests/scenarios, and the shared ones when present), over HTTP ----
 
 STATUS_OF = {"accepted": 201, "duplicate": 200, "rejected": 422}
 
@@ -643,11 +643,16 @@ def run_scenario(api: Any, steps: list[dict[str, Any]]) -> None:
             pytest.fail(f"unknown scenario step {where}")
 
 
-def test_seed_scenario_in_process(app: Any) -> None:
-    run_scenario(FlaskApi(app), load_scenario("seed.json"))
+SCENARIOS = [pytest.param(path, id=label) for label, path in scenario_files()]
 
 
-def test_seed_scenario_over_http(fresh_server: Any, http_session: Any) -> None:
+@pytest.mark.parametrize("path", SCENARIOS)
+def test_scenario_in_process(app: Any, path: Path) -> None:
+    run_scenario(FlaskApi(app), load_scenario(path))
+
+
+@pytest.mark.parametrize("path", SCENARIOS)
+def test_scenario_over_http(fresh_server: Any, http_session: Any, path: Path) -> None:
     from conftest import HttpApi
 
-    run_scenario(HttpApi(fresh_server.base, http_session), load_scenario("seed.json"))
+    run_scenario(HttpApi(fresh_server.base, http_session), load_scenario(path))

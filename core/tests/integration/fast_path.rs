@@ -16,7 +16,7 @@ use serde_json::Value;
 /// rules, those of the fuzz targets, and names that need escapes, a name
 /// listed twice and one close to serde_json's private key.
 fn rule_sets() -> Vec<Rules> {
-    let sets: Value = serde_json::from_str(include_str!("rule_sets.json")).unwrap();
+    let sets: Value = serde_json::from_str(include_str!("../rule_sets.json")).unwrap();
     ["shared", "fast_path"]
         .iter()
         .flat_map(|k| sets[k].as_array().unwrap().clone())

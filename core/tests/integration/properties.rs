@@ -1,8 +1,6 @@
 //! Property tests: spelling independence, aggregates equal brute force,
 //! batches store each key once, and `check` answers what `submit` answers.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Datelike, FixedOffset, TimeZone, Utc};
@@ -10,7 +8,7 @@ use ingest_core::{dedup_key, normalize, Bucket, Durability, Ingestor, Outcome, Q
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
-use common::{all_events, backends, close, Sqlite};
+use crate::common::{all_events, backends, close, Sqlite, TestStore};
 
 // ---------------------------------------------------------------------------
 // Spelling independence
@@ -238,7 +236,7 @@ proptest! {
 
 /// A store for the properties: what they test is answers, not syncing,
 /// so commits skip the disk sync (the failure and crash suites test that).
-fn quick(store: &common::TestStore) -> Ingestor {
+fn quick(store: &TestStore) -> Ingestor {
     store.builder().durability(Durability::Normal).open().unwrap()
 }
 

@@ -7,15 +7,13 @@
 //! Mounting and `chattr` need root, which the test machines and CI have; run
 //! elsewhere, these tests fail saying so rather than pass without testing.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ingest_core::{Durability, ErrorKind, Ingestor, Query};
 use serde_json::{json, Value};
 
-use common::all_events;
+use crate::common::all_events;
 
 fn run(cmd: &str, args: &[&str]) {
     let out = Command::new(cmd)

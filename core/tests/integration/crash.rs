@@ -8,23 +8,21 @@
 //! server rolls its transaction back); the server's own crash safety is
 //! PostgreSQL's.
 //!
-//! `cargo test -p ingest-core --test crash` runs a short round (20 kills
-//! per backend).
-//! The long run: `INGEST_CRASH_KILLS=1000 cargo test --release -p ingest-core --test crash -- --nocapture`.
-
-mod common;
+//! `cargo test -p ingest-core --features postgres --test integration crash::`
+//! runs a short round (20 kills per backend). The long run:
+//! `INGEST_CRASH_KILLS=1000 cargo test --release -p ingest-core --features postgres --test integration crash:: -- --nocapture`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use ingest_core::{Bucket, Durability, Ingestor, Query};
 use serde_json::{json, Value};
 
-use common::{all_events, backends, close, Sqlite};
+use crate::common::{all_events, backends, child_test, close, Sqlite};
 
 const WRITERS: usize = 4;
 const ROLE: &str = "INGEST_CRASH_WRITER";
@@ -102,12 +100,7 @@ fn writer(db: &str, log: &Path, seed: u64, pool: u64) {
 }
 
 fn spawn(db: &str, log: &Path, seed: u64, pool: u64) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "killed_writers_lose_nothing_and_double_nothing",
-            "--test-threads=1",
-        ])
+    child_test(module_path!(), "killed_writers_lose_nothing_and_double_nothing")
         .env(ROLE, format!("{seed}|{pool}|{db}|{}", log.display()))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

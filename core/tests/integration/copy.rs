@@ -2,14 +2,12 @@
 //! that holds the same events and dead letters and answers the same
 //! aggregates, and a second copy adds nothing.
 
-mod common;
-
 use std::collections::BTreeSet;
 
 use ingest_core::{Bucket, Ingestor, Query};
 use serde_json::{json, Value};
 
-use common::{all_events, backends, close, Sqlite};
+use crate::common::{all_events, backends, close, Sqlite};
 
 const METRICS: [&str; 3] = ["Sales", "views", "clicks"];
 

@@ -2,16 +2,14 @@
 //! reopen, on every backend: exactly the distinct set is stored, and
 //! rollups agree with the events.
 
-mod common;
-
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 
 use ingest_core::{Durability, Ingestor, Query};
 use serde_json::{json, Value};
 
-use common::{all_events, backends, Sqlite};
+use crate::common::{all_events, backends, child_test, Sqlite};
 
 /// Event `i` of the shared pool, spelled one of several ways by `spelling`.
 fn pool_event(i: u64, spelling: u64) -> Value {
@@ -114,12 +112,7 @@ fn processes_on_one_file_store_the_distinct_set() {
 fn processes_on_one_store(db: &str) {
     let children: Vec<_> = (1..=2)
         .map(|id| {
-            Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--exact",
-                    "processes_on_one_file_store_the_distinct_set",
-                    "--test-threads=1",
-                ])
+            child_test(module_path!(), "processes_on_one_file_store_the_distinct_set")
                 .env(CHILD_DB, db)
                 .env(CHILD_ID, id.to_string())
                 .stdout(Stdio::piped())

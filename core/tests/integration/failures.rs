@@ -3,12 +3,10 @@
 //! again, so "nothing left" is what the database holds, not what a cache
 //! remembers.
 
-mod common;
-
 use ingest_core::{Error, FailPoint, Ingestor, Query};
 use serde_json::{json, Value};
 
-use common::{all_events, backends, Sqlite};
+use crate::common::{all_events, backends, Sqlite};
 
 fn good(n: i64) -> Value {
     json!({"source": "clientD", "payload": {"metric": "sales", "value": 50 + n, "timestamp": 1_704_276_000_000i64 + n}})

@@ -1,28 +1,21 @@
-//! Every `../shared/scenarios/*.json` file, run through the Rust API on
-//! every backend.
-
-mod common;
+//! Every scenario file (the repository's `tests/scenarios/*.json`, and
+//! those of `$INGEST_SHARED/scenarios` when present: see
+//! `common::scenario_files`), run through the Rust API on every backend.
 
 use ingest_core::{Error, FailPoint, Ingestor, Outcome, Query};
 use serde_json::Value;
 
-use common::{all_events, backends, close, scenarios_dir, Sqlite};
+use crate::common::{all_events, backends, close, scenario_files, Sqlite};
 
 #[test]
 fn every_shared_scenario_passes() {
-    let mut files: Vec<_> = std::fs::read_dir(scenarios_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no scenario files");
-    for file in files {
-        let steps: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    for file in scenario_files() {
+        let text = std::fs::read_to_string(&file.path).unwrap_or_else(|e| panic!("{}: {e}", file.label));
+        let steps: Vec<Value> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.label));
         for store in backends(Sqlite::Memory) {
             let ing = store.open();
             for (i, step) in steps.iter().enumerate() {
-                let at = format!("{} step {i} on {}", file.display(), store.backend);
+                let at = format!("{} step {i} on {}", file.label, store.backend);
                 run_step(&ing, step, &at);
             }
         }

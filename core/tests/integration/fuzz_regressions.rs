@@ -22,7 +22,7 @@ fn inputs(target: &str) -> Vec<PathBuf> {
 /// The rule sets the normalize target runs under (rule_sets.json, shared
 /// with core/fuzz/src/lib.rs).
 fn rule_sets() -> Vec<Rules> {
-    let sets: Value = serde_json::from_str(include_str!("rule_sets.json")).unwrap();
+    let sets: Value = serde_json::from_str(include_str!("../rule_sets.json")).unwrap();
     sets["shared"]
         .as_array()
         .unwrap()
