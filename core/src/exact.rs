@@ -154,7 +154,8 @@ impl ExactSum {
     }
 
     /// The value as `d × 10^-s`: the digits and scale of an exact decimal
-    /// (every sum of f64 values has one).
+    /// (every sum of f64 values has one), as PostgreSQL's `numeric` holds it.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn to_scaled(&self) -> (BigInt, u32) {
         let m = self.m.big();
         if self.e >= 0 {
@@ -167,6 +168,7 @@ impl ExactSum {
 
     /// The value `d × 10^-s`; `None` when it is not a sum of f64 values
     /// (its denominator is not a power of two).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn from_scaled(d: BigInt, s: u32) -> Option<Self> {
         let five = BigInt::from(5u8).pow(s);
         let (m, rem) = (&d / &five, &d % &five);

@@ -23,9 +23,7 @@ use super::rollup::{upsert_runs, RollupDelta, RollupTable};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Arg<'a> {
     Int(i64),
-    Real(f64),
     Text(&'a str),
-    OptText(Option<&'a str>),
     OptReal(Option<f64>),
     Blob(&'a [u8]),
     /// An exact sum, in the backend's exact column type.
@@ -106,36 +104,8 @@ pub(crate) trait Db {
     }
 
     /// Insert each row unless its key is stored: its new id, or `None`.
-    fn insert_events(&mut self, rows: &[NewEvent<'_>], stamp: Stamp) -> Result<Vec<Option<i64>>> {
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let e = row.event;
-            let mut id = None;
-            self.query(
-                "INSERT INTO events (dedup_key, client_id, metric, ts, amount, event_id, attributes, received_at, rules_version)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (dedup_key) DO NOTHING
-                 RETURNING id",
-                &[
-                    Arg::Blob(row.key),
-                    Arg::Text(&e.client_id),
-                    Arg::Text(&e.metric),
-                    Arg::Int(e.timestamp.millis()),
-                    Arg::Real(e.amount),
-                    Arg::OptText(e.event_id.as_deref()),
-                    Arg::Text(row.attributes),
-                    Arg::Int(stamp.received_at),
-                    Arg::Int(stamp.rules_version),
-                ],
-                &mut |r| {
-                    id = Some(r.int(0)?);
-                    Ok(())
-                },
-            )?;
-            out.push(id);
-        }
-        Ok(out)
-    }
+    /// Each backend writes its own: this is the hot path of every write.
+    fn insert_events(&mut self, rows: &[NewEvent<'_>], stamp: Stamp) -> Result<Vec<Option<i64>>>;
 
     /// The id of the stored event with each key, in the order of `keys`.
     fn find_keys(&mut self, keys: &[&[u8]]) -> Result<Vec<Option<i64>>> {

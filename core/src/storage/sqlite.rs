@@ -12,7 +12,7 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
 use super::checkpoint::{Checkpointer, Thresholds};
-use super::db::{Arg, Backend, Db, Refusal, Row};
+use super::db::{Arg, Backend, Db, NewEvent, Refusal, Row, Stamp};
 use super::migrate::Schema;
 use super::schema::SCHEMA;
 use super::StoreOptions;
@@ -277,9 +277,7 @@ impl Conn<'_> {
             let i = i + 1;
             match *arg {
                 Arg::Int(n) => stmt.raw_bind_parameter(i, n),
-                Arg::Real(x) => stmt.raw_bind_parameter(i, x),
                 Arg::Text(t) => stmt.raw_bind_parameter(i, t),
-                Arg::OptText(t) => stmt.raw_bind_parameter(i, t),
                 Arg::OptReal(x) => stmt.raw_bind_parameter(i, x),
                 Arg::Blob(b) => stmt.raw_bind_parameter(i, b),
                 Arg::Exact(x) => stmt.raw_bind_parameter(i, x.to_bytes()),
@@ -322,6 +320,35 @@ impl Db for Conn<'_> {
             }
             _ => None,
         }
+    }
+
+    /// A statement per row, prepared once per call, and the new id from the
+    /// connection rather than from a RETURNING row.
+    fn insert_events(&mut self, rows: &[NewEvent<'_>], stamp: Stamp) -> Result<Vec<Option<i64>>> {
+        let mut insert = self.0.prepare_cached(
+            "INSERT INTO events (dedup_key, client_id, metric, ts, amount, event_id, attributes, received_at, rules_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (dedup_key) DO NOTHING",
+        )?;
+        rows.iter()
+            .map(|row| {
+                let e = row.event;
+                let changed = insert.execute(rusqlite::params![
+                    row.key,
+                    e.client_id,
+                    e.metric,
+                    e.timestamp.millis(),
+                    e.amount,
+                    e.event_id,
+                    row.attributes,
+                    stamp.received_at,
+                    stamp.rules_version
+                ])?;
+                // One row changed: this insert made it, so it holds the
+                // connection's last rowid. None: the key was already there.
+                Ok((changed == 1).then(|| self.0.last_insert_rowid()))
+            })
+            .collect()
     }
 
     fn schema_version(&mut self) -> Result<i64> {
