@@ -5,8 +5,11 @@
 //! it all in one transaction, and hands every caller its own slice of the
 //! results. A caller answers only after the transaction holding its data has
 //! committed, so each caller's data is durable before it hears "accepted".
-//! If the group's transaction fails, every caller in it gets the error and
-//! nothing of any of them was kept, so all of them can retry.
+//! If the group's transaction fails for a reason that one caller's items
+//! may have caused, each caller is written again alone, so that only that
+//! caller gets the error; other failures (busy, I/O, a full disk) reach
+//! every caller in it, with nothing of any of them kept, so all of them can
+//! retry. A caller with a failure armed is always written alone.
 //!
 //! A lone caller leads at once and waits for no one: group commit costs
 //! nothing without concurrency.
@@ -129,7 +132,7 @@ impl GroupCommit {
         &self,
         items: Vec<WriteItem>,
         fail: Option<FailPoint>,
-        run: impl FnOnce(&mut Group<'_>) -> Result<Vec<Written>>,
+        run: impl Fn(&mut Group<'_>) -> Result<Vec<Written>>,
     ) -> Result<Committed> {
         let own = Arc::new(Slot::default());
         let mut st = self.lock();
@@ -153,7 +156,10 @@ impl GroupCommit {
         st.leading = true;
         let mut group = Group::lead(self, st);
         let started = Instant::now();
-        let result = run(&mut group);
+        let result = match run(&mut group) {
+            Err(e) if group.jobs.len() > 1 && maybe_one_callers(&e) => Results::PerCaller(group.each_alone(&run)),
+            whole => Results::Whole(whole),
+        };
         group.answer(result, started.elapsed(), &own)
     }
 
@@ -162,6 +168,27 @@ impl GroupCommit {
         // torn (a Group steps down whatever happens).
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Whether a group's failure may come from what one caller sent (a
+/// constraint, a limit of the database), rather than from the database
+/// itself being busy, unreachable, full, read-only or corrupt, which a
+/// caller written alone would meet again.
+fn maybe_one_callers(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Storage {
+            kind: StorageKind::Other,
+            ..
+        }
+    )
+}
+
+/// What a group's write gave: one result for all its callers, or one for
+/// each caller written alone.
+enum Results {
+    Whole(Result<Vec<Written>>),
+    PerCaller(Vec<Result<Vec<Written>>>),
 }
 
 /// The callers one transaction writes, led by one of them.
@@ -185,6 +212,9 @@ pub(crate) struct Group<'a> {
     timed_out: bool,
     expected: usize,
     fail: Option<FailPoint>,
+    /// While each caller is written alone: the caller, and whether its
+    /// items were handed out.
+    alone: Option<(usize, bool)>,
     answered: bool,
     /// How long the write took, once answered; the step down records it.
     took: Option<Duration>,
@@ -204,6 +234,7 @@ impl<'a> Group<'a> {
             timed_out: false,
             expected: st.expected,
             fail: None,
+            alone: None,
             answered: false,
             took: None,
         };
@@ -221,6 +252,13 @@ impl<'a> Group<'a> {
     /// The next caller's items, gathering callers while the group is open;
     /// `None` once every caller of the group was handed out.
     pub(crate) fn next(&mut self) -> Option<&[WriteItem]> {
+        if let Some((job, handed)) = &mut self.alone {
+            if std::mem::replace(handed, true) {
+                return None;
+            }
+            let job = *job;
+            return Some(self.job_items(job));
+        }
         if self.handed == self.jobs.len() {
             self.gather_more();
         }
@@ -235,30 +273,54 @@ impl<'a> Group<'a> {
     #[cfg_attr(not(any(feature = "postgres", test)), allow(dead_code))]
     pub(crate) fn gather(&mut self) -> &[WriteItem] {
         while self.next().is_some() {}
-        &self.items
+        self.items()
     }
 
     /// The items handed out so far, in order.
     pub(crate) fn items(&self) -> &[WriteItem] {
-        &self.items[..self.handed_items]
+        match self.alone {
+            Some((job, true)) => self.job_items(job),
+            Some((_, false)) => &[],
+            None => &self.items[..self.handed_items],
+        }
     }
 
-    /// Take queued jobs into the group: all of them at the start, later only
-    /// those with no failure armed (it would strike the others) and only as
-    /// long as the group stays within its bound; either of those closes the
-    /// group. Returns how many were taken.
+    fn job_items(&self, job: usize) -> &[WriteItem] {
+        let start: usize = self.jobs[..job].iter().map(|&(_, _, n)| n).sum();
+        &self.items[start..start + self.jobs[job].2]
+    }
+
+    /// Write each caller's items again, alone, each in a transaction of its
+    /// own (the group's failed as a whole and kept nothing).
+    fn each_alone(&mut self, run: &impl Fn(&mut Group<'_>) -> Result<Vec<Written>>) -> Vec<Result<Vec<Written>>> {
+        // The group is closed: no caller joins a transaction written alone.
+        self.until = None;
+        let out = (0..self.jobs.len())
+            .map(|job| {
+                self.alone = Some((job, false));
+                run(self)
+            })
+            .collect();
+        self.alone = None;
+        out
+    }
+
+    /// Take queued jobs into the group, as long as it stays within its
+    /// bound. A job with a failure armed is taken only alone (the failure
+    /// strikes its transaction, and must not strike other callers): it
+    /// closes the group it finds open, and a group it leads holds only it.
+    /// Returns how many were taken.
     fn take(&mut self, st: &mut State, first: bool) -> usize {
         let mut taken = 0;
         while let Some(job) = st.queue.front() {
             let full = !self.jobs.is_empty() && self.items.len() + job.items.len() > MAX_GROUP_ITEMS;
-            if full || (!first && job.fail.is_some()) {
+            let armed = !self.jobs.is_empty() && (job.fail.is_some() || self.fail.is_some());
+            if full || armed || (!first && job.fail.is_some()) {
                 self.until = None;
                 break;
             }
             let Some(job) = st.queue.pop_front() else { break };
-            // One armed failure strikes the whole group: it is one
-            // transaction. Only the first jobs may bring one.
-            self.fail = self.fail.or(job.fail);
+            self.fail = job.fail;
             self.jobs.push((job.slot, job.caller, job.items.len()));
             if self.items.is_empty() {
                 self.items = job.items;
@@ -298,27 +360,37 @@ impl<'a> Group<'a> {
     }
 
     /// Hand every caller its share of `result`, and return the leader's.
-    fn answer(mut self, result: Result<Vec<Written>>, took: Duration, own: &Arc<Slot>) -> Result<Committed> {
+    fn answer(mut self, result: Results, took: Duration, own: &Arc<Slot>) -> Result<Committed> {
+        let unanswered = || {
+            Err(Error::storage(
+                StorageKind::Other,
+                "the store did not answer every item",
+            ))
+        };
+        let mut items = std::mem::take(&mut self.items).into_iter();
         let outcomes: Vec<Result<Committed>> = match result {
-            Ok(written) if written.len() == self.items.len() && self.handed == self.jobs.len() => {
-                let mut items = std::mem::take(&mut self.items).into_iter();
+            Results::Whole(Ok(written)) if written.len() == items.len() && self.handed == self.jobs.len() => {
                 let mut written = written.into_iter();
                 self.jobs
                     .iter()
                     .map(|&(_, _, n)| Ok((items.by_ref().take(n).collect(), written.by_ref().take(n).collect())))
                     .collect()
             }
-            Ok(_) => self
+            Results::Whole(Ok(_)) => self.jobs.iter().map(|_| unanswered()).collect(),
+            Results::Whole(Err(e)) => self.jobs.iter().map(|_| Err(e.shared_copy())).collect(),
+            Results::PerCaller(results) => self
                 .jobs
                 .iter()
-                .map(|_| {
-                    Err(Error::storage(
-                        StorageKind::Other,
-                        "the store did not answer every item",
-                    ))
+                .zip(results)
+                .map(|(&(_, _, n), result)| {
+                    let mine: Vec<WriteItem> = items.by_ref().take(n).collect();
+                    match result {
+                        Ok(written) if written.len() == n => Ok((mine, written)),
+                        Ok(_) => unanswered(),
+                        Err(e) => Err(e),
+                    }
                 })
                 .collect(),
-            Err(e) => self.jobs.iter().map(|_| Err(e.shared_copy())).collect(),
         };
         let mut mine = None;
         for ((slot, _, _), outcome) in self.jobs.iter().zip(outcomes) {
@@ -475,6 +547,71 @@ mod tests {
         let (items, _) = leader.join().unwrap().unwrap();
         assert_eq!(raws(&items), ["a0", "a1"]);
         assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+
+    /// A store that refuses any transaction holding a "poison" item, as a
+    /// constraint of the database would.
+    fn refusing_poison(g: &mut Group<'_>) -> Result<Vec<Written>> {
+        let items = g.gather();
+        if raws(items).iter().any(|r| r.starts_with("poison")) {
+            return Err(Error::storage(StorageKind::Other, "CHECK constraint failed"));
+        }
+        Ok(vec![Written::Rejected; items.len()])
+    }
+
+    #[test]
+    fn one_callers_refused_items_fail_only_that_caller() {
+        let commit = expecting_two(Duration::from_millis(500));
+        let leader = {
+            let commit = commit.clone();
+            std::thread::spawn(move || {
+                commit.write(rejected("a", 2), None, |g| {
+                    if g.alone.is_none() {
+                        assert!(g.next().is_some());
+                        until_queued(&commit, 1);
+                    }
+                    refusing_poison(g)
+                })
+            })
+        };
+        while !commit.lock().leading {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        let err = commit
+            .write(rejected("poison", 1), None, |_| panic!("was to join a's transaction"))
+            .unwrap_err();
+        assert!(err.to_string().contains("CHECK"), "{err}");
+        let (items, written) = leader.join().unwrap().unwrap();
+        assert_eq!((raws(&items), written.len()), (vec!["a0", "a1"], 2), "written alone");
+    }
+
+    #[test]
+    fn a_busy_group_fails_every_caller_without_writing_each_again() {
+        let commit = expecting_two(Duration::from_millis(500));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let leader = {
+            let (commit, runs) = (commit.clone(), runs.clone());
+            std::thread::spawn(move || {
+                commit.write(rejected("a", 1), None, |g| {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    assert!(g.next().is_some());
+                    until_queued(&commit, 1);
+                    g.gather();
+                    Err(Error::storage(StorageKind::Busy, "locked"))
+                })
+            })
+        };
+        while !commit.lock().leading {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        let err = commit.write(rejected("b", 1), None, |_| panic!("b joins")).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Busy);
+        assert!(leader.join().unwrap().is_err());
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "the database, not a caller, was the cause"
+        );
     }
 
     #[test]
