@@ -357,9 +357,23 @@ fn parse_amount_text(s: &str) -> Option<f64> {
     ok.then(|| t.parse::<f64>().ok()).flatten()
 }
 
+/// The largest amount accepted, whatever the rules say: fewer than 2^63
+/// such amounts (a store's count is a 64-bit integer) add up to less than
+/// the largest f64, so no total, exact as it is kept, is beyond what an
+/// answer can show.
+pub const MAX_AMOUNT: f64 = 1e289;
+
 fn check_amount(a: f64, rules: &Rules, reasons: &mut Vec<Reason>) -> Option<f64> {
     // -0.0 and 0.0 are one amount: one key, one way to show it.
     let a = if a == 0.0 { 0.0 } else { a };
+    if a.abs() > MAX_AMOUNT {
+        reasons.push(Reason::new(
+            ReasonCode::OutOfRange,
+            "amount",
+            format!("amount {a} is beyond ±{MAX_AMOUNT:e}, the largest whose totals stay exact and finite"),
+        ));
+        return None;
+    }
     if let Some((lo, hi)) = rules.amount_range() {
         if !(lo..=hi).contains(&a) {
             reasons.push(Reason::new(

@@ -8,7 +8,10 @@ use ingest_core::{dedup_key, normalize, Bucket, Durability, Ingestor, Outcome, Q
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
-use crate::common::{all_events, backends, close, Sqlite, TestStore};
+use num_bigint::BigInt;
+use num_traits::Zero;
+
+use crate::common::{all_events, backends, exact, Sqlite, TestStore};
 
 // ---------------------------------------------------------------------------
 // Spelling independence
@@ -126,9 +129,20 @@ const HOUR: i64 = 3_600_000;
 /// 2024-01-20T00:00:00Z: ranges from here cross two month boundaries.
 const BASE: i64 = 1_705_708_800_000;
 
-fn event_strategy() -> impl Strategy<Value = (u8, u8, i64, i64)> {
-    // (client, metric, ms, amount in cents); some events just before the
-    // epoch, where floor division must round down, not toward zero.
+/// Amounts across the whole f64 range: prices in cents, any finite bit
+/// pattern (subnormals to the largest), values that cancel far above the
+/// others, and values beyond MAX_AMOUNT, which are rejected.
+fn whole_range_amount() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        4 => (-50_000i64..50_000).prop_map(|cents| cents as f64 / 100.0),
+        2 => any::<u64>().prop_map(f64::from_bits).prop_filter("finite", |x| x.is_finite()),
+        1 => prop::sample::select(vec![0.1, 1e16, -1e16, 1e289, -1e289, 1e308, -5e-324, 1e-300]),
+    ]
+}
+
+fn event_strategy() -> impl Strategy<Value = (u8, u8, i64, f64)> {
+    // (client, metric, ms, amount); some events just before the epoch,
+    // where floor division must round down, not toward zero.
     (
         0u8..3,
         0u8..3,
@@ -136,12 +150,12 @@ fn event_strategy() -> impl Strategy<Value = (u8, u8, i64, i64)> {
             4 => 0i64..45 * 24 * HOUR,
             1 => -(BASE + 2 * HOUR)..-(BASE - 2 * HOUR),
         ],
-        -50_000i64..50_000,
+        whole_range_amount(),
     )
 }
 
-fn raw_event((c, m, offset, cents): (u8, u8, i64, i64)) -> Value {
-    json!({"client": format!("c{c}"), "metric": format!("m{m}"), "value": cents as f64 / 100.0, "ts": BASE + offset})
+fn raw_event((c, m, offset, amount): (u8, u8, i64, f64)) -> Value {
+    json!({"client": format!("c{c}"), "metric": format!("m{m}"), "value": amount, "ts": BASE + offset})
 }
 
 fn month_start(ms: i64) -> i64 {
@@ -161,8 +175,11 @@ fn bucket_of(b: Bucket, ms: i64) -> i64 {
 
 type Key = (Option<i64>, Option<String>, Option<String>);
 
-fn brute_force(events: &[ingest_core::StoredEvent], q: &Query) -> BTreeMap<Key, (u64, f64, f64, f64)> {
-    let mut groups: BTreeMap<Key, (u64, f64, f64, f64)> = BTreeMap::new();
+/// Per group: count, exact sum (in units of 2^-1074), min, max.
+type Brute = (u64, BigInt, f64, f64);
+
+fn brute_force(events: &[ingest_core::StoredEvent], q: &Query) -> BTreeMap<Key, Brute> {
+    let mut groups: BTreeMap<Key, Brute> = BTreeMap::new();
     for se in events {
         let e = &se.event;
         let t = e.timestamp;
@@ -178,9 +195,11 @@ fn brute_force(events: &[ingest_core::StoredEvent], q: &Query) -> BTreeMap<Key, 
             q.by_client.then(|| e.client_id.clone()),
             q.by_metric.then(|| e.metric.clone()),
         );
-        let g = groups.entry(key).or_insert((0, 0.0, f64::INFINITY, f64::NEG_INFINITY));
+        let g = groups
+            .entry(key)
+            .or_insert((0, BigInt::zero(), f64::INFINITY, f64::NEG_INFINITY));
         g.0 += 1;
-        g.1 += e.amount;
+        g.1 += exact::units(e.amount);
         g.2 = g.2.min(e.amount);
         g.3 = g.3.max(e.amount);
     }
@@ -243,7 +262,7 @@ fn quick(store: &TestStore) -> Ingestor {
 /// Every query's answer equals a brute-force computation over the stored events.
 fn aggregates_match(
     ing: &Ingestor,
-    events: &[(u8, u8, i64, i64)],
+    events: &[(u8, u8, i64, f64)],
     queries: &[Query],
     batch: usize,
 ) -> Result<(), TestCaseError> {
@@ -269,14 +288,20 @@ fn aggregates_match(
                     );
                     prop_assert_eq!(&gk, k);
                     prop_assert_eq!(g.stats.count, w.0);
-                    prop_assert!(close(g.stats.sum, w.1), "{} != {}", g.stats.sum, w.1);
+                    prop_assert_eq!(g.stats.sum, exact::nearest(&w.1), "{:?}", q);
+                    prop_assert!(exact::is_nearest_quotient(&w.1, w.0, g.stats.avg().unwrap()));
                     prop_assert_eq!(g.stats.min, Some(w.2));
                     prop_assert_eq!(g.stats.max, Some(w.3));
                 }
             }
         }
-        let sum: f64 = want.values().map(|g| g.1).sum();
-        prop_assert!(close(got.totals.sum, sum), "{} != {}", got.totals.sum, sum);
+        // Exact: the same sum from rollups, scans and any mix of them, in
+        // any grouping, rounded once.
+        let sum: BigInt = want.values().map(|g| &g.1).sum();
+        prop_assert_eq!(got.totals.sum, exact::nearest(&sum), "{:?}", q);
+        if total > 0 {
+            prop_assert!(exact::is_nearest_quotient(&sum, total, got.totals.avg().unwrap()));
+        }
         let min = want.values().map(|g| g.2).fold(f64::INFINITY, f64::min);
         prop_assert_eq!(got.totals.min, (total > 0).then_some(min));
     }
