@@ -140,11 +140,23 @@ proptest! {
         // No f64 is nearer to the exact S / n, and a tie goes to the even one.
         let total: BigInt = xs.iter().map(|x| units(*x)).sum();
         let off = |y: f64| (&total - units(y) * BigInt::from(n)).abs();
-        for other in [avg.next_up(), avg.next_down()] {
+        for other in [next_up(avg), -next_up(-avg)] {
             if other.is_finite() {
                 let (d, o) = (off(avg), off(other));
                 prop_assert!(d < o || (d == o && avg.to_bits() % 2 == 0), "{avg} vs {other}");
             }
         }
     }
+}
+
+/// The next f64 above `x` (`f64::next_up`, newer than this crate's MSRV).
+fn next_up(x: f64) -> f64 {
+    if x.is_nan() || x == f64::INFINITY {
+        return x;
+    }
+    if x == 0.0 {
+        return f64::from_bits(1);
+    }
+    let bits = x.to_bits();
+    f64::from_bits(if x > 0.0 { bits + 1 } else { bits - 1 })
 }

@@ -35,7 +35,7 @@ pub fn nearest(n: &BigInt) -> f64 {
 /// Whether `avg` is the f64 nearest to `total / n` units (ties to even).
 pub fn is_nearest_quotient(total: &BigInt, n: u64, avg: f64) -> bool {
     let off = |y: f64| (total - units(y) * BigInt::from(n)).abs();
-    [avg.next_up(), avg.next_down()]
+    [next_up(avg), -next_up(-avg)]
         .into_iter()
         .filter(|o| o.is_finite())
         .all(|o| {
@@ -47,4 +47,16 @@ pub fn is_nearest_quotient(total: &BigInt, n: u64, avg: f64) -> bool {
 /// The exact sum of `xs`, in units.
 pub fn sum(xs: impl IntoIterator<Item = f64>) -> BigInt {
     xs.into_iter().map(units).fold(BigInt::zero(), |a, b| a + b)
+}
+
+/// The next f64 above `x` (`f64::next_up`, newer than this crate's MSRV).
+fn next_up(x: f64) -> f64 {
+    if x.is_nan() || x == f64::INFINITY {
+        return x;
+    }
+    if x == 0.0 {
+        return f64::from_bits(1);
+    }
+    let bits = x.to_bits();
+    f64::from_bits(if x > 0.0 { bits + 1 } else { bits - 1 })
 }
