@@ -45,6 +45,7 @@ pub use event::{Event, Outcome, Reason, ReasonCode, RejectedEvent, StoredEvent};
 pub use failure::FailPoint;
 pub use ingestor::{CopyReport, Durability, IngestStats, Ingestor, IngestorBuilder, ReprocessReport};
 pub use normalize::{normalize, normalize_fields, Fields};
+#[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub use raw_event::{fast_normalize_batch, fast_read_batch, fast_read_event, FastRead};
 pub use rules::{Field, MetricCase, Rules};

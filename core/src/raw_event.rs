@@ -502,12 +502,17 @@ fn compound<'de, E: serde::de::Error>(v: Value) -> Result<FieldValue<'de>, E> {
     Ok(FieldValue::Compound(v))
 }
 
+// The test hooks (feature `test-hooks`): the fast path's reading of events,
+// for the sameness tests (`tests/fast_path.rs`), the fuzz target (`fuzz/`)
+// and benchmarks. Not part of the API.
+
 /// What normalising one event answers.
+#[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub type Normalized = Result<Event, Vec<Reason>>;
 
-/// The fast path's reading of one event, for the sameness tests and the
-/// fuzz target (`tests/fast_path.rs`, `fuzz/`): not part of the API.
+/// The fast path's reading of one event. Not part of the API.
+#[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct FastRead {
@@ -519,6 +524,7 @@ pub struct FastRead {
     pub bytes: usize,
 }
 
+#[cfg(feature = "test-hooks")]
 impl FastRead {
     fn of(event: RawEvent<'_>, rules: &Rules) -> Self {
         let bytes = event.approx_bytes(rules);
@@ -533,12 +539,14 @@ impl FastRead {
 
 /// [`read_event`] under `rules`, then everything the fast path does with the
 /// event; `None` where it steps aside. Not part of the API.
+#[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub fn fast_read_event(text: &str, rules: &Rules) -> Option<FastRead> {
     read_event(text, &InputNames::new(rules)).map(|e| FastRead::of(e, rules))
 }
 
 /// [`read_batch`] under `rules`, as [`fast_read_event`]. Not part of the API.
+#[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub fn fast_read_batch(text: &str, rules: &Rules) -> Option<Vec<FastRead>> {
     let events = read_batch(text, &InputNames::new(rules))?;
@@ -548,6 +556,7 @@ pub fn fast_read_batch(text: &str, rules: &Rules) -> Option<Vec<FastRead>> {
 /// What `submit_batch_json` does with the batch `text` before keys and
 /// storage, for benchmarks: each event's counted size and normalised answer
 /// (`None` where the fast path steps aside). Not part of the API.
+#[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub fn fast_normalize_batch(text: &str, rules: &Rules) -> Option<Vec<(usize, Normalized)>> {
     let events = read_batch(text, &InputNames::new(rules))?;
