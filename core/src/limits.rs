@@ -26,8 +26,8 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
 pub(crate) const RESERVED_KEY_PREFIX: &str = "$serde_json::private::";
 
 /// Check `raw` against the depth limit, (approximately, within a few bytes
-/// per value) against `max_bytes` of JSON text, and for keys that are
-/// [reserved](RESERVED_KEY_PREFIX), without recursion.
+/// per value) against `max_bytes` of JSON text, and for keys that serde_json
+/// reserves (starting with `$serde_json::private::`), without recursion.
 ///
 /// The depth limit cannot fail for a value parsed from text: serde_json's own
 /// limit is stricter (see the tests), which the fast JSON path of
