@@ -53,6 +53,7 @@ pub use failure::FailPoint;
 pub use ingestor::{CopyReport, IngestStats, Ingestor, IngestorBuilder, ReprocessReport};
 pub use normalize::{normalize, normalize_fields, Fields};
 pub use options::{Durability, EventFilter, Page, Query, MAX_PAGE};
+#[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub use raw_event::{fast_normalize_batch, fast_read_batch, fast_read_event, FastRead};
 pub use rules::{Field, MetricCase, Rules};

@@ -8,6 +8,7 @@
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::normalize::Scalar;
 
 /// The deepest nesting accepted; the same as serde_json's parser limit, so
 /// every accepted value also parses back from its stored text.
@@ -25,8 +26,8 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
 pub(crate) const RESERVED_KEY_PREFIX: &str = "$serde_json::private::";
 
 /// Check `raw` against the depth limit, (approximately, within a few bytes
-/// per value) against `max_bytes` of JSON text, and for keys that are
-/// [reserved](RESERVED_KEY_PREFIX), without recursion.
+/// per value) against `max_bytes` of JSON text, and for keys that serde_json
+/// reserves (starting with `$serde_json::private::`), without recursion.
 ///
 /// The depth limit cannot fail for a value parsed from text: serde_json's own
 /// limit is stricter (see the tests), which the fast JSON path of
@@ -98,25 +99,32 @@ pub(crate) fn approx_bytes(v: &Value) -> usize {
 /// are its own): about the bytes of its JSON text.
 fn own_bytes(v: &Value) -> usize {
     match v {
-        Value::Null | Value::Bool(_) => SCALAR_BYTES,
-        Value::Number(_) => NUMBER_BYTES,
-        Value::String(s) => text_bytes(s),
         Value::Array(items) => items.len() + 2,
-        Value::Object(map) => OBJECT_BYTES + map.keys().map(|k| key_bytes(k)).sum::<usize>(),
+        Value::Object(map) => OBJECT_BYTES + map.keys().map(|k| entry_bytes(k, 0)).sum::<usize>(),
+        scalar => value_bytes(Scalar::from(scalar)),
     }
 }
 
-/// The counts of [`check_shape`], shared with the fast path, which counts an
-/// event it never builds as a `Value`: null and booleans, numbers, text, an
-/// object without its entries, and one entry's key.
-pub(crate) const SCALAR_BYTES: usize = 5;
-pub(crate) const NUMBER_BYTES: usize = 8;
-pub(crate) fn text_bytes(s: &str) -> usize {
-    s.len() + 2
-}
+// The counts below are the only ones: the fast path, which counts an event it
+// never builds as a `Value`, adds them up from its own parts through these.
+
+/// What [`check_shape`] counts for an object apart from its entries.
 pub(crate) const OBJECT_BYTES: usize = 2;
-pub(crate) fn key_bytes(k: &str) -> usize {
-    k.len() + 4
+
+/// What [`check_shape`] counts for an object's entry under `key` whose value
+/// counts `value`.
+pub(crate) fn entry_bytes(key: &str, value: usize) -> usize {
+    key.len() + 4 + value
+}
+
+/// What [`check_shape`] counts for `v` and everything inside it.
+pub(crate) fn value_bytes(v: Scalar<'_>) -> usize {
+    match v {
+        Scalar::Null | Scalar::Bool(_) => 5,
+        Scalar::Number(_) => 8,
+        Scalar::Text(s) => s.len() + 2,
+        Scalar::Compound(v) => approx_bytes(v),
+    }
 }
 
 pub(crate) fn too_large(max_bytes: usize) -> Error {

@@ -4,13 +4,15 @@
 //! input under the same rules always gives the same answer (which is what
 //! makes retries safe to deduplicate).
 
-use std::collections::BTreeMap;
-
 use serde_json::{Map, Number, Value};
 
 use crate::event::{Event, Reason, ReasonCode};
 use crate::rules::{Field, Rules, PAYLOAD};
 use crate::timestamp::{Timestamp, TimestampError};
+
+mod resolve;
+
+pub(crate) use resolve::{resolve, Alias, Entries, Keep};
 
 /// Normalise one raw event under `rules`.
 ///
@@ -35,40 +37,18 @@ pub fn normalize(raw: &Value, rules: &Rules) -> Result<Event, Vec<Reason>> {
             format!("an event must be a JSON object, not {}", type_name(raw)),
         )]);
     };
-    let merged = merge_envelope(top)?;
-    let mut reasons = Vec::new();
-    let mut used: [Option<&str>; 5] = [None; 5];
-    let mut found = |field: Field| -> Option<(&str, Scalar)> {
-        let hit = rules.aliases(field).iter().find_map(|name| {
-            merged
-                .get(name.as_str())
-                .copied()
-                .filter(|v| !v.is_null())
-                .map(|v| (name.as_str(), Scalar::from(v)))
-        });
-        used[field as usize] = hit.map(|(name, _)| name);
-        hit
+    let mut payload = match top.get(PAYLOAD) {
+        None => None,
+        Some(Value::Object(payload)) => Some(payload),
+        Some(other) => {
+            return Err(vec![Reason::new(
+                ReasonCode::NotAnObject,
+                PAYLOAD,
+                format!("payload must be a JSON object, not {}", type_name(other)),
+            )])
+        }
     };
-
-    let client_id = text_field(Field::ClientId, found(Field::ClientId), rules, &mut reasons);
-    let metric = text_field(Field::Metric, found(Field::Metric), rules, &mut reasons);
-    let amount = amount_field(found(Field::Amount), rules, &mut reasons);
-    let timestamp = timestamp_field(found(Field::Timestamp), rules, &mut reasons);
-    let event_id = text_field(Field::EventId, found(Field::EventId), rules, &mut reasons);
-
-    let attributes = || {
-        merged
-            .iter()
-            .filter(|(k, _)| !used.contains(&Some(**k)))
-            .map(|(k, v)| (k.to_string(), (*v).clone()))
-            .collect()
-    };
-    assemble(
-        (client_id, metric, amount, timestamp, event_id),
-        attributes,
-        rules,
-        reasons,
-    )
+    resolve(&mut { top }, payload.as_mut(), rules)
 }
 
 /// Typed input for callers that already hold the canonical fields, such as
@@ -176,7 +156,7 @@ impl Scalar<'_> {
 }
 
 /// The canonical fields as each was read, `None` where it failed.
-pub(crate) type Parts = (
+type Parts = (
     Option<String>,
     Option<String>,
     Option<f64>,
@@ -187,7 +167,7 @@ pub(crate) type Parts = (
 /// The checks on the event as a whole (the metric against `allowed_metrics`),
 /// then the event, or every reason it fails: one place for the JSON paths
 /// and the typed path. `attributes` is called only for an accepted event.
-pub(crate) fn assemble(
+fn assemble(
     (client_id, metric, amount, timestamp, event_id): Parts,
     attributes: impl FnOnce() -> Map<String, Value>,
     rules: &Rules,
@@ -215,34 +195,8 @@ pub(crate) fn assemble(
     }
 }
 
-/// The fields of a flat event, or of an envelope with its payload merged
-/// over the top level.
-fn merge_envelope(top: &Map<String, Value>) -> Result<BTreeMap<&str, &Value>, Vec<Reason>> {
-    let mut merged = BTreeMap::new();
-    match top.get(PAYLOAD) {
-        None => merged.extend(top.iter().map(|(k, v)| (k.as_str(), v))),
-        Some(Value::Object(payload)) => {
-            merged.extend(top.iter().filter(|(k, _)| *k != PAYLOAD).map(|(k, v)| (k.as_str(), v)));
-            merged.extend(payload.iter().map(|(k, v)| (k.as_str(), v)));
-        }
-        Some(other) => {
-            return Err(vec![Reason::new(
-                ReasonCode::NotAnObject,
-                PAYLOAD,
-                format!("payload must be a JSON object, not {}", type_name(other)),
-            )])
-        }
-    }
-    Ok(merged)
-}
-
 /// `client_id`, `metric` or `event_id`: text, or an integer written as text.
-pub(crate) fn text_field(
-    field: Field,
-    found: Option<(&str, Scalar)>,
-    rules: &Rules,
-    reasons: &mut Vec<Reason>,
-) -> Option<String> {
+fn text_field(field: Field, found: Option<(&str, Scalar)>, rules: &Rules, reasons: &mut Vec<Reason>) -> Option<String> {
     let name = field.as_str();
     let Some((from, value)) = found else {
         return absent_text(field, rules, reasons);
@@ -308,7 +262,7 @@ fn absent_text(field: Field, rules: &Rules, reasons: &mut Vec<Reason>) -> Option
     None
 }
 
-pub(crate) fn amount_field(found: Option<(&str, Scalar)>, rules: &Rules, reasons: &mut Vec<Reason>) -> Option<f64> {
+fn amount_field(found: Option<(&str, Scalar)>, rules: &Rules, reasons: &mut Vec<Reason>) -> Option<f64> {
     let Some((from, value)) = found else {
         match rules.default_amount() {
             Some(d) if !rules.is_required(Field::Amount) => return Some(d),
@@ -370,7 +324,7 @@ fn check_amount(a: f64, rules: &Rules, reasons: &mut Vec<Reason>) -> Option<f64>
         reasons.push(Reason::new(
             ReasonCode::OutOfRange,
             "amount",
-            format!("amount {a} is beyond ±{MAX_AMOUNT:e}, the largest whose totals stay exact and finite"),
+            format!("amount {a:e} is beyond ±{MAX_AMOUNT:e}, the largest whose totals stay exact and finite"),
         ));
         return None;
     }
@@ -387,11 +341,7 @@ fn check_amount(a: f64, rules: &Rules, reasons: &mut Vec<Reason>) -> Option<f64>
     Some(a)
 }
 
-pub(crate) fn timestamp_field(
-    found: Option<(&str, Scalar)>,
-    rules: &Rules,
-    reasons: &mut Vec<Reason>,
-) -> Option<Timestamp> {
+fn timestamp_field(found: Option<(&str, Scalar)>, rules: &Rules, reasons: &mut Vec<Reason>) -> Option<Timestamp> {
     let Some((from, value)) = found else {
         reasons.push(missing(Field::Timestamp, rules));
         return None;

@@ -5,15 +5,17 @@
 //! Why: parsing each event into a `serde_json::Value`, merging its envelope
 //! into a map, looking every alias up in it, cloning what is left into the
 //! attributes and dropping the tree was about a third of the CPU time of a
-//! batch (issue #6), with many small allocations. Here one pass of serde_json's parser reads each event straight into
-//! a [`RawEvent`]: a value under one of the rules' input names is kept as a
-//! scalar (its text borrowed from the input when it has no escapes); every
-//! other field is parsed as the `Value` it becomes in the attributes anyway,
-//! and moved there, not cloned.
+//! batch (issue #6), with many small allocations. Here one pass of
+//! serde_json's parser reads each event straight into a [`RawEvent`]: a
+//! value under one of the rules' input names is kept as a scalar (its text
+//! borrowed from the input when it has no escapes); every other field is
+//! parsed as the `Value` it becomes in the attributes anyway, and moved
+//! there, not cloned.
 //!
-//! One answer whatever the path: the per-field checks are those of
-//! [`normalize`](crate::normalize) (through [`Scalar`]), the size limit is
-//! counted as [`check_shape`](crate::limits::check_shape) counts it, and
+//! One answer whatever the path: each level of a [`RawEvent`] is read through
+//! [`Entries`] by the same [`resolve`] as a `Value`'s maps (the envelope
+//! merge, the alias order, the attributes, the per-field checks), the size
+//! limit is counted from the counts of [`limits`](crate::limits), and
 //! anything unusual makes the fast path step aside ([`None`]) so the caller
 //! takes the `Value` path, which also gives every parse error its exact
 //! message. Rejected events go the `Value` path too, rebuilt with
@@ -29,30 +31,20 @@ use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 
 use crate::event::{Event, Reason};
-use crate::limits::{
-    approx_bytes, has_reserved_key, is_reserved, key_bytes, text_bytes, NUMBER_BYTES, OBJECT_BYTES, SCALAR_BYTES,
-};
-use crate::normalize::{amount_field, assemble, text_field, timestamp_field, Scalar};
+use crate::limits::{approx_bytes, entry_bytes, has_reserved_key, is_reserved, value_bytes, OBJECT_BYTES};
+use crate::normalize::{resolve, Alias, Entries, Keep, Scalar};
 use crate::rules::{Field, Rules, PAYLOAD};
 
 /// The rules' input names, for finding a key's canonical field without a
 /// map: grouped by length, so most keys are compared with one or two names.
 #[derive(Debug, Clone)]
 pub(crate) struct InputNames {
-    by_len: Vec<Vec<(Box<str>, Slot)>>,
-}
-
-/// Which canonical field an input name feeds, and its place in that field's
-/// list of aliases (the first one present wins).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Slot {
-    field: Field,
-    rank: usize,
+    by_len: Vec<Vec<(Box<str>, Alias)>>,
 }
 
 impl InputNames {
     pub(crate) fn new(rules: &Rules) -> Self {
-        let mut by_len: Vec<Vec<(Box<str>, Slot)>> = Vec::new();
+        let mut by_len: Vec<Vec<(Box<str>, Alias)>> = Vec::new();
         for field in Field::ALL {
             for (rank, name) in rules.aliases(field).iter().enumerate() {
                 if by_len.len() <= name.len() {
@@ -61,21 +53,21 @@ impl InputNames {
                 let same_len = &mut by_len[name.len()];
                 // A name listed twice for a field is found at its first place.
                 if !same_len.iter().any(|(n, _)| **n == **name) {
-                    same_len.push((name.as_str().into(), Slot { field, rank }));
+                    same_len.push((name.as_str().into(), Alias { field, rank }));
                 }
             }
         }
         InputNames { by_len }
     }
 
-    fn slot(&self, key: &str) -> Option<Slot> {
+    fn alias(&self, key: &str) -> Option<Alias> {
         let same_len = self.by_len.get(key.len())?;
         // The first byte first: most candidates differ there, without a call to memcmp.
         let first = key.as_bytes().first();
         same_len
             .iter()
             .find(|(n, _)| n.as_bytes().first() == first && **n == *key)
-            .map(|&(_, slot)| slot)
+            .map(|&(_, alias)| alias)
     }
 }
 
@@ -83,26 +75,32 @@ impl InputNames {
 /// enough to rebuild the exact `Value` for the rare event that is rejected.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RawEvent<'de> {
-    /// Values under the rules' input names: the last of each name at each
-    /// level, as serde_json keeps the last of duplicate keys.
+    /// Values under the rules' input names, at both levels (one list: one
+    /// allocation): the last of each name at each level, as serde_json keeps
+    /// the last of duplicate keys.
     aliased: Vec<Aliased<'de>>,
     /// Every other top-level field.
     top: Map<String, Value>,
     /// Every other field of the payload, when the event is an envelope
     /// (`Some` even when the payload object is empty).
     payload: Option<Map<String, Value>>,
+    /// For the top level and the payload, a bit for each alias in `aliased`
+    /// (see [`bit`]): most input names are absent, and are known absent
+    /// without a search.
+    present: [u64; 2],
 }
 
 #[derive(Debug, Clone)]
 struct Aliased<'de> {
-    slot: Slot,
     in_payload: bool,
+    alias: Alias,
     value: FieldValue<'de>,
 }
 
 /// A value under an input name: [`Scalar`]'s owner.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 enum FieldValue<'de> {
+    #[default]
     Null,
     Bool(bool),
     Number(Number),
@@ -130,109 +128,72 @@ impl FieldValue<'_> {
             FieldValue::Compound(v) => v,
         }
     }
+}
 
-    /// What `check_shape` counts for this value as a `Value`.
-    fn bytes(&self) -> usize {
-        match self {
-            FieldValue::Null | FieldValue::Bool(_) => SCALAR_BYTES,
-            FieldValue::Number(_) => NUMBER_BYTES,
-            FieldValue::Text(s) => text_bytes(s),
-            FieldValue::Compound(v) => approx_bytes(v),
-        }
-    }
+/// `alias`'s bit in [`RawEvent::present`]: twelve bits by field, the last
+/// one for every rank from 11 on.
+fn bit(alias: Alias) -> u64 {
+    1 << (alias.field as usize * 12 + alias.rank.min(11))
 }
 
 impl<'de> RawEvent<'de> {
-    fn add_alias(&mut self, slot: Slot, in_payload: bool, value: FieldValue<'de>) {
-        let same = self
-            .aliased
-            .iter_mut()
-            .find(|a| a.slot == slot && a.in_payload == in_payload);
-        match same {
-            Some(a) => a.value = value,
-            None => self.aliased.push(Aliased {
-                slot,
-                in_payload,
-                value,
-            }),
+    fn add_alias(&mut self, alias: Alias, in_payload: bool, value: FieldValue<'de>) {
+        let present = &mut self.present[usize::from(in_payload)];
+        let seen = *present & bit(alias) != 0;
+        *present |= bit(alias);
+        // Only a key given twice (or a rank past the bits) needs the search.
+        if seen {
+            let same = self
+                .aliased
+                .iter_mut()
+                .find(|a| a.alias == alias && a.in_payload == in_payload);
+            if let Some(a) = same {
+                a.value = value;
+                return;
+            }
         }
-    }
-
-    /// True when `aliased[i]` is the merged event's value under its name:
-    /// the payload wins over the top level.
-    fn merged(&self, i: usize) -> bool {
-        let a = &self.aliased[i];
-        a.in_payload || !self.aliased.iter().any(|b| b.in_payload && b.slot == a.slot)
-    }
-
-    /// The entry `field` is read from: its first input name whose merged
-    /// value is present and not null.
-    fn found(&self, field: Field) -> Option<usize> {
-        (0..self.aliased.len())
-            .filter(|&i| {
-                let a = &self.aliased[i];
-                a.slot.field == field && !matches!(a.value, FieldValue::Null) && self.merged(i)
-            })
-            .min_by_key(|&i| self.aliased[i].slot.rank)
+        self.aliased.push(Aliased {
+            in_payload,
+            alias,
+            value,
+        });
     }
 
     /// What `check_shape` counts for this event as a `Value`; it compares
     /// that with the byte limit. (Its depth limit cannot strike anything
     /// serde_json parsed: see `limits`.)
     pub(crate) fn approx_bytes(&self, rules: &Rules) -> usize {
-        let fields = |m: &Map<String, Value>| m.iter().map(|(k, v)| key_bytes(k) + approx_bytes(v)).sum::<usize>();
-        let mut top = OBJECT_BYTES + fields(&self.top);
-        let mut payload = self.payload.as_ref().map(|p| OBJECT_BYTES + fields(p));
+        let entries = |m: &Map<String, Value>| m.iter().map(|(k, v)| entry_bytes(k, approx_bytes(v))).sum::<usize>();
+        let mut top = OBJECT_BYTES + entries(&self.top);
+        let mut payload = self.payload.as_ref().map(|p| OBJECT_BYTES + entries(p));
         for a in &self.aliased {
-            let bytes = key_bytes(name(rules, a.slot)) + a.value.bytes();
+            let bytes = entry_bytes(a.alias.name(rules), value_bytes(a.value.view()));
             match (&mut payload, a.in_payload) {
                 (Some(p), true) => *p += bytes,
                 _ => top += bytes,
             }
         }
-        top + payload.map_or(0, |p| key_bytes(PAYLOAD) + p)
+        top + payload.map_or(0, |p| entry_bytes(PAYLOAD, p))
     }
 
-    /// Normalise under `rules`, as [`normalize`](crate::normalize) would the
+    /// Normalise under `rules`, as [`normalize`](crate::normalize()) would the
     /// event's `Value`; a rejected event comes back with its reasons.
     pub(crate) fn normalize(mut self, rules: &Rules) -> Result<Event, (Vec<Reason>, Self)> {
-        let used = Field::ALL.map(|field| self.found(field));
-        let at = |field: Field| {
-            used[field as usize].map(|i| {
-                let a = &self.aliased[i];
-                (name(rules, a.slot), a.value.view())
-            })
+        // The top level's values first, then the payload's: a slice for each.
+        self.aliased.sort_unstable_by_key(|a| a.in_payload);
+        let split = self.aliased.partition_point(|a| !a.in_payload);
+        let (top, payload) = self.aliased.split_at_mut(split);
+        let mut top = Level {
+            aliased: top,
+            others: &mut self.top,
+            present: self.present[0],
         };
-        let mut reasons = Vec::new();
-        let client_id = text_field(Field::ClientId, at(Field::ClientId), rules, &mut reasons);
-        let metric = text_field(Field::Metric, at(Field::Metric), rules, &mut reasons);
-        let amount = amount_field(at(Field::Amount), rules, &mut reasons);
-        let timestamp = timestamp_field(at(Field::Timestamp), rules, &mut reasons);
-        let event_id = text_field(Field::EventId, at(Field::EventId), rules, &mut reasons);
-        let parts = (client_id, metric, amount, timestamp, event_id);
-        assemble(parts, || self.take_attributes(&used, rules), rules, reasons).map_err(|reasons| (reasons, self))
-    }
-
-    /// The attributes of the merged event: every field that fed no canonical
-    /// field, the payload's winning over the top level's of the same name.
-    fn take_attributes(&mut self, used: &[Option<usize>; 5], rules: &Rules) -> Map<String, Value> {
-        let mut attributes = std::mem::take(&mut self.top);
-        if let Some(payload) = self.payload.take() {
-            if attributes.is_empty() {
-                attributes = payload;
-            } else {
-                attributes.extend(payload);
-            }
-        }
-        for i in 0..self.aliased.len() {
-            if used.contains(&Some(i)) || !self.merged(i) {
-                continue;
-            }
-            let a = &mut self.aliased[i];
-            let value = std::mem::replace(&mut a.value, FieldValue::Null).into_value();
-            attributes.insert(name(rules, a.slot).to_string(), value);
-        }
-        attributes
+        let mut payload = self.payload.as_mut().map(|others| Level {
+            aliased: payload,
+            others,
+            present: self.present[1],
+        });
+        resolve(&mut top, payload.as_mut(), rules).map_err(|reasons| (reasons, self))
     }
 
     /// The event as the `Value` serde_json would have parsed from its text.
@@ -244,7 +205,7 @@ impl<'de> RawEvent<'de> {
                 (Some(p), true) => p,
                 _ => &mut top,
             };
-            target.insert(name(rules, a.slot).to_string(), a.value.into_value());
+            target.insert(a.alias.name(rules).to_string(), a.value.into_value());
         }
         if let Some(p) = payload {
             top.insert(PAYLOAD.to_string(), Value::Object(p));
@@ -253,8 +214,36 @@ impl<'de> RawEvent<'de> {
     }
 }
 
-fn name(rules: &Rules, slot: Slot) -> &str {
-    &rules.aliases(slot.field)[slot.rank]
+/// One level of a [`RawEvent`], the fast path's [`Entries`].
+struct Level<'e, 'de> {
+    aliased: &'e mut [Aliased<'de>],
+    others: &'e mut Map<String, Value>,
+    present: u64,
+}
+
+impl Entries for Level<'_, '_> {
+    fn get(&self, alias: Alias, _: &str) -> Option<Scalar<'_>> {
+        if self.present & bit(alias) == 0 {
+            return None;
+        }
+        self.aliased.iter().find(|a| a.alias == alias).map(|a| a.value.view())
+    }
+
+    fn attributes_into(&mut self, keep: &Keep<'_, '_>, rules: &Rules, out: &mut Map<String, Value>) {
+        // `others` holds no input name and no envelope key: all of it is kept.
+        let others = std::mem::take(self.others);
+        if out.is_empty() {
+            *out = others;
+        } else {
+            out.extend(others);
+        }
+        for a in self.aliased.iter_mut() {
+            if keep.keeps_alias(a.alias) {
+                let value = std::mem::take(&mut a.value).into_value();
+                out.insert(a.alias.name(rules).to_string(), value);
+            }
+        }
+    }
 }
 
 /// Read one event object from `text`, or `None` when the fast path steps
@@ -370,9 +359,9 @@ impl<'de> Visitor<'de> for FieldsVisitor<'_, '_, 'de> {
             if is_reserved(&key) {
                 return Err(A::Error::custom(Unusual));
             }
-            if let Some(slot) = names.slot(&key) {
+            if let Some(alias) = names.alias(&key) {
                 let value = map.next_value_seed(FieldValueSeed)?;
-                event.add_alias(slot, in_payload, value);
+                event.add_alias(alias, in_payload, value);
             } else if key == PAYLOAD && !in_payload {
                 if event.payload.is_some() {
                     return Err(A::Error::custom(Unusual));
@@ -502,12 +491,17 @@ fn compound<'de, E: serde::de::Error>(v: Value) -> Result<FieldValue<'de>, E> {
     Ok(FieldValue::Compound(v))
 }
 
+// The test hooks (feature `test-hooks`): the fast path's reading of events,
+// for the sameness tests (`tests/fast_path.rs`), the fuzz target (`fuzz/`)
+// and benchmarks. Not part of the API.
+
 /// What normalising one event answers.
+#[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub type Normalized = Result<Event, Vec<Reason>>;
 
-/// The fast path's reading of one event, for the sameness tests and the
-/// fuzz target (`tests/fast_path.rs`, `fuzz/`): not part of the API.
+/// The fast path's reading of one event. Not part of the API.
+#[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct FastRead {
@@ -519,6 +513,7 @@ pub struct FastRead {
     pub bytes: usize,
 }
 
+#[cfg(feature = "test-hooks")]
 impl FastRead {
     fn of(event: RawEvent<'_>, rules: &Rules) -> Self {
         let bytes = event.approx_bytes(rules);
@@ -533,12 +528,14 @@ impl FastRead {
 
 /// [`read_event`] under `rules`, then everything the fast path does with the
 /// event; `None` where it steps aside. Not part of the API.
+#[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub fn fast_read_event(text: &str, rules: &Rules) -> Option<FastRead> {
     read_event(text, &InputNames::new(rules)).map(|e| FastRead::of(e, rules))
 }
 
 /// [`read_batch`] under `rules`, as [`fast_read_event`]. Not part of the API.
+#[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub fn fast_read_batch(text: &str, rules: &Rules) -> Option<Vec<FastRead>> {
     let events = read_batch(text, &InputNames::new(rules))?;
@@ -548,6 +545,7 @@ pub fn fast_read_batch(text: &str, rules: &Rules) -> Option<Vec<FastRead>> {
 /// What `submit_batch_json` does with the batch `text` before keys and
 /// storage, for benchmarks: each event's counted size and normalised answer
 /// (`None` where the fast path steps aside). Not part of the API.
+#[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub fn fast_normalize_batch(text: &str, rules: &Rules) -> Option<Vec<(usize, Normalized)>> {
     let events = read_batch(text, &InputNames::new(rules))?;
@@ -558,4 +556,44 @@ pub fn fast_normalize_batch(text: &str, rules: &Rules) -> Option<Vec<(usize, Nor
         )
     };
     Some(events.into_iter().map(answer).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::limits::check_shape;
+
+    /// The fast path reads `text` as the `Value` path reads its parse.
+    fn same(text: &str, rules: &Rules) {
+        let value: Value = serde_json::from_str(text).unwrap();
+        let event = read_event(text, &InputNames::new(rules)).unwrap();
+        assert_eq!(event.clone().into_value(rules), value, "{text}");
+        let bytes = event.approx_bytes(rules);
+        assert!(check_shape(&value, bytes).is_ok(), "{text}");
+        assert!(check_shape(&value, bytes - 1).is_err(), "{text}");
+        let fast = event.normalize(rules).map_err(|(reasons, _)| reasons);
+        assert_eq!(fast, crate::normalize(&value, rules), "{text}");
+    }
+
+    #[test]
+    fn names_past_the_presence_bits_read_as_the_value_path_reads_them() {
+        // Fourteen names for the amount: the last three share one bit, and
+        // one of them is also listed earlier.
+        let mut names: Vec<String> = (0..13).map(|i| format!("a{i}")).collect();
+        names.insert(12, "a5".into());
+        let rules = Rules::from_value(&json!({"aliases": {"amount": names}})).unwrap();
+        for text in [
+            r#"{"source": "s", "ts": 0, "a12": 1}"#,
+            r#"{"source": "s", "ts": 0, "a12": 1, "a11": null}"#,
+            r#"{"source": "s", "ts": 0, "a12": 1, "a11": 2, "a5": 3}"#,
+            r#"{"source": "s", "ts": 0, "a11": 1, "a12": 2, "a11": null}"#,
+            r#"{"source": "s", "ts": 0, "a12": 1, "payload": {"a11": null, "a12": 4}}"#,
+            r#"{"source": "s", "ts": 0, "a11": 5, "payload": {"a12": 6, "a12": 7, "a11": null}}"#,
+            r#"{"source": "s", "ts": 0, "a11": "x", "payload": {"a12": null}}"#,
+        ] {
+            same(text, &rules);
+        }
+    }
 }

@@ -83,7 +83,9 @@ fn amount_strategy() -> impl Strategy<Value = f64> {
     prop_oneof![
         (-1_000_000i64..1_000_000).prop_map(|n| n as f64),
         (-1_000_000_000i64..1_000_000_000).prop_map(|n| n as f64 / 1000.0),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()),
+        // Any amount accepted: finite, and within MAX_AMOUNT.
+        any::<f64>().prop_filter("accepted", |f| f.is_finite()
+            && f.abs() <= ingest_core::normalize::MAX_AMOUNT),
     ]
 }
 
