@@ -80,6 +80,11 @@ fn check_text(what: &str, text: &str, rules: &Rules) {
 /// The invariants of an accepted event under `rules`.
 pub fn check_event(e: &Event, rules: &Rules) {
     assert!(e.amount.is_finite(), "amount {} is not finite", e.amount);
+    assert!(
+        e.amount.abs() <= ingest_core::normalize::MAX_AMOUNT,
+        "amount {} beyond MAX_AMOUNT: a total could leave f64",
+        e.amount
+    );
     assert!(e.amount != 0.0 || e.amount.is_sign_positive(), "-0.0 is stored as 0.0");
     if let Some((lo, hi)) = rules.amount_range() {
         assert!(
