@@ -2,6 +2,8 @@
 //! panic, a stack overflow, or a stored half-event.
 
 use ingest_core::{Error, Fields, Ingestor, ReasonCode};
+
+use crate::common::{backends, Sqlite};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -11,158 +13,170 @@ fn is_arg_error(r: Result<ingest_core::Outcome, Error>) -> bool {
 
 #[test]
 fn values_that_are_not_objects_are_rejected() {
-    let ing = Ingestor::in_memory().unwrap();
-    for text in [
-        "\"event\"",
-        "42",
-        "-1e308",
-        "[1, 2]",
-        "null",
-        "true",
-        "[]",
-        "{\"payload\": 5}",
-    ] {
-        let o = ing.submit_json(text).unwrap();
-        assert_eq!(o.reasons()[0].code, ReasonCode::NotAnObject, "{text}");
+    for store in backends(Sqlite::Memory) {
+        let ing = store.open();
+        for text in [
+            "\"event\"",
+            "42",
+            "-1e308",
+            "[1, 2]",
+            "null",
+            "true",
+            "[]",
+            "{\"payload\": 5}",
+        ] {
+            let o = ing.submit_json(text).unwrap();
+            assert_eq!(o.reasons()[0].code, ReasonCode::NotAnObject, "{text}");
+        }
     }
 }
 
 #[test]
 fn malformed_text_is_an_argument_error() {
-    let ing = Ingestor::in_memory().unwrap();
-    for text in [
-        "",
-        "{",
-        "NaN",
-        "{\"value\": Infinity}",
-        "{\"a\": 1} trailing",
-        "\u{0}",
-        "{'a': 1}",
-    ] {
-        assert!(is_arg_error(ing.submit_json(text)), "{text:?}");
+    for store in backends(Sqlite::Memory) {
+        let ing = store.open();
+        for text in [
+            "",
+            "{",
+            "NaN",
+            "{\"value\": Infinity}",
+            "{\"a\": 1} trailing",
+            "\u{0}",
+            "{'a': 1}",
+        ] {
+            assert!(is_arg_error(ing.submit_json(text)), "{text:?}");
+        }
+        assert!(ing.submit_batch_json("{\"not\": \"an array\"}").is_err());
     }
-    assert!(ing.submit_batch_json("{\"not\": \"an array\"}").is_err());
 }
 
 #[test]
 fn keys_serde_json_reserves_are_refused_and_the_dead_letters_stay_readable() {
-    let ing = Ingestor::in_memory().unwrap();
-    let reserved = [
-        // Not first: kept as a key, it would be stored first and read back
-        // as a number, making every later listing fail.
-        r#"{"source": "a", "$serde_json::private::Number": "1", "ts": 0}"#,
-        r#"{"source": "a", "ts": 0, "amt": 1, "x": [{"y": 1, "$serde_json::private::RawValue": 2}]}"#,
-        r#"{"payload": {"source": "a", "ts": 0, "amt": "x", "$serde_json::private::Number": "1"}}"#,
-        r#"{"source": "a", "ts": 0, "amount": [{"a": 1, "$serde_json::private::Number": "1"}]}"#,
-        // Escaped, it is the same key.
-        r#"{"source": "a", "\u0024serde_json::private::Number": "1", "ts": 0}"#,
-    ];
-    for text in reserved {
-        let err = ing.submit_json(text).unwrap_err();
+    for store in backends(Sqlite::Memory) {
+        let ing = store.open();
+        let reserved = [
+            // Not first: kept as a key, it would be stored first and read back
+            // as a number, making every later listing fail.
+            r#"{"source": "a", "$serde_json::private::Number": "1", "ts": 0}"#,
+            r#"{"source": "a", "ts": 0, "amt": 1, "x": [{"y": 1, "$serde_json::private::RawValue": 2}]}"#,
+            r#"{"payload": {"source": "a", "ts": 0, "amt": "x", "$serde_json::private::Number": "1"}}"#,
+            r#"{"source": "a", "ts": 0, "amount": [{"a": 1, "$serde_json::private::Number": "1"}]}"#,
+            // Escaped, it is the same key.
+            r#"{"source": "a", "\u0024serde_json::private::Number": "1", "ts": 0}"#,
+        ];
+        for text in reserved {
+            let err = ing.submit_json(text).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidArgument(m) if m.contains("reserved")),
+                "{text}: {err}"
+            );
+            let batch = format!("[{text}]");
+            assert!(
+                matches!(ing.submit_batch_json(&batch), Err(Error::InvalidArgument(_))),
+                "{batch}"
+            );
+            let value: Value = serde_json::from_str(text).unwrap();
+            assert!(is_arg_error(ing.submit(&value)), "{text}");
+            assert!(ing.submit_batch(std::slice::from_ref(&value)).is_err(), "{text}");
+            assert!(ing.check(&value).is_err(), "{text}");
+        }
+        // First, serde_json reads it as a number: not an object, a readable rejection.
+        let o = ing.submit_json(r#"{"$serde_json::private::Number": "1"}"#).unwrap();
+        assert_eq!(o.reasons()[0].code, ReasonCode::NotAnObject);
+        let stats = ing.stats().unwrap();
+        assert_eq!((stats.stored_events, stats.stored_rejected), (0, 1));
+        let listed = ing.rejected(ingest_core::Page { limit: 10, offset: 0 }).unwrap();
+        assert_eq!(listed.len(), 1);
         assert!(
-            matches!(&err, Error::InvalidArgument(m) if m.contains("reserved")),
-            "{text}: {err}"
+            ingest_core::Rules::from_json(r#"{"aliases": {"event_id": ["$serde_json::private::Number"]}}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("reserved")
         );
-        let batch = format!("[{text}]");
-        assert!(
-            matches!(ing.submit_batch_json(&batch), Err(Error::InvalidArgument(_))),
-            "{batch}"
-        );
-        let value: Value = serde_json::from_str(text).unwrap();
-        assert!(is_arg_error(ing.submit(&value)), "{text}");
-        assert!(ing.submit_batch(std::slice::from_ref(&value)).is_err(), "{text}");
-        assert!(ing.check(&value).is_err(), "{text}");
     }
-    // First, serde_json reads it as a number: not an object, a readable rejection.
-    let o = ing.submit_json(r#"{"$serde_json::private::Number": "1"}"#).unwrap();
-    assert_eq!(o.reasons()[0].code, ReasonCode::NotAnObject);
-    let stats = ing.stats().unwrap();
-    assert_eq!((stats.stored_events, stats.stored_rejected), (0, 1));
-    let listed = ing.rejected(ingest_core::Page { limit: 10, offset: 0 }).unwrap();
-    assert_eq!(listed.len(), 1);
-    assert!(
-        ingest_core::Rules::from_json(r#"{"aliases": {"event_id": ["$serde_json::private::Number"]}}"#)
-            .unwrap_err()
-            .to_string()
-            .contains("reserved")
-    );
 }
 
 #[test]
 fn deep_nesting_is_refused_without_overflowing_the_stack() {
-    let ing = Ingestor::in_memory().unwrap();
-    let deep = format!("{}1{}", "[".repeat(20_000), "]".repeat(20_000));
-    assert!(is_arg_error(ing.submit_json(&deep)));
-    let deep_obj = format!(
-        "{{\"client\":\"a\",\"value\":1,\"ts\":0,\"x\":{}1{}}}",
-        "[".repeat(20_000),
-        "]".repeat(20_000)
-    );
-    assert!(is_arg_error(ing.submit_json(&deep_obj)));
-    // Built directly, not parsed: the core walks it without recursion.
-    let mut v = json!(1);
-    for _ in 0..20_000 {
-        v = Value::Array(vec![v]);
+    for store in backends(Sqlite::Memory) {
+        let ing = store.open();
+        let deep = format!("{}1{}", "[".repeat(20_000), "]".repeat(20_000));
+        assert!(is_arg_error(ing.submit_json(&deep)));
+        let deep_obj = format!(
+            "{{\"client\":\"a\",\"value\":1,\"ts\":0,\"x\":{}1{}}}",
+            "[".repeat(20_000),
+            "]".repeat(20_000)
+        );
+        assert!(is_arg_error(ing.submit_json(&deep_obj)));
+        // Built directly, not parsed: the core walks it without recursion.
+        let mut v = json!(1);
+        for _ in 0..20_000 {
+            v = Value::Array(vec![v]);
+        }
+        let event = json!({"client": "a", "value": 1, "ts": 0, "x": Value::Null});
+        let mut event = event.as_object().unwrap().clone();
+        event.insert("x".into(), v);
+        let event = Value::Object(event);
+        assert!(is_arg_error(ing.submit(&event)));
+        assert!(matches!(ing.check(&event), Err(Error::InvalidArgument(_))));
+        assert!(ing.submit_batch(std::slice::from_ref(&event)).is_err());
+        // Dropping it would recurse 20 000 frames deep on this thread's stack.
+        std::mem::forget(event);
+        assert_eq!(ing.stats().unwrap().stored_events, 0);
     }
-    let event = json!({"client": "a", "value": 1, "ts": 0, "x": Value::Null});
-    let mut event = event.as_object().unwrap().clone();
-    event.insert("x".into(), v);
-    let event = Value::Object(event);
-    assert!(is_arg_error(ing.submit(&event)));
-    assert!(matches!(ing.check(&event), Err(Error::InvalidArgument(_))));
-    assert!(ing.submit_batch(std::slice::from_ref(&event)).is_err());
-    // Dropping it would recurse 20 000 frames deep on this thread's stack.
-    std::mem::forget(event);
-    assert_eq!(ing.stats().unwrap().stored_events, 0);
 }
 
 #[test]
 fn large_input_is_bounded() {
-    let ing = Ingestor::in_memory().unwrap();
-    let ten_mb = "x".repeat(10 << 20);
-    let event = json!({"client": "a", "value": 1, "ts": 0, "note": ten_mb});
-    assert!(is_arg_error(ing.submit(&event)));
-    assert!(is_arg_error(ing.submit_json(&event.to_string())));
-    // With a larger limit, a huge attribute is kept and a huge id is too long.
-    let big = Ingestor::builder(":memory:").max_event_bytes(32 << 20).open().unwrap();
-    assert_eq!(big.submit(&event).unwrap().status(), "accepted");
-    let o = big.submit(&json!({"client": ten_mb, "value": 1, "ts": 0})).unwrap();
-    assert_eq!(o.reasons()[0].code, ReasonCode::TooLong);
-    assert!(
-        o.reasons()[0].message.len() < 200,
-        "the message does not echo the input"
-    );
+    for store in backends(Sqlite::Memory) {
+        let ing = store.open();
+        let ten_mb = "x".repeat(10 << 20);
+        let event = json!({"client": "a", "value": 1, "ts": 0, "note": ten_mb});
+        assert!(is_arg_error(ing.submit(&event)));
+        assert!(is_arg_error(ing.submit_json(&event.to_string())));
+        // With a larger limit, a huge attribute is kept and a huge id is too long.
+        let big = store.builder().max_event_bytes(32 << 20).open().unwrap();
+        assert_eq!(big.submit(&event).unwrap().status(), "accepted");
+        let o = big.submit(&json!({"client": ten_mb, "value": 1, "ts": 0})).unwrap();
+        assert_eq!(o.reasons()[0].code, ReasonCode::TooLong);
+        assert!(
+            o.reasons()[0].message.len() < 200,
+            "the message does not echo the input"
+        );
+    }
 }
 
 #[test]
 fn numbers_at_the_edges() {
-    let ing = Ingestor::in_memory().unwrap();
-    let huge_int = format!("1{}", "0".repeat(400));
-    let o = ing
-        .submit_json(&format!("{{\"client\":\"a\",\"value\":{huge_int},\"ts\":0}}"))
-        .unwrap();
-    assert_eq!(o.reasons()[0].code, ReasonCode::BadValue);
-    let o = ing
-        .submit_json(&format!("{{\"client\":\"a\",\"value\":1,\"ts\":{huge_int}}}"))
-        .unwrap();
-    assert_eq!(o.reasons()[0].code, ReasonCode::OutOfRange);
-    let o = ing
-        .submit_json("{\"client\":\"a\",\"value\":1e-400,\"ts\":-0.0}")
-        .unwrap();
-    assert_eq!(o.status(), "accepted", "underflow is zero, -0 is the epoch");
-    let stored = ing
-        .submit_json(&format!("{{\"client\":\"a\",\"value\":2,\"ts\":0,\"big\":{huge_int}}}"))
-        .unwrap();
-    assert_eq!(stored.event().unwrap().attributes["big"].to_string(), huge_int);
-    for amount in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-        let f = Fields {
-            client_id: "a",
-            metric: None,
-            amount,
-            timestamp_ms: 0,
-            event_id: None,
-        };
-        assert_eq!(ing.submit_fields(&f).unwrap().status(), "rejected");
+    for store in backends(Sqlite::Memory) {
+        let ing = store.open();
+        let huge_int = format!("1{}", "0".repeat(400));
+        let o = ing
+            .submit_json(&format!("{{\"client\":\"a\",\"value\":{huge_int},\"ts\":0}}"))
+            .unwrap();
+        assert_eq!(o.reasons()[0].code, ReasonCode::BadValue);
+        let o = ing
+            .submit_json(&format!("{{\"client\":\"a\",\"value\":1,\"ts\":{huge_int}}}"))
+            .unwrap();
+        assert_eq!(o.reasons()[0].code, ReasonCode::OutOfRange);
+        let o = ing
+            .submit_json("{\"client\":\"a\",\"value\":1e-400,\"ts\":-0.0}")
+            .unwrap();
+        assert_eq!(o.status(), "accepted", "underflow is zero, -0 is the epoch");
+        let stored = ing
+            .submit_json(&format!("{{\"client\":\"a\",\"value\":2,\"ts\":0,\"big\":{huge_int}}}"))
+            .unwrap();
+        assert_eq!(stored.event().unwrap().attributes["big"].to_string(), huge_int);
+        for amount in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let f = Fields {
+                client_id: "a",
+                metric: None,
+                amount,
+                timestamp_ms: 0,
+                event_id: None,
+            };
+            assert_eq!(ing.submit_fields(&f).unwrap().status(), "rejected");
+        }
     }
 }
 
