@@ -5,76 +5,15 @@
 //! folder fails the test: a suite that silently runs nothing proves nothing.
 
 use std::ffi::{c_char, CStr, CString};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::ptr;
 
 use ingest::*;
 use serde_json::Value;
 
-/// The files to run, each with the name it goes by in messages: every
-/// `tests/scenarios/*.json` of the repository, then every file of
-/// `$INGEST_SHARED/scenarios` (default `../shared` beside the checkout) when
-/// that folder exists. A shared file with a repository file's name and the
-/// same JSON runs once; with other JSON it runs too (see
-/// `tests/scenarios/README.md`). The same rule as the core's tests.
-fn scenario_files() -> Vec<(String, PathBuf)> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/scenarios");
-    let mut out: Vec<(String, PathBuf)> = json_files(&repo)
-        .unwrap_or_else(|e| panic!("the repository's scenarios are missing at {}: {e}", repo.display()))
-        .into_iter()
-        .map(|p| (format!("tests/scenarios/{}", file_name(&p)), p))
-        .collect();
-    assert!(!out.is_empty(), "no scenario files in {}", repo.display());
-    let shared = std::env::var_os("INGEST_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
-        .join("scenarios");
-    let Ok(extra) = json_files(&shared) else {
-        eprintln!(
-            "NOTE: no shared scenarios at {}; running the repository's only",
-            shared.display()
-        );
-        return out;
-    };
-    for path in extra {
-        let name = file_name(&path);
-        let label = match out.iter().find(|(_, p)| file_name(p) == name) {
-            None => format!("shared/{name}"),
-            Some((_, own)) if same_json(own, &path) => continue,
-            Some(_) => format!("shared/{name} (differs from tests/scenarios/{name})"),
-        };
-        out.push((label, path));
-    }
-    out
-}
-
-fn json_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|x| x == "json") {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// The same JSON value in both files; unreadable or invalid is different.
-fn same_json(a: &Path, b: &Path) -> bool {
-    let read = |p: &Path| {
-        std::fs::read_to_string(p)
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-    };
-    matches!((read(a), read(b)), (Some(x), Some(y)) if x == y)
-}
+#[path = "../../tests/scenarios/files.rs"]
+mod files;
+use files::{file_name, scenario_files};
 
 /// A handle, closed when dropped.
 struct Store(*mut IngestHandle);
@@ -249,7 +188,7 @@ fn shared_scenarios_pass_through_the_c_abi() {
     let steps: usize = files
         .iter()
         .enumerate()
-        .map(|(n, (label, path))| run_file(label, path, scratch.path(), n))
+        .map(|(n, s)| run_file(&s.label, &s.path, scratch.path(), n))
         .sum();
     assert!(steps > 0);
     eprintln!("{} scenario files, {steps} steps, through the C ABI", files.len());
