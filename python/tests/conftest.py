@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 import ingest
@@ -52,6 +54,29 @@ def db_path(tmp_path: Path) -> Path:
 def ing() -> Iterator[ingest.Ingestor]:
     with ingest.Ingestor() as i:
         yield i
+
+
+SERVER = os.environ.get("INGEST_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL store of its own: a fresh schema on ``$INGEST_TEST_POSTGRES``
+    (default this machine's), dropped afterwards. Unreachable fails under CI
+    (``CI=true``) and skips, with its reason, elsewhere."""
+    try:
+        admin = psycopg.connect(SERVER, autocommit=True)
+    except psycopg.OperationalError as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at {SERVER} is unreachable under CI: {e}")
+        pytest.skip(f"PostgreSQL at {SERVER} is unreachable: {e}")
+    schema = f"py_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+    sep = "&" if "?" in SERVER else "?"
+    try:
+        yield f"{SERVER}{sep}schema={schema}"
+    finally:
+        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        admin.close()
 
 
 def sales(

@@ -2,46 +2,22 @@
 aggregates as SQLite, and ``copy_to`` / ``python -m ingest copy`` moving a
 SQLite store into it.
 
-The server is ``$INGEST_TEST_POSTGRES`` (default this machine's); each test
-gets a schema of its own. Unreachable fails under CI (``CI=true``) and
-skips, with its reason, elsewhere.
+The server and each test's schema come from the ``pg_url`` fixture
+(conftest.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 import ingest
 
 from .conftest import sales
-
-SERVER = os.environ.get("INGEST_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    try:
-        admin = psycopg.connect(SERVER, autocommit=True)
-    except psycopg.OperationalError as e:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at {SERVER} is unreachable under CI: {e}")
-        pytest.skip(f"PostgreSQL at {SERVER} is unreachable: {e}")
-    schema = f"py_{os.getpid()}_{uuid.uuid4().hex[:12]}"
-    sep = "&" if "?" in SERVER else "?"
-    try:
-        yield f"{SERVER}{sep}schema={schema}"
-    finally:
-        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        admin.close()
 
 
 def test_a_url_opens_the_postgres_backend_with_the_same_answers(pg_url: str) -> None:

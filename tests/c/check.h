@@ -54,6 +54,7 @@ typedef void (*test_fn)(void);
 void test_threads_share_one_handle(void);
 void test_threads_with_own_handles_share_one_file(void);
 void test_processes_share_one_file(void);
+void test_hostile_writers_never_fail_honest_ones(void);
 /* test_postgres.c */
 void test_postgres_by_url(void);
 void test_handles_share_one_postgres_database(void);

@@ -974,6 +974,192 @@ static void test_fault_matrix(void) {
   }
 }
 
+/* ---- exact totals (issue 15) ------------------------------------------- */
+
+/* Every sum is the exact sum of the stored amounts rounded once, in every
+ * view: the whole hour (rollups), the hour cut by a millisecond at either
+ * edge (scans), the day and all time, each also grouped by hour, day and
+ * month. The cases of core/tests/integration/exact_totals.rs. */
+
+static const int64_t EXACT_HOUR = 1714557600000; /* 2024-05-01T10:00:00Z */
+static const int64_t EXACT_MINUTE = 60000;
+
+static const char *const EXACT_RANGES[] = {
+    ", \"start\": \"2024-05-01T10:00:00.000Z\", \"end\": \"2024-05-01T11:00:00.000Z\"",
+    ", \"start\": \"2024-05-01T10:00:00.000Z\", \"end\": \"2024-05-01T10:59:59.999Z\"",
+    ", \"start\": \"2024-05-01T09:59:59.999Z\", \"end\": \"2024-05-01T11:00:00.000Z\"",
+    ", \"start\": \"2024-05-01\", \"end\": \"2024-05-02\"",
+    "", /* all time */
+};
+static const char *const EXACT_GROUPINGS[] = {"", ", \"group_by\": \"hour\"", ", \"group_by\": \"day\"",
+                                              ", \"group_by\": \"month\""};
+
+/* A "sales" event of `client`; `amount` is JSON text. */
+static void exact_event(char *buf, size_t len, const char *client, const char *amount, int64_t ms) {
+  snprintf(buf, len, "{\"client\": \"%s\", \"metric\": \"sales\", \"value\": %s, \"ts\": %lld}", client, amount,
+           (long long)ms);
+}
+
+static void exact_submit(IngestHandle *h, const char *client, const char *amount, int64_t ms, const char *status) {
+  char event[200];
+  exact_event(event, sizeof event, client, amount, ms);
+  expect_outcome(h, event, status);
+}
+
+/* The number after "key": at or after `json`, or NAN when it is absent or
+ * not a number (null, say). */
+static double number_after(const char *json, const char *key) {
+  char pattern[64];
+  snprintf(pattern, sizeof pattern, "\"%s\":", key);
+  const char *at = json ? strstr(json, pattern) : NULL;
+  if (at == NULL) return NAN;
+  char *end = NULL;
+  double v = strtod(at + strlen(pattern), &end);
+  return end == at + strlen(pattern) ? NAN : v;
+}
+
+/* Every view of the hour answers `want` as its sum: ungrouped, and grouped
+ * as exactly one group with that sum. Each answer is also finite JSON. */
+static void expect_every_view(IngestHandle *h, double want) {
+  for (size_t r = 0; r < sizeof EXACT_RANGES / sizeof EXACT_RANGES[0]; r++) {
+    for (size_t g = 0; g < sizeof EXACT_GROUPINGS / sizeof EXACT_GROUPINGS[0]; g++) {
+      char query[256], *out = NULL;
+      snprintf(query, sizeof query, "{\"metric\": \"sales\"%s%s}", EXACT_RANGES[r], EXACT_GROUPINGS[g]);
+      CHECK_OK(ingest_aggregate_json(h, query, &out));
+      int ok = number_after(out, "sum") == want && isfinite(number_after(out, "avg"));
+      if (g > 0) {
+        const char *groups = out ? strstr(out, "\"groups\":[") : NULL;
+        const char *second = groups ? strstr(groups, "\"bucket\"") : NULL;
+        second = second ? strstr(second + 1, "\"bucket\"") : NULL;
+        ok = ok && groups != NULL && number_after(groups, "sum") == want && second == NULL;
+      }
+      ok = ok && !contains(out, "null") && !contains(out, "inf") && !contains(out, "NaN");
+      CHECK(ok);
+      if (!ok) fprintf(stderr, "  want sum %.17g: %s gave %s\n", want, query, out ? out : "(null)");
+      ingest_string_free(out);
+    }
+  }
+}
+
+static void test_exact_one_client_cannot_erase_anothers_amounts(void) {
+  IngestHandle *h = open_memory();
+  exact_submit(h, "evil", "1e16", EXACT_HOUR + EXACT_MINUTE, "accepted");
+  for (int i = 0; i < 4; i++) exact_submit(h, "honest", "1.0", EXACT_HOUR + EXACT_MINUTE * (2 + i), "accepted");
+  exact_submit(h, "evil", "-1e16", EXACT_HOUR + EXACT_MINUTE * 10, "accepted");
+  expect_every_view(h, 4.0);
+
+  char *out = NULL;
+  CHECK_OK(ingest_aggregate_json(h,
+                                 "{\"metric\": \"sales\", \"start\": \"2024-05-01T10:00:00Z\", "
+                                 "\"end\": \"2024-05-01T11:00:00Z\", \"group_by\": \"client_id\"}",
+                                 &out));
+  const char *evil = out ? strstr(out, "\"client_id\":\"evil\"") : NULL;
+  const char *honest = out ? strstr(out, "\"client_id\":\"honest\"") : NULL;
+  CHECK(evil != NULL && honest != NULL && evil < honest);
+  CHECK(number_after(evil, "count") == 2 && number_after(evil, "sum") == 0.0);
+  CHECK(number_after(honest, "count") == 4 && number_after(honest, "sum") == 4.0);
+  CHECK(number_after(out, "count") == 6 && number_after(out, "sum") == 4.0);
+  if (current_failures) fprintf(stderr, "  by client: %s\n", out ? out : "(null)");
+  ingest_string_free(out);
+  ingest_close(h);
+}
+
+static void test_exact_every_view_gives_the_sum_rounded_once(void) {
+  IngestHandle *h = open_memory();
+  char batch[2048], event[200];
+  size_t len = 0;
+  batch[len++] = '[';
+  for (int i = 0; i < 10; i++) {
+    exact_event(event, sizeof event, "a", "0.1", EXACT_HOUR + EXACT_MINUTE * i);
+    len += (size_t)snprintf(batch + len, sizeof batch - len, "%s%s", i ? "," : "", event);
+  }
+  snprintf(batch + len, sizeof batch - len, "]");
+  char *out = NULL, statuses[256];
+  CHECK_OK(ingest_submit_batch_json(h, batch, &out));
+  outcome_statuses(out, statuses, sizeof statuses);
+  CHECK(strcmp(statuses, "accepted,accepted,accepted,accepted,accepted,accepted,accepted,accepted,accepted,"
+                         "accepted") == 0);
+  ingest_string_free(out);
+
+  out = NULL;
+  CHECK_OK(ingest_aggregate_json(h, "{\"metric\": \"sales\", \"start\": \"2024-05-01T10:00:00Z\"}", &out));
+  /* Ten 0.1 added one by one are not 1.0; their exact sum rounded is. */
+  double naive = 0;
+  for (int i = 0; i < 10; i++) naive += 0.1;
+  CHECK(naive != 1.0);
+  CHECK(number_after(out, "count") == 10 && number_after(out, "sum") == 1.0 && number_after(out, "avg") == 0.1);
+  ingest_string_free(out);
+  expect_every_view(h, 1.0);
+
+  const struct {
+    const char *client, *amount;
+    int minute;
+  } more[] = {{"b", "1e16", 20}, {"c", "1.0", 21}, {"c", "1.0", 22}, {"c", "1.0", 23}, {"c", "1.0", 24}, {"b", "-1e16", 30}};
+  len = 0;
+  batch[len++] = '[';
+  for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+    exact_event(event, sizeof event, more[i].client, more[i].amount, EXACT_HOUR + EXACT_MINUTE * more[i].minute);
+    len += (size_t)snprintf(batch + len, sizeof batch - len, "%s%s", i ? "," : "", event);
+  }
+  snprintf(batch + len, sizeof batch - len, "]");
+  out = NULL;
+  CHECK_OK(ingest_submit_batch_json(h, batch, &out));
+  outcome_statuses(out, statuses, sizeof statuses);
+  CHECK(strcmp(statuses, "accepted,accepted,accepted,accepted,accepted,accepted") == 0);
+  ingest_string_free(out);
+  expect_every_view(h, 5.0);
+  CHECK(stat(h, "stored_events") == 16);
+  ingest_close(h);
+}
+
+static void test_exact_no_amount_makes_a_total_infinite(void) {
+  IngestHandle *h = open_memory();
+  const char *too_big[] = {"1e308", "-1e308", "1.7976931348623157e308", "1.0000001e289", "\"1e300\""};
+  for (size_t i = 0; i < sizeof too_big / sizeof too_big[0]; i++) {
+    char event[200], *out = NULL;
+    exact_event(event, sizeof event, "evil", too_big[i], EXACT_HOUR);
+    CHECK_OK(ingest_submit_json(h, event, &out));
+    int ok = contains(out, "\"status\":\"rejected\"") && contains(out, "\"code\":\"out_of_range\",\"field\":\"amount\"");
+    CHECK(ok);
+    if (!ok) fprintf(stderr, "  %s gave %s\n", too_big[i], out ? out : "(null)");
+    ingest_string_free(out);
+  }
+  CHECK(stat(h, "stored_events") == 0 && stat(h, "stored_rejected") == 5);
+  char *out = NULL;
+  CHECK_OK(ingest_aggregate_json(h, "{\"metric\": \"sales\"}", &out));
+  CHECK(number_after(out, "count") == 0 && number_after(out, "sum") == 0.0 && contains(out, "\"avg\":null"));
+  ingest_string_free(out);
+
+  /* The largest amounts accepted, many times over: 34 of 1e289 and 16 of
+   * -1e289, then 0.5. The exact sum, 18 x 1e289 + 0.5, rounds to what the
+   * one multiplication 18 x 1e289 rounds to (python/tests/test_exact_totals.py
+   * checks this against an exact rational sum). */
+  char batch[4096], event[200];
+  size_t len = 0;
+  batch[len++] = '[';
+  for (int i = 0; i < 50; i++) {
+    exact_event(event, sizeof event, "evil", i % 3 == 2 ? "-1e289" : "1e289", EXACT_HOUR + i);
+    len += (size_t)snprintf(batch + len, sizeof batch - len, "%s%s", i ? "," : "", event);
+  }
+  snprintf(batch + len, sizeof batch - len, "]");
+  out = NULL;
+  CHECK_OK(ingest_submit_batch_json(h, batch, &out));
+  CHECK(out != NULL && !contains(out, "rejected"));
+  ingest_string_free(out);
+  exact_submit(h, "honest", "0.5", EXACT_HOUR + 100, "accepted");
+  CHECK(stat(h, "stored_events") == 51);
+  const double want = 18 * 1e289;
+  CHECK(isfinite(want));
+  expect_every_view(h, want);
+  out = NULL;
+  CHECK_OK(ingest_aggregate_json(h, "{\"group_by\": \"client_id\"}", &out));
+  CHECK(number_after(strstr(out ? out : "", "\"client_id\":\"evil\""), "sum") == 18 * 1e289);
+  CHECK(number_after(strstr(out ? out : "", "\"client_id\":\"honest\""), "sum") == 0.5);
+  CHECK(!contains(out, "null") && !contains(out, "inf") && !contains(out, "NaN"));
+  ingest_string_free(out);
+  ingest_close(h);
+}
+
 /* ---- runner ------------------------------------------------------------ */
 
 static void remove_scratch(void) {
@@ -1036,9 +1222,13 @@ int main(void) {
       TEST(test_failure_aggregate),
       TEST(test_failure_counts_and_disarm),
       TEST(test_fault_matrix),
+      TEST(test_exact_one_client_cannot_erase_anothers_amounts),
+      TEST(test_exact_every_view_gives_the_sum_rounded_once),
+      TEST(test_exact_no_amount_makes_a_total_infinite),
       TEST(test_threads_share_one_handle),
       TEST(test_threads_with_own_handles_share_one_file),
       TEST(test_processes_share_one_file),
+      TEST(test_hostile_writers_never_fail_honest_ones),
       TEST(test_postgres_by_url),
       TEST(test_handles_share_one_postgres_database),
   };

@@ -161,6 +161,110 @@ void test_processes_share_one_file(void) {
   ingest_close(h);
 }
 
+/* Hostile writers beside honest ones on one handle (issue 15): writers
+ * 0-2 send batches of the largest amounts accepted, one out of range and
+ * one that is not a number (two of five rejected); writers 3-5 send single
+ * events. Every call succeeds with its outcomes, and the totals are the
+ * exact sums rounded once. */
+enum { EXACT_WRITERS = 6, EXACT_ROUNDS = 30 };
+
+struct exact_writer {
+  IngestHandle *h;
+  int index;
+  int failures;
+};
+
+/* The statuses of the outcomes in `json` are exactly `want`, in order. */
+static int statuses_are(const char *json, const char *const *want, int n) {
+  const char *key = "\"status\":\"";
+  const char *at = json;
+  for (int i = 0; i < n; i++) {
+    at = at ? strstr(at, key) : NULL;
+    if (at == NULL) return 0;
+    at += strlen(key);
+    if (strncmp(at, want[i], strlen(want[i])) != 0 || at[strlen(want[i])] != '"') return 0;
+  }
+  return at != NULL && strstr(at, key) == NULL;
+}
+
+#define EXACT_EVENT(client, amount) \
+  "{\"client\": \"" client "\", \"metric\": \"sales\", \"value\": " amount ", \"ts\": %lld}"
+
+static void *exact_write(void *arg) {
+  static const char *const hostile[] = {"accepted", "accepted", "rejected", "accepted", "rejected"};
+  static const char *const honest[] = {"accepted"};
+  struct exact_writer *w = arg;
+  for (int r = 0; r < EXACT_ROUNDS; r++) {
+    const long long ms = 1714557600000LL + r * 1000LL + w->index; /* 2024-05-01T10:00:00Z on */
+    char body[1024], *out = NULL;
+    IngestStatus s;
+    int ok;
+    if (w->index < EXACT_WRITERS / 2) {
+      snprintf(body, sizeof body,
+               "[" EXACT_EVENT("evil", "1e289") "," EXACT_EVENT("evil", "1e289") "," EXACT_EVENT("evil", "1e308") ","
+                   EXACT_EVENT("evil", "-1e289") "," EXACT_EVENT("evil", "\"-inf\"") "]",
+               ms, ms + 10, ms + 20, ms + 30, ms);
+      s = ingest_submit_batch_json(w->h, body, &out);
+      ok = s == INGEST_OK && statuses_are(out, hostile, 5);
+    } else {
+      snprintf(body, sizeof body, "{\"client\": \"honest%d\", \"metric\": \"sales\", \"value\": 0.1, \"ts\": %lld}",
+               w->index, ms);
+      s = ingest_submit_json(w->h, body, &out);
+      ok = s == INGEST_OK && statuses_are(out, honest, 1);
+    }
+    if (!ok) {
+      fprintf(stderr, "  writer %d round %d: %s %s %s\n", w->index, r, ingest_status_name((int)s),
+              s == INGEST_OK ? "" : ingest_last_error(), out ? out : "");
+      w->failures++;
+    }
+    ingest_string_free(out);
+  }
+  return NULL;
+}
+
+void test_hostile_writers_never_fail_honest_ones(void) {
+  char path[512];
+  scratch_path(path, sizeof path, "exact.db");
+  IngestHandle *h = NULL;
+  CHECK_OK(open_racer(path, &h));
+  if (h == NULL) return;
+  pthread_t threads[EXACT_WRITERS];
+  struct exact_writer writers[EXACT_WRITERS];
+  for (int t = 0; t < EXACT_WRITERS; t++) {
+    writers[t] = (struct exact_writer){h, t, 0};
+    CHECK(pthread_create(&threads[t], NULL, exact_write, &writers[t]) == 0);
+  }
+  for (int t = 0; t < EXACT_WRITERS; t++) {
+    CHECK(pthread_join(threads[t], NULL) == 0);
+    CHECK(writers[t].failures == 0);
+  }
+  /* One multiplication rounds the exact product once: each client's exact
+   * sum, 90 x 1e289 and 30 x 0.1, rounded once. */
+  const double evil = (double)(EXACT_WRITERS / 2 * EXACT_ROUNDS) * 1e289;
+  const double honest = (double)EXACT_ROUNDS * 0.1;
+  double naive = 0;
+  for (int r = 0; r < EXACT_ROUNDS; r++) naive += 0.1;
+  CHECK(naive != honest); /* adding as it goes would not do */
+  char *agg = NULL;
+  CHECK_OK(ingest_aggregate_json(h, "{\"group_by\": \"client_id\"}", &agg));
+  const char *at = agg ? strstr(agg, "\"client_id\":\"evil\"") : NULL;
+  CHECK(at != NULL && json_number(at, "count") == 3 * EXACT_WRITERS / 2 * EXACT_ROUNDS &&
+        json_number(at, "sum") == evil);
+  for (int t = EXACT_WRITERS / 2; t < EXACT_WRITERS; t++) {
+    char key[64];
+    snprintf(key, sizeof key, "\"client_id\":\"honest%d\"", t);
+    at = agg ? strstr(agg, key) : NULL;
+    CHECK(at != NULL && json_number(at, "count") == EXACT_ROUNDS && json_number(at, "sum") == honest);
+  }
+  if (current_failures) fprintf(stderr, "  totals: %s\n", agg ? agg : "(null)");
+  ingest_string_free(agg);
+  char *stats = NULL;
+  CHECK_OK(ingest_stats_json(h, &stats));
+  CHECK(json_number(stats, "stored_rejected") == 2 * EXACT_WRITERS / 2 * EXACT_ROUNDS);
+  ingest_string_free(stats);
+  ingest_close(h);
+}
+
 static void *fail_once(void *arg) {
   (void)arg;
   IngestHandle *h = NULL;

@@ -4,8 +4,10 @@ client and against the real server over HTTP (the `api` fixture)."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -503,6 +505,125 @@ def test_aggregate_unavailable_is_stale_from_cache_or_503(api: Any, uid: str) ->
     assert api.request("GET", "/api/simulate-failure").body["enabled"] is False
     fresh = api.request("GET", "/api/aggregate", params={"clientId": uid})
     assert (fresh.status, fresh.body["stale"]) == (200, False)
+
+
+# ---- exact totals (issue 15): the same sum in every view, whatever the clients send ----
+
+HOUR_START = 1_714_557_600_000  # 2024-05-01T10:00:00Z
+MINUTE = 60_000
+MAX_AMOUNT = 1e289  # the largest amount accepted (ingest_core::normalize::MAX_AMOUNT)
+# Every view of that hour: whole (rollups), cut by a millisecond at either
+# edge (scans), the day and all time.
+RANGES = {
+    "whole hour": {"startDate": "2024-05-01T10:00:00.000Z", "endDate": "2024-05-01T11:00:00.000Z"},
+    "hour less its last ms": {
+        "startDate": "2024-05-01T10:00:00.000Z",
+        "endDate": "2024-05-01T10:59:59.999Z",
+    },
+    "hour from -1 ms": {
+        "startDate": "2024-05-01T09:59:59.999Z",
+        "endDate": "2024-05-01T11:00:00.000Z",
+    },
+    "the day": {"startDate": "2024-05-01", "endDate": "2024-05-02"},
+    "all time": {},
+}
+
+
+def amount_event(client: str, metric: str, amount: Any, ms: int) -> dict[str, Any]:
+    return {"client": client, "metric": metric, "value": amount, "ts": ms}
+
+
+def strict_json(text: str) -> Any:
+    """The body as JSON proper: NaN and Infinity are not JSON."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} in the body: {text[:200]}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def aggregate_of(api: Any, params: dict[str, str]) -> dict[str, Any]:
+    r = api.request("GET", "/api/aggregate", params=params)
+    assert r.status == 200, r.text
+    body = strict_json(r.text)
+    for totals in [body, *body.get("groups", [])]:
+        assert isinstance(totals["sum"], float) and math.isfinite(totals["sum"]), r.text
+    return dict(body)
+
+
+def exact(amounts: list[float]) -> float:
+    """The exact sum rounded once (a Fraction's float is correctly rounded)."""
+    return float(sum((Fraction(a) for a in amounts), Fraction(0)))
+
+
+def assert_every_view(api: Any, metric: str, want: float) -> None:
+    """Every view answers `want`, and grouped by hour, day or month, one
+    group with that sum."""
+    for name, span in RANGES.items():
+        assert aggregate_of(api, {"metric": metric, **span})["sum"] == want, name
+        for bucket in ("hour", "day", "month"):
+            groups = aggregate_of(api, {"metric": metric, "groupBy": bucket, **span})["groups"]
+            assert [g["sum"] for g in groups] == [want], f"{name} by {bucket}"
+
+
+def post(api: Any, body: Any, status: int) -> Any:
+    r = api.request("POST", "/api/events", json_body=body)
+    assert r.status == status, r.text
+    return strict_json(r.text)
+
+
+# The metric is the test's own: the real server is shared by the tests.
+
+
+def test_one_client_cannot_erase_anothers_amounts(api: Any, uid: str) -> None:
+    post(api, amount_event("evil", uid, 1e16, HOUR_START + MINUTE), 201)
+    for i in range(4):
+        post(api, amount_event("honest", uid, 1.0, HOUR_START + MINUTE * (2 + i)), 201)
+    post(api, amount_event("evil", uid, -1e16, HOUR_START + MINUTE * 10), 201)
+    assert_every_view(api, uid, 4.0)
+    by_client = aggregate_of(api, {"metric": uid, "groupBy": "client_id", **RANGES["whole hour"]})
+    assert [(g["client_id"], g["count"], g["sum"]) for g in by_client["groups"]] == [
+        ("evil", 2, 0.0),
+        ("honest", 4, 4.0),
+    ]
+
+
+def test_every_view_gives_the_exact_sum_rounded_once(api: Any, uid: str) -> None:
+    tenths = [amount_event("a", uid, 0.1, HOUR_START + MINUTE * i) for i in range(10)]
+    assert post(api, tenths, 200)["counts"] == {"accepted": 10, "duplicate": 0, "rejected": 0}
+    total = aggregate_of(api, {"metric": uid, **RANGES["whole hour"]})
+    assert sum([0.1] * 10) != 1.0  # adding as it goes would not do
+    assert (total["count"], total["sum"], total["avg"]) == (10, 1.0, 0.1)
+    assert_every_view(api, uid, 1.0)
+
+    more = [
+        amount_event("b", uid, 1e16, HOUR_START + MINUTE * 20),
+        *(amount_event("c", uid, 1.0, HOUR_START + MINUTE * (21 + i)) for i in range(4)),
+        amount_event("b", uid, -1e16, HOUR_START + MINUTE * 30),
+    ]
+    assert post(api, more, 200)["counts"] == {"accepted": 6, "duplicate": 0, "rejected": 0}
+    assert_every_view(api, uid, 5.0)
+
+
+def test_no_amount_makes_a_total_infinite(api: Any, uid: str) -> None:
+    for big in [1e308, -1e308, sys.float_info.max, 1.0000001e289, "1e300"]:
+        body = post(api, amount_event("evil", uid, big, HOUR_START), 422)
+        assert [(x["code"], x["field"]) for x in body["reasons"]] == [("out_of_range", "amount")]
+    empty = aggregate_of(api, {"metric": uid})
+    assert (empty["count"], empty["sum"], empty["avg"]) == (0, 0.0, None)
+
+    huge = [-MAX_AMOUNT if i % 3 == 2 else MAX_AMOUNT for i in range(50)]
+    batch = [amount_event("evil", uid, a, HOUR_START + i) for i, a in enumerate(huge)]
+    assert post(api, batch, 200)["counts"]["accepted"] == 50
+    post(api, amount_event("honest", uid, 0.5, HOUR_START + 100), 201)
+    want = exact([*huge, 0.5])
+    assert math.isfinite(want)
+    assert_every_view(api, uid, want)
+    by_client = aggregate_of(api, {"metric": uid, "groupBy": "client_id"})
+    assert {g["client_id"]: g["sum"] for g in by_client["groups"]} == {
+        "evil": exact(huge),
+        "honest": 0.5,
+    }
 
 
 # ---- stats, health, and the rest ----

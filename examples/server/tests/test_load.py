@@ -10,7 +10,11 @@ are armed on random instances.
 Afterwards the store holds exactly the distinct events, computed here from
 the dedup rule (client, metric, timestamp to the millisecond, amount), and
 every aggregate equals the sums computed here. Nothing is timed: a client
-timeout is one more reason to resend, never a verdict."""
+timeout is one more reason to resend, never a verdict.
+
+Last, on the same servers, hostile writers (the largest amounts, amounts out
+of range, not numbers) send beside honest ones (issue 15): every honest POST
+is accepted, none is a 500, and the totals are the exact sums rounded once."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -359,3 +364,95 @@ def test_concurrent_clients_with_retries_and_failures(load_servers: list[ServerP
     for b in bases:
         total = aggregate(b)
         assert (total["count"], total["sum"]) == (len(expected), sum(k[3] for k in expected)), b
+
+
+# ---- hostile writers beside honest ones (issue 15) ----
+
+HOUR_START = 1_714_557_600_000  # 2024-05-01T10:00:00Z
+MAX_AMOUNT = 1e289  # the largest amount accepted
+WRITERS = 6  # the first half hostile, the rest honest
+ROUNDS = 25  # sends each
+HOSTILE_STATUSES = ["accepted", "accepted", "rejected", "accepted", "rejected"]
+
+
+class Writer(threading.Thread):
+    """Hostile: batches of the largest amounts accepted, one out of range
+    and one that is not a number (two of five rejected). Honest: single
+    events. Each send goes to one of the servers in turn; what came back is
+    kept for the test to judge."""
+
+    def __init__(self, w: int, bases: list[str]) -> None:
+        super().__init__(name=f"exact-writer-{w}")
+        self.w = w
+        self.bases = bases
+        self.answers: list[tuple[int, Any]] = []
+        self.crash: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with requests.Session() as s:
+                for r in range(ROUNDS):
+                    self.answers.append(self.send(s, r))
+        except BaseException as e:  # reported by the test, not lost in a thread
+            self.crash = e
+
+    def send(self, s: requests.Session, r: int) -> tuple[int, Any]:
+        ms = HOUR_START + r * 1_000 + self.w
+        body: Any
+        if self.w < WRITERS // 2:
+            body = [
+                self.event("evil", MAX_AMOUNT, ms),
+                self.event("evil", MAX_AMOUNT, ms + 10),
+                self.event("evil", 1e308, ms + 20),
+                self.event("evil", -MAX_AMOUNT, ms + 30),
+                self.event("evil", "-inf", ms),
+            ]
+        else:
+            body = self.event(f"honest{self.w}", 0.1, ms)
+        base = self.bases[(self.w + r) % len(self.bases)]
+        resp = s.post(base + "/api/events", json=body, timeout=30)
+        return resp.status_code, resp.json()
+
+    @staticmethod
+    def event(client: str, amount: Any, ms: int) -> dict[str, Any]:
+        return {"client": client, "metric": "sales", "value": amount, "ts": ms}
+
+
+def exact(amounts: list[float]) -> float:
+    """The exact sum rounded once (a Fraction's float is correctly rounded)."""
+    return float(sum((Fraction(a) for a in amounts), Fraction(0)))
+
+
+def test_hostile_writers_never_fail_honest_ones(load_servers: list[ServerProcess]) -> None:
+    bases = [s.base for s in load_servers]
+    writers = [Writer(w, bases) for w in range(WRITERS)]
+    for t in writers:
+        t.start()
+    for t in writers:
+        t.join()
+    for t in writers:
+        if t.crash is not None:
+            raise t.crash
+    for t in writers:
+        assert len(t.answers) == ROUNDS, t.w
+        for status, body in t.answers:
+            if t.w < WRITERS // 2:
+                assert status == 200, (t.w, body)
+                assert [o["status"] for o in body["results"]] == HOSTILE_STATUSES, (t.w, body)
+                assert body["results"][2]["reasons"][0]["code"] == "out_of_range", body
+            else:
+                assert (status, body["status"]) == (201, "accepted"), (t.w, body)
+
+    evil = [MAX_AMOUNT, MAX_AMOUNT, -MAX_AMOUNT] * (WRITERS // 2 * ROUNDS)
+    honest = [0.1] * ROUNDS
+    want = {
+        "evil": (len(evil), exact(evil)),
+        **{f"honest{w}": (ROUNDS, exact(honest)) for w in range(WRITERS // 2, WRITERS)},
+    }
+    for b in bases:
+        groups = aggregate(b, metric="sales", groupBy="client_id")["groups"]
+        assert {g["client_id"]: (g["count"], g["sum"]) for g in groups} == want, b
+        r = requests.get(b + "/api/stats", timeout=30)
+        assert r.status_code == 200, r.text
+        stored = (r.json()["stored_events"], r.json()["stored_rejected"])
+        assert stored == (sum(n for n, _ in want.values()), 2 * (WRITERS // 2) * ROUNDS), b
