@@ -3,6 +3,7 @@ on 127.0.0.1, and one `api` that runs a test against both."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -10,10 +11,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import requests
@@ -200,33 +201,18 @@ def uid() -> str:
     return "t-" + uuid.uuid4().hex[:12]
 
 
-def scenario_files() -> list[tuple[str, Path]]:
-    """The scenario files to run, each with the name it goes by: every
-    ``tests/scenarios/*.json`` of the repository (missing or empty is a
-    failure, never a skip), then every file of ``$INGEST_SHARED/scenarios``
-    (default ``../shared`` beside the checkout) when that folder exists. A
-    shared file with a repository file's name and the same JSON runs once;
-    with other JSON it runs too (see ``tests/scenarios/README.md``)."""
-    repo = REPO / "tests" / "scenarios"
-    files = [(f"tests/scenarios/{p.name}", p) for p in sorted(repo.glob("*.json"))]
-    if not files:
-        pytest.fail(f"no scenario files in {repo}")
-    shared = Path(os.environ.get("INGEST_SHARED") or REPO.parent / "shared") / "scenarios"
-    own = {p.name: p for _, p in files}
-    for path in sorted(shared.glob("*.json")) if shared.is_dir() else []:
-        if path.name not in own:
-            files.append((f"shared/{path.name}", path))
-        elif not same_json(own[path.name], path):
-            files.append((f"shared/{path.name} (differs from tests/scenarios/{path.name})", path))
-    return files
+def _load_scenario_rule() -> Callable[[], list[tuple[str, Path]]]:
+    """``scenario_files`` of ``tests/scenarios/files.py``, the one rule for
+    which scenario files the Python suites run."""
+    rule = REPO / "tests" / "scenarios" / "files.py"
+    spec = importlib.util.spec_from_file_location("scenario_rule", rule)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return cast(Callable[[], list[tuple[str, Path]]], module.scenario_files)
 
 
-def same_json(a: Path, b: Path) -> bool:
-    """The same JSON value in both files; unreadable or invalid is different."""
-    try:
-        return bool(json.loads(a.read_text()) == json.loads(b.read_text()))
-    except (OSError, ValueError):
-        return False
+scenario_files = _load_scenario_rule()
 
 
 def load_scenario(path: Path) -> list[dict[str, Any]]:
