@@ -4,22 +4,12 @@ use proptest::prelude::*;
 
 use super::*;
 
-/// `x` in units of 2^-1074: an integer for every finite f64.
-fn units(x: f64) -> BigInt {
-    let s = ExactSum::of(x);
-    s.m.big() << (s.e - MIN_EXP) as usize
-}
-
-/// The f64 nearest to `n` units of 2^-1074, by Rust's own correctly rounded
-/// parse of the exact decimal text: an oracle independent of `round`.
-fn nearest(n: &BigInt) -> f64 {
-    let five = BigInt::from(5u8).pow(1074);
-    let digits = (n.abs() * five).to_string();
-    let digits = format!("{digits:0>1075}");
-    let (int, frac) = digits.split_at(digits.len() - 1074);
-    let sign = if n < &BigInt::zero() { "-" } else { "" };
-    format!("{sign}{int}.{frac}").parse().unwrap()
-}
+// The exact oracle the integration tests use, independent of this
+// module's arithmetic: units of 2^-1074 from the f64's bits, rounded by
+// Rust's own correctly rounded parse.
+#[path = "../tests/integration/common/exact.rs"]
+mod oracle;
+use oracle::{is_nearest_quotient, nearest, sum};
 
 /// Decimal text, as a reader of `to_scaled` would write it.
 fn decimal(s: &ExactSum) -> String {
@@ -111,7 +101,7 @@ proptest! {
         cut in any::<prop::sample::Index>(),
         seed in any::<u64>(),
     ) {
-        let exact: BigInt = xs.iter().map(|x| units(*x)).sum();
+        let exact = sum(xs.iter().copied());
         let want = nearest(&exact);
         let s = sum_of(&xs);
         prop_assert_eq!(s.to_f64().unwrap_or(f64::INFINITY.copysign(want)), want);
@@ -138,25 +128,7 @@ proptest! {
             return Ok(());
         };
         // No f64 is nearer to the exact S / n, and a tie goes to the even one.
-        let total: BigInt = xs.iter().map(|x| units(*x)).sum();
-        let off = |y: f64| (&total - units(y) * BigInt::from(n)).abs();
-        for other in [next_up(avg), -next_up(-avg)] {
-            if other.is_finite() {
-                let (d, o) = (off(avg), off(other));
-                prop_assert!(d < o || (d == o && avg.to_bits() % 2 == 0), "{avg} vs {other}");
-            }
-        }
+        let total = sum(xs.iter().copied());
+        prop_assert!(is_nearest_quotient(&total, n, avg), "{avg}");
     }
-}
-
-/// The next f64 above `x` (`f64::next_up`, newer than this crate's MSRV).
-fn next_up(x: f64) -> f64 {
-    if x.is_nan() || x == f64::INFINITY {
-        return x;
-    }
-    if x == 0.0 {
-        return f64::from_bits(1);
-    }
-    let bits = x.to_bits();
-    f64::from_bits(if x > 0.0 { bits + 1 } else { bits - 1 })
 }
