@@ -102,7 +102,7 @@ impl Engine {
 
     /// The id of the stored event with this key.
     pub(crate) fn find(&self, key: &[u8]) -> Result<Option<i64>> {
-        self.read(false, |db| listing::find(db, key))
+        self.read(false, |db| Ok(db.find_keys(&[key])?.pop().flatten()))
     }
 
     /// Answer a query (its metric already cased) from one snapshot; `fail`

@@ -87,16 +87,6 @@ fn stored_event(r: &dyn Row) -> Result<StoredEvent> {
     })
 }
 
-/// The id of the stored event with `key`.
-pub(crate) fn find(db: &mut dyn Db, key: &[u8]) -> Result<Option<i64>> {
-    query_opt(
-        db,
-        "SELECT id FROM events WHERE dedup_key = $1",
-        &[Arg::Blob(key)],
-        |r| r.int(0),
-    )
-}
-
 /// A page of dead letters, newest first.
 pub(crate) fn rejected(db: &mut dyn Db, limit: usize, offset: usize) -> Result<Vec<RejectedEvent>> {
     query_all(
