@@ -106,6 +106,12 @@ typedef enum IngestOutcomeStatus {
    * `reason_count` reasons, listed by ingest_rejected_json().
    */
   INGEST_REJECTED = 2,
+  /**
+   * The event's key matches the event stored under `id`, whose canonical
+   * fields differ (`reason_count` of them); nothing changed. The JSON
+   * calls list each field with the stored and the sent value.
+   */
+  INGEST_CONFLICT = 3,
 } IngestOutcomeStatus;
 
 /**
@@ -151,11 +157,13 @@ typedef struct IngestOutcome {
    */
   enum IngestOutcomeStatus status;
   /**
-   * The stored event's id (ids start at 1); 0 when rejected.
+   * The stored event's id (ids start at 1): the new event, or the one a
+   * duplicate or a conflict matched; 0 when rejected.
    */
   int64_t id;
   /**
-   * How many reasons the event was rejected for; 0 unless rejected.
+   * How many reasons the event was rejected for, or fields it conflicts
+   * in; 0 otherwise.
    */
   uint32_t reason_count;
 } IngestOutcome;
@@ -406,8 +414,9 @@ enum IngestStatus ingest_rejected_json(const struct IngestHandle *h,
  * what the database holds.
  *
  * @param h         the store.
- * @param out_json  receives `{"accepted", "duplicate", "rejected", "failed",
- *                  "stored_events", "stored_rejected"}`. Owned by the
+ * @param out_json  receives `{"accepted", "duplicate", "conflict", "rejected",
+ *                  "failed", "stored_events", "stored_rejected",
+ *                  "evicted_rejected"}`. Owned by the
  *                  caller: free with ingest_string_free().
  *
  * Thread-safe.

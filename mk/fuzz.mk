@@ -15,7 +15,7 @@
 #                    replay the saved crash inputs once each
 #
 # Two fuzz projects, each its own cargo workspace with its own target dir:
-#   core/fuzz  normalize, submit_json, fast_path, rules  (no sanitizer: safe Rust, the
+#   core/fuzz  normalize, submit_json, fast_path, rules, hostile_batch (no sanitizer: safe Rust, the
 #              harness's assertions are the oracle; twice the speed)
 #   ffi/fuzz   c_json                         (AddressSanitizer in the long
 #              run by default: raw pointers and strings freed across the
@@ -42,7 +42,7 @@ FUZZ_FFI_FLAGS     := --sanitizer $(FUZZ_FFI_SANITIZER) \
 # run, and an ASan build of SQLite alone took minutes of the test budget.
 # The long run keeps ASan.
 FUZZ_FFI_SMOKE_FLAGS := --sanitizer none
-FUZZ_CORE_TARGETS  := normalize submit_json fast_path rules
+FUZZ_CORE_TARGETS  := normalize submit_json fast_path rules hostile_batch
 FUZZ_FFI_TARGETS   := c_json
 
 FUZZ_SMOKE_RUNS    ?= 20000
@@ -79,7 +79,7 @@ fuzz-seeds:
 	@python3 core/fuzz/seed-corpus.py tests/scenarios submit core/fuzz/corpus/submit_json-scenarios "$(INGEST_SHARED)/scenarios"
 	@python3 core/fuzz/seed-corpus.py tests/scenarios submit core/fuzz/corpus/fast_path-scenarios "$(INGEST_SHARED)/scenarios"
 	@python3 core/fuzz/seed-corpus.py tests/scenarios c_json ffi/fuzz/corpus/c_json-scenarios "$(INGEST_SHARED)/scenarios"
-	@mkdir -p core/fuzz/corpus/rules-scenarios $(addprefix core/fuzz/corpus/,$(FUZZ_CORE_TARGETS)) \
+	@mkdir -p core/fuzz/corpus/rules-scenarios core/fuzz/corpus/hostile_batch-scenarios $(addprefix core/fuzz/corpus/,$(FUZZ_CORE_TARGETS)) \
 		$(addprefix ffi/fuzz/corpus/,$(FUZZ_FFI_TARGETS))
 
 fuzz-build: fuzz-tool

@@ -84,6 +84,7 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
 pub struct Tally {
     pub accepted: u64,
     pub duplicate: u64,
+    pub conflict: u64,
     pub rejected: u64,
 }
 
@@ -93,6 +94,7 @@ impl Tally {
             match o {
                 Outcome::Accepted { .. } => self.accepted += 1,
                 Outcome::Duplicate { .. } => self.duplicate += 1,
+                Outcome::Conflict { .. } => self.conflict += 1,
                 Outcome::Rejected { .. } => self.rejected += 1,
             }
         }
@@ -101,6 +103,7 @@ impl Tally {
     pub fn merge(&mut self, other: Tally) {
         self.accepted += other.accepted;
         self.duplicate += other.duplicate;
+        self.conflict += other.conflict;
         self.rejected += other.rejected;
     }
 
@@ -110,6 +113,7 @@ impl Tally {
         let want = Tally {
             accepted: unique,
             duplicate: events - unique,
+            conflict: 0,
             rejected: 0,
         };
         if *self != want {

@@ -20,6 +20,18 @@ pub struct Event {
     pub event_id: Option<String>,
 }
 
+impl Event {
+    /// Whether `other` has the same canonical fields: the same event, sent
+    /// again (attributes may differ between retries).
+    pub fn same_event(&self, other: &Event) -> bool {
+        self.client_id == other.client_id
+            && self.metric == other.metric
+            && self.amount.to_bits() == other.amount.to_bits()
+            && self.timestamp == other.timestamp
+            && self.event_id == other.event_id
+    }
+}
+
 /// An event as stored, with its id and when it arrived.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoredEvent {
@@ -36,45 +48,91 @@ pub enum Outcome {
     /// The event was stored. `id` is `None` only in an answer from
     /// [`Ingestor::check`](crate::Ingestor::check), which stores nothing.
     Accepted { id: Option<i64>, event: Event },
-    /// An event with the same key is already stored under `id`; nothing changed.
-    /// `event` is the submitted event, normalised.
+    /// The same event is already stored under `id`; nothing changed.
+    /// `event` is the stored event.
     Duplicate { id: i64, event: Event },
+    /// The event's key matches the event stored under `id`, but their
+    /// canonical fields differ: one `conflict` reason per differing field,
+    /// with the stored and the sent value. Nothing changed; `event` is the
+    /// stored event.
+    Conflict {
+        id: i64,
+        event: Event,
+        reasons: Vec<Reason>,
+    },
     /// The event failed the rules; every reason is listed.
     Rejected { reasons: Vec<Reason> },
 }
 
 impl Outcome {
-    /// `"accepted"`, `"duplicate"` or `"rejected"`.
+    /// `"accepted"`, `"duplicate"`, `"conflict"` or `"rejected"`.
     pub fn status(&self) -> &'static str {
         match self {
             Outcome::Accepted { .. } => "accepted",
             Outcome::Duplicate { .. } => "duplicate",
+            Outcome::Conflict { .. } => "conflict",
             Outcome::Rejected { .. } => "rejected",
         }
     }
 
-    /// The stored event's id, for accepted (when stored) and duplicate.
+    /// The stored event's id, unless rejected (or accepted by a dry run).
     pub fn id(&self) -> Option<i64> {
         match self {
             Outcome::Accepted { id, .. } => *id,
-            Outcome::Duplicate { id, .. } => Some(*id),
+            Outcome::Duplicate { id, .. } | Outcome::Conflict { id, .. } => Some(*id),
             Outcome::Rejected { .. } => None,
         }
     }
 
-    /// The normalised event, unless rejected.
+    /// The event: the one stored by this call when accepted, the one stored
+    /// before when a duplicate or a conflict; none when rejected.
     pub fn event(&self) -> Option<&Event> {
         match self {
-            Outcome::Accepted { event, .. } | Outcome::Duplicate { event, .. } => Some(event),
+            Outcome::Accepted { event, .. } | Outcome::Duplicate { event, .. } | Outcome::Conflict { event, .. } => {
+                Some(event)
+            }
             Outcome::Rejected { .. } => None,
         }
     }
 
-    /// The reasons of a rejection; empty otherwise.
+    /// The reasons of a rejection or a conflict; empty otherwise.
     pub fn reasons(&self) -> &[Reason] {
         match self {
-            Outcome::Rejected { reasons } => reasons,
+            Outcome::Rejected { reasons } | Outcome::Conflict { reasons, .. } => reasons,
             _ => &[],
+        }
+    }
+
+    /// What storing `sent` answers when its key is already stored as
+    /// `stored` under `id`: a duplicate when their canonical fields agree,
+    /// else a conflict naming each field that differs.
+    pub(crate) fn repeat(id: i64, stored: Event, sent: &Event) -> Outcome {
+        let mut reasons = Vec::new();
+        let mut differ = |field: &str, a: String, b: String| {
+            if a != b {
+                reasons.push(Reason::new(
+                    ReasonCode::Conflict,
+                    field,
+                    format!("{field} differs from the stored event {id}: stored {a}, sent {b}"),
+                ));
+            }
+        };
+        let text = |s: &str| format!("{s:?}");
+        let id_text = |s: &Option<String>| s.as_deref().map_or_else(|| "none".to_string(), text);
+        differ("client_id", text(&stored.client_id), text(&sent.client_id));
+        differ("metric", text(&stored.metric), text(&sent.metric));
+        differ("amount", stored.amount.to_string(), sent.amount.to_string());
+        differ("timestamp", stored.timestamp.to_string(), sent.timestamp.to_string());
+        differ("event_id", id_text(&stored.event_id), id_text(&sent.event_id));
+        debug_assert_eq!(reasons.is_empty(), stored.same_event(sent));
+        if reasons.is_empty() {
+            Outcome::Duplicate { id, event: stored }
+        } else {
+            Outcome::Conflict {
+                id,
+                event: stored,
+                reasons,
+            }
         }
     }
 }
@@ -110,6 +168,36 @@ impl Reason {
             message: message.into(),
         }
     }
+
+    /// Why a binding could not read part of an item as JSON, for
+    /// [`Input::Unreadable`](crate::Input::Unreadable): `what` is found at
+    /// `path` (`payload.tags[2]`; empty for the item itself). One wording
+    /// for every binding.
+    pub fn unreadable(code: ReasonCode, path: &str, what: &str) -> Self {
+        // Untrusted input names the place: a message stays short whatever it is.
+        let cut = |s: &str| {
+            const SHOWN: usize = 200;
+            let mut c: String = s.chars().take(SHOWN).collect();
+            if c.len() < s.len() {
+                c.push_str("...");
+            }
+            c
+        };
+        let (path, what) = (cut(path), cut(what));
+        let at = if path.is_empty() {
+            String::new()
+        } else {
+            format!(" at {path}")
+        };
+        let why = match code {
+            ReasonCode::NotFinite => "JSON has no NaN or infinity, and a total cannot hold one",
+            ReasonCode::InvalidText => "it is not Unicode text (a lone surrogate?) and cannot be stored",
+            ReasonCode::UnsupportedType => "JSON has no form for it",
+            ReasonCode::TooDeep => "the event is nested deeper than the limit",
+            _ => "it cannot be read as JSON",
+        };
+        Reason::new(code, "", format!("{what}{at}: {why}"))
+    }
 }
 
 /// Machine-readable rejection codes. Stable: new codes are only added.
@@ -132,6 +220,28 @@ pub enum ReasonCode {
     TooLong,
     /// A metric not in `allowed_metrics`.
     NotAllowed,
+    /// A number that no double can hold (a Python NaN or infinity, the JSON
+    /// text `1e400`) anywhere in the event: stored, it would make a listing
+    /// invalid JSON or read back as infinity.
+    NotFinite,
+    /// Text that is not Unicode (a lone surrogate, `"\ud800"`).
+    InvalidText,
+    /// The event's JSON text is over the byte limit.
+    TooLarge,
+    /// The event is nested deeper than [`MAX_DEPTH`](crate::limits::MAX_DEPTH).
+    TooDeep,
+    /// A key that starts with `$serde_json::private::` (see
+    /// [`RESERVED_KEY_PREFIX`](crate::limits::RESERVED_KEY_PREFIX)).
+    ReservedKey,
+    /// A value of a type JSON has no form for (bytes, a set, a dict key that
+    /// is not text).
+    UnsupportedType,
+    /// A canonical field given at the top of an envelope and in its payload
+    /// with different values, or an envelope attribute that cannot be kept.
+    ConflictingFields,
+    /// The event's key matches a stored event whose canonical fields differ:
+    /// one reason per differing field, in [`Outcome::Conflict`].
+    Conflict,
 }
 
 impl ReasonCode {
@@ -145,6 +255,14 @@ impl ReasonCode {
             ReasonCode::OutOfRange => "out_of_range",
             ReasonCode::TooLong => "too_long",
             ReasonCode::NotAllowed => "not_allowed",
+            ReasonCode::NotFinite => "not_finite",
+            ReasonCode::InvalidText => "invalid_text",
+            ReasonCode::TooLarge => "too_large",
+            ReasonCode::TooDeep => "too_deep",
+            ReasonCode::ReservedKey => "reserved_key",
+            ReasonCode::UnsupportedType => "unsupported_type",
+            ReasonCode::ConflictingFields => "conflicting_fields",
+            ReasonCode::Conflict => "conflict",
         }
     }
 }
@@ -168,4 +286,12 @@ pub struct RejectedEvent {
     pub received_at: Timestamp,
     /// How many times this same input was submitted and rejected.
     pub attempts: i64,
+    /// The size of the input's compact JSON text, whole.
+    pub raw_bytes: u64,
+    /// True when `raw` is the input exactly. False when it is a JSON string
+    /// of the text's first bytes (the input was over the copy's cap, or
+    /// could not be read as a value: a lone surrogate, nesting too deep), or
+    /// the closest JSON to input JSON cannot hold (a Python `nan` as null).
+    /// Such a row is never decided again by `reprocess_rejected`.
+    pub raw_exact: bool,
 }

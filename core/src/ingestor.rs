@@ -9,14 +9,18 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::aggregate::Aggregate;
 use crate::dedup::dedup_key;
 use crate::error::{Error, Result};
-use crate::event::{Event, Outcome, Reason, RejectedEvent, StoredEvent};
+use crate::event::{Event, Outcome, Reason, ReasonCode, RejectedEvent, StoredEvent};
 use crate::failure::{FailPoint, FailureSwitch};
-use crate::limits::{check_shape, too_large, DEFAULT_MAX_EVENT_BYTES};
+use crate::identity::identity;
+use crate::json_items::{may_hold_reserved_key, not_json, split_batch, split_one, ItemText};
+use crate::limits::{
+    check_shape, raw_copy, RawCopy, DEFAULT_MAX_DEAD_LETTER_BYTES, DEFAULT_MAX_EVENT_BYTES, MAX_DEPTH,
+    RESERVED_KEY_PREFIX,
+};
 use crate::location::{open_store, Location};
 use crate::normalize::{normalize, normalize_fields, Fields};
 use crate::options::{Durability, EventFilter, Page, Query, MAX_PAGE};
@@ -32,7 +36,31 @@ pub struct IngestorBuilder {
     durability: Durability,
     busy_timeout: Duration,
     max_event_bytes: usize,
+    dead_letters: DeadLetterBound,
 }
+
+/// What the dead-letter store keeps: at most `max_rows` rejected inputs
+/// (the oldest go first; stats count them as evicted), each with a copy of
+/// at most `max_copy_bytes` of its JSON text. Together they bound the space
+/// rejected junk can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadLetterBound {
+    pub max_rows: u64,
+    pub max_copy_bytes: usize,
+}
+
+impl Default for DeadLetterBound {
+    fn default() -> Self {
+        DeadLetterBound {
+            max_rows: DEFAULT_MAX_DEAD_LETTERS,
+            max_copy_bytes: DEFAULT_MAX_DEAD_LETTER_BYTES,
+        }
+    }
+}
+
+/// The default bound on stored dead letters: with copies of at most 64 KiB,
+/// about 640 MiB at the very worst.
+pub const DEFAULT_MAX_DEAD_LETTERS: u64 = 10_000;
 
 impl IngestorBuilder {
     /// The rules to normalise with (default: [`Rules::builtin`]).
@@ -59,9 +87,22 @@ impl IngestorBuilder {
         self
     }
 
+    /// How many dead letters are kept and how much of each (default 10 000
+    /// rows, copies of at most 64 KiB); see [`DeadLetterBound`].
+    pub fn dead_letters(mut self, bound: DeadLetterBound) -> Self {
+        self.dead_letters = bound;
+        self
+    }
+
     /// Open the store, creating it and migrating its schema as needed.
     pub fn open(self) -> Result<Ingestor> {
-        let store = open_store(&self.location, self.durability, self.busy_timeout)?;
+        if self.dead_letters.max_rows == 0 || self.dead_letters.max_copy_bytes < 64 {
+            return Err(Error::arg(
+                "dead letters: max_rows must be at least 1 and max_copy_bytes at least 64",
+            ));
+        }
+        let mut store = open_store(&self.location, self.durability, self.busy_timeout)?;
+        store.bound_dead_letters(self.dead_letters.max_rows);
         let rules = self.rules;
         let rules_version = store.register_rules(&rules, &|e| dedup_key(e, &rules))?;
         Ok(Ingestor {
@@ -72,6 +113,7 @@ impl IngestorBuilder {
             rules_version,
             durability: self.durability,
             max_event_bytes: self.max_event_bytes,
+            dead_letters: self.dead_letters,
             failures: FailureSwitch::default(),
             counters: Counters::default(),
             cache: Mutex::new(HashMap::new()),
@@ -85,6 +127,8 @@ impl IngestorBuilder {
 pub struct IngestStats {
     pub accepted: u64,
     pub duplicate: u64,
+    /// Events whose key matched a stored event with other canonical fields.
+    pub conflict: u64,
     pub rejected: u64,
     /// Calls that returned an error (storage or injected failures).
     pub failed: u64,
@@ -92,6 +136,9 @@ pub struct IngestStats {
     pub stored_events: u64,
     /// Distinct rejected inputs in the dead-letter store.
     pub stored_rejected: u64,
+    /// Dead letters removed, oldest first, to keep the store within its
+    /// bound ([`DeadLetterBound`]), since the store was created.
+    pub evicted_rejected: u64,
 }
 
 /// What [`Ingestor::reprocess_rejected`] did with the stored rejections.
@@ -101,6 +148,9 @@ pub struct ReprocessReport {
     pub accepted: u64,
     /// Now valid but already stored (and gone from the dead letters).
     pub duplicate: u64,
+    /// Now valid, but a stored event has its key with other canonical
+    /// fields: kept in the dead letters, with its attempts unchanged.
+    pub conflict: u64,
     /// Still rejected: kept, with the current rules' reasons and version.
     pub rejected: u64,
 }
@@ -123,12 +173,17 @@ pub struct CopyReport {
 struct Counters {
     accepted: AtomicU64,
     duplicate: AtomicU64,
+    conflict: AtomicU64,
     rejected: AtomicU64,
     failed: AtomicU64,
 }
 
 /// The stale cache holds at most this many distinct queries.
 const CACHE_ENTRIES: usize = 256;
+
+/// Event text up to this many times the byte limit is parsed to be
+/// rejected as a value; longer text is rejected unread, kept as text.
+const TEXT_READ_FACTOR: usize = 16;
 
 /// Rejections re-processed per transaction.
 const REPROCESS_CHUNK: usize = 500;
@@ -166,6 +221,7 @@ pub struct Ingestor {
     rules_version: i64,
     durability: Durability,
     max_event_bytes: usize,
+    dead_letters: DeadLetterBound,
     failures: FailureSwitch,
     counters: Counters,
     cache: Mutex<HashMap<Query, Aggregate>>,
@@ -192,6 +248,7 @@ impl Ingestor {
             durability: Durability::default(),
             busy_timeout: Duration::from_secs(5),
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            dead_letters: DeadLetterBound::default(),
         }
     }
 
@@ -226,24 +283,22 @@ impl Ingestor {
         self.durability
     }
 
-    /// Submit one raw event. Rejections are outcomes; an error means nothing
-    /// of this call was kept (see [`FailPoint::AfterCommit`] for the one
-    /// deliberate exception) and the same call may be retried.
+    /// Submit one raw event. Rejections are outcomes (an event too large,
+    /// too deep or holding a number no double can hold among them); an error
+    /// means nothing of this call was kept (see [`FailPoint::AfterCommit`]
+    /// for the one deliberate exception) and the same call may be retried.
     pub fn submit(&self, raw: &Value) -> Result<Outcome> {
-        let item = self.decide(raw)?;
+        let item = self.decide(raw);
         Ok(self.answer(vec![item])?.remove(0))
     }
 
-    /// [`Ingestor::submit`] from JSON text. Text that does not parse is an
-    /// [`Error::InvalidArgument`], not a rejection.
+    /// [`Ingestor::submit`] from JSON text. Text that is not JSON is an
+    /// [`Error::InvalidArgument`]; an event that is JSON but cannot be kept
+    /// as a value (a lone surrogate escape, nesting past
+    /// [`MAX_DEPTH`](crate::limits::MAX_DEPTH), text over the byte limit)
+    /// is a rejection.
     pub fn submit_json(&self, text: &str) -> Result<Outcome> {
-        if text.len() > self.max_event_bytes {
-            return Err(too_large(self.max_event_bytes));
-        }
-        let Some(event) = read_event(text, &self.names) else {
-            return self.submit(&self.parse(text)?);
-        };
-        let item = self.decide_read(event)?;
+        let item = self.decide_text(text)?;
         Ok(self.answer(vec![item])?.remove(0))
     }
 
@@ -252,51 +307,65 @@ impl Ingestor {
     pub fn submit_fields(&self, fields: &Fields<'_>) -> Result<Outcome> {
         let item = match normalize_fields(fields, &self.rules) {
             Ok(event) => self.valid(event),
-            Err(reasons) => reject_item(fields.to_raw().to_string(), reasons, true),
+            Err(reasons) => self.reject_value(&fields.to_raw(), reasons),
         };
         Ok(self.answer(vec![item])?.remove(0))
     }
 
     /// Submit many events in one transaction: one outcome per input, in
-    /// order; a repeat inside the batch is a duplicate of the first. On an
-    /// error nothing of the batch is kept.
+    /// order; a repeat inside the batch is a duplicate of the first. Each
+    /// item that breaks a rule is rejected alone; on an error (of the
+    /// storage) nothing of the batch is kept.
     pub fn submit_batch(&self, raws: &[Value]) -> Result<Vec<Outcome>> {
-        let items = raws.iter().map(|raw| self.decide(raw)).collect::<Result<Vec<_>>>()?;
+        let items = raws.iter().map(|raw| self.decide(raw)).collect();
         self.answer(items)
     }
 
-    /// [`Ingestor::submit_batch`] from the JSON text of an array.
+    /// [`Ingestor::submit_batch`] for items as a binding read them (see
+    /// [`Input`]). Only an item of text that is not JSON fails the call,
+    /// and the error names it.
+    pub fn submit_inputs(&self, inputs: &[Input]) -> Result<Vec<Outcome>> {
+        let items = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, input)| {
+                self.decide_input(input).map_err(|e| match e {
+                    Error::InvalidArgument(m) => Error::arg(format!("item {i} of the batch: {m}")),
+                    other => other,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.answer(items)
+    }
+
+    /// [`Ingestor::submit`] for one [`Input`].
+    pub fn submit_input(&self, input: &Input) -> Result<Outcome> {
+        let item = self.decide_input(input)?;
+        Ok(self.answer(vec![item])?.remove(0))
+    }
+
+    /// [`Ingestor::check`] for one [`Input`].
+    pub fn check_input(&self, input: &Input) -> Result<Outcome> {
+        self.dry_run(self.decide_input(input)?)
+    }
+
+    /// [`Ingestor::submit_batch`] from the JSON text of an array. Only text
+    /// that is not JSON fails the call (the error names the item); each item
+    /// [`Ingestor::submit_json`] would reject is rejected alone.
     pub fn submit_batch_json(&self, text: &str) -> Result<Vec<Outcome>> {
-        if let Some(events) = read_batch(text, &self.names) {
-            let items = events
-                .into_iter()
-                .map(|event| self.decide_read(event))
-                .collect::<Result<Vec<_>>>()?;
-            return self.answer(items);
-        }
-        match serde_json::from_str::<Value>(text) {
-            Ok(Value::Array(items)) => self.submit_batch(&items),
-            Ok(_) => Err(Error::arg("a batch must be a JSON array of events")),
-            Err(e) => Err(Error::arg(format!("batch is not valid JSON: {e}"))),
-        }
+        let items = self.decide_batch_text(text)?;
+        self.answer(items)
     }
 
     /// What [`Ingestor::submit`] would answer for `raw`, storing nothing.
     /// An accepted answer has no id.
     pub fn check(&self, raw: &Value) -> Result<Outcome> {
-        check_shape(raw, self.max_event_bytes)?;
-        match normalize(raw, &self.rules) {
-            Err(reasons) => Ok(Outcome::Rejected { reasons }),
-            Ok(event) => match self.store.find(&dedup_key(&event, &self.rules))? {
-                Some(id) => Ok(Outcome::Duplicate { id, event }),
-                None => Ok(Outcome::Accepted { id: None, event }),
-            },
-        }
+        self.dry_run(self.decide(raw))
     }
 
-    /// [`Ingestor::check`] from JSON text.
+    /// [`Ingestor::check`] from JSON text, as [`Ingestor::submit_json`] reads it.
     pub fn check_json(&self, text: &str) -> Result<Outcome> {
-        self.check(&self.parse(text)?)
+        self.dry_run(self.decide_text(text)?)
     }
 
     /// Aggregate stored events. Exact for any range: whole hours come from
@@ -308,6 +377,7 @@ impl Ingestor {
         query.check_range()?;
         let mut q = query.clone();
         q.metric = q.metric.map(|m| self.rules.normalize_metric(&m));
+        q.client_id = q.client_id.map(|c| identity(&c).into_owned());
         let fail = self.failures.take(|p| p == FailPoint::Aggregate);
         match self.store.aggregate(&q, fail) {
             Ok(result) => {
@@ -341,6 +411,7 @@ impl Ingestor {
         check_page(filter.limit)?;
         let mut f = filter.clone();
         f.metric = f.metric.map(|m| self.rules.normalize_metric(&m));
+        f.client_id = f.client_id.map(|c| identity(&c).into_owned());
         self.store.events(&f)
     }
 
@@ -352,41 +423,42 @@ impl Ingestor {
 
     /// Normalise every stored rejection again under the current rules. Those
     /// that pass are stored (still deduplicated) and leave the dead-letter
-    /// store in the same transaction; the rest keep their place with the
-    /// current reasons and rules version. Works in chunks, one transaction
+    /// store in the same transaction, unless a stored event holds their key
+    /// with other fields (a conflict: they stay); the rest keep their place
+    /// with the current reasons and rules version. Copies that are not the
+    /// input itself (`raw_exact: false`) are left as they are. Works in chunks, one transaction
     /// each, so an error part-way leaves every chunk either done or untouched.
     pub fn reprocess_rejected(&self) -> Result<ReprocessReport> {
         let mut report = ReprocessReport::default();
         let mut after = 0;
         loop {
             let rows = self.counted(self.store.rejected_after(after, REPROCESS_CHUNK))?;
-            let Some(&(last, _)) = rows.last() else {
+            let Some(last) = rows.last() else {
                 return Ok(report);
             };
-            after = last;
-            let items: Vec<WriteItem> = rows
-                .into_iter()
-                .map(|(id, raw)| match self.decide(&raw) {
-                    Ok(WriteItem::Event { key, event, .. }) => WriteItem::Event {
+            after = last.id;
+            let mut items: Vec<WriteItem> = Vec::with_capacity(rows.len());
+            for row in rows {
+                // A copy that is not the input (cut, or standing in for what
+                // JSON cannot hold) is never decided again: the input is gone.
+                let Some(raw) = row.exact_raw()? else {
+                    report.rejected += 1;
+                    continue;
+                };
+                items.push(match self.decide(&raw) {
+                    WriteItem::Event { key, event, .. } => WriteItem::Event {
                         key,
                         event,
-                        replaces: Some(id),
+                        replaces: Some(row.id),
                     },
-                    Ok(WriteItem::Rejected { raw, reasons, .. }) => reject_item(raw, reasons, false),
-                    // Stored raw input once passed the shape limits; under a
-                    // lower limit now it stays a dead letter, its reasons
-                    // replaced by the limit it breaks.
-                    Err(e) => reject_item(
-                        raw.to_string(),
-                        vec![Reason::new(crate::ReasonCode::BadValue, "", e.to_string())],
-                        false,
-                    ),
-                })
-                .collect();
+                    WriteItem::Rejected { copy, reasons, .. } => reject_item(copy, reasons, false),
+                });
+            }
             for outcome in self.write(items)? {
                 match outcome {
                     Outcome::Accepted { .. } => report.accepted += 1,
                     Outcome::Duplicate { .. } => report.duplicate += 1,
+                    Outcome::Conflict { .. } => report.conflict += 1,
                     Outcome::Rejected { .. } => report.rejected += 1,
                 }
             }
@@ -436,14 +508,22 @@ impl Ingestor {
         let mut after = 0;
         loop {
             let rows = self.store.rejected_after(after, REPROCESS_CHUNK)?;
-            let Some(&(last, _)) = rows.last() else {
+            let Some(last) = rows.last() else {
                 return Ok(report);
             };
-            after = last;
-            let items = rows
-                .iter()
-                .map(|(_, raw)| target.decide(raw))
-                .collect::<Result<Vec<_>>>()?;
+            after = last.id;
+            let mut items = Vec::with_capacity(rows.len());
+            for row in rows {
+                items.push(match row.exact_raw()? {
+                    Some(raw) => target.decide(&raw),
+                    // Kept as it is: there is no input left to decide.
+                    None => WriteItem::Rejected {
+                        reasons: row.reasons()?,
+                        copy: row.copy,
+                        new_attempt: false,
+                    },
+                });
+            }
             for outcome in target.write(items)? {
                 match outcome {
                     Outcome::Rejected { .. } => report.rejected += 1,
@@ -460,10 +540,12 @@ impl Ingestor {
         Ok(IngestStats {
             accepted: c.accepted.load(Ordering::Relaxed),
             duplicate: c.duplicate.load(Ordering::Relaxed),
+            conflict: c.conflict.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
             stored_events: stored.events,
             stored_rejected: stored.rejected,
+            evicted_rejected: stored.evicted,
         })
     }
 
@@ -485,32 +567,142 @@ impl Ingestor {
         self.failures.armed()
     }
 
-    fn parse(&self, text: &str) -> Result<Value> {
-        if text.len() > self.max_event_bytes {
-            return Err(too_large(self.max_event_bytes));
+    /// What to write for `raw`: its event, or its rejection.
+    fn decide(&self, raw: &Value) -> WriteItem {
+        if let Err(reasons) = check_shape(raw, self.max_event_bytes) {
+            let copy = raw_copy(raw, self.dead_letters.max_copy_bytes, true);
+            return reject_item(copy, reasons, true);
         }
-        serde_json::from_str(text).map_err(|e| Error::arg(format!("event is not valid JSON: {e}")))
-    }
-
-    fn decide(&self, raw: &Value) -> Result<WriteItem> {
-        check_shape(raw, self.max_event_bytes)?;
-        Ok(match normalize(raw, &self.rules) {
+        match normalize(raw, &self.rules) {
             Ok(event) => self.valid(event),
-            Err(reasons) => reject_item(raw.to_string(), reasons, true),
-        })
+            Err(reasons) => self.reject_value(raw, reasons),
+        }
     }
 
     /// [`Ingestor::decide`] for an event read by the fast path: the same
-    /// limit, the same rules. A rejected event goes the `Value` path, so its
-    /// reasons and kept raw text are exactly what `decide` gives.
-    fn decide_read(&self, event: RawEvent<'_>) -> Result<WriteItem> {
-        if event.approx_bytes(&self.rules) > self.max_event_bytes {
-            return Err(too_large(self.max_event_bytes));
+    /// limits, the same rules. Anything rejected goes the `Value` path, so
+    /// its reasons and kept raw text are exactly what `decide` gives.
+    fn decide_read(&self, event: RawEvent<'_>) -> WriteItem {
+        let size = event.measure(&self.rules);
+        if size.bytes > self.max_event_bytes || !size.finite {
+            return self.decide(&event.into_value(&self.rules));
         }
         match event.normalize(&self.rules) {
-            Ok(event) => Ok(self.valid(event)),
+            Ok(event) => self.valid(event),
             Err((_, event)) => self.decide(&event.into_value(&self.rules)),
         }
+    }
+
+    fn decide_input(&self, input: &Input) -> Result<WriteItem> {
+        match input {
+            Input::Value(raw) => Ok(self.decide(raw)),
+            Input::Text(text) => self.decide_text(text),
+            Input::Unreadable { copy, reasons } => Ok(self.reject_stand_in(copy, reasons.clone())),
+        }
+    }
+
+    /// The decision for one event's JSON text: the fast path, else the text
+    /// read on its own (see `json_items`).
+    fn decide_text(&self, text: &str) -> Result<WriteItem> {
+        // Text far over the limit is refused unread. Nearer, it is read, so
+        // that its dead letter is the one the same event gets in a batch or
+        // as a value (one digest: retries count on one row).
+        if text.len() > self.max_event_bytes.saturating_mul(TEXT_READ_FACTOR) {
+            return Ok(self.reject_text(text, vec![too_large_text(text.len(), self.max_event_bytes)]));
+        }
+        if !may_hold_reserved_key(text) {
+            if let Some(event) = read_event(text, &self.names) {
+                return Ok(self.decide_read(event));
+            }
+        }
+        let item = split_one(text)?;
+        self.decide_item(text, &item)
+            .map_err(|e| Error::arg(format!("event is not valid JSON: {e}")))
+    }
+
+    /// The decisions for a batch's JSON text: the one-pass fast path, else
+    /// each item read on its own (see `json_items`).
+    fn decide_batch_text(&self, text: &str) -> Result<Vec<WriteItem>> {
+        if !may_hold_reserved_key(text) {
+            if let Some(events) = read_batch(text, &self.names) {
+                return Ok(events.into_iter().map(|event| self.decide_read(event)).collect());
+            }
+        }
+        split_batch(text)?
+            .iter()
+            .enumerate()
+            .map(|(index, item)| {
+                self.decide_item(text, item)
+                    .map_err(|e| not_json(index, item.span.start, &format!("is not valid JSON: {e}")))
+            })
+            .collect()
+    }
+
+    /// The decision for the item `item` of `text`; an error is the item's
+    /// own parse error.
+    fn decide_item(&self, text: &str, item: &ItemText) -> std::result::Result<WriteItem, serde_json::Error> {
+        // Sized as the fast path sizes it (its compact text), once parsed:
+        // the whole batch's text is in memory already.
+        let own = &text[item.span.clone()];
+        if item.reserved_key {
+            // Not parsed: serde_json would read an object whose first key
+            // is its private one as a number, silently or as an error.
+            let reason = Reason::new(
+                ReasonCode::ReservedKey,
+                "",
+                format!("the event has a key starting with {RESERVED_KEY_PREFIX:?}, which the JSON library reserves"),
+            );
+            return Ok(self.reject_text(own, vec![reason]));
+        }
+        if item.too_deep() {
+            let reason = Reason::new(
+                ReasonCode::TooDeep,
+                "",
+                format!("the event is nested deeper than {MAX_DEPTH} levels"),
+            );
+            return Ok(self.reject_text(own, vec![reason]));
+        }
+        if item.lone_surrogates.is_empty() {
+            return serde_json::from_str::<Value>(own).map(|raw| self.decide(&raw));
+        }
+        let raw: Value = serde_json::from_str(&item.repaired(own))?;
+        let reason = Reason::new(
+            ReasonCode::InvalidText,
+            "",
+            format!(
+                "the event's text has {} escape(s) of a lone surrogate (such as \\ud800), which no Unicode text can hold; the kept copy shows U+FFFD in its place",
+                item.lone_surrogates.len()
+            ),
+        );
+        Ok(self.reject_stand_in(&raw, vec![reason]))
+    }
+
+    /// What `check` answers for an item, storing nothing.
+    fn dry_run(&self, item: WriteItem) -> Result<Outcome> {
+        match item {
+            WriteItem::Rejected { reasons, .. } => Ok(Outcome::Rejected { reasons }),
+            WriteItem::Event { key, event, .. } => match self.store.find(&key)? {
+                Some(stored) => Ok(Outcome::repeat(stored.id, stored.event, &event)),
+                None => Ok(Outcome::Accepted { id: None, event }),
+            },
+        }
+    }
+
+    fn reject_value(&self, raw: &Value, reasons: Vec<Reason>) -> WriteItem {
+        reject_item(raw_copy(raw, self.dead_letters.max_copy_bytes, false), reasons, true)
+    }
+
+    /// A rejection kept as `stand_in`, the closest JSON to an input that
+    /// JSON cannot hold: never decided again.
+    fn reject_stand_in(&self, stand_in: &Value, reasons: Vec<Reason>) -> WriteItem {
+        let unsafe_as_value = check_shape(stand_in, usize::MAX).is_err();
+        let mut copy = raw_copy(stand_in, self.dead_letters.max_copy_bytes, unsafe_as_value);
+        copy.exact = false;
+        reject_item(copy, reasons, true)
+    }
+
+    fn reject_text(&self, text: &str, reasons: Vec<Reason>) -> WriteItem {
+        reject_item(RawCopy::of_text(text, self.dead_letters.max_copy_bytes), reasons, true)
     }
 
     fn valid(&self, event: Event) -> WriteItem {
@@ -528,6 +720,7 @@ impl Ingestor {
             let counter = match o {
                 Outcome::Accepted { .. } => &self.counters.accepted,
                 Outcome::Duplicate { .. } => &self.counters.duplicate,
+                Outcome::Conflict { .. } => &self.counters.conflict,
                 Outcome::Rejected { .. } => &self.counters.rejected,
             };
             counter.fetch_add(1, Ordering::Relaxed);
@@ -548,7 +741,9 @@ impl Ingestor {
                 (WriteItem::Event { event, .. }, Written::Inserted(id)) => {
                     Ok(Outcome::Accepted { id: Some(id), event })
                 }
-                (WriteItem::Event { event, .. }, Written::Duplicate(id)) => Ok(Outcome::Duplicate { id, event }),
+                (WriteItem::Event { event, .. }, Written::Stored(id, stored)) => {
+                    Ok(Outcome::repeat(id, *stored, &event))
+                }
                 (WriteItem::Rejected { reasons, .. }, Written::Rejected) => Ok(Outcome::Rejected { reasons }),
                 _ => Err(Error::storage(
                     crate::StorageKind::Other,
@@ -567,14 +762,34 @@ impl Ingestor {
     }
 }
 
-fn reject_item(raw: String, reasons: Vec<Reason>, new_attempt: bool) -> WriteItem {
-    let digest = Sha256::digest(raw.as_bytes()).into();
+fn reject_item(copy: RawCopy, reasons: Vec<Reason>, new_attempt: bool) -> WriteItem {
     WriteItem::Rejected {
-        raw,
-        digest,
+        copy,
         reasons,
         new_attempt,
     }
+}
+
+fn too_large_text(bytes: usize, max_bytes: usize) -> Reason {
+    Reason::new(
+        ReasonCode::TooLarge,
+        "",
+        format!("the event is {bytes} bytes of JSON; the limit is {max_bytes}"),
+    )
+}
+
+/// One item as a binding read it from its own language's values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A JSON value (what [`Ingestor::submit`] takes).
+    Value(Value),
+    /// JSON text of one event (what [`Ingestor::submit_json`] takes).
+    Text(String),
+    /// A value JSON cannot hold (a Python `nan` or `b"bytes"`, a str with a
+    /// lone surrogate): rejected with the reasons the binding found (see
+    /// [`Reason::unreadable`]), and kept in the dead letters as `copy`, the
+    /// JSON closest to it, marked as not the input itself.
+    Unreadable { copy: Value, reasons: Vec<Reason> },
 }
 
 fn check_page(limit: usize) -> Result<()> {

@@ -5,12 +5,17 @@
 //! Where to find what:
 //! - [`normalize`](mod@normalize): raw JSON to the canonical [`Event`], or every [`Reason`] it fails;
 //! - `raw_event`: the same from JSON text in one pass, the fast path of
-//!   `submit_json` and `submit_batch_json`;
+//!   `submit_json` and `submit_batch_json`; `json_items`: the slow path
+//!   that reads a batch's text one item at a time, so one unreadable item
+//!   is rejected alone;
+//! - [`limits`]: the shape every event must keep (size, depth, finite
+//!   numbers, reserved keys) and the bounded copy a dead letter keeps;
 //! - [`rules`]: the rules document and its merge over the built-in rules;
 //! - `options`: what a caller passes besides events: durability, queries,
 //!   filters, pages;
 //! - [`timestamp`]: the accepted ways of writing an instant;
 //! - [`dedup`]: the key that makes two events the same event;
+//! - [`identity`](mod@identity): the one form of names (client, metric, event id);
 //! - `storage`: the engine both backends share (writes, dead letters,
 //!   rollups, migrations, listings, aggregate pieces) over a small trait of
 //!   database operations; the SQLite backend and (feature `postgres`) the
@@ -35,7 +40,9 @@ mod error;
 mod event;
 mod exact;
 pub mod failure;
+pub mod identity;
 mod ingestor;
+mod json_items;
 pub mod limits;
 mod location;
 pub mod normalize;
@@ -50,7 +57,10 @@ pub use dedup::dedup_key;
 pub use error::{Error, ErrorKind, Result, StorageKind};
 pub use event::{Event, Outcome, Reason, ReasonCode, RejectedEvent, StoredEvent};
 pub use failure::FailPoint;
-pub use ingestor::{CopyReport, IngestStats, Ingestor, IngestorBuilder, ReprocessReport};
+pub use ingestor::{
+    CopyReport, DeadLetterBound, IngestStats, Ingestor, IngestorBuilder, Input, ReprocessReport,
+    DEFAULT_MAX_DEAD_LETTERS,
+};
 pub use normalize::{normalize, normalize_fields, Fields};
 pub use options::{Durability, EventFilter, Page, Query, MAX_PAGE};
 #[cfg(feature = "test-hooks")]

@@ -12,6 +12,7 @@ use crate::timestamp::{Timestamp, TimestampError};
 
 mod resolve;
 
+pub use resolve::ENVELOPE_ATTRIBUTE;
 pub(crate) use resolve::{resolve, Alias, Entries, Keep};
 
 /// Normalise one raw event under `rules`.
@@ -111,7 +112,7 @@ pub fn normalize_fields(f: &Fields<'_>, rules: &Rules) -> Result<Event, Vec<Reas
     };
     assemble(
         (client_id, metric, amount, timestamp, event_id),
-        Map::new,
+        || Ok(Map::new()),
         rules,
         reasons,
     )
@@ -169,7 +170,7 @@ type Parts = (
 /// and the typed path. `attributes` is called only for an accepted event.
 fn assemble(
     (client_id, metric, amount, timestamp, event_id): Parts,
-    attributes: impl FnOnce() -> Map<String, Value>,
+    attributes: impl FnOnce() -> Result<Map<String, Value>, Reason>,
     rules: &Rules,
     mut reasons: Vec<Reason>,
 ) -> Result<Event, Vec<Reason>> {
@@ -188,7 +189,7 @@ fn assemble(
             metric,
             amount,
             timestamp,
-            attributes: attributes(),
+            attributes: attributes().map_err(|r| vec![r])?,
             event_id,
         }),
         _ => Err(reasons),
@@ -205,7 +206,7 @@ fn text_field(field: Field, found: Option<(&str, Scalar)>, rules: &Rules, reason
         // Cased before the length check: lower-casing can lengthen text
         // ("İ" is two characters in lower case), and the limit is on what is stored.
         Scalar::Text(s) if field == Field::Metric => rules.normalize_metric(s),
-        Scalar::Text(s) => s.trim().to_string(),
+        Scalar::Text(s) => crate::identity::identity(s).into_owned(),
         Scalar::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
         other => {
             reasons.push(Reason::new(
@@ -348,9 +349,8 @@ fn timestamp_field(found: Option<(&str, Scalar)>, rules: &Rules, reasons: &mut V
     };
     let parsed = match value {
         Scalar::Text(s) => Timestamp::parse(s),
-        Scalar::Number(n) => n
-            .as_f64()
-            .map_or(Err(TimestampError::OutOfRange), Timestamp::from_epoch),
+        // The number's own digits (serde_json keeps them as sent).
+        Scalar::Number(n) => Timestamp::from_epoch_decimal(n.as_str()),
         other => {
             reasons.push(Reason::new(
                 ReasonCode::BadType,
@@ -367,6 +367,17 @@ fn timestamp_field(found: Option<(&str, Scalar)>, rules: &Rules, reasons: &mut V
         Ok(t) => Some(t),
         Err(TimestampError::OutOfRange) => {
             reasons.push(out_of_range_time());
+            None
+        }
+        Err(TimestampError::LeapSecond) => {
+            reasons.push(Reason::new(
+                ReasonCode::BadTimestamp,
+                "timestamp",
+                format!(
+                    "timestamp (from {from:?}) is a leap second (:60), which has no millisecond of its own in UTC: {}; send the instant before or after it",
+                    preview(value)
+                ),
+            ));
             None
         }
         Err(TimestampError::Unparseable) => {

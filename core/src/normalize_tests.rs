@@ -21,12 +21,59 @@ fn builtin_codes(raw: Value) -> Vec<(ReasonCode, String)> {
 }
 
 #[test]
-fn envelope_payload_wins_over_top_level() {
-    let e =
-        ok(json!({"source": "a", "metric": "top", "payload": {"metric": "Sales ", "value": 1, "ts": 0, "extra": [1]}}));
-    assert_eq!(e.client_id, "a");
-    assert_eq!(e.metric, "sales");
-    assert_eq!(e.attributes, json!({"extra": [1]}).as_object().unwrap().clone());
+fn an_envelope_and_its_payload_must_agree_on_canonical_fields() {
+    // A gateway's authenticated source cannot be overridden from the payload,
+    // under the same name or another name of the field.
+    for payload in [
+        json!({"source": "C"}),
+        json!({"client_id": "C"}),
+        json!({"clientId": " C "}),
+    ] {
+        let mut p = payload.as_object().unwrap().clone();
+        p.extend(json!({"metric": "m", "value": 1, "ts": 0}).as_object().unwrap().clone());
+        let reasons = codes(json!({"source": "A", "payload": p}), &Rules::builtin());
+        assert_eq!(
+            reasons,
+            [(ReasonCode::ConflictingFields, "client_id".to_string())],
+            "{payload}"
+        );
+    }
+    // The same value in both places (once normalised) is one value.
+    let e = ok(json!({"source": "a", "metric": "Sales", "payload": {"metric": "sales ", "value": 1, "ts": 0}}));
+    assert_eq!((e.client_id.as_str(), e.metric.as_str()), ("a", "sales"));
+    let e = ok(json!({"source": "a", "ts": "1970-01-01", "payload": {"value": 1, "ts": 0}}));
+    assert_eq!(e.timestamp.millis(), 0);
+    let reasons = codes(
+        json!({"source": "a", "value": 2, "payload": {"amount": 1, "ts": 0}}),
+        &Rules::builtin(),
+    );
+    assert_eq!(reasons, [(ReasonCode::ConflictingFields, "amount".to_string())]);
+    // A bad value on either side is reported as it is.
+    let reasons = codes(
+        json!({"source": "a", "value": "x", "payload": {"amount": 1, "ts": 0}}),
+        &Rules::builtin(),
+    );
+    assert_eq!(reasons, [(ReasonCode::BadValue, "amount".to_string())]);
+}
+
+#[test]
+fn an_envelope_attribute_the_payload_gives_another_value_is_kept_not_dropped() {
+    let e = ok(
+        json!({"source": "a", "region": "eu", "zone": 1, "payload": {"region": "us", "zone": 1, "value": 1, "ts": 0, "extra": [1]}}),
+    );
+    assert_eq!(
+        Value::Object(e.attributes),
+        json!({"region": "us", "zone": 1, "extra": [1], "envelope": {"region": "eu"}})
+    );
+    // Flat events and agreeing envelopes have no such attribute.
+    let e = ok(json!({"source": "a", "region": "eu", "payload": {"value": 1, "ts": 0}}));
+    assert_eq!(Value::Object(e.attributes), json!({"region": "eu"}));
+    // Never silently dropped: when the name is taken, the event is rejected.
+    let reasons = codes(
+        json!({"source": "a", "region": "eu", "payload": {"region": "us", "envelope": 1, "value": 1, "ts": 0}}),
+        &Rules::builtin(),
+    );
+    assert_eq!(reasons, [(ReasonCode::ConflictingFields, String::new())]);
 }
 
 #[test]

@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 
 use crate::event::{Event, Reason};
-use crate::limits::{approx_bytes, entry_bytes, has_reserved_key, is_reserved, value_bytes, OBJECT_BYTES};
+use crate::limits::{entry_bytes, has_reserved_key, is_reserved, measure, value_bytes, Measure, OBJECT_BYTES};
 use crate::normalize::{resolve, Alias, Entries, Keep, Scalar};
 use crate::rules::{Field, Rules, PAYLOAD};
 
@@ -159,21 +159,46 @@ impl<'de> RawEvent<'de> {
         });
     }
 
-    /// What `check_shape` counts for this event as a `Value`; it compares
-    /// that with the byte limit. (Its depth limit cannot strike anything
-    /// serde_json parsed: see `limits`.)
-    pub(crate) fn approx_bytes(&self, rules: &Rules) -> usize {
-        let entries = |m: &Map<String, Value>| m.iter().map(|(k, v)| entry_bytes(k, approx_bytes(v))).sum::<usize>();
-        let mut top = OBJECT_BYTES + entries(&self.top);
-        let mut payload = self.payload.as_ref().map(|p| OBJECT_BYTES + entries(p));
+    /// What `check_shape` counts for this event as a `Value`, and whether
+    /// every number in it is finite; it compares that with the byte limit.
+    /// (Its depth limit cannot strike anything serde_json parsed: see
+    /// `limits`.)
+    pub(crate) fn measure(&self, rules: &Rules) -> Measure {
+        let entries = |m: &Map<String, Value>| {
+            m.iter().fold(Measure::default(), |sum, (k, v)| {
+                let value = measure(v);
+                sum + Measure {
+                    bytes: entry_bytes(k, value.bytes),
+                    finite: value.finite,
+                }
+            })
+        };
+        let object = Measure {
+            bytes: OBJECT_BYTES,
+            finite: true,
+        };
+        let mut top = object + entries(&self.top);
+        let mut payload = self.payload.as_ref().map(|p| object + entries(p));
         for a in &self.aliased {
-            let bytes = entry_bytes(a.alias.name(rules), value_bytes(a.value.view()));
+            let value = value_bytes(a.value.view());
+            let entry = Measure {
+                bytes: entry_bytes(a.alias.name(rules), value.bytes),
+                finite: value.finite,
+            };
             match (&mut payload, a.in_payload) {
-                (Some(p), true) => *p += bytes,
-                _ => top += bytes,
+                (Some(p), true) => *p = *p + entry,
+                _ => top = top + entry,
             }
         }
-        top + payload.map_or(0, |p| entry_bytes(PAYLOAD, p))
+        match payload {
+            Some(p) => {
+                top + Measure {
+                    bytes: entry_bytes(PAYLOAD, p.bytes),
+                    finite: p.finite,
+                }
+            }
+            None => top,
+        }
     }
 
     /// Normalise under `rules`, as [`normalize`](crate::normalize()) would the
@@ -516,7 +541,7 @@ pub struct FastRead {
 #[cfg(feature = "test-hooks")]
 impl FastRead {
     fn of(event: RawEvent<'_>, rules: &Rules) -> Self {
-        let bytes = event.approx_bytes(rules);
+        let bytes = event.measure(rules).bytes;
         let value = event.clone().into_value(rules);
         FastRead {
             normalized: event.normalize(rules).map_err(|(reasons, _)| reasons),
@@ -551,7 +576,7 @@ pub fn fast_normalize_batch(text: &str, rules: &Rules) -> Option<Vec<(usize, Nor
     let events = read_batch(text, &InputNames::new(rules))?;
     let answer = |e: RawEvent<'_>| {
         (
-            e.approx_bytes(rules),
+            e.measure(rules).bytes,
             e.normalize(rules).map_err(|(reasons, _)| reasons),
         )
     };
@@ -570,7 +595,7 @@ mod tests {
         let value: Value = serde_json::from_str(text).unwrap();
         let event = read_event(text, &InputNames::new(rules)).unwrap();
         assert_eq!(event.clone().into_value(rules), value, "{text}");
-        let bytes = event.approx_bytes(rules);
+        let bytes = event.measure(rules).bytes;
         assert!(check_shape(&value, bytes).is_ok(), "{text}");
         assert!(check_shape(&value, bytes - 1).is_err(), "{text}");
         let fast = event.normalize(rules).map_err(|(reasons, _)| reasons);

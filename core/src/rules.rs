@@ -196,6 +196,10 @@ impl Rules {
         // Metrics are compared and stored cased: case the default and the
         // allowed names as events' metrics are, then check the limits.
         rules.default_metric = rules.default_metric.as_deref().map(|m| rules.normalize_metric(m));
+        rules.default_client_id = rules
+            .default_client_id
+            .as_deref()
+            .map(|c| crate::identity::identity(c).into_owned());
         if let Some(set) = &rules.allowed_metrics {
             rules.allowed_metrics = Some(set.iter().map(|m| rules.normalize_metric(m)).collect());
         }
@@ -340,13 +344,14 @@ impl Rules {
         &self.dedup_key
     }
 
-    /// Case and trim a metric name as these rules store it: events,
-    /// queries and filters all go through here.
+    /// Case a metric name and put it in the one form of names
+    /// ([`identity`](crate::identity::identity)) as these rules store it:
+    /// events, queries and filters all go through here.
     pub fn normalize_metric(&self, metric: &str) -> String {
-        let m = metric.trim();
+        // Cased first: lower-casing can change what NFC makes of the text.
         match self.metric_case {
-            MetricCase::Lower => m.to_lowercase(),
-            MetricCase::Preserve => m.to_string(),
+            MetricCase::Lower => crate::identity::identity(&metric.to_lowercase()).into_owned(),
+            MetricCase::Preserve => crate::identity::identity(metric).into_owned(),
         }
     }
 

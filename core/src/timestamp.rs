@@ -9,10 +9,19 @@
 //!   seconds from milliseconds:** a magnitude below 100 000 000 000 is seconds
 //!   (that is every instant up to the year 5138), anything larger is
 //!   milliseconds (so millisecond values before 1973-03-03 are read as
-//!   seconds). Fractions are rounded to the nearest millisecond.
+//!   seconds). Numbers are read from their decimal digits, never through a
+//!   float: `1700000000.9999` is 1700000000999 ms exactly.
 //!
-//! Finer precision in text (micro-, nanoseconds) is truncated to the
-//! millisecond. Instants must fall in the years 0001 to 9999.
+//! One rule for precision: digits finer than the millisecond are truncated
+//! (towards the earlier instant), in text (`.9999Z` is `.999Z`) and in epoch
+//! numbers alike, so one instant is one event however it is written, and
+//! never crosses into the next second, hour, day or month.
+//!
+//! A leap second (`:60`) is refused: at millisecond precision in UTC every
+//! place it could go is another instant (`:59.999`, or the next minute's
+//! `:00`), and rounding it either way would merge it with a different event
+//! or move it across a minute, hour, day or month boundary. Instants must
+//! fall in the years 0001 to 9999.
 
 use std::fmt;
 
@@ -38,6 +47,8 @@ pub enum TimestampError {
     Unparseable,
     /// A valid instant, but outside the years 0001 to 9999.
     OutOfRange,
+    /// A leap second (`:60`), which has no place of its own (see the module).
+    LeapSecond,
 }
 
 impl Timestamp {
@@ -73,8 +84,7 @@ impl Timestamp {
             return Err(TimestampError::Unparseable);
         }
         if looks_numeric(s) {
-            let n: f64 = s.parse().map_err(|_| TimestampError::Unparseable)?;
-            return Self::from_epoch(n);
+            return Self::from_epoch_decimal(s);
         }
         if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
             return Self::from_datetime(dt.with_timezone(&Utc));
@@ -91,25 +101,47 @@ impl Timestamp {
         Err(TimestampError::Unparseable)
     }
 
-    /// An epoch number: seconds below [`EPOCH_SECONDS_BELOW`], milliseconds above.
+    /// An epoch number: seconds below [`EPOCH_SECONDS_BELOW`], milliseconds
+    /// above; read from its shortest decimal form, as
+    /// [`Timestamp::from_epoch_decimal`] reads text.
     pub fn from_epoch(n: f64) -> Result<Self, TimestampError> {
         if !n.is_finite() {
             return Err(TimestampError::Unparseable);
         }
-        let ms = if n.abs() < EPOCH_SECONDS_BELOW {
-            (n * 1000.0).round()
-        } else {
-            n.round()
-        };
-        // Bounds checked in f64 first: the cast saturates, which would wrap
-        // a huge value onto a valid-looking one.
-        if !(MIN_MS as f64..=MAX_MS as f64).contains(&ms) {
+        // Rust writes the shortest digits that read back as `n`: the number
+        // as it was most likely written.
+        Self::from_epoch_decimal(&n.to_string())
+    }
+
+    /// An epoch number written in decimal (`-12.5`, `1.7e9`, as JSON writes
+    /// numbers), read exactly from its digits: seconds below
+    /// [`EPOCH_SECONDS_BELOW`], milliseconds above, digits finer than the
+    /// millisecond truncated towards the earlier instant.
+    pub fn from_epoch_decimal(text: &str) -> Result<Self, TimestampError> {
+        let d = Decimal::parse(text).ok_or(TimestampError::Unparseable)?;
+        // Past 10^19 in either unit is far beyond the year 9999.
+        if d.digits.len() as i64 + d.exp > 19 {
             return Err(TimestampError::OutOfRange);
         }
-        Self::from_millis(ms as i64).ok_or(TimestampError::OutOfRange)
+        let (whole, _) = d.shifted(0);
+        let places = if whole < EPOCH_SECONDS_BELOW as i128 { 3 } else { 0 };
+        let (ms, cut) = d.shifted(places);
+        let ms = match d.negative {
+            // The floor: -0.0005 s is the millisecond before the epoch.
+            true => -ms - i128::from(cut),
+            false => ms,
+        };
+        i64::try_from(ms)
+            .ok()
+            .and_then(Self::from_millis)
+            .ok_or(TimestampError::OutOfRange)
     }
 
     fn from_datetime(dt: DateTime<Utc>) -> Result<Self, TimestampError> {
+        // chrono keeps a leap second as a fraction of a second past 1.
+        if dt.timestamp_subsec_nanos() >= 1_000_000_000 {
+            return Err(TimestampError::LeapSecond);
+        }
         Self::from_millis(dt.timestamp_millis()).ok_or(TimestampError::OutOfRange)
     }
 
@@ -126,6 +158,73 @@ const NAIVE_FORMATS: [&str; 4] = [
     "%Y-%m-%dT%H:%M",
     "%Y-%m-%d %H:%M",
 ];
+
+/// A decimal number as digits: `(-1)^negative × digits × 10^exp`, the
+/// digits without leading zeros.
+struct Decimal {
+    negative: bool,
+    digits: Vec<u8>,
+    exp: i64,
+}
+
+impl Decimal {
+    /// JSON's number form, with a leading `+` also allowed.
+    fn parse(text: &str) -> Option<Decimal> {
+        let (negative, rest) = match text.as_bytes().first()? {
+            b'-' => (true, &text[1..]),
+            b'+' => (false, &text[1..]),
+            _ => (false, text),
+        };
+        let (mantissa, exp) = match rest.find(['e', 'E']) {
+            Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+            None => (rest, None),
+        };
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+        if int.is_empty() || !all_digits(int) || !all_digits(frac) || (mantissa.contains('.') && frac.is_empty()) {
+            return None;
+        }
+        let exp = match exp {
+            None => 0,
+            Some(e) => {
+                let body = e.strip_prefix(['+', '-']).unwrap_or(e);
+                if body.is_empty() || !all_digits(body) {
+                    return None;
+                }
+                // Beyond any instant either way: keep the sign, bound the size.
+                let size = body.parse::<i64>().unwrap_or(i64::MAX).min(100_000);
+                if e.starts_with('-') {
+                    -size
+                } else {
+                    size
+                }
+            }
+        };
+        let digits: Vec<u8> = int
+            .bytes()
+            .chain(frac.bytes())
+            .map(|b| b - b'0')
+            .skip_while(|&d| d == 0)
+            .collect();
+        Some(Decimal {
+            negative,
+            digits,
+            exp: exp - frac.len() as i64,
+        })
+    }
+
+    /// The magnitude times 10^`places`, truncated to an integer, and
+    /// whether anything nonzero was cut. Only called when the result has at
+    /// most 22 digits (see `from_epoch_decimal`).
+    fn shifted(&self, places: i64) -> (i128, bool) {
+        let p = self.exp + places;
+        let keep = (self.digits.len() as i64 + p).clamp(0, self.digits.len() as i64) as usize;
+        let whole = self.digits[..keep].iter().fold(0i128, |n, &d| n * 10 + i128::from(d));
+        let scale = (0..p.max(0)).fold(whole, |n, _| n * 10);
+        let cut = self.digits[keep..].iter().any(|&d| d != 0);
+        (scale, cut)
+    }
+}
 
 /// Digits with an optional sign and fraction: the epoch forms. Checked
 /// before handing to `f64::parse`, which would also take `inf` and `1e3`.
@@ -196,6 +295,67 @@ mod tests {
             Timestamp::from_epoch(1704189600.1234).unwrap().millis(),
             1_704_189_600_123
         );
+    }
+
+    #[test]
+    fn epoch_numbers_are_read_from_their_digits_and_truncated_like_text() {
+        let text = Timestamp::parse("2023-11-14T22:13:20.9999Z").unwrap();
+        for n in [
+            "1700000000.9999",
+            "1700000000999.9",
+            "1.7000000009999e9",
+            "17000000009999E-4",
+        ] {
+            assert_eq!(Timestamp::from_epoch_decimal(n).unwrap(), text, "{n}");
+        }
+        assert_eq!(Timestamp::from_epoch(1_700_000_000.999_9).unwrap(), text);
+        // The last millisecond of an hour stays in it.
+        let last = Timestamp::from_epoch_decimal("1700002799.9999").unwrap();
+        assert_eq!(last.to_string(), "2023-11-14T22:59:59.999Z");
+        // Towards the earlier instant, before 1970 too, as text is.
+        assert_eq!(Timestamp::from_epoch_decimal("-0.0005").unwrap().millis(), -1);
+        assert_eq!(ms("1969-12-31T23:59:59.9995Z"), -1);
+        assert_eq!(Timestamp::from_epoch_decimal("-1.5").unwrap().millis(), -1500);
+        assert_eq!(Timestamp::from_epoch_decimal("-0").unwrap().millis(), 0);
+        assert_eq!(
+            Timestamp::from_epoch_decimal("0.00000000000000000000001")
+                .unwrap()
+                .millis(),
+            0
+        );
+        assert_eq!(Timestamp::from_epoch_decimal("1e-100000000").unwrap().millis(), 0);
+        assert_eq!(Timestamp::from_epoch_decimal("1e400"), Err(TimestampError::OutOfRange));
+        assert_eq!(Timestamp::from_epoch_decimal("-1e18"), Err(TimestampError::OutOfRange));
+        assert_eq!(
+            Timestamp::from_epoch_decimal("253402300799999").unwrap().millis(),
+            MAX_MS
+        );
+        assert_eq!(
+            Timestamp::from_epoch_decimal("253402300800000"),
+            Err(TimestampError::OutOfRange)
+        );
+        for bad in ["", "-", "1.", ".5", "1e", "1e+", "0x1", "1.2.3", "--1", "1e5.5"] {
+            assert_eq!(
+                Timestamp::from_epoch_decimal(bad),
+                Err(TimestampError::Unparseable),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_leap_second_is_refused_in_every_form() {
+        for s in [
+            "2016-12-31T23:59:60Z",
+            "2016-12-31T23:59:60.5Z",
+            "2017-01-01T00:59:60+01:00",
+            "2024-01-02T10:30:60Z",
+            "2024-01-02 10:30:60",
+            "2024-01-02T10:30:60.000",
+        ] {
+            assert_eq!(Timestamp::parse(s), Err(TimestampError::LeapSecond), "{s}");
+        }
+        assert_eq!(ms("2017-01-01T00:00:00Z") - ms("2016-12-31T23:59:59.999Z"), 1);
     }
 
     #[test]

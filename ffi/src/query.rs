@@ -122,8 +122,9 @@ pub unsafe extern "C" fn ingest_rejected_json(
 /// what the database holds.
 ///
 /// @param h         the store.
-/// @param out_json  receives `{"accepted", "duplicate", "rejected", "failed",
-///                  "stored_events", "stored_rejected"}`. Owned by the
+/// @param out_json  receives `{"accepted", "duplicate", "conflict", "rejected",
+///                  "failed", "stored_events", "stored_rejected",
+///                  "evicted_rejected"}`. Owned by the
 ///                  caller: free with ingest_string_free().
 ///
 /// Thread-safe.

@@ -23,6 +23,10 @@ pub enum IngestOutcomeStatus {
     /// The event failed the rules and is kept in the dead-letter store;
     /// `reason_count` reasons, listed by ingest_rejected_json().
     IngestRejected = 2,
+    /// The event's key matches the event stored under `id`, whose canonical
+    /// fields differ (`reason_count` of them); nothing changed. The JSON
+    /// calls list each field with the stored and the sent value.
+    IngestConflict = 3,
 }
 
 /// The answer of ingest_submit_fields(), without JSON.
@@ -31,9 +35,11 @@ pub enum IngestOutcomeStatus {
 pub struct IngestOutcome {
     /// What became of the event.
     pub status: IngestOutcomeStatus,
-    /// The stored event's id (ids start at 1); 0 when rejected.
+    /// The stored event's id (ids start at 1): the new event, or the one a
+    /// duplicate or a conflict matched; 0 when rejected.
     pub id: i64,
-    /// How many reasons the event was rejected for; 0 unless rejected.
+    /// How many reasons the event was rejected for, or fields it conflicts
+    /// in; 0 otherwise.
     pub reason_count: u32,
 }
 
@@ -42,6 +48,7 @@ impl From<&Outcome> for IngestOutcome {
         let status = match o {
             Outcome::Accepted { .. } => IngestOutcomeStatus::IngestAccepted,
             Outcome::Duplicate { .. } => IngestOutcomeStatus::IngestDuplicate,
+            Outcome::Conflict { .. } => IngestOutcomeStatus::IngestConflict,
             Outcome::Rejected { .. } => IngestOutcomeStatus::IngestRejected,
         };
         IngestOutcome {

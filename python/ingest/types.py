@@ -22,6 +22,7 @@ __all__ = [
     "RejectedEvent",
     "ReprocessReport",
     "Stats",
+    "Status",
     "StoredEvent",
     "Totals",
 ]
@@ -33,6 +34,7 @@ RawEvent = Union[dict[str, Any], str]
 Instant = Union[str, int, float, date]
 GroupBy = Literal["hour", "day", "month", "client_id", "client", "metric"]
 FailPointName = Literal["before_insert", "after_insert", "after_commit", "aggregate"]
+Status = Literal["accepted", "duplicate", "conflict", "rejected"]
 
 
 class Event(TypedDict):
@@ -47,8 +49,9 @@ class Event(TypedDict):
 
 
 class Reason(TypedDict):
-    """Why an event was rejected: a stable code, the canonical field it
-    concerns (empty for the event as a whole), and a message for people."""
+    """Why an event was rejected, or a field it conflicts in: a stable code,
+    the canonical field it concerns (empty for the event as a whole), and a
+    message for people."""
 
     code: str
     field: str
@@ -58,7 +61,7 @@ class Reason(TypedDict):
 class OutcomeDict(TypedDict):
     """``Outcome.to_dict()``: the same four keys whatever the status."""
 
-    status: str
+    status: Status
     id: Optional[int]
     event: Optional[Event]
     reasons: list[Reason]
@@ -81,6 +84,8 @@ class RejectedEvent(TypedDict):
     rules_version: int
     received_at: str
     attempts: int
+    raw_bytes: int
+    raw_exact: bool
 
 
 class Totals(TypedDict):
@@ -114,6 +119,7 @@ class Aggregate(_AggregateBase, total=False):
 class ReprocessReport(TypedDict):
     accepted: int
     duplicate: int
+    conflict: int
     rejected: int
 
 
@@ -127,7 +133,9 @@ class CopyReport(TypedDict):
 class Stats(TypedDict):
     accepted: int
     duplicate: int
+    conflict: int
     rejected: int
     failed: int
     stored_events: int
     stored_rejected: int
+    evicted_rejected: int

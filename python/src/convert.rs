@@ -6,10 +6,12 @@
 use std::str::FromStr;
 
 use ingest_core::limits::MAX_DEPTH;
+use ingest_core::{Input, Reason, ReasonCode};
+use num_bigint::BigInt;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{IntoPyDict, PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
 
@@ -17,69 +19,210 @@ use crate::errors::{internal, invalid_argument};
 
 /// Convert a Python value to JSON. Accepts dict (str keys), list, tuple,
 /// str, int, float, bool, None, and `datetime.date`/`datetime.datetime`
-/// (as ISO 8601 text; a naive datetime is read as UTC by the core).
+/// (as ISO 8601 text; a naive datetime is read as UTC by the core). Where
+/// the input cannot be read (see [`to_input`]), an error naming it.
 pub fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
-    value_at(obj, 1)
+    let mut reader = Reader {
+        path: Vec::new(),
+        problems: Vec::new(),
+    };
+    let value = reader.value(obj, 1)?;
+    match reader.problems.first() {
+        None => Ok(value),
+        Some(p) if p.code == ReasonCode::UnsupportedType => Err(PyTypeError::new_err(p.reason().message)),
+        Some(p) => Err(invalid_argument(p.reason().message)),
+    }
 }
 
-// Recursion is bounded by MAX_DEPTH (the core's own limit, checked before any
-// work), so neither a deep nor a self-referencing structure can overflow the
-// stack; depth counts like the core's: the outermost value is level 1.
-fn value_at(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
-    if depth > MAX_DEPTH {
-        return Err(invalid_argument(format!(
-            "value is nested deeper than {MAX_DEPTH} levels"
-        )));
-    }
-    if obj.is_none() {
-        return Ok(Value::Null);
-    }
-    // bool before int: in Python, bool is a subclass of int.
-    if let Ok(b) = obj.cast::<PyBool>() {
-        return Ok(Value::Bool(b.is_true()));
-    }
-    if let Ok(i) = obj.cast::<PyInt>() {
-        return int_value(i);
-    }
-    if let Ok(f) = obj.cast::<PyFloat>() {
-        let v = f.value();
-        return Number::from_f64(v).map(Value::Number).ok_or_else(|| {
-            invalid_argument(format!(
-                "float {v} is not a JSON number: NaN and infinity cannot be stored"
-            ))
+/// One event as the core takes it: JSON text (a str), a JSON value, or,
+/// where part of it has no JSON form (a float NaN or infinity, a str with a
+/// lone surrogate, bytes, a set, a dict key that is not a str, nesting past
+/// `MAX_DEPTH`), the closest JSON with a reason for each kind of problem:
+/// the core rejects that item alone and keeps the stand-in as its dead
+/// letter.
+pub fn to_input(obj: &Bound<'_, PyAny>) -> PyResult<Input> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(match s.to_cow() {
+            Ok(text) => Input::Text(text.into_owned()),
+            Err(_) => Input::Unreadable {
+                copy: Value::String(s.to_string_lossy().into_owned()),
+                reasons: vec![Reason::unreadable(ReasonCode::InvalidText, "", "the event's text")],
+            },
         });
     }
-    if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Value::String(text(s)?));
+    let mut reader = Reader {
+        path: Vec::new(),
+        problems: Vec::new(),
+    };
+    let copy = reader.value(obj, 1)?;
+    Ok(match reader.problems.is_empty() {
+        true => Input::Value(copy),
+        false => Input::Unreadable {
+            copy,
+            reasons: reader.problems.iter().map(Problem::reason).collect(),
+        },
+    })
+}
+
+/// What a [`Reader`] could not read, first of its kind, and how many more.
+struct Problem {
+    code: ReasonCode,
+    path: String,
+    what: String,
+    more: usize,
+}
+
+impl Problem {
+    fn reason(&self) -> Reason {
+        let what = match self.more {
+            0 => self.what.clone(),
+            n => format!("{} (and {n} more like it)", self.what),
+        };
+        Reason::unreadable(self.code, &self.path, &what)
     }
-    if let Ok(d) = obj.cast::<PyDict>() {
-        let mut map = Map::new();
-        for (k, v) in d.iter() {
-            let key = k.cast::<PyString>().map_err(|_| {
-                PyTypeError::new_err(format!(
-                    "dict keys must be str to convert to JSON, not {}",
-                    type_name(&k)
-                ))
-            })?;
-            map.insert(text(key)?, value_at(&v, depth + 1)?);
+}
+
+/// A walk of a Python value into JSON that notes what it cannot read and
+/// goes on, with a stand-in in its place.
+struct Reader<'py> {
+    /// Where the walk is: dict keys and list indexes from the top (the
+    /// keys as Python objects: only a problem makes them text).
+    path: Vec<Step<'py>>,
+    problems: Vec<Problem>,
+}
+
+enum Step<'py> {
+    Key(Bound<'py, PyAny>),
+    Index(usize),
+}
+
+/// How much of one dict key a path shows.
+const KEY_SHOWN: usize = 40;
+
+impl<'py> Reader<'py> {
+    fn problem(&mut self, code: ReasonCode, what: impl FnOnce() -> String) {
+        if let Some(p) = self.problems.iter_mut().find(|p| p.code == code) {
+            p.more += 1;
+            return;
         }
-        return Ok(Value::Object(map));
+        let mut path = String::new();
+        for step in &self.path {
+            match step {
+                Step::Key(k) => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    let text = k.str().map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
+                    let shown: String = text.chars().take(KEY_SHOWN).collect();
+                    path.push_str(&shown);
+                    if shown.len() < text.len() {
+                        path.push_str("...");
+                    }
+                }
+                Step::Index(i) => path.push_str(&format!("[{i}]")),
+            }
+        }
+        self.problems.push(Problem {
+            code,
+            path,
+            what: what(),
+            more: 0,
+        });
     }
-    if let Ok(l) = obj.cast::<PyList>() {
-        return l.iter().map(|item| value_at(&item, depth + 1)).collect();
+
+    // Recursion is bounded by MAX_DEPTH (the core's own limit), so neither a
+    // deep nor a self-referencing structure can overflow the stack; depth
+    // counts like the core's: the outermost value is level 1.
+    fn value(&mut self, obj: &Bound<'py, PyAny>, depth: usize) -> PyResult<Value> {
+        if depth > MAX_DEPTH {
+            self.problem(ReasonCode::TooDeep, || {
+                format!("a value nested deeper than {MAX_DEPTH} levels")
+            });
+            return Ok(Value::Null);
+        }
+        if obj.is_none() {
+            return Ok(Value::Null);
+        }
+        // bool before int: in Python, bool is a subclass of int.
+        if let Ok(b) = obj.cast::<PyBool>() {
+            return Ok(Value::Bool(b.is_true()));
+        }
+        if let Ok(i) = obj.cast::<PyInt>() {
+            return int_value(i);
+        }
+        if let Ok(f) = obj.cast::<PyFloat>() {
+            let v = f.value();
+            return Ok(match Number::from_f64(v) {
+                Some(n) => Value::Number(n),
+                None => {
+                    self.problem(ReasonCode::NotFinite, || format!("the float {v}"));
+                    Value::Null
+                }
+            });
+        }
+        if let Ok(s) = obj.cast::<PyString>() {
+            return Ok(Value::String(self.text(s)));
+        }
+        if let Ok(d) = obj.cast::<PyDict>() {
+            let mut map = Map::new();
+            for (k, v) in d.iter() {
+                let key = match k.cast::<PyString>() {
+                    Ok(key) => self.text(key),
+                    Err(_) => {
+                        let kind = type_name(&k);
+                        self.problem(ReasonCode::UnsupportedType, || format!("a dict key of type {kind}"));
+                        format!("<{kind} key>")
+                    }
+                };
+                self.path.push(Step::Key(k.clone()));
+                let value = self.value(&v, depth + 1);
+                self.path.pop();
+                map.insert(key, value?);
+            }
+            return Ok(Value::Object(map));
+        }
+        if let Ok(l) = obj.cast::<PyList>() {
+            return self.items(l.iter(), depth);
+        }
+        if let Ok(t) = obj.cast::<PyTuple>() {
+            return self.items(t.iter(), depth);
+        }
+        // Last, because it costs an import lookup: dates and datetimes become the
+        // ISO 8601 text the core parses (datetime is a subclass of date).
+        if obj.is_instance(date_type(obj.py())?)? {
+            return Ok(Value::String(obj.call_method0("isoformat")?.extract::<String>()?));
+        }
+        let kind = type_name(obj);
+        self.problem(ReasonCode::UnsupportedType, || {
+            format!(
+                "a value of type {kind} (expected dict, list, tuple, str, int, float, bool, None, date or datetime)"
+            )
+        });
+        Ok(Value::String(format!("<{kind}>")))
     }
-    if let Ok(t) = obj.cast::<PyTuple>() {
-        return t.iter().map(|item| value_at(&item, depth + 1)).collect();
+
+    fn items(&mut self, items: impl Iterator<Item = Bound<'py, PyAny>>, depth: usize) -> PyResult<Value> {
+        let mut out = Vec::new();
+        for (i, item) in items.enumerate() {
+            self.path.push(Step::Index(i));
+            let value = self.value(&item, depth + 1);
+            self.path.pop();
+            out.push(value?);
+        }
+        Ok(Value::Array(out))
     }
-    // Last, because it costs an import lookup: dates and datetimes become the
-    // ISO 8601 text the core parses (datetime is a subclass of date).
-    if obj.is_instance(date_type(obj.py())?)? {
-        return Ok(Value::String(obj.call_method0("isoformat")?.extract::<String>()?));
+
+    /// A Python str as Rust text; one holding a lone surrogate (`"\ud800"`)
+    /// has no UTF-8 form, and stands in with U+FFFD in its place.
+    fn text(&mut self, s: &Bound<'py, PyString>) -> String {
+        match s.to_cow() {
+            Ok(t) => t.into_owned(),
+            Err(_) => {
+                self.problem(ReasonCode::InvalidText, || "text with a lone surrogate".to_string());
+                s.to_string_lossy().into_owned()
+            }
+        }
     }
-    Err(PyTypeError::new_err(format!(
-        "cannot convert {} to JSON; expected dict, list, tuple, str, int, float, bool, None, date or datetime",
-        type_name(obj)
-    )))
 }
 
 /// A Python str as Rust text. A str holding a lone surrogate (`"\ud800"`)
@@ -98,12 +241,16 @@ fn int_value(i: &Bound<'_, PyInt>) -> PyResult<Value> {
     if let Ok(v) = i.extract::<u64>() {
         return Ok(Value::from(v));
     }
-    // Beyond 64 bits: the exact decimal text, kept as is by arbitrary_precision.
-    // int.__repr__ rather than str(): a subclass (IntEnum) may print a name.
-    let text: String = i.py().get_type::<PyInt>().call_method1("__repr__", (i,))?.extract()?;
+    // Beyond 64 bits: the exact decimal text, kept as is by arbitrary_precision,
+    // made from the int's bytes (decimal text of more than 4300 digits is
+    // refused by Python itself).
+    let bits: usize = i.call_method0("bit_length")?.extract()?;
+    let kwargs = [("signed", true)].into_py_dict(i.py())?;
+    let bytes = i.call_method("to_bytes", (bits / 8 + 1, "little"), Some(&kwargs))?;
+    let text = BigInt::from_signed_bytes_le(bytes.cast::<PyBytes>()?.as_bytes()).to_string();
     Number::from_str(&text)
         .map(Value::Number)
-        .map_err(|e| invalid_argument(format!("integer {text} is not a JSON number: {e}")))
+        .map_err(|e| invalid_argument(format!("an integer is not a JSON number: {e}")))
 }
 
 fn date_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
@@ -150,7 +297,14 @@ fn number_to_py<'py>(py: Python<'py>, n: &Number) -> PyResult<Bound<'py, PyAny>>
     let text = n.as_str();
     let digits = text.strip_prefix('-').unwrap_or(text);
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        return py.get_type::<PyInt>().call1((text,));
+        // Through bytes, as `int_value` reads them: no limit on the digits.
+        if let Ok(n) = BigInt::from_str(text) {
+            let kwargs = [("signed", true)].into_py_dict(py)?;
+            let bytes = PyBytes::new(py, &n.to_signed_bytes_le());
+            return py
+                .get_type::<PyInt>()
+                .call_method("from_bytes", (bytes, "little"), Some(&kwargs));
+        }
     }
     match n.as_f64() {
         Some(f) => Ok(PyFloat::new(py, f).into_any()),

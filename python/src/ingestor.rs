@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ingest_core::{Durability, EventFilter, FailPoint, Ingestor, Page, Query, Rules};
+use ingest_core::{DeadLetterBound, Durability, EventFilter, FailPoint, Ingestor, Input, Page, Query, Rules};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use serde_json::{Map, Value};
 
-use crate::convert::{serialize_to_py, to_value};
+use crate::convert::{serialize_to_py, to_input, to_value};
 use crate::errors::{self, invalid_argument, IntoPyResult};
 use crate::outcome::PyOutcome;
 
@@ -93,11 +93,15 @@ impl PyIngestor {
     /// `durability`: "full" (the default) or "normal". `busy_timeout`:
     /// seconds a write waits for another connection's lock (default 5).
     /// `max_event_bytes`: the largest event accepted (default 1 MiB).
+    /// `max_dead_letters`, `max_dead_letter_bytes`: how many rejected inputs
+    /// are kept (default 10 000, the oldest evicted first) and how much of
+    /// each (default 64 KiB).
     #[new]
     #[pyo3(
-        signature = (path=None, *, rules=None, durability=None, busy_timeout=None, max_event_bytes=None),
-        text_signature = "(path=':memory:', *, rules=None, durability=None, busy_timeout=None, max_event_bytes=None)"
+        signature = (path=None, *, rules=None, durability=None, busy_timeout=None, max_event_bytes=None, max_dead_letters=None, max_dead_letter_bytes=None),
+        text_signature = "(path=':memory:', *, rules=None, durability=None, busy_timeout=None, max_event_bytes=None, max_dead_letters=None, max_dead_letter_bytes=None)"
     )]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         path: Option<PathBuf>,
@@ -105,6 +109,8 @@ impl PyIngestor {
         durability: Option<&str>,
         busy_timeout: Option<f64>,
         max_event_bytes: Option<usize>,
+        max_dead_letters: Option<u64>,
+        max_dead_letter_bytes: Option<usize>,
     ) -> PyResult<Self> {
         let path = path.unwrap_or_else(|| PathBuf::from(":memory:"));
         let mut builder = Ingestor::builder(&path);
@@ -126,6 +132,11 @@ impl PyIngestor {
         if let Some(bytes) = max_event_bytes {
             builder = builder.max_event_bytes(bytes);
         }
+        let defaults = DeadLetterBound::default();
+        builder = builder.dead_letters(DeadLetterBound {
+            max_rows: max_dead_letters.unwrap_or(defaults.max_rows),
+            max_copy_bytes: max_dead_letter_bytes.unwrap_or(defaults.max_copy_bytes),
+        });
         let ingestor = py.detach(move || builder.open()).py()?;
         Ok(PyIngestor {
             path: ingestor.location().to_string(),
@@ -138,11 +149,8 @@ impl PyIngestor {
     /// storage failures raise, and nothing of the call is kept.
     fn submit(&self, py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<PyOutcome> {
         let ing = self.handle()?;
-        let outcome = match Raw::from_py(event)? {
-            Raw::Text(text) => py.detach(|| ing.submit_json(&text)),
-            Raw::Value(raw) => py.detach(|| ing.submit(&raw)),
-        };
-        Ok(outcome.py()?.into())
+        let input = to_input(event)?;
+        Ok(py.detach(|| ing.submit_input(&input)).py()?.into())
     }
 
     /// Submit many events in one transaction (JSON text of an array, or an
@@ -150,7 +158,8 @@ impl PyIngestor {
     fn submit_batch(&self, py: Python<'_>, events: &Bound<'_, PyAny>) -> PyResult<Vec<PyOutcome>> {
         let ing = self.handle()?;
         let outcomes = if let Ok(text) = events.cast::<PyString>() {
-            let text = text.to_cow()?.into_owned();
+            // Not Unicode (a lone surrogate): no item of it can be read.
+            let text = crate::convert::text(text)?;
             py.detach(|| ing.submit_batch_json(&text))
         } else if events.cast::<PyDict>().is_ok() {
             // Iterating a dict would walk its keys: surely a mistaken call.
@@ -158,15 +167,11 @@ impl PyIngestor {
                 "submit_batch takes a list of events (or the JSON text of one); use submit for a single event",
             ));
         } else {
-            let mut raws = Vec::new();
-            for (i, item) in events.try_iter()?.enumerate() {
-                raws.push(match Raw::from_py(&item?)? {
-                    Raw::Value(v) => v,
-                    Raw::Text(text) => serde_json::from_str(&text)
-                        .map_err(|e| invalid_argument(format!("event {i} of the batch is not valid JSON: {e}")))?,
-                });
-            }
-            py.detach(|| ing.submit_batch(&raws))
+            let inputs = events
+                .try_iter()?
+                .map(|item| to_input(&item?))
+                .collect::<PyResult<Vec<Input>>>()?;
+            py.detach(|| ing.submit_inputs(&inputs))
         };
         Ok(outcomes.py()?.into_iter().map(PyOutcome::from).collect())
     }
@@ -175,11 +180,8 @@ impl PyIngestor {
     /// answer has no id).
     fn check(&self, py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<PyOutcome> {
         let ing = self.handle()?;
-        let outcome = match Raw::from_py(event)? {
-            Raw::Text(text) => py.detach(|| ing.check_json(&text)),
-            Raw::Value(raw) => py.detach(|| ing.check(&raw)),
-        };
-        Ok(outcome.py()?.into())
+        let input = to_input(event)?;
+        Ok(py.detach(|| ing.check_input(&input)).py()?.into())
     }
 
     /// count, sum, avg, min, max (and groups when grouped) of the stored

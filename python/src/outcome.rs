@@ -6,10 +6,12 @@ use pyo3::types::{PyDict, PyFloat, PyString};
 
 use crate::convert::serialize_to_py;
 
-/// The answer to one submitted event: `status` is "accepted", "duplicate" or
-/// "rejected"; `id` the stored event's id (None when rejected, or accepted by
-/// a dry run); `event` the normalised event (None when rejected); `reasons`
-/// every reason for a rejection (empty otherwise).
+/// The answer to one submitted event: `status` is "accepted", "duplicate",
+/// "conflict" or "rejected"; `id` the stored event's id (None when rejected,
+/// or accepted by a dry run); `event` the event stored (by this call, or
+/// before it for a duplicate or a conflict; None when rejected); `reasons`
+/// every reason for a rejection, or each field a conflict differs in (empty
+/// otherwise).
 #[pyclass(module = "ingest", name = "Outcome", frozen, eq)]
 #[derive(PartialEq)]
 pub struct PyOutcome {
@@ -41,7 +43,9 @@ impl PyOutcome {
         self.inner.event().map(|e| serialize_to_py(py, e)).transpose()
     }
 
-    /// A new list each time, of dicts with code, field and message.
+    /// A new list each time, of dicts with code, field and message: why it
+    /// was rejected, or (a conflict) each field that differs from the
+    /// stored event, with both values.
     #[getter]
     fn reasons<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         serialize_to_py(py, self.inner.reasons())
@@ -58,6 +62,10 @@ impl PyOutcome {
     /// shows them.
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         Ok(match &self.inner {
+            Outcome::Conflict { id, reasons, .. } => {
+                let fields: Vec<&str> = reasons.iter().map(|r| r.field.as_str()).collect();
+                format!("<Outcome conflict id={id} fields=[{}]>", fields.join(", "))
+            }
             Outcome::Rejected { reasons } => {
                 let reasons: Vec<String> = reasons
                     .iter()

@@ -1,9 +1,11 @@
-"""Python values reach the core faithfully, and what JSON cannot hold is a
-clear error, never a crash or a silent change."""
+"""Python values reach the core faithfully. What JSON cannot hold is never a
+crash or a silent change: in an event, a rejection of that event alone with
+its reason; in any other argument (rules, query), a clear error."""
 
 from __future__ import annotations
 
 import enum
+import json
 import math
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -83,36 +85,64 @@ def test_datetimes_become_timestamps(ing: ingest.Ingestor) -> None:
     assert ing.submit(sales(ts=date(2024, 1, 1))).event["timestamp"] == "2024-01-01T00:00:00.000Z"  # type: ignore[index]
 
 
+def codes(out: ingest.Outcome) -> list[str]:
+    return [r["code"] for r in out.reasons]
+
+
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
-def test_non_finite_floats_are_refused(ing: ingest.Ingestor, bad: float) -> None:
+def test_non_finite_floats_are_rejected(ing: ingest.Ingestor, bad: float) -> None:
     for event in (sales(value=bad), sales(extra=[1, {"deep": bad}])):
-        with pytest.raises(ingest.InvalidArgument, match="NaN and infinity") as info:
-            ing.submit(event)
-        assert info.value.kind == "invalid_argument"
-    with pytest.raises(ingest.InvalidArgument):
-        ing.check(sales(value=bad))
-    with pytest.raises(ingest.InvalidArgument):
-        ing.submit_batch([sales(), sales(value=bad)])
-    assert ing.stats()["stored_events"] == 0
+        out = ing.submit(event)
+        assert (out.status, codes(out)) == ("rejected", ["not_finite"]), out
+        assert ing.check(event) == out
+    outs = ing.submit_batch([sales(), sales(value=bad)])
+    assert [(o.status, codes(o)) for o in outs] == [("accepted", []), ("rejected", ["not_finite"])]
+    assert ing.stats()["stored_events"] == 1
+    # JSON has no NaN: the dead letter shows null in its place, marked as not the input.
+    [letter] = [r for r in ing.rejected() if r["raw"]["payload"]["value"] is None]
+    assert (letter["raw_exact"], letter["attempts"]) == (False, 2)
+    json.dumps(ing.rejected(), allow_nan=False)
+    # Anywhere else a Python value is converted, it is still an error.
+    with pytest.raises(ingest.InvalidArgument, match="NaN or infinity"):
+        ing.aggregate(start=bad)
+    with pytest.raises(ingest.InvalidArgument, match="NaN or infinity"):
+        ingest.Ingestor(rules={"amount_range": [0, bad]})
 
 
 @pytest.mark.parametrize("key", [1, 1.5, None, ("t",), b"bytes"], ids=repr)
-def test_non_str_keys_are_a_type_error(ing: ingest.Ingestor, key: Any) -> None:
-    with pytest.raises(TypeError, match="dict keys must be str"):
-        ing.submit({"client_id": "c", "amount": 1, "ts": 1, "attrs": {key: 1}})
+def test_non_str_keys_are_rejected_as_unsupported(ing: ingest.Ingestor, key: Any) -> None:
+    event = {"client_id": "c", "amount": 1, "ts": 1, "attrs": {key: 1}}
+    out = ing.submit(event)
+    assert codes(out) == ["unsupported_type"]
+    assert f"a dict key of type {type(key).__name__}" in out.reasons[0]["message"]
+    assert ing.check(event) == out
+    assert ing.stats()["stored_events"] == 0
+    with pytest.raises(TypeError, match="dict key"):
+        ingest.Ingestor(rules={"aliases": {key: ["x"]}})
 
 
 @pytest.mark.parametrize("value", [{1, 2}, b"bytes", object(), 1j, bytearray(b"x")], ids=lambda v: type(v).__name__)
-def test_unsupported_types_are_a_type_error(ing: ingest.Ingestor, value: Any) -> None:
-    with pytest.raises(TypeError, match="cannot convert"):
-        ing.submit(sales(extra=value))
+def test_unsupported_types_are_rejected(ing: ingest.Ingestor, value: Any) -> None:
+    out = ing.submit(sales(extra=value))
+    assert codes(out) == ["unsupported_type"]
+    assert f"a value of type {type(value).__name__} " in out.reasons[0]["message"]
+    assert ing.check(sales(extra=value)) == out
+    outs = ing.submit_batch([sales(extra=value), sales()])
+    assert [o.status for o in outs] == ["rejected", "accepted"]
+    with pytest.raises(TypeError, match="JSON has no form"):
+        ing.aggregate(start=value)
+    with pytest.raises(TypeError, match="JSON has no form"):
+        ing.events(client_id=value)
 
 
-def test_invalid_text_is_a_clean_error(ing: ingest.Ingestor) -> None:
-    with pytest.raises(ingest.InvalidArgument):
-        ing.submit(sales(extra="\ud800"))
-    with pytest.raises(ValueError):  # beyond Python's own int-to-text limit
-        ing.submit(sales(extra=10**5000))
+def test_invalid_text_is_a_rejection(ing: ingest.Ingestor) -> None:
+    out = ing.submit(sales(extra="\ud800"))
+    assert codes(out) == ["invalid_text"]
+    assert ing.stats()["stored_events"] == 0
+    # Beyond Python's own int-to-text limit, an integer is still exact.
+    out = ing.submit(sales(extra=10**5000))
+    assert out.status == "accepted"
+    assert out.event is not None and out.event["attributes"]["extra"] == 10**5000
 
 
 def nested(depth: int) -> Any:
@@ -130,51 +160,87 @@ def test_depth_limit_matches_the_core(ing: ingest.Ingestor) -> None:
         return {"client_id": "c", "amount": 1, "ts": 1, "extra": extra}
 
     assert ing.submit(flat(nested(ingest.MAX_DEPTH - 1))).status == "accepted"
-    with pytest.raises(ingest.InvalidArgument, match="deeper than 128"):
-        ing.submit(flat(nested(ingest.MAX_DEPTH)))
+    out = ing.submit(flat(nested(ingest.MAX_DEPTH)))
+    assert codes(out) == ["too_deep"] and "deeper than 128" in out.reasons[0]["message"]
     # The same limit the core applies to JSON text.
-    with pytest.raises(ingest.InvalidArgument):
-        ing.submit('{"client_id": "c", "amount": 1, "ts": 1, "extra": ' + "[" * 128 + "]" * 128 + "}")
+    assert codes(ing.submit('{"client_id": "c", "amount": 1, "ts": 1, "extra": ' + "[" * 128 + "]" * 128 + "}")) == [
+        "too_deep"
+    ]
     stored = ing.events()[0]["attributes"]["extra"]
     assert stored == nested(ingest.MAX_DEPTH - 1)
+    with pytest.raises(ingest.InvalidArgument, match="deeper than 128"):
+        ing.aggregate(group_by=nested(ingest.MAX_DEPTH + 1))
 
 
 def test_very_deep_and_cyclic_input_cannot_crash(ing: ingest.Ingestor) -> None:
-    with pytest.raises(ingest.InvalidArgument):
-        ing.submit(sales(extra=nested(200_000)))
+    assert codes(ing.submit(sales(extra=nested(200_000)))) == ["too_deep"]
     cyclic: dict[str, Any] = {"client_id": "c"}
     cyclic["self"] = cyclic
-    with pytest.raises(ingest.InvalidArgument):
-        ing.submit(cyclic)
+    assert codes(ing.submit(cyclic)) == ["too_deep"]
+    assert codes(ing.check(cyclic)) == ["too_deep"]
     loop: list[Any] = []
     loop.append(loop)
-    with pytest.raises(ingest.InvalidArgument):
-        ing.submit_batch([loop])  # type: ignore[list-item]
-    with pytest.raises(ingest.InvalidArgument):
-        ing.submit("[" * 100_000 + "]" * 100_000)
-    assert ing.stats()["stored_events"] == 0
+    outs = ing.submit_batch([loop, sales()])  # type: ignore[list-item]
+    assert [(o.status, codes(o)) for o in outs] == [("rejected", ["too_deep"]), ("accepted", [])]
+    assert codes(ing.submit("[" * 100_000 + "]" * 100_000)) == ["too_deep"]
+    assert ing.stats()["stored_events"] == 1
+    # What is kept of each is bounded, and lists as JSON.
+    letters = ing.rejected()
+    assert len(letters) == 4 and not any(r["raw_exact"] for r in letters)
+    assert all(len(json.dumps(r["raw"])) <= 65536 for r in letters)
+    with pytest.raises(ingest.InvalidArgument, match="deeper than 128"):
+        ing.events(start=cyclic)  # type: ignore[arg-type]
 
 
 def test_rejected_raw_input_comes_back_as_given(ing: ingest.Ingestor) -> None:
     raw = {"client_id": "c", "big": 2**100, "f": 0.1, "list": [None, True, "x"], "n": {"a": -(2**65)}}
     assert ing.submit(raw).status == "rejected"
-    assert ing.rejected()[0]["raw"] == raw
+    letter = ing.rejected()[0]
+    assert (letter["raw"], letter["raw_exact"]) == (raw, True)
+    assert letter["raw_bytes"] == len(json.dumps(raw, separators=(",", ":")))
 
 
-def test_numbers_beyond_a_double_read_back_as_json_loads_reads_them(ing: ingest.Ingestor) -> None:
-    out = ing.submit('{"client": "a", "value": 1, "ts": 0, "big": 1e400, "small": -1e400}')
+def test_numbers_beyond_a_double_are_rejected_and_tiny_ones_read_as_json_loads_reads_them(
+    ing: ingest.Ingestor,
+) -> None:
+    # Stored, 1e400 would read back as infinity and make a total or a listing non-finite.
+    for text in (
+        '{"client": "a", "value": 1, "ts": 0, "big": 1e400}',
+        '{"client": "a", "value": -1e400, "ts": 0}',
+    ):
+        out = ing.submit(text)
+        assert codes(out) == ["not_finite"], out
+        assert ing.check(text) == out
+    assert ing.stats()["stored_events"] == 0
+    letters = ing.rejected()
+    assert not any(r["raw_exact"] for r in letters)
+    json.dumps(letters, allow_nan=False)
+    text = '{"client": "a", "value": 1, "ts": 0, "tiny": 1e-400, "huge_int": 1' + "0" * 400 + "}"
+    out = ing.submit(text)
     assert out.status == "accepted"
     assert out.event is not None
-    assert out.event["attributes"] == {"big": math.inf, "small": -math.inf}
-    assert ing.events(limit=1)[0]["attributes"]["big"] == math.inf
-    event = out.to_dict()["event"]
-    assert event is not None and event["attributes"]["small"] == -math.inf
+    loaded = json.loads(text)
+    assert out.event["attributes"] == {"tiny": loaded["tiny"], "huge_int": loaded["huge_int"]}
+    assert type(out.event["attributes"]["huge_int"]) is int
+    assert ing.events(limit=1)[0]["attributes"] == out.event["attributes"]
 
 
 @pytest.mark.parametrize("text", ["\ud800", "a\udfffb"])
-def test_lone_surrogates_are_invalid_arguments(ing: ingest.Ingestor, text: str) -> None:
+def test_lone_surrogates_are_rejected_as_invalid_text(ing: ingest.Ingestor, text: str) -> None:
     events: list[dict[str, Any] | str] = [sales(note=text), {"client": text, "value": 1, "ts": 0}, {text: 1}, text]
     for event in events:
-        with pytest.raises(ingest.InvalidArgument, match="Unicode"):
-            ing.submit(event)
-    assert ing.stats()["stored_events"] == 0
+        out = ing.submit(event)
+        assert codes(out) == ["invalid_text"], event
+        assert "lone surrogate" in out.reasons[0]["message"]
+        assert ing.check(event) == out
+    outs = ing.submit_batch([*events, sales()])
+    assert [o.status for o in outs] == ["rejected"] * len(events) + ["accepted"]
+    assert ing.stats()["stored_events"] == 1
+    # Kept with U+FFFD in place of each surrogate: valid text, marked as a stand-in.
+    letters = ing.rejected()
+    assert len(letters) == len(events) and not any(r["raw_exact"] for r in letters)
+    json.dumps(letters, ensure_ascii=False).encode()  # strict UTF-8: no surrogate left
+    with pytest.raises(ingest.InvalidArgument, match="lone surrogate"):
+        ing.aggregate(client_id=text)
+    with pytest.raises(ingest.InvalidArgument, match="Unicode"):
+        ingest.Ingestor(rules=text)

@@ -37,16 +37,18 @@ def test_invalid_argument_is_also_a_value_error(ing: ingest.Ingestor) -> None:
     assert ingest.InvalidArgument.__module__ == "ingest" and ingest.InvalidArgument.__doc__
     # Code that guards a call with `except ValueError` catches bad input:
     # from the core (JSON that does not parse, a bad query) and from the
-    # binding's own conversion (a value JSON cannot hold).
+    # binding's own conversion of a query argument (a value JSON cannot
+    # hold; in an event, the same value is a rejection instead).
     for bad in (
         lambda: ing.submit("{not json"),
         lambda: ing.aggregate(group_by="week"),  # type: ignore[arg-type]
-        lambda: ing.submit(sales(float("nan"))),
+        lambda: ing.aggregate(start=float("nan")),
     ):
         with pytest.raises(ValueError) as info:
             bad()
         assert isinstance(info.value, ingest.InvalidArgument)
         assert info.value.kind == "invalid_argument"
+    assert ing.submit(sales(float("nan"))).status == "rejected"
 
 
 def test_rules_error_names_the_key() -> None:

@@ -29,7 +29,7 @@ def test_submit_accepts_normalises_and_deduplicates(ing: ingest.Ingestor) -> Non
     assert first.reasons == []
     again = ing.submit({"client_id": "clientA", "metric": "Sales", "amount": "1200", "ts": "2024-01-01T00:00:00Z"})
     assert (again.status, again.id) == ("duplicate", first.id)
-    assert again.event is not None and again.event["timestamp"] == "2024-01-01T00:00:00.000Z"
+    assert again.event == first.event  # the stored event, whatever this one spelled
 
 
 def test_submit_takes_json_text(ing: ingest.Ingestor) -> None:
@@ -97,8 +97,10 @@ def test_submit_batch_one_outcome_per_input(ing: ingest.Ingestor) -> None:
     assert ing.submit_batch([]) == []
     with pytest.raises(ingest.InvalidArgument, match="array"):
         ing.submit_batch('{"a": 1}')
-    with pytest.raises(ingest.InvalidArgument, match="event 1"):
+    with pytest.raises(ingest.InvalidArgument, match="item 1"):
         ing.submit_batch([sales(5), "{oops"])
+    with pytest.raises(ingest.InvalidArgument, match="item 1"):
+        ing.submit_batch(f"[{json.dumps(sales(5))}, {{oops}}]")
     with pytest.raises(TypeError):
         ing.submit_batch(5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="use submit"):
@@ -232,6 +234,7 @@ def test_rejected_and_reprocess(db_path: pathlib.Path) -> None:
         assert len(rejected) == 2
         oldest = rejected[-1]
         assert oldest["raw"] == raw
+        assert (oldest["raw_exact"], oldest["raw_bytes"]) == (True, len(json.dumps(raw, separators=(",", ":"))))
         assert oldest["attempts"] == 2
         assert oldest["rules_version"] == ing.rules_version
         assert oldest["received_at"].endswith("Z")
@@ -239,12 +242,12 @@ def test_rejected_and_reprocess(db_path: pathlib.Path) -> None:
         assert len(ing.rejected(limit=1)) == 1 and ing.rejected(limit=1, offset=1)[0]["raw"] == raw
         with pytest.raises(ingest.InvalidArgument):
             ing.rejected(limit=0)
-        assert ing.reprocess_rejected() == {"accepted": 0, "duplicate": 0, "rejected": 2}
+        assert ing.reprocess_rejected() == {"accepted": 0, "duplicate": 0, "conflict": 0, "rejected": 2}
         old_version = ing.rules_version
     rules = {"aliases": {"amount": ["value", "amount", "amt", "price"]}}
     with ingest.Ingestor(db_path, rules=rules) as ing:
         assert ing.rules_version != old_version
-        assert ing.reprocess_rejected() == {"accepted": 1, "duplicate": 0, "rejected": 1}
+        assert ing.reprocess_rejected() == {"accepted": 1, "duplicate": 0, "conflict": 0, "rejected": 1}
         assert [e["amount"] for e in ing.events()] == [9.5]
         left = ing.rejected()
         assert len(left) == 1 and left[0]["rules_version"] == ing.rules_version
@@ -255,10 +258,12 @@ def test_stats_counts_outcomes_and_storage(ing: ingest.Ingestor) -> None:
     assert ing.stats() == {
         "accepted": 0,
         "duplicate": 0,
+        "conflict": 0,
         "rejected": 0,
         "failed": 0,
         "stored_events": 0,
         "stored_rejected": 0,
+        "evicted_rejected": 0,
     }
     ing.submit(sales())
     ing.submit(sales())
@@ -269,10 +274,12 @@ def test_stats_counts_outcomes_and_storage(ing: ingest.Ingestor) -> None:
     assert ing.stats() == {
         "accepted": 1,
         "duplicate": 1,
+        "conflict": 0,
         "rejected": 1,
         "failed": 1,
         "stored_events": 1,
         "stored_rejected": 1,
+        "evicted_rejected": 0,
     }
 
 
@@ -319,10 +326,22 @@ def test_open_options(tmp_path: pathlib.Path) -> None:
         assert ing.durability == "normal"
         assert ing.path == str(tmp_path / "a.db")
         assert ing.submit(sales()).status == "accepted"
-        with pytest.raises(ingest.InvalidArgument, match="200 bytes"):
-            ing.submit(sales(pad="x" * 500))
-        with pytest.raises(ingest.InvalidArgument, match="200 bytes"):
-            ing.submit(json.dumps(sales(pad="x" * 500)))
+        for big in (sales(pad="x" * 500), json.dumps(sales(pad="x" * 500))):
+            out = ing.submit(big)
+            assert [r["code"] for r in out.reasons] == ["too_large"]
+            assert "the limit is 200" in out.reasons[0]["message"]
+    with ingest.Ingestor(max_dead_letters=2, max_dead_letter_bytes=64) as ing:
+        for i in range(3):
+            ing.submit({"client_id": f"c{i}", "pad": "x" * 100})
+        assert [r["raw"][:16] for r in ing.rejected()] == ['{"client_id":"c2', '{"client_id":"c1']
+        assert all(len(json.dumps(r["raw"])) <= 64 and not r["raw_exact"] for r in ing.rejected())
+        assert ing.stats()["evicted_rejected"] == 1
+    with pytest.raises(ingest.InvalidArgument, match="dead letters"):
+        ingest.Ingestor(max_dead_letters=0)
+    with pytest.raises(ingest.InvalidArgument, match="dead letters"):
+        ingest.Ingestor(max_dead_letter_bytes=10)
+    with pytest.raises(OverflowError):
+        ingest.Ingestor(max_dead_letters=-1)
     with ingest.Ingestor() as ing:
         assert (ing.durability, ing.path) == ("full", ":memory:")
         assert ing.rules["required"] == ["client_id", "amount", "timestamp"]
@@ -349,9 +368,14 @@ def test_rules_as_dict_or_json_text() -> None:
 def test_event_id_dedup_key() -> None:
     with ingest.Ingestor(rules={"dedup_key": ["client_id", "event_id"]}) as ing:
         a = ing.submit({"client_id": "c", "amount": 1, "ts": "2024-01-01", "event_id": "e1"})
-        b = ing.submit({"client_id": "c", "amount": 2, "ts": "2024-01-02", "eventId": "e1"})
+        b = ing.submit({"client_id": "c", "amount": "1", "ts": "2024-01-01T00:00:00Z", "eventId": "e1", "try": 2})
         assert (a.status, b.status, b.id) == ("accepted", "duplicate", a.id)
         assert a.event is not None and a.event["event_id"] == "e1"
+        # The same key for another amount and time is not a retry: nothing changes.
+        c = ing.submit({"client_id": "c", "amount": 2, "ts": "2024-01-02", "eventId": "e1"})
+        assert (c.status, c.id, c.event) == ("conflict", a.id, a.event)
+        assert [(r["code"], r["field"]) for r in c.reasons] == [("conflict", "amount"), ("conflict", "timestamp")]
+        assert ing.aggregate()["sum"] == 1.0
 
 
 def test_path_like_and_reopen_keeps_data_and_dedup(db_path: pathlib.Path) -> None:

@@ -56,10 +56,15 @@ def submit_loop(ing: ingest.Ingestor, n: int) -> None:
             ing.events(limit=20)
             ing.rejected(limit=20)
             ing.stats()
+        # A value JSON cannot hold is a rejection kept as a stand-in; text
+        # that is not JSON is the error path.
+        assert ing.submit(sales(extra=float("nan"))).status == "rejected"
         try:
-            ing.submit(sales(extra=float("nan")))
+            ing.submit("{not json")
         except ingest.InvalidArgument:
             pass
+        else:
+            raise AssertionError("text that is not JSON must raise")
 
 
 def test_submit_loops_keep_memory_flat(tmp_path: Path) -> None:

@@ -14,5 +14,6 @@ def test_typed_usage_runs(tmp_path: Path) -> None:
     assert got["dry"] == "duplicate"
     assert (got["count"], got["groups"], got["stale"]) == (1, 1, True)
     assert got["events"] == 1 and got["rejected"] == 1
-    assert got["report"] == {"accepted": 0, "duplicate": 0, "rejected": 1}
+    assert got["report"] == {"accepted": 0, "duplicate": 0, "conflict": 0, "rejected": 1}
+    assert (got["raw_exact"], got["raw_bytes"], got["evicted"]) == (True, len('{"x":1}'), 0)
     assert (got["durability"], got["kind"], got["closed"]) == ("normal", "invalid_argument", True)

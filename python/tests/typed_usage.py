@@ -8,13 +8,30 @@ import pathlib
 from datetime import date, datetime, timezone
 
 import ingest
-from ingest.types import Aggregate, Event, OutcomeDict, Reason, RejectedEvent, ReprocessReport, Stats, StoredEvent
+from ingest.types import (
+    Aggregate,
+    Event,
+    OutcomeDict,
+    Reason,
+    RejectedEvent,
+    ReprocessReport,
+    Stats,
+    Status,
+    StoredEvent,
+)
 
 
 def use(path: pathlib.Path) -> dict[str, object]:
-    with ingest.Ingestor(path, rules={"metric_case": "lower"}, durability="normal", busy_timeout=2.0) as ing:
+    with ingest.Ingestor(
+        path,
+        rules={"metric_case": "lower"},
+        durability="normal",
+        busy_timeout=2.0,
+        max_dead_letters=100,
+        max_dead_letter_bytes=4096,
+    ) as ing:
         out: ingest.Outcome = ing.submit({"source": "clientA", "payload": {"value": 1, "ts": "2024-01-01"}})
-        status: str = out.status
+        status: Status = out.status
         ident: int | None = out.id
         event: Event | None = out.event
         reasons: list[Reason] = out.reasons
@@ -29,8 +46,11 @@ def use(path: pathlib.Path) -> dict[str, object]:
         groups = agg.get("groups", [])
         events: list[StoredEvent] = ing.events(metric="unknown", start="2024-01-01", limit=10, offset=0)
         rejected: list[RejectedEvent] = ing.rejected(limit=5)
+        raw_exact: bool = rejected[0]["raw_exact"]
+        raw_bytes: int = rejected[0]["raw_bytes"]
         report: ReprocessReport = ing.reprocess_rejected()
         stats: Stats = ing.stats()
+        evicted: int = stats["evicted_rejected"]
         ing.simulate_failure("aggregate", times=1)
         stale: bool = ing.aggregate(
             client_id="clientA", start=date(2024, 1, 1), end=datetime(2025, 1, 1, tzinfo=timezone.utc), group_by="day"
@@ -58,8 +78,11 @@ def use(path: pathlib.Path) -> dict[str, object]:
         "groups": len(groups),
         "events": len(events),
         "rejected": len(rejected),
+        "raw_exact": raw_exact,
+        "raw_bytes": raw_bytes,
         "report": report,
         "stored": stats["stored_events"],
+        "evicted": evicted,
         "stale": stale,
         "version": version,
         "durability": durability,

@@ -88,7 +88,7 @@ static void test_version_and_status_names(void) {
   CHECK(INGEST_INJECTED == 3 && INGEST_BUSY == 4 && INGEST_IO == 5 && INGEST_CORRUPT == 6);
   CHECK(INGEST_FULL == 7 && INGEST_READ_ONLY == 8 && INGEST_STORAGE == 9);
   CHECK(INGEST_NULL_POINTER == 10 && INGEST_INVALID_UTF8 == 11 && INGEST_PANIC == 12);
-  CHECK(INGEST_ACCEPTED == 0 && INGEST_DUPLICATE == 1 && INGEST_REJECTED == 2);
+  CHECK(INGEST_ACCEPTED == 0 && INGEST_DUPLICATE == 1 && INGEST_REJECTED == 2 && INGEST_CONFLICT == 3);
 }
 
 static void test_null_is_a_noop_for_close_and_free(void) {
@@ -198,12 +198,13 @@ static void test_open_with_options(void) {
   char *out = submit(h, SEED_B);
   CHECK(contains(out, "\"metric\":\"misc\""));
   ingest_string_free(out);
-  /* Larger than max_event_bytes: an invalid argument, not a rejection. */
+  /* Larger than max_event_bytes: a rejection of that event, kept. */
   char big[400];
   snprintf(big, sizeof big, "{\"client\": \"a\", \"value\": 1, \"ts\": 1, \"note\": \"%0300d\"}", 7);
-  out = SENTINEL;
-  CHECK_STATUS(ingest_submit_json(h, big, &out), INGEST_INVALID_ARGUMENT);
-  CHECK(out == SENTINEL);
+  out = submit(h, big);
+  CHECK(contains(out, "\"code\":\"too_large\""));
+  ingest_string_free(out);
+  CHECK(stat(h, "stored_rejected") == 1);
   ingest_close(h);
 
   IngestOptions bad = {0};
@@ -287,7 +288,6 @@ static void test_submit_errors(void) {
   CHECK_STATUS(ingest_submit_json(h, "{\"source\": ", &out), INGEST_INVALID_ARGUMENT);
   CHECK(contains(ingest_last_error(), "not valid JSON"));
   CHECK_STATUS(ingest_submit_json(h, "", &out), INGEST_INVALID_ARGUMENT);
-  /* Nested past the core's depth limit. */
   char deep[1200];
   size_t n = 0;
   deep[n++] = '{';
@@ -298,8 +298,10 @@ static void test_submit_errors(void) {
   for (int i = 0; i < 200; i++) deep[n++] = ']';
   deep[n++] = '}';
   deep[n] = 0;
-  CHECK_STATUS(ingest_submit_json(h, deep, &out), INGEST_INVALID_ARGUMENT);
-  CHECK(out == SENTINEL);
+  /* Nested past the depth limit: a rejection of that event, not an error. */
+  out = submit(h, deep);
+  CHECK(contains(out, "\"code\":\"too_deep\""));
+  ingest_string_free(out);
   /* Not an object: a rejection (an outcome), not an error. */
   out = submit(h, "[1, 2]");
   CHECK(contains(out, "\"code\":\"not_an_object\""));
@@ -457,11 +459,16 @@ static void test_event_id_dedup_key(void) {
   IngestOutcome o;
   CHECK_OK(ingest_submit_fields(h, "pos-7", "sales", 10.0, JAN_1, "receipt-1", &o));
   CHECK(o.status == INGEST_ACCEPTED && o.id == 1);
-  /* A retry whose amount and clock were recomputed: the same receipt. */
+  /* A retry of the same receipt is a duplicate. */
+  CHECK_OK(ingest_submit_fields(h, "pos-7", "sales", 10.0, JAN_1, "receipt-1", &o));
+  CHECK(o.status == INGEST_DUPLICATE && o.id == 1 && o.reason_count == 0);
+  /* The same receipt with another amount and clock: a conflict, one reason
+     per field that differs, and nothing changes. */
   CHECK_OK(ingest_submit_fields(h, "pos-7", "sales", 10.5, JAN_1 + 999, "receipt-1", &o));
-  CHECK(o.status == INGEST_DUPLICATE && o.id == 1);
+  CHECK(o.status == INGEST_CONFLICT && o.id == 1 && o.reason_count == 2);
   char *out = submit(h, "{\"client\": \"pos-7\", \"idempotency_key\": \"receipt-1\", \"value\": 3, \"ts\": 1}");
-  CHECK(contains(out, "\"status\":\"duplicate\""));
+  CHECK(contains(out, "\"status\":\"conflict\""));
+  CHECK(contains(out, "\"amount\":10.0") && contains(out, "stored 10, sent 3"));
   ingest_string_free(out);
   CHECK_OK(ingest_submit_fields(h, "pos-7", "sales", 10.0, JAN_1, "receipt-2", &o));
   CHECK(o.status == INGEST_ACCEPTED && o.id == 2);
@@ -1178,6 +1185,41 @@ static void remove_scratch(void) {
 
 #define TEST(fn) {#fn, fn}
 
+/* Issue 16: each hostile item of a batch is rejected alone with its code;
+   the good ones are stored; only text that is not JSON fails the call, and
+   the error names the item. */
+static void test_hostile_items_are_rejected_alone(void) {
+  IngestHandle *h = open_memory();
+  const char *batch =
+      "[{\"client_id\": \"g1\", \"amount\": 1, \"ts\": 0},"
+      " {\"client_id\": \"s\", \"amount\": 1, \"ts\": 0, \"note\": \"\\ud800\"},"
+      " {\"client_id\": \"n\", \"amount\": 1, \"ts\": 0, \"x\": 1e400},"
+      " {\"client_id\": \"r\", \"amount\": 1, \"ts\": 0, \"$serde_json::private::Number\": \"1\"},"
+      " {\"source\": \"A\", \"payload\": {\"source\": \"C\", \"amount\": 1, \"ts\": 0}},"
+      " {\"client_id\": \"l\", \"amount\": 1, \"ts\": \"2016-12-31T23:59:60Z\"},"
+      " {\"client_id\": \"g2\", \"amount\": 1, \"ts\": 0}]";
+  char *out = NULL;
+  CHECK_OK(ingest_submit_batch_json(h, batch, &out));
+  const char *codes[] = {"invalid_text", "not_finite", "reserved_key", "conflicting_fields", "bad_timestamp"};
+  for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+    char want[64];
+    snprintf(want, sizeof want, "\"code\":\"%s\"", codes[i]);
+    CHECK(contains(out, want));
+  }
+  ingest_string_free(out);
+  CHECK(stat(h, "stored_events") == 2 && stat(h, "rejected") == 5);
+  /* The dead letters list as JSON: nothing stored reads as infinity. */
+  CHECK_OK(ingest_rejected_json(h, "{\"limit\": 100}", &out));
+  CHECK(out != NULL && !contains(out, "Infinity") && !contains(out, "1e400"));
+  ingest_string_free(out);
+  out = SENTINEL;
+  CHECK_STATUS(ingest_submit_batch_json(h, "[{\"client_id\": \"g3\", \"amount\": 1, \"ts\": 0}, {\"a\" 1}]", &out),
+               INGEST_INVALID_ARGUMENT);
+  CHECK(contains(ingest_last_error(), "item 1") && out == SENTINEL);
+  CHECK(stat(h, "stored_events") == 2);
+  ingest_close(h);
+}
+
 int main(void) {
   const char *tmp = getenv("TMPDIR");
   snprintf(scratch, sizeof scratch, "%s/ingest-c-tests-XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -1204,6 +1246,7 @@ int main(void) {
       TEST(test_submit_seed_outcomes),
       TEST(test_submit_errors),
       TEST(test_submit_batch),
+      TEST(test_hostile_items_are_rejected_alone),
       TEST(test_check_stores_nothing),
       TEST(test_submit_fields),
       TEST(test_utf8_text_round_trips),

@@ -10,7 +10,7 @@ use ingest_core::limits::check_shape;
 use ingest_core::timestamp::{MAX_MS, MIN_MS};
 use ingest_core::{
     dedup_key, fast_read_batch, fast_read_event, normalize as normalize_raw, normalize_fields, Error, Event,
-    EventFilter, FastRead, Field, Fields, Ingestor, Outcome, Page, Query, Rules, Timestamp,
+    EventFilter, FastRead, Field, Fields, Ingestor, Outcome, Page, Query, ReasonCode, Rules, Timestamp,
 };
 use serde_json::{Map, Number, Value};
 
@@ -183,20 +183,7 @@ pub fn submit_json(data: &[u8]) {
     STORES.with(|stores| {
         let mut stores = stores.borrow_mut();
         let slot = &mut stores[usize::from(small)];
-        if slot.as_ref().is_none_or(|s| s.inputs >= INPUTS_PER_STORE) {
-            let limit = if small { 200 } else { 1 << 20 };
-            let ing = Ingestor::builder(":memory:")
-                .max_event_bytes(limit)
-                .open()
-                .expect("an in-memory store opens");
-            *slot = Some(Store {
-                ing,
-                stored: HashMap::new(),
-                inputs: 0,
-            });
-        }
-        let store = slot.as_mut().expect("just opened");
-        store.inputs += 1;
+        let store = Store::next_input(slot, if small { 200 } else { 1 << 20 });
         submit_text(&store.ing, &mut store.stored, &String::from_utf8_lossy(data));
     });
 }
@@ -207,6 +194,27 @@ struct Store {
     ing: Ingestor,
     stored: HashMap<i64, Event>,
     inputs: u32,
+}
+
+impl Store {
+    /// The store in `slot` for one more input: a fresh one with the byte
+    /// limit `max_event_bytes` every `INPUTS_PER_STORE` inputs.
+    fn next_input(slot: &mut Option<Store>, max_event_bytes: usize) -> &mut Store {
+        if slot.as_ref().is_none_or(|s| s.inputs >= INPUTS_PER_STORE) {
+            let ing = Ingestor::builder(":memory:")
+                .max_event_bytes(max_event_bytes)
+                .open()
+                .expect("an in-memory store opens");
+            *slot = Some(Store {
+                ing,
+                stored: HashMap::new(),
+                inputs: 0,
+            });
+        }
+        let store = slot.as_mut().expect("just opened");
+        store.inputs += 1;
+        store
+    }
 }
 
 /// Inputs per store before a fresh one, which keeps memory flat.
@@ -234,7 +242,23 @@ fn submit_text(ing: &Ingestor, stored: &mut HashMap<i64, Event>, text: &str) {
         }
         (Ok(Outcome::Duplicate { id: a, event: x }), Ok(Outcome::Duplicate { id: b, event: y })) => {
             assert_eq!((a, x), (b, y), "check and submit name different duplicates");
-            assert!(stored.contains_key(a), "a duplicate of an event never accepted");
+            assert_eq!(stored.get(a), Some(x), "a duplicate answers with the stored event");
+        }
+        (
+            Ok(Outcome::Conflict {
+                id: a,
+                event: x,
+                reasons: r,
+            }),
+            Ok(Outcome::Conflict {
+                id: b,
+                event: y,
+                reasons: q,
+            }),
+        ) => {
+            assert_eq!((a, x, r), (b, y, q), "check and submit name different conflicts");
+            assert_eq!(stored.get(a), Some(x), "a conflict answers with the stored event");
+            assert!(!r.is_empty(), "a conflict names the fields that differ");
         }
         (a, b) => panic!("check predicted {a:?}, submit answered {b:?}"),
     }
@@ -249,6 +273,9 @@ fn submit_text(ing: &Ingestor, stored: &mut HashMap<i64, Event>, text: &str) {
                 Ok(Outcome::Duplicate { id: again, event: b }),
             ) => {
                 assert_eq!((id, a), (again, b), "a retried {what} is not the same duplicate")
+            }
+            (Ok(first @ Outcome::Conflict { .. }), Ok(again)) => {
+                assert_eq!(first, again, "a retried {what} is not the same conflict")
             }
             (a, b) => panic!("first submit answered {a:?}, a retried {what} {b:?}"),
         }
@@ -276,6 +303,9 @@ fn submit_text(ing: &Ingestor, stored: &mut HashMap<i64, Event>, text: &str) {
                             (Outcome::Duplicate { id: a, event: x }, Outcome::Duplicate { id: b, event: y }) => {
                                 assert_eq!((a, x), (b, y), "batch duplicate differs from its prediction")
                             }
+                            (p @ Outcome::Conflict { .. }, o) => {
+                                assert_eq!(p, o, "batch conflict differs from its prediction")
+                            }
                             (Outcome::Accepted { id: None, event: x }, o) => {
                                 let key = dedup_key(x, ing.rules());
                                 match (firsts.get(&key), o) {
@@ -288,6 +318,12 @@ fn submit_text(ing: &Ingestor, stored: &mut HashMap<i64, Event>, text: &str) {
                                     }
                                     (Some(first), Outcome::Duplicate { id, event: y }) => {
                                         assert_eq!((first, x), (id, y), "a repeat inside the batch")
+                                    }
+                                    // The same key with other fields: measured
+                                    // against the first, which is what is stored.
+                                    (Some(first), Outcome::Conflict { id, event: y, .. }) => {
+                                        assert_eq!(first, id, "a conflict inside the batch");
+                                        assert_eq!(stored.get(id), Some(y), "a conflict answers with the stored event");
                                     }
                                     (first, o) => {
                                         panic!("batch item checked {p:?} (first in batch: {first:?}), answered {o:?}")
@@ -310,10 +346,28 @@ fn submit_text(ing: &Ingestor, stored: &mut HashMap<i64, Event>, text: &str) {
                 }
             }
         }
-        None => assert!(
-            matches!(&batch, Err(Error::InvalidArgument(_))),
-            "a batch that is not a JSON array answered {batch:?}"
-        ),
+        // Not an array serde_json reads: text that is not JSON fails the
+        // call; an array whose items are read one by one (one nested too
+        // deep, one with a lone surrogate escape) answers each alone.
+        None => match &batch {
+            Err(e) => assert!(
+                matches!(e, Error::InvalidArgument(_)),
+                "a batch that is not JSON answered {e}"
+            ),
+            Ok(outcomes) => {
+                assert!(
+                    text.trim_start().starts_with('['),
+                    "a batch that is not an array answered {outcomes:?}"
+                );
+                for o in outcomes {
+                    if let Outcome::Accepted { id: Some(id), event } = o {
+                        assert!(!stored.contains_key(id), "a new event reuses id {id}");
+                        check_event(event, ing.rules());
+                        stored.insert(*id, event.clone());
+                    }
+                }
+            }
+        },
     }
 
     check_store(ing, stored);
@@ -424,13 +478,152 @@ fn check_fast(fast: &FastRead, value: &Value, rules: &Rules) {
         "the fast path normalised differently\n{value}"
     );
     assert!(
-        check_shape(value, fast.bytes).is_ok(),
+        !too_large(value, fast.bytes),
         "the fast path counted {} bytes, too few",
         fast.bytes
     );
     assert!(
-        check_shape(value, fast.bytes - 1).is_err(),
+        too_large(value, fast.bytes - 1),
         "the fast path counted {} bytes, too many",
         fast.bytes
+    );
+}
+
+/// Whether `value` is over `max_bytes` as the size limit counts.
+fn too_large(value: &Value, max_bytes: usize) -> bool {
+    check_shape(value, max_bytes).is_err_and(|reasons| reasons.iter().any(|r| r.code == ReasonCode::TooLarge))
+}
+
+/// Fuzz target `hostile_batch`: the bytes script a batch that mixes good
+/// events with every kind of hostile item (a lone surrogate escape, `1e400`,
+/// nesting past the limit, a reserved key, not an object, too large, a leap
+/// second, an envelope whose payload names another client), with the input
+/// itself as text inside some of them. Every good item must be stored once
+/// and answered as such, every hostile one rejected alone with its code, on
+/// the first submission and on a retry of the whole batch.
+pub fn hostile_batch(data: &[u8]) {
+    HOSTILE.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let store = Store::next_input(&mut slot, 4096);
+        hostile_batch_on(&store.ing, store.inputs, data);
+    });
+}
+
+thread_local! {
+    static HOSTILE: std::cell::RefCell<Option<Store>> = const { std::cell::RefCell::new(None) };
+}
+
+fn hostile_batch_on(ing: &Ingestor, input: u32, data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    // The input as a JSON string: any text, escaped.
+    let quoted = serde_json::to_string(&*text).expect("text serialises");
+    let mut items: Vec<(String, Option<ReasonCode>)> = Vec::new();
+    for (i, &b) in data.iter().take(64).enumerate() {
+        let good =
+            |extra: &str| format!(r#"{{"client_id": "g{input}-{i}", "amount": {b}, "ts": {i}, "note": {extra}}}"#);
+        let hostile = |code: ReasonCode, body: String| (body, Some(code));
+        items.push(match b % 10 {
+            0 | 1 => (good(&quoted), None),
+            2 => (good("\"plain\""), None),
+            3 => hostile(
+                ReasonCode::InvalidText,
+                good(&format!(r#""x\ud{:03x}y""#, 0x800 + usize::from(b))),
+            ),
+            4 => hostile(
+                ReasonCode::NotFinite,
+                good(&format!("{}e{}", b % 9 + 1, 309 + usize::from(b))),
+            ),
+            5 => {
+                let depth = 128 + usize::from(b) % 64;
+                hostile(
+                    ReasonCode::TooDeep,
+                    good(&format!("{}{quoted}{}", "[".repeat(depth), "]".repeat(depth))),
+                )
+            }
+            6 => hostile(
+                ReasonCode::ReservedKey,
+                good(&format!(r#"{{"a": 1, "$serde_json::private::{b}": {quoted}}}"#)),
+            ),
+            7 => hostile(ReasonCode::NotAnObject, format!("[{quoted}, {b}]")),
+            8 => hostile(
+                ReasonCode::TooLarge,
+                good(&serde_json::to_string(&"y".repeat(4096 + usize::from(b))).unwrap()),
+            ),
+            _ if b % 20 == 9 => hostile(
+                ReasonCode::BadTimestamp,
+                format!(
+                    r#"{{"client_id": "l{input}-{i}", "amount": 1, "ts": "2016-12-31T23:59:{}Z"}}"#,
+                    60 + b % 2
+                ),
+            ),
+            _ => hostile(
+                ReasonCode::ConflictingFields,
+                format!(
+                    r#"{{"source": "A{i}", "payload": {{"source": "C{i}", "amount": 1, "ts": 0, "x": {quoted}}}}}"#
+                ),
+            ),
+        });
+    }
+    if items.is_empty() {
+        return;
+    }
+    let batch = format!(
+        "[{}]",
+        items.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join(",")
+    );
+    let before = ing.stats().expect("stats").stored_events;
+    let first = ing
+        .submit_batch_json(&batch)
+        .unwrap_or_else(|e| panic!("the batch failed as a whole: {e}\n{batch}"));
+    assert_eq!(first.len(), items.len(), "one outcome per item");
+    let mut good = 0;
+    for ((item, want), o) in items.iter().zip(&first) {
+        match want {
+            None => {
+                assert_eq!(o.status(), "accepted", "a good item answered {o:?}\n{item}");
+                good += 1;
+            }
+            Some(code) => {
+                assert_eq!(o.status(), "rejected", "a hostile item answered {o:?}\n{item}");
+                assert!(
+                    o.reasons().iter().any(|r| r.code == *code),
+                    "wanted {code}, got {:?}",
+                    o.reasons()
+                );
+            }
+        }
+    }
+    assert_eq!(
+        ing.stats().expect("stats").stored_events,
+        before + good,
+        "every good item stored once"
+    );
+    // The whole batch again: every good item a duplicate of itself.
+    let again = ing.submit_batch_json(&batch).expect("a retried batch succeeds");
+    for (a, b) in first.iter().zip(&again) {
+        match a {
+            Outcome::Accepted { id, event } => {
+                assert_eq!(
+                    (b.status(), b.id(), b.event()),
+                    ("duplicate", *id, Some(event)),
+                    "a retried good item"
+                );
+            }
+            _ => assert_eq!(a, b, "a retried hostile item answers the same"),
+        }
+    }
+    assert_eq!(
+        ing.stats().expect("stats").stored_events,
+        before + good,
+        "a retry stores nothing"
+    );
+    // Nothing stored reads back as anything but JSON.
+    let letters = ing
+        .rejected(Page { limit: 50, offset: 0 })
+        .expect("dead letters read back");
+    let listing = serde_json::to_string(&letters).expect("the listing serialises");
+    assert!(
+        !listing.contains("Infinity") && !listing.contains("NaN"),
+        "the listing holds a non-finite number"
     );
 }

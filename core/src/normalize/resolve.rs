@@ -11,7 +11,7 @@
 use serde_json::{Map, Value};
 
 use super::{amount_field, assemble, text_field, timestamp_field, Scalar};
-use crate::event::{Event, Reason};
+use crate::event::{Event, Reason, ReasonCode};
 use crate::rules::{Field, Rules, PAYLOAD};
 
 /// An input name of the rules: the `rank`th name listed for `field`.
@@ -43,9 +43,8 @@ pub(crate) trait Entries {
 }
 
 /// Which entries of one level are attributes of the merged event: all but
-/// those under the input names that fed a canonical field (at either level:
-/// the payload's value hides the top level's) and, at the top of an
-/// envelope, the payload.
+/// those under the input names that fed a canonical field at that level
+/// and, at the top of an envelope, the payload.
 pub(crate) struct Keep<'u, 'r> {
     used: &'u [Option<(Alias, &'r str)>; 5],
     payload: bool,
@@ -67,50 +66,194 @@ impl Keep<'_, '_> {
     }
 }
 
+/// The attribute that keeps the top level's entries of an envelope that
+/// its payload gives other values under the same names.
+pub const ENVELOPE_ATTRIBUTE: &str = "envelope";
+
 /// Normalise the event whose top level is `top` and whose envelope payload,
-/// if it is one, is `payload`. The payload's entries win over the top
-/// level's; each field takes its first input name present and not null; an
-/// accepted event's attributes are taken from the entries only then.
+/// if it is one, is `payload`.
+///
+/// Each canonical field takes, at each level, its first input name present
+/// and not null. Given at one level, that is its value; given at both, the
+/// two must agree once normalised, or the event is rejected
+/// (`conflicting_fields`): a gateway that wraps an untrusted payload with
+/// an authenticated `source` cannot be overridden from inside the payload.
+/// Other entries are attributes, the payload's under their names; a top
+/// level entry whose name the payload also has, with another value, is
+/// kept under [`ENVELOPE_ATTRIBUTE`], never dropped. An accepted event's
+/// attributes are taken from the entries only then.
 pub(crate) fn resolve<E: Entries>(
     top: &mut E,
     mut payload: Option<&mut E>,
     rules: &Rules,
 ) -> Result<Event, Vec<Reason>> {
-    let mut used: [Option<(Alias, &str)>; 5] = [None; 5];
+    let mut used_top: [Option<(Alias, &str)>; 5] = [None; 5];
+    let mut used_payload: [Option<(Alias, &str)>; 5] = [None; 5];
     let parts = {
         let (top, payload) = (&*top, payload.as_deref());
         let mut found = |field: Field| {
-            let hit = rules.aliases(field).iter().enumerate().find_map(|(rank, name)| {
-                let alias = Alias { field, rank };
-                payload
-                    .and_then(|p| p.get(alias, name))
-                    .or_else(|| top.get(alias, name))
-                    .filter(|v| !matches!(v, Scalar::Null))
-                    .map(|v| (alias, name.as_str(), v))
-            });
-            used[field as usize] = hit.map(|(alias, name, _)| (alias, name));
-            hit.map(|(_, name, v)| (name, v))
+            let inner = payload.and_then(|p| first(p, field, rules));
+            let outer = first(top, field, rules);
+            used_payload[field as usize] = inner.map(|(alias, name, _)| (alias, name));
+            used_top[field as usize] = outer.map(|(alias, name, _)| (alias, name));
+            Found {
+                inner: inner.map(|(_, name, v)| (name, v)),
+                outer: outer.map(|(_, name, v)| (name, v)),
+            }
         };
         let mut reasons = Vec::new();
-        let client_id = text_field(Field::ClientId, found(Field::ClientId), rules, &mut reasons);
-        let metric = text_field(Field::Metric, found(Field::Metric), rules, &mut reasons);
-        let amount = amount_field(found(Field::Amount), rules, &mut reasons);
-        let timestamp = timestamp_field(found(Field::Timestamp), rules, &mut reasons);
-        let event_id = text_field(Field::EventId, found(Field::EventId), rules, &mut reasons);
+        let client_id = found(Field::ClientId).read(Field::ClientId, &mut reasons, |f, r| {
+            text_field(Field::ClientId, f, rules, r)
+        });
+        let metric = found(Field::Metric).read(Field::Metric, &mut reasons, |f, r| {
+            text_field(Field::Metric, f, rules, r)
+        });
+        let amount = found(Field::Amount).read(Field::Amount, &mut reasons, |f, r| amount_field(f, rules, r));
+        let timestamp =
+            found(Field::Timestamp).read(Field::Timestamp, &mut reasons, |f, r| timestamp_field(f, rules, r));
+        let event_id = found(Field::EventId).read(Field::EventId, &mut reasons, |f, r| {
+            text_field(Field::EventId, f, rules, r)
+        });
         ((client_id, metric, amount, timestamp, event_id), reasons)
     };
     let attributes = || {
         let mut out = Map::new();
-        let envelope = payload.is_some();
-        let keep = |payload| Keep { used: &used, payload };
-        top.attributes_into(&keep(envelope), rules, &mut out);
-        // After the top level's: the payload's entries win.
-        if let Some(p) = payload.as_deref_mut() {
-            p.attributes_into(&keep(false), rules, &mut out);
+        let Some(p) = payload.as_deref_mut() else {
+            top.attributes_into(
+                &Keep {
+                    used: &used_top,
+                    payload: false,
+                },
+                rules,
+                &mut out,
+            );
+            return Ok(out);
+        };
+        p.attributes_into(
+            &Keep {
+                used: &used_payload,
+                payload: false,
+            },
+            rules,
+            &mut out,
+        );
+        let mut outer = Map::new();
+        top.attributes_into(
+            &Keep {
+                used: &used_top,
+                payload: true,
+            },
+            rules,
+            &mut outer,
+        );
+        let mut shadowed = Map::new();
+        for (name, value) in outer {
+            match out.get(&name) {
+                None => {
+                    out.insert(name, value);
+                }
+                Some(inner) if *inner == value => {}
+                Some(_) => {
+                    shadowed.insert(name, value);
+                }
+            }
         }
-        out
+        if shadowed.is_empty() {
+            return Ok(out);
+        }
+        if out.contains_key(ENVELOPE_ATTRIBUTE) {
+            return Err(Reason::new(
+                ReasonCode::ConflictingFields,
+                "",
+                format!(
+                    "the envelope and its payload give {} different values, and the attribute {ENVELOPE_ATTRIBUTE:?} that keeps the envelope's is already taken",
+                    names(&shadowed)
+                ),
+            ));
+        }
+        out.insert(ENVELOPE_ATTRIBUTE.to_string(), Value::Object(shadowed));
+        Ok(out)
     };
     assemble(parts.0, attributes, rules, parts.1)
+}
+
+/// The first of `field`'s input names present at `level` and not null.
+fn first<'l, 'r, E: Entries>(level: &'l E, field: Field, rules: &'r Rules) -> Option<(Alias, &'r str, Scalar<'l>)> {
+    rules.aliases(field).iter().enumerate().find_map(|(rank, name)| {
+        let alias = Alias { field, rank };
+        level
+            .get(alias, name)
+            .filter(|v| !matches!(v, Scalar::Null))
+            .map(|v| (alias, name.as_str(), v))
+    })
+}
+
+fn names(map: &Map<String, Value>) -> String {
+    let shown: Vec<String> = map.keys().take(5).map(|k| format!("{k:?}")).collect();
+    let more = map.len().saturating_sub(shown.len());
+    match more {
+        0 => shown.join(", "),
+        n => format!("{} and {n} more", shown.join(", ")),
+    }
+}
+
+/// What one canonical field was given as at each level of an event: in the
+/// payload (`inner`) and at the top (`outer`, or the whole of a flat event).
+struct Found<'a> {
+    inner: Option<(&'a str, Scalar<'a>)>,
+    outer: Option<(&'a str, Scalar<'a>)>,
+}
+
+impl Found<'_> {
+    /// The field's value through `read`: from the one level that gives it,
+    /// or from both when they agree.
+    fn read<T: PartialEq>(
+        self,
+        field: Field,
+        reasons: &mut Vec<Reason>,
+        read: impl Fn(Option<(&str, Scalar)>, &mut Vec<Reason>) -> Option<T>,
+    ) -> Option<T> {
+        let (Some(inner), Some(outer)) = (self.inner, self.outer) else {
+            return read(self.inner.or(self.outer), reasons);
+        };
+        let mut own = Vec::new();
+        let a = read(Some(inner), &mut own);
+        let b = read(Some(outer), &mut own);
+        match (a, b) {
+            (Some(a), Some(b)) if a == b => Some(a),
+            (Some(_), Some(_)) => {
+                reasons.push(Reason::new(
+                    ReasonCode::ConflictingFields,
+                    field.as_str(),
+                    format!(
+                        "{field} is given twice with different values: {:?} in the payload and {:?} in the envelope",
+                        preview_short(inner.1),
+                        preview_short(outer.1),
+                    ),
+                ));
+                None
+            }
+            _ => {
+                reasons.extend(own);
+                None
+            }
+        }
+    }
+}
+
+fn preview_short(v: Scalar<'_>) -> String {
+    let text = match v {
+        Scalar::Text(s) => s.to_string(),
+        Scalar::Number(n) => n.to_string(),
+        Scalar::Bool(b) => b.to_string(),
+        Scalar::Null => "null".to_string(),
+        Scalar::Compound(v) => v.to_string(),
+    };
+    let mut cut: String = text.chars().take(40).collect();
+    if cut.len() < text.len() {
+        cut.push_str("...");
+    }
+    cut
 }
 
 /// The `Value` path's levels: the event's object and its payload object.

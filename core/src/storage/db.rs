@@ -38,6 +38,7 @@ pub(crate) trait Row {
     fn real(&self, i: usize) -> Result<f64>;
     fn text(&self, i: usize) -> Result<String>;
     fn opt_text(&self, i: usize) -> Result<Option<String>>;
+    fn blob(&self, i: usize) -> Result<Vec<u8>>;
     /// An exact sum, from the backend's exact column type.
     fn exact(&self, i: usize) -> Result<ExactSum>;
 }
@@ -63,6 +64,9 @@ pub(crate) struct NewEvent<'a> {
 pub(crate) struct DeadLetter<'a> {
     pub digest: &'a [u8; 32],
     pub raw: &'a str,
+    /// The size of the whole input's text, and whether `raw` is it.
+    pub raw_bytes: i64,
+    pub raw_exact: bool,
     pub reasons: String,
     /// The attempts a new row starts with.
     pub fresh: i64,
@@ -78,6 +82,11 @@ pub(crate) struct Stamp {
 }
 
 /// One connection of a backend.
+///
+/// Statements use `$1`, `$2`, ... placeholders, bound by position. Number
+/// them in the order they first appear in the text: SQLite reads `$7` as a
+/// name and numbers names by first appearance, so a `$9` written before a
+/// `$7` would be bound to the seventh argument there (and not on PostgreSQL).
 pub(crate) trait Db {
     /// Run a statement; the number of rows it changed.
     fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64>;
@@ -148,12 +157,12 @@ pub(crate) trait Db {
     fn upsert_rejected(&mut self, rows: &[DeadLetter<'_>], stamp: Stamp) -> Result<()> {
         for row in rows {
             self.execute(
-                "INSERT INTO rejected (digest, raw, reasons, rules_version, received_at, attempts)
-                 VALUES ($1, $2, $3, $4, $5, $6)
+                "INSERT INTO rejected (digest, raw, reasons, rules_version, received_at, attempts, raw_bytes, raw_exact)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (digest) DO UPDATE SET
                      reasons = excluded.reasons,
                      rules_version = excluded.rules_version,
-                     attempts = rejected.attempts + $7",
+                     attempts = rejected.attempts + $9",
                 &[
                     Arg::Blob(&row.digest[..]),
                     Arg::Text(row.raw),
@@ -161,6 +170,8 @@ pub(crate) trait Db {
                     Arg::Int(stamp.rules_version),
                     Arg::Int(stamp.received_at),
                     Arg::Int(row.fresh),
+                    Arg::Int(row.raw_bytes),
+                    Arg::Int(row.raw_exact as i64),
                     Arg::Int(row.added),
                 ],
             )?;

@@ -6,9 +6,10 @@
 //! rollback. Reads answer aggregates from one snapshot, and page through
 //! events and dead letters.
 
-use super::db::{Arg, Backend, Db, DeadLetter, NewEvent, Refusal, Stamp};
+use super::db::{query_opt, Arg, Backend, Db, DeadLetter, NewEvent, Refusal, Stamp};
 use super::group::{Committed, Group, GroupCommit};
 use super::listing;
+use super::listing::StoredLetter;
 use super::migrate::{migrate, register_rules};
 use super::pieces;
 use super::rollup::{rollup_deltas, RollupTable};
@@ -29,6 +30,8 @@ const CONFLICT_RETRIES: u32 = 8;
 pub(crate) struct Engine {
     backend: Box<dyn Backend>,
     group: GroupCommit,
+    /// How many dead letters are kept (see `DeadLetterBound`).
+    dead_letter_rows: u64,
 }
 
 impl Engine {
@@ -37,10 +40,16 @@ impl Engine {
         let engine = Engine {
             backend,
             group: GroupCommit::default(),
+            dead_letter_rows: crate::ingestor::DEFAULT_MAX_DEAD_LETTERS,
         };
         let schema = engine.backend.schema();
         engine.transaction(|db| migrate(db, schema))?;
         Ok(engine)
+    }
+
+    /// Keep at most `rows` dead letters from the next write on.
+    pub(crate) fn bound_dead_letters(&mut self, rows: u64) {
+        self.dead_letter_rows = rows;
     }
 
     /// Record `rules` and return their version number (the same document
@@ -77,7 +86,7 @@ impl Engine {
                 with_failure_points(db, fail, |db| {
                     let mut written = Vec::new();
                     while let Some(items) = group.next() {
-                        write_items(db, items, stamp, &mut written)?;
+                        write_items(db, items, stamp, self.dead_letter_rows, &mut written)?;
                     }
                     add_to_rollups(db, group.items(), &written)?;
                     Ok(written)
@@ -88,7 +97,7 @@ impl Engine {
             self.transaction(|db| {
                 with_failure_points(db, fail, |db| {
                     let mut written = Vec::new();
-                    write_items(db, items, stamp, &mut written)?;
+                    write_items(db, items, stamp, self.dead_letter_rows, &mut written)?;
                     add_to_rollups(db, items, &written)?;
                     Ok(written)
                 })
@@ -100,9 +109,12 @@ impl Engine {
         Ok(written)
     }
 
-    /// The id of the stored event with this key.
-    pub(crate) fn find(&self, key: &[u8]) -> Result<Option<i64>> {
-        self.read(false, |db| Ok(db.find_keys(&[key])?.pop().flatten()))
+    /// The stored event with this key.
+    pub(crate) fn find(&self, key: &[u8]) -> Result<Option<StoredEvent>> {
+        self.read(false, |db| match db.find_keys(&[key])?.pop().flatten() {
+            Some(id) => Ok(listing::events_by_id(db, &[id])?.pop()),
+            None => Ok(None),
+        })
     }
 
     /// Answer a query (its metric already cased) from one snapshot; `fail`
@@ -129,8 +141,8 @@ impl Engine {
         self.read(false, |db| listing::rejected(db, limit, offset))
     }
 
-    /// Up to `limit` dead-letter rows with id above `after`, in id order: (id, raw).
-    pub(crate) fn rejected_after(&self, after: i64, limit: usize) -> Result<Vec<(i64, serde_json::Value)>> {
+    /// Up to `limit` dead-letter rows with id above `after`, in id order.
+    pub(crate) fn rejected_after(&self, after: i64, limit: usize) -> Result<Vec<StoredLetter>> {
         self.read(false, |db| listing::rejected_after(db, after, limit))
     }
 
@@ -232,7 +244,7 @@ fn fail_with_real_statement(db: &mut dyn Db, point: FailPoint) -> Result<()> {
 
 /// Write one caller's `items` (events and dead letters), adding what was
 /// done with each to `out`. The rollups are the caller's, once per group.
-fn write_items(db: &mut dyn Db, items: &[WriteItem], stamp: Stamp, out: &mut Vec<Written>) -> Result<()> {
+fn write_items(db: &mut dyn Db, items: &[WriteItem], stamp: Stamp, bound: u64, out: &mut Vec<Written>) -> Result<()> {
     // The first item of each key is offered for insert; a repeat (a
     // client's retry that lands in the same batch) is a duplicate of it,
     // answered without a statement.
@@ -244,12 +256,10 @@ fn write_items(db: &mut dyn Db, items: &[WriteItem], stamp: Stamp, out: &mut Vec
     // Every offered event's attributes in one text, no allocation per event.
     let mut attributes: Vec<u8> = Vec::new();
     let mut spans = Vec::with_capacity(items.len());
-    let mut replaced = Vec::new();
     let mut letters: foldhash::HashMap<&[u8; 32], DeadLetter<'_>> = foldhash::HashMap::default();
     for (i, item) in items.iter().enumerate() {
         match item {
-            WriteItem::Event { key, event, replaces } => {
-                replaced.extend(*replaces);
+            WriteItem::Event { key, event, .. } => {
                 let next = offered.len();
                 let at = *first.entry(key.as_slice()).or_insert(next);
                 if at == next {
@@ -265,8 +275,7 @@ fn write_items(db: &mut dyn Db, items: &[WriteItem], stamp: Stamp, out: &mut Vec
                 place.push(at);
             }
             WriteItem::Rejected {
-                raw,
-                digest,
+                copy,
                 reasons,
                 new_attempt,
             } => {
@@ -275,15 +284,17 @@ fn write_items(db: &mut dyn Db, items: &[WriteItem], stamp: Stamp, out: &mut Vec
                 // One row per digest: a first one starts at one attempt,
                 // and every new attempt after it adds one.
                 letters
-                    .entry(digest)
+                    .entry(&copy.digest)
                     .and_modify(|row| {
                         row.reasons.clone_from(&reasons);
                         row.fresh += added;
                         row.added += added;
                     })
                     .or_insert(DeadLetter {
-                        digest,
-                        raw,
+                        digest: &copy.digest,
+                        raw: &copy.text,
+                        raw_bytes: copy.bytes as i64,
+                        raw_exact: copy.exact,
                         reasons,
                         fresh: 1,
                         added,
@@ -291,9 +302,6 @@ fn write_items(db: &mut dyn Db, items: &[WriteItem], stamp: Stamp, out: &mut Vec
                 place.push(usize::MAX);
             }
         }
-    }
-    if !replaced.is_empty() {
-        db.delete_rejected(&replaced)?;
     }
     let rows: Vec<NewEvent<'_>> = offered
         .iter()
@@ -339,15 +347,98 @@ fn write_items(db: &mut dyn Db, items: &[WriteItem], stamp: Stamp, out: &mut Vec
         // The order every writer takes the digest's index entries in.
         letters.sort_unstable_by_key(|row| *row.digest);
         db.upsert_rejected(&letters, stamp)?;
+        evict_dead_letters(db, bound)?;
     }
+    // The stored events that repeats are answered with: read back when
+    // stored before this call, else the first of the key in it.
+    let before: Vec<i64> = ids.iter().filter(|(_, new)| !new).map(|&(id, _)| id).collect();
+    let stored: foldhash::HashMap<i64, Event> = if before.is_empty() {
+        foldhash::HashMap::default()
+    } else {
+        listing::events_by_id(db, &before)?
+            .into_iter()
+            .map(|s| (s.id, s.event))
+            .collect()
+    };
     out.reserve(items.len());
     for (i, &at) in place.iter().enumerate() {
         out.push(match ids.get(at) {
             Some(&(id, true)) if offered[at].0 == i => Written::Inserted(id),
-            Some(&(id, _)) => Written::Duplicate(id),
+            Some(&(id, new)) => {
+                let event = match new {
+                    true => Some(offered[at].2.clone()),
+                    false => stored.get(&id).cloned(),
+                };
+                let event = event.ok_or_else(|| {
+                    Error::storage(
+                        StorageKind::Other,
+                        format!("stored event {id} vanished while it was read"),
+                    )
+                })?;
+                Written::Stored(id, Box::new(event))
+            }
             None => Written::Rejected,
         });
     }
+    // A dead letter now stored as an event, new or the same event again,
+    // leaves the dead letters; one whose key holds another event (a
+    // conflict) stays, so that nothing of it is lost.
+    let start = out.len() - items.len();
+    let replaced: Vec<i64> = items
+        .iter()
+        .zip(&out[start..])
+        .filter_map(|(item, w)| match (item, w) {
+            (
+                WriteItem::Event {
+                    replaces: Some(row), ..
+                },
+                Written::Inserted(_),
+            ) => Some(*row),
+            (
+                WriteItem::Event {
+                    replaces: Some(row),
+                    event,
+                    ..
+                },
+                Written::Stored(_, stored),
+            ) => stored.same_event(event).then_some(*row),
+            _ => None,
+        })
+        .collect();
+    if !replaced.is_empty() {
+        db.delete_rejected(&replaced)?;
+    }
+    Ok(())
+}
+
+/// Keep at most `bound` dead letters: remove the oldest beyond it, and
+/// count them. The id range bounds the count from above in one indexed
+/// look; only past the bound are the rows counted (ids have gaps: a
+/// PostgreSQL sequence also moves for a retry that updates its row).
+fn evict_dead_letters(db: &mut dyn Db, bound: u64) -> Result<()> {
+    let bound = bound.min(i64::MAX as u64) as i64;
+    let span = query_opt(
+        db,
+        "SELECT COALESCE(MAX(id) - MIN(id) + 1, 0) FROM rejected",
+        &[],
+        |r| r.int(0),
+    )?
+    .unwrap_or(0);
+    if span <= bound {
+        return Ok(());
+    }
+    let count = query_opt(db, "SELECT COUNT(*) FROM rejected", &[], |r| r.int(0))?.unwrap_or(0);
+    if count <= bound {
+        return Ok(());
+    }
+    let removed = db.execute(
+        "DELETE FROM rejected WHERE id IN (SELECT id FROM rejected ORDER BY id LIMIT $1)",
+        &[Arg::Int(count - bound)],
+    )?;
+    db.execute(
+        "UPDATE dead_letter_stats SET evicted = evicted + $1 WHERE id = 1",
+        &[Arg::Int(removed as i64)],
+    )?;
     Ok(())
 }
 

@@ -450,8 +450,12 @@ mod tests {
     fn rejected(tag: &str, n: usize) -> Vec<WriteItem> {
         (0..n)
             .map(|i| WriteItem::Rejected {
-                raw: format!("{tag}{i}"),
-                digest: [0; 32],
+                copy: crate::limits::RawCopy {
+                    text: format!("{tag}{i}"),
+                    bytes: 0,
+                    digest: [0; 32],
+                    exact: true,
+                },
                 reasons: vec![],
                 new_attempt: true,
             })
@@ -462,7 +466,7 @@ mod tests {
         items
             .iter()
             .map(|i| match i {
-                WriteItem::Rejected { raw, .. } => raw.as_str(),
+                WriteItem::Rejected { copy, .. } => copy.text.as_str(),
                 WriteItem::Event { .. } => "event",
             })
             .collect()

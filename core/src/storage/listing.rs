@@ -9,6 +9,7 @@ use super::StoredCounts;
 use crate::aggregate::Bucket;
 use crate::error::{Error, Result, StorageKind};
 use crate::event::{Event, Reason, RejectedEvent, StoredEvent};
+use crate::limits::RawCopy;
 use crate::options::EventFilter;
 use crate::timestamp::Timestamp;
 
@@ -71,6 +72,22 @@ pub(crate) fn canonical_after(db: &mut dyn Db, after: i64, limit: usize) -> Resu
     )
 }
 
+/// The stored events with these ids, each once, in no set order: what a
+/// duplicate or a conflict is answered with.
+pub(crate) fn events_by_id(db: &mut dyn Db, ids: &[i64]) -> Result<Vec<StoredEvent>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut sql = Sql::default();
+        sql.push(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id IN ("));
+        for (i, id) in chunk.iter().enumerate() {
+            sql.bind(if i == 0 { "" } else { ", " }, Param::Int(*id));
+        }
+        sql.push(")");
+        out.extend(query_all(db, &sql.text, &args(&sql.args), stored_event)?);
+    }
+    Ok(out)
+}
+
 fn stored_event(r: &dyn Row) -> Result<StoredEvent> {
     Ok(StoredEvent {
         id: r.int(0)?,
@@ -91,7 +108,7 @@ fn stored_event(r: &dyn Row) -> Result<StoredEvent> {
 pub(crate) fn rejected(db: &mut dyn Db, limit: usize, offset: usize) -> Result<Vec<RejectedEvent>> {
     query_all(
         db,
-        "SELECT id, raw, reasons, rules_version, received_at, attempts
+        "SELECT id, raw, reasons, rules_version, received_at, attempts, raw_bytes, raw_exact
          FROM rejected ORDER BY id DESC LIMIT $1 OFFSET $2",
         &[Arg::Int(limit as i64), Arg::Int(offset as i64)],
         |r| {
@@ -102,18 +119,57 @@ pub(crate) fn rejected(db: &mut dyn Db, limit: usize, offset: usize) -> Result<V
                 rules_version: r.int(3)?,
                 received_at: stored_time(r.int(4)?)?,
                 attempts: r.int(5)?,
+                raw_bytes: r.int(6)?.max(0) as u64,
+                raw_exact: r.int(7)? != 0,
             })
         },
     )
 }
 
-/// Up to `limit` dead letters with id above `after`, in id order: (id, raw).
-pub(crate) fn rejected_after(db: &mut dyn Db, after: i64, limit: usize) -> Result<Vec<(i64, Value)>> {
+/// A dead letter as stored, for reprocessing and copying.
+#[derive(Debug)]
+pub(crate) struct StoredLetter {
+    pub(crate) id: i64,
+    pub(crate) copy: RawCopy,
+    reasons: String,
+}
+
+impl StoredLetter {
+    /// The input itself, when the row keeps it exactly.
+    pub(crate) fn exact_raw(&self) -> Result<Option<Value>> {
+        match self.copy.exact {
+            true => parse_stored(&self.copy.text, "raw").map(Some),
+            false => Ok(None),
+        }
+    }
+
+    pub(crate) fn reasons(&self) -> Result<Vec<Reason>> {
+        parse_stored(&self.reasons, "reasons")
+    }
+}
+
+/// Up to `limit` dead letters with id above `after`, in id order.
+pub(crate) fn rejected_after(db: &mut dyn Db, after: i64, limit: usize) -> Result<Vec<StoredLetter>> {
     query_all(
         db,
-        "SELECT id, raw FROM rejected WHERE id > $1 ORDER BY id LIMIT $2",
+        "SELECT id, raw, digest, raw_bytes, raw_exact, reasons FROM rejected WHERE id > $1 ORDER BY id LIMIT $2",
         &[Arg::Int(after), Arg::Int(limit as i64)],
-        |r| Ok((r.int(0)?, parse_stored(&r.text(1)?, "raw")?)),
+        |r| {
+            let digest = r.blob(2)?;
+            Ok(StoredLetter {
+                id: r.int(0)?,
+                copy: RawCopy {
+                    text: r.text(1)?,
+                    digest: digest
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| Error::storage(StorageKind::Corrupt, "a stored digest is not 32 bytes"))?,
+                    bytes: r.int(3)?.max(0) as usize,
+                    exact: r.int(4)? != 0,
+                },
+                reasons: r.text(5)?,
+            })
+        },
     )
 }
 
@@ -131,6 +187,7 @@ pub(crate) fn counts(db: &mut dyn Db) -> Result<StoredCounts> {
             &[Arg::Int(level_code(Bucket::Month))],
         )?,
         rejected: count(db, "SELECT COUNT(*) FROM rejected", &[])?,
+        evicted: count(db, "SELECT evicted FROM dead_letter_stats WHERE id = 1", &[])?,
     })
 }
 

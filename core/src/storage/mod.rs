@@ -10,6 +10,7 @@
 //! (`postgres/`). Both run the same tests.
 
 use crate::event::{Event, Reason};
+use crate::limits::RawCopy;
 
 mod checkpoint;
 mod db;
@@ -53,10 +54,9 @@ pub(crate) enum WriteItem {
         /// the same transaction, whether the event is new or a duplicate.
         replaces: Option<i64>,
     },
-    /// A rejection: kept once per distinct raw input (by digest).
+    /// A rejection: kept once per distinct raw input (by the copy's digest).
     Rejected {
-        raw: String,
-        digest: [u8; 32],
+        copy: RawCopy,
         reasons: Vec<Reason>,
         /// False when reprocessing re-rejects a stored row: not a new attempt.
         new_attempt: bool,
@@ -64,10 +64,11 @@ pub(crate) enum WriteItem {
 }
 
 /// What the database did with one [`WriteItem`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Written {
     Inserted(i64),
-    Duplicate(i64),
+    /// Its key was stored already, as this event.
+    Stored(i64, Box<Event>),
     Rejected,
 }
 
@@ -76,4 +77,6 @@ pub(crate) enum Written {
 pub(crate) struct StoredCounts {
     pub events: u64,
     pub rejected: u64,
+    /// Dead letters removed to keep the store within its bound.
+    pub evicted: u64,
 }

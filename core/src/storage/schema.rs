@@ -41,8 +41,19 @@ const CURRENT: &str = r#"
         reasons       TEXT NOT NULL,         -- JSON list of reasons
         rules_version INTEGER NOT NULL,
         received_at   INTEGER NOT NULL,
-        attempts      INTEGER NOT NULL
+        attempts      INTEGER NOT NULL,
+        -- The whole input's size; raw is it exactly (1), or a copy cut to
+        -- the cap or standing in for what JSON cannot hold (0).
+        raw_bytes     INTEGER NOT NULL DEFAULT 0,
+        raw_exact     INTEGER NOT NULL DEFAULT 1
     ) STRICT;
+
+    -- Dead letters removed to keep the store within its bound (one row).
+    CREATE TABLE dead_letter_stats (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        evicted INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO dead_letter_stats (id, evicted) VALUES (1, 0);
 
     -- count, sum, min and max of the amounts per (level, bucket, metric)
     -- across every client, kept in the same transaction as the events they
@@ -117,6 +128,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         sql: MIGRATION_7,
         rebuild_rollups: true,
+    },
+    Migration {
+        sql: MIGRATION_8,
+        rebuild_rollups: false,
     },
 ];
 
@@ -297,4 +312,15 @@ const MIGRATION_7: &str = r#"
         hi        REAL NOT NULL,
         PRIMARY KEY (bucket, client_id, metric)
     ) STRICT, WITHOUT ROWID;
+    "#;
+
+const MIGRATION_8: &str = r#"
+    ALTER TABLE rejected ADD COLUMN raw_bytes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rejected ADD COLUMN raw_exact INTEGER NOT NULL DEFAULT 1;
+    UPDATE rejected SET raw_bytes = length(CAST(raw AS BLOB));
+    CREATE TABLE dead_letter_stats (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        evicted INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO dead_letter_stats (id, evicted) VALUES (1, 0);
     "#;

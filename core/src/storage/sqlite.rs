@@ -381,6 +381,10 @@ impl Row for rusqlite::Row<'_> {
         Ok(self.get(i)?)
     }
 
+    fn blob(&self, i: usize) -> Result<Vec<u8>> {
+        Ok(self.get(i)?)
+    }
+
     fn exact(&self, i: usize) -> Result<ExactSum> {
         let value = self.get_ref(i)?;
         value

@@ -8,7 +8,7 @@
 //! with odd payloads and values that are not objects at all.
 
 use ingest_core::limits::check_shape;
-use ingest_core::{fast_read_batch, fast_read_event, normalize, FastRead, Ingestor, Outcome, Page, Rules};
+use ingest_core::{fast_read_batch, fast_read_event, normalize, FastRead, Ingestor, Outcome, Page, ReasonCode, Rules};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -349,17 +349,14 @@ fn event() -> impl Strategy<Value = J> {
 fn same_event(fast: &FastRead, value: &Value, rules: &Rules) -> Result<(), TestCaseError> {
     prop_assert_eq!(&fast.value, value, "the rebuilt value differs");
     prop_assert_eq!(&fast.normalized, &normalize(value, rules), "normalised differently");
-    prop_assert!(
-        check_shape(value, fast.bytes).is_ok(),
-        "counted {} bytes, fewer",
-        fast.bytes
-    );
-    prop_assert!(
-        check_shape(value, fast.bytes - 1).is_err(),
-        "counted {} bytes, more",
-        fast.bytes
-    );
+    prop_assert!(!too_large(value, fast.bytes), "counted {} bytes, fewer", fast.bytes);
+    prop_assert!(too_large(value, fast.bytes - 1), "counted {} bytes, more", fast.bytes);
     Ok(())
+}
+
+/// Whether `value` is over `max_bytes` as the size limit counts.
+fn too_large(value: &Value, max_bytes: usize) -> bool {
+    check_shape(value, max_bytes).is_err_and(|reasons| reasons.iter().any(|r| r.code == ReasonCode::TooLarge))
 }
 
 /// Where the fast path may step aside: not JSON, not an object, a payload
@@ -429,14 +426,20 @@ fn check_stores(items: &[J], ws: u32, rules: &Rules, max_bytes: usize) -> Result
     };
     let (fast, slow) = (open(), open());
     let answer = |r: ingest_core::Result<Vec<Outcome>>| r.map_err(|e| e.to_string());
+    let mut kept_as_text = false;
     for j in items {
         let text = text_of(j, ws);
         let got = fast.submit_json(&text).map_err(|e| e.to_string());
-        // What submit_json did before the fast path: the text's length, then
-        // the parse, then submit.
-        if text.len() > max_bytes {
-            let refused = got.as_ref().is_err_and(|e| e.contains("larger than the limit"));
+        // What submit_json does without the fast path: the text's length,
+        // then the parse, then submit. (Text far over the limit is kept as
+        // text unread, which the `Value` path cannot match: its dead letters
+        // differ.)
+        if text.len() > max_bytes * 16 {
+            let refused = got
+                .as_ref()
+                .is_ok_and(|o| o.reasons().iter().any(|r| r.code == ReasonCode::TooLarge));
             prop_assert!(refused, "{} bytes of text answered {:?}", text.len(), got);
+            kept_as_text = true;
         } else if let Ok(v) = serde_json::from_str::<Value>(&text) {
             prop_assert_eq!(got, slow.submit(&v).map_err(|e| e.to_string()), "submit_json {}", text);
         } else {
@@ -457,7 +460,9 @@ fn check_stores(items: &[J], ws: u32, rules: &Rules, max_bytes: usize) -> Result
     };
     let kept = dead(&fast);
     prop_assert!(kept.is_ok(), "the dead letters do not read back: {:?}", kept);
-    prop_assert_eq!(kept, dead(&slow), "dead letters");
+    if !kept_as_text {
+        prop_assert_eq!(kept, dead(&slow), "dead letters");
+    }
     Ok(())
 }
 

@@ -22,6 +22,7 @@ mod failures;
 mod fast_path;
 mod faults;
 mod fuzz_regressions;
+mod hostile_items;
 mod properties;
 mod scenarios;
 mod storage;

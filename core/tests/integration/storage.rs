@@ -138,8 +138,12 @@ fn rekey(db: &str, on: &str) {
     let o = ing
         .submit(&json!({"client": "a", "value": 99, "ts": 5, "id": "e1"}))
         .unwrap();
-    assert_eq!(o.status(), "duplicate", "{on}: matched by event id after the rekey");
+    // Matched by event id after the rekey; its other fields differ: a conflict.
+    assert_eq!(o.status(), "conflict", "{on}: matched by event id after the rekey");
     assert_eq!(o.id(), Some(e1), "{on}");
+    let fields: Vec<&str> = o.reasons().iter().map(|r| r.field.as_str()).collect();
+    assert_eq!(fields, ["amount", "timestamp"], "{on}");
+    assert_eq!(o.event().unwrap().amount, 1.0, "{on}: the stored event");
     drop(ing);
     // A key under which two stored events would merge is refused, naming them.
     let by_client = Rules::from_value(&json!({"dedup_key": ["client_id"]})).unwrap();
@@ -161,7 +165,7 @@ fn rekey(db: &str, on: &str) {
     ids.sort();
     assert_eq!(ids, [e1, e2], "{on}");
     let o = ing
-        .submit(&json!({"client": "a", "value": 7, "ts": 9, "id": "e2"}))
+        .submit(&json!({"client": "a", "value": 2, "ts": 0, "id": "e2", "note": "a retry"}))
         .unwrap();
     assert_eq!(o.status(), "duplicate", "{on}");
     assert_eq!(o.id(), Some(e2), "{on}");

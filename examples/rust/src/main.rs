@@ -42,6 +42,10 @@ fn run() -> Result<(), ingest_core::Error> {
                 )
             }
             Outcome::Duplicate { id, .. } => println!("duplicate of #{id}"),
+            Outcome::Conflict { id, reasons, .. } => {
+                let why: Vec<&str> = reasons.iter().map(|r| r.field.as_str()).collect();
+                println!("conflict with #{id} ({})", why.join(", "))
+            }
             Outcome::Rejected { reasons } => {
                 let why: Vec<String> = reasons.iter().map(|r| format!("{} {}", r.code, r.field)).collect();
                 println!("rejected  ({})", why.join(", "));

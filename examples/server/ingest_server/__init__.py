@@ -59,7 +59,7 @@ def create_app(
 
     app = Flask(__name__, static_folder=str(STATIC), static_url_path="/static")
     # Werkzeug cuts a chunked body (no Content-Length) at MAX_CONTENT_LENGTH
-    # without an error; one byte more tells read_body the body went over.
+    # without an error; one byte more tells read_text and read_body the body went over.
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes + 1
     app.config["INGEST_MAX_BODY"] = max_body_bytes
     # Keep the order the library gives (status first, then id, event...).

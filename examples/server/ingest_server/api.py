@@ -18,8 +18,9 @@ MAX_LIMIT = 1000
 TIME_GROUPS = ("hour", "day", "month")
 GROUPS = (*TIME_GROUPS, "client_id", "metric")
 
-# An outcome's HTTP status, as the original design fixed them.
-STATUS_OF = {"accepted": 201, "duplicate": 200, "rejected": 422}
+# An outcome's HTTP status, as the original design fixed them; a conflict
+# (a key that matches a stored event with other fields) is 409.
+STATUS_OF = {"accepted": 201, "duplicate": 200, "conflict": 409, "rejected": 422}
 
 
 def _state() -> Any:
@@ -37,6 +38,21 @@ def _failures() -> FailureSwitch:
 def _reject_constant(name: str) -> Any:
     # Python's json accepts NaN and Infinity; JSON does not, and neither do we.
     raise ValueError(f"{name} is not valid JSON")
+
+
+def read_text() -> str:
+    """The request body as text, for the library to read as JSON itself: one
+    reader for every surface, which rejects a bad item of a batch alone. Raises
+    413 when it is over the limit, 400 when it is empty or not UTF-8."""
+    data = request.get_data(cache=False)
+    if len(data) > current_app.config["INGEST_MAX_BODY"]:
+        raise ApiError(413, "request_entity_too_large", too_large_message())
+    if not data.strip():
+        raise ApiError(400, "empty_body", "the request body is empty; send JSON")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ApiError(400, "malformed_json", f"the request body is not UTF-8: {e}") from None
 
 
 def read_body(*, allow_empty: bool = False) -> Any:
@@ -73,6 +89,12 @@ def _outcome_json(outcome: ingest.Outcome) -> dict[str, Any]:
         body["message"] = f"accepted and stored as event {outcome.id}"
     elif outcome.status == "duplicate":
         body["message"] = f"duplicate of event {outcome.id}; nothing new was stored"
+    elif outcome.status == "conflict":
+        parts = [r["message"] for r in outcome.reasons]
+        body["message"] = (
+            f"conflict with event {outcome.id}, stored with other values; nothing changed: "
+            + "; ".join(parts)
+        )
     else:
         parts = [f"{r['field'] or 'event'}: {r['message']}" for r in outcome.reasons]
         body["message"] = "rejected: " + "; ".join(parts)
@@ -81,14 +103,25 @@ def _outcome_json(outcome: ingest.Outcome) -> dict[str, Any]:
 
 @api.post("/events")
 def post_events() -> tuple[Response, int]:
-    # A string with a lone surrogate ("\ud800" is valid JSON, not Unicode)
-    # is refused by the library as InvalidArgument: 400 with its message.
-    return _submit(_ing(), read_body())
+    # The library reads the text: an item it cannot keep (a lone surrogate
+    # escape, nesting too deep, 1e400, a reserved key) is rejected alone with
+    # its reason; only text that is not JSON is a 400, naming the item.
+    return _submit(_ing(), read_text())
 
 
-def _submit(ing: ingest.Ingestor, payload: Any) -> tuple[Response, int]:
-    if isinstance(payload, list):
-        outcomes = ing.submit_batch(payload)
+def _submit(ing: ingest.Ingestor, text: str) -> tuple[Response, int]:
+    try:
+        return _submit_text(ing, text)
+    except ingest.InvalidArgument as e:
+        # From reading the text: it is not JSON (the message names the item).
+        message = str(e).removeprefix("invalid argument: ")
+        raise ApiError(400, "malformed_json", f"malformed JSON: {message}") from None
+
+
+def _submit_text(ing: ingest.Ingestor, text: str) -> tuple[Response, int]:
+    # JSON's own whitespace only: anything else before a `[` is not JSON.
+    if text.lstrip(" \t\n\r").startswith("["):
+        outcomes = ing.submit_batch(text)
         results = [_outcome_json(o) for o in outcomes]
         counts = {s: sum(1 for o in outcomes if o.status == s) for s in STATUS_OF}
         # One status for a mixed batch: 200, with each item's own status (the
@@ -96,7 +129,7 @@ def _submit(ing: ingest.Ingestor, payload: Any) -> tuple[Response, int]:
         for r in results:
             r["http_status"] = STATUS_OF[r["status"]]
         return jsonify({"results": results, "counts": counts}), 200
-    outcome = ing.submit(payload)
+    outcome = ing.submit(text)
     return jsonify(_outcome_json(outcome)), STATUS_OF[outcome.status]
 
 

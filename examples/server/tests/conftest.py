@@ -12,10 +12,12 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import psycopg
 import pytest
 import requests
 
@@ -27,6 +29,8 @@ from ingest_server import create_app  # noqa: E402
 
 ARTIFACTS = Path(os.environ.get("INGEST_ARTIFACTS", REPO / "artifacts" / "server"))
 STARTUP_SECONDS = 30
+POSTGRES = os.environ.get("INGEST_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
+BACKENDS = ["sqlite", "postgres"]
 
 
 @dataclass
@@ -93,6 +97,15 @@ class HttpApi:
         return Reply(resp.status_code, _json_or_none(resp.text), resp.headers, resp.text)
 
 
+def strict_json(text: str) -> Any:
+    """The body as JSON proper: NaN and Infinity are not JSON."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} in the body: {text[:200]}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
 def _json_or_none(text: str) -> Any:
     try:
         return json.loads(text)
@@ -152,6 +165,36 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self._log.close()
+
+
+@contextmanager
+def postgres_schema(prefix: str) -> Iterator[str]:
+    """A store URL on a schema of its own on $INGEST_TEST_POSTGRES, dropped
+    afterwards. Unreachable fails under CI and skips elsewhere, as the
+    README says of every PostgreSQL half."""
+    try:
+        admin = psycopg.connect(POSTGRES, autocommit=True)
+    except psycopg.OperationalError as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at {POSTGRES} is unreachable under CI: {e}")
+        pytest.skip(f"PostgreSQL at {POSTGRES} is unreachable: {e}")
+    schema = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+    try:
+        yield f"{POSTGRES}{'&' if '?' in POSTGRES else '?'}schema={schema}"
+    finally:
+        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        admin.close()
+
+
+@contextmanager
+def store_on(backend: str, directory: Path) -> Iterator[Path | str]:
+    """Where a server keeps its events: a SQLite file in `directory`, or a
+    fresh PostgreSQL schema."""
+    if backend == "sqlite":
+        yield directory / "store.db"
+    else:
+        with postgres_schema(backend) as url:
+            yield url
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import FlaskApi, load_scenario, scenario_files
+from conftest import FlaskApi, load_scenario, scenario_files, strict_json
 from ingest_server import MAX_BODY_BYTES, create_app
 
 
@@ -99,58 +99,78 @@ def test_batch_answers_per_item_outcomes_in_order(api: Any, uid: str) -> None:
     assert statuses == ["accepted", "duplicate", "rejected", "accepted"]
     assert [x["http_status"] for x in r.body["results"]] == [201, 200, 422, 201]
     assert r.body["results"][1]["id"] == r.body["results"][0]["id"]
-    assert r.body["counts"] == {"accepted": 2, "duplicate": 1, "rejected": 1}
+    assert r.body["counts"] == {"accepted": 2, "duplicate": 1, "conflict": 0, "rejected": 1}
     assert count(api, uid) == 2
 
 
 @pytest.mark.parametrize(
     ("amount", "status", "stored"),
     [
-        ("1e400", 400, None),
-        ("-1e400", 400, None),
-        ('"1e400"', 422, None),
+        # JSON, but no double holds it: the event is rejected, not the request.
+        ("1e400", 422, "not_finite"),
+        ("-1e400", 422, "not_finite"),
+        ('"1e400"', 422, "bad_value"),
         ("123456789012345678901234567890", 201, 1.2345678901234568e29),
         ("1200.50", 201, 1200.5),
     ],
 )
-def test_numbers_beyond_a_double(
-    api: Any, uid: str, amount: str, status: int, stored: float | None
-) -> None:
+def test_numbers_beyond_a_double(api: Any, uid: str, amount: str, status: int, stored: Any) -> None:
     body = f'{{"source": "{uid}", "amount": {amount}, "ts": "2024-01-01", "n": {amount}}}'
     r = api.request("POST", "/api/events", data=body)
     assert r.status == status, r.text
-    if status == 400:
-        assert "infinity" in r.body["message"]
-    elif status == 422:
-        assert r.body["reasons"][0]["code"] == "bad_value"
+    if status == 422:
+        assert [x["code"] for x in r.body["reasons"]] == [stored], r.text
     else:
         assert r.body["event"]["amount"] == stored
-    # Whatever was kept can be listed again.
-    assert api.request("GET", "/api/events", params={"clientId": uid}).status == 200
-    assert api.request("GET", "/api/rejected", params={"limit": 1000}).status == 200
+    # Whatever was kept can be listed again, as JSON proper.
+    events = api.request("GET", "/api/events", params={"clientId": uid})
+    assert events.status == 200 and len(strict_json(events.text)["items"]) == (status == 201)
+    rejected = api.request("GET", "/api/rejected", params={"limit": 1000})
+    assert rejected.status == 200, rejected.text
+    strict_json(rejected.text)
 
 
 def test_empty_batch(api: Any) -> None:
     r = api.request("POST", "/api/events", data="[]")
     assert r.status == 200, r.text
-    assert r.body == {"results": [], "counts": {"accepted": 0, "duplicate": 0, "rejected": 0}}
+    assert r.body == {
+        "results": [],
+        "counts": {"accepted": 0, "duplicate": 0, "conflict": 0, "rejected": 0},
+    }
 
 
 @pytest.mark.parametrize(
-    "data",
+    "template",
     [
-        '{"source": "a\\ud800", "amount": 1, "ts": "2024-01-01"}',
-        '[{"source": "a", "amount": 1, "ts": "2024-01-01", "\\udfff": 1}]',
+        '{"source": "UID\\ud800", "amount": 1, "ts": "2024-01-01"}',
+        '[{"source": "UID", "amount": 1, "ts": "2024-01-01", "\\udfff": 1}]',
     ],
     ids=["surrogate", "surrogate-key"],
 )
-def test_lone_surrogates_are_400_and_store_nothing(api: Any, data: str) -> None:
+def test_lone_surrogates_are_rejected_and_kept_readable(api: Any, uid: str, template: str) -> None:
+    # "\ud800" is valid JSON but no Unicode text: the item is rejected with
+    # its reason, and its dead letter shows U+FFFD in the escape's place.
     before = api.request("GET", "/api/stats").body
-    r = api.request("POST", "/api/events", data=data)
-    assert_error(r, 400, "invalid_argument", "lone surrogate")
+    r = api.request("POST", "/api/events", data=template.replace("UID", uid))
+    if template.startswith("["):
+        assert r.status == 200, r.text
+        assert r.body["counts"]["rejected"] == 1
+        outcome = r.body["results"][0]
+        assert outcome["http_status"] == 422
+    else:
+        assert r.status == 422, r.text
+        outcome = r.body
+    assert outcome["status"] == "rejected"
+    assert [x["code"] for x in outcome["reasons"]] == ["invalid_text"]
+    assert "lone surrogate" in outcome["reasons"][0]["message"]
     after = api.request("GET", "/api/stats").body
     assert after["stored_events"] == before["stored_events"]
-    assert after["stored_rejected"] == before["stored_rejected"]
+    assert after["stored_rejected"] == before["stored_rejected"] + 1
+    listed = api.request("GET", "/api/rejected", params={"limit": 1})
+    letter = strict_json(listed.text)["items"][0]
+    assert letter["raw_exact"] is False
+    assert "\ufffd" in json.dumps(letter["raw"], ensure_ascii=False)
+    assert uid in json.dumps(letter["raw"])
 
 
 @pytest.mark.parametrize(
@@ -158,18 +178,26 @@ def test_lone_surrogates_are_400_and_store_nothing(api: Any, data: str) -> None:
     [
         ('{"source": "a", ', "malformed JSON"),
         ("{'single': 'quotes'}", "malformed JSON"),
-        ('{"amount": NaN}', "NaN"),
-        ('{"amount": Infinity}', "Infinity"),
+        # NaN and Infinity are not JSON, wherever they are.
+        ('{"amount": NaN}', "not valid JSON"),
+        ('{"amount": Infinity}', "not valid JSON"),
+        ('[{"source": "a", "amount": 1, "ts": 0}, {"amount": -Infinity}]', "item 1"),
         (b"\xff\xfe{}", "UTF-8"),
-        ("[" * 100_000, "malformed JSON"),
+        # Nothing but opening brackets is an item that never ends, not a deep one.
+        ("[" * 100_000, "item 0 (near byte 1) ends before the item does"),
+        ('[{"source": "a", "amount": 1, "ts": 0}, {}, {"a" 1}]', "item 2"),
+        ('[{"source": "a", "amount": 1, "ts": 0}', "the text ends before the batch's `]`"),
     ],
     ids=[
         "truncated",
         "quotes",
         "nan",
         "infinity",
+        "infinity-in-a-batch",
         "not-utf8",
-        "deep",
+        "brackets",
+        "third-item",
+        "unclosed-batch",
     ],
 )
 def test_malformed_json_is_400_with_a_message(api: Any, data: Any, contains: str) -> None:
@@ -187,13 +215,20 @@ def test_empty_body_is_400(api: Any) -> None:
     assert_error(api.request("POST", "/api/events", data=""), 400, "empty_body", "empty")
 
 
-def test_too_deep_for_the_core_is_400(api: Any) -> None:
+def test_too_deep_for_the_core_is_rejected(api: Any, uid: str) -> None:
     deep: Any = 1
     for _ in range(200):
         deep = [deep]
-    r = api.request("POST", "/api/events", json_body={"source": "x", "payload": {"deep": deep}})
-    assert_error(r, 400, "invalid_argument", "deeper")
-    assert count(api, "x") == 0
+    r = api.request("POST", "/api/events", json_body={"source": uid, "payload": {"deep": deep}})
+    assert r.status == 422, r.text
+    assert [x["code"] for x in r.body["reasons"]] == ["too_deep"]
+    assert "128" in r.body["reasons"][0]["message"]
+    assert count(api, uid) == 0
+    # Its dead letter is a string of its text: read back as a value, it
+    # would be too deep for the listing's own readers.
+    letter = strict_json(api.request("GET", "/api/rejected", params={"limit": 1}).text)["items"][0]
+    assert isinstance(letter["raw"], str) and uid in letter["raw"]
+    assert letter["raw_exact"] is False
 
 
 def test_body_over_1_mib_is_413(api: Any, uid: str) -> None:
@@ -416,7 +451,16 @@ def test_rejected_lists_raw_input_with_reasons(api: Any, uid: str) -> None:
         assert r.body["status"] == "rejected"
         assert (len(r.body["items"]), r.body["has_more"]) == (2, True)
         item = r.body["items"][0]
-        for key in ("id", "raw", "reasons", "rules_version", "received_at", "attempts"):
+        for key in (
+            "id",
+            "raw",
+            "reasons",
+            "rules_version",
+            "received_at",
+            "attempts",
+            "raw_bytes",
+            "raw_exact",
+        ):
             assert key in item
     ours = [
         x
@@ -426,6 +470,10 @@ def test_rejected_lists_raw_input_with_reasons(api: Any, uid: str) -> None:
     assert len(ours) == 3, "a retried bad input is kept once"
     assert {x["attempts"] for x in ours} == {1, 2}
     assert all({r["field"] for r in x["reasons"]} >= {"amount", "timestamp"} for x in ours)
+    # Small inputs are kept exactly; raw_bytes is the size of their compact text.
+    for x in ours:
+        assert x["raw_exact"] is True
+        assert x["raw_bytes"] == len(json.dumps(x["raw"], separators=(",", ":")))
 
 
 # ---- GET /api/aggregate ----
@@ -533,15 +581,6 @@ def amount_event(client: str, metric: str, amount: Any, ms: int) -> dict[str, An
     return {"client": client, "metric": metric, "value": amount, "ts": ms}
 
 
-def strict_json(text: str) -> Any:
-    """The body as JSON proper: NaN and Infinity are not JSON."""
-
-    def refuse(name: str) -> Any:
-        raise ValueError(f"{name} in the body: {text[:200]}")
-
-    return json.loads(text, parse_constant=refuse)
-
-
 def aggregate_of(api: Any, params: dict[str, str]) -> dict[str, Any]:
     r = api.request("GET", "/api/aggregate", params=params)
     assert r.status == 200, r.text
@@ -590,7 +629,12 @@ def test_one_client_cannot_erase_anothers_amounts(api: Any, uid: str) -> None:
 
 def test_every_view_gives_the_exact_sum_rounded_once(api: Any, uid: str) -> None:
     tenths = [amount_event("a", uid, 0.1, HOUR_START + MINUTE * i) for i in range(10)]
-    assert post(api, tenths, 200)["counts"] == {"accepted": 10, "duplicate": 0, "rejected": 0}
+    assert post(api, tenths, 200)["counts"] == {
+        "accepted": 10,
+        "duplicate": 0,
+        "conflict": 0,
+        "rejected": 0,
+    }
     total = aggregate_of(api, {"metric": uid, **RANGES["whole hour"]})
     assert sum([0.1] * 10) != 1.0  # adding as it goes would not do
     assert (total["count"], total["sum"], total["avg"]) == (10, 1.0, 0.1)
@@ -601,7 +645,12 @@ def test_every_view_gives_the_exact_sum_rounded_once(api: Any, uid: str) -> None
         *(amount_event("c", uid, 1.0, HOUR_START + MINUTE * (21 + i)) for i in range(4)),
         amount_event("b", uid, -1e16, HOUR_START + MINUTE * 30),
     ]
-    assert post(api, more, 200)["counts"] == {"accepted": 6, "duplicate": 0, "rejected": 0}
+    assert post(api, more, 200)["counts"] == {
+        "accepted": 6,
+        "duplicate": 0,
+        "conflict": 0,
+        "rejected": 0,
+    }
     assert_every_view(api, uid, 5.0)
 
 
@@ -630,26 +679,40 @@ def test_no_amount_makes_a_total_infinite(api: Any, uid: str) -> None:
 
 
 def test_stats_count_outcomes(api: Any, uid: str) -> None:
+    keys = (
+        "accepted",
+        "duplicate",
+        "conflict",
+        "rejected",
+        "failed",
+        "stored_events",
+        "stored_rejected",
+        "evicted_rejected",
+    )
     before = api.request("GET", "/api/stats").body
     api.request("POST", "/api/events", json_body=event(uid))
     api.request("POST", "/api/events", json_body=event(uid))
+    # The same key (client, metric, timestamp, amount) with an event_id the
+    # stored event does not have.
+    other = {**event(uid), "event_id": "other"}
+    assert api.request("POST", "/api/events", json_body=other).status == 409
     api.request("POST", "/api/events", json_body={"source": uid})
     api.request("POST", "/api/simulate-failure")
     api.request("POST", "/api/events", json_body=event(uid, value=2))
     r = api.request("GET", "/api/stats")
     assert r.status == 200
     after = r.body
-    delta = {
-        k: after[k] - before[k]
-        for k in ("accepted", "duplicate", "rejected", "failed", "stored_events", "stored_rejected")
-    }
+    assert set(keys) <= set(after), after
+    delta = {k: after[k] - before[k] for k in keys}
     assert delta == {
         "accepted": 1,
         "duplicate": 1,
+        "conflict": 1,
         "rejected": 1,
         "failed": 1,
         "stored_events": 1,
         "stored_rejected": 1,
+        "evicted_rejected": 0,
     }
     assert after["failure"] == {
         "enabled": False,
@@ -713,7 +776,7 @@ def test_the_ui_never_parses_data_as_html() -> None:
 
 # ---- the scenarios (tests/scenarios, and the shared ones when present), over HTTP ----
 
-STATUS_OF = {"accepted": 201, "duplicate": 200, "rejected": 422}
+STATUS_OF = {"accepted": 201, "duplicate": 200, "conflict": 409, "rejected": 422}
 
 
 def run_scenario(api: Any, steps: list[dict[str, Any]]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,6 +188,39 @@ def test_a_rejection_shows_its_reasons(page: tuple[Page, Watch]) -> None:
     shot(pg, "05-rejected")
 
 
+def test_a_conflict_shows_the_stored_event_and_what_differs(
+    page: tuple[Page, Watch], live_server: ServerProcess
+) -> None:
+    pg, _ = page
+    client = uid()
+    first = {"client": client, "metric": "sales", "amount": 8, "ts": "2024-08-01", "event_id": "e1"}
+    with requests.post(live_server.base + "/api/events", json=first, timeout=10) as r:
+        assert r.status_code == 201, r.text
+        stored_id = r.json()["id"]
+    counter = pg.get_by_test_id("stat-conflict")
+    expect(counter).to_have_text(re.compile(r"^\d+$"))
+    before = int(counter.inner_text())
+    expect(pg.get_by_test_id("stat-evicted_rejected")).to_have_text(re.compile(r"^\d+$"))
+
+    # The same client, metric, timestamp and amount: the built-in key; another event_id.
+    pg.get_by_test_id("tab-raw").click()
+    pg.get_by_test_id("raw-json").fill(json.dumps({**first, "event_id": "e2"}))
+    pg.get_by_test_id("submit-raw").click()
+    status = pg.get_by_test_id("result-status")
+    expect(status).to_have_text("conflict")
+    expect(status).to_have_class(re.compile(r"\bconflict\b"))
+    expect(pg.get_by_test_id("result")).to_contain_text("HTTP 409")
+    expect(pg.get_by_test_id("result-message")).to_contain_text(f"event #{stored_id}")
+    reasons = pg.get_by_test_id("result").get_by_test_id("reasons")
+    expect(reasons.locator("li")).to_have_count(1)
+    expect(reasons).to_contain_text("event_id")
+    expect(reasons).to_contain_text('stored "e1", sent "e2"')
+    expect(pg.get_by_test_id("result-event")).to_contain_text('"event_id": "e1"')
+    expect(counter).to_have_text(str(before + 1))
+    expect(rows_of(pg, client)).to_have_count(1)
+    shot(pg, "10-conflict")
+
+
 def test_malformed_json_shows_the_servers_message(page: tuple[Page, Watch]) -> None:
     pg, _ = page
     pg.get_by_test_id("tab-raw").click()
@@ -352,7 +386,7 @@ def test_a_batch_and_a_chosen_failure_point(page: tuple[Page, Watch]) -> None:
     pg.get_by_test_id("raw-json").fill(json.dumps(batch))
     pg.get_by_test_id("submit-raw").click()
     expect(pg.get_by_test_id("result-message")).to_have_text(
-        "1 accepted \u00b7 1 duplicate \u00b7 1 rejected"
+        "1 accepted \u00b7 1 duplicate \u00b7 0 conflict \u00b7 1 rejected"
     )
 
     # after_commit: the event is kept but the answer is lost; the retry says

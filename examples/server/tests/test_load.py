@@ -18,10 +18,8 @@ is accepted, none is a 500, and the totals are the exact sums rounded once."""
 
 from __future__ import annotations
 
-import os
 import random
 import threading
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,11 +28,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import requests
 
-from conftest import ServerProcess
+from conftest import BACKENDS, ServerProcess, postgres_schema
 
 CLIENTS = 8  # concurrent HTTP clients (threads)
 SENDS_PER_CLIENT = 60  # logical sends each: one event or one batch
@@ -230,11 +227,10 @@ class Client(threading.Thread):
             self.tally.problems.append(f"aggregate answered {r.status_code}: {r.text[:300]}")
 
 
-POSTGRES = os.environ.get("INGEST_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
 INSTANCES = 3  # servers sharing the PostgreSQL database
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 def load_servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[ServerProcess]]:
     """One server on a SQLite file, or three on one PostgreSQL schema."""
     if request.param == "sqlite":
@@ -242,27 +238,18 @@ def load_servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[lis
         yield servers
         servers[0].stop()
         return
-    try:
-        admin = psycopg.connect(POSTGRES, autocommit=True)
-    except psycopg.OperationalError as e:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at {POSTGRES} is unreachable under CI: {e}")
-        pytest.skip(f"PostgreSQL at {POSTGRES} is unreachable: {e}")
-    schema = f"load_{os.getpid()}_{uuid.uuid4().hex[:12]}"
-    url = f"{POSTGRES}{'&' if '?' in POSTGRES else '?'}schema={schema}"
-    servers: list[ServerProcess] = []
-    try:
-        for n in range(INSTANCES):
-            log = tmp_path / f"server{n}" / "server.log"
-            log.parent.mkdir()
-            servers.append(ServerProcess(url, log))
-        assert len({s.port for s in servers}) == INSTANCES
-        yield servers
-    finally:
-        for server in servers:
-            server.stop()
-        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        admin.close()
+    with postgres_schema("load") as url:
+        servers: list[ServerProcess] = []
+        try:
+            for n in range(INSTANCES):
+                log = tmp_path / f"server{n}" / "server.log"
+                log.parent.mkdir()
+                servers.append(ServerProcess(url, log))
+            assert len({s.port for s in servers}) == INSTANCES
+            yield servers
+        finally:
+            for server in servers:
+                server.stop()
 
 
 def stored_keys(base: str) -> list[Key]:

@@ -141,6 +141,10 @@ fn calls(h: *mut IngestHandle, accepted: &mut u64, data: &[u8], full_listing: bo
                     *accepted += 1;
                 }
                 ("duplicate", "duplicate", "duplicate") => assert_eq!(c["id"], s["id"]),
+                ("conflict", "conflict", "conflict") => {
+                    assert_eq!((&c["id"], &c["reasons"]), (&s["id"], &s["reasons"]));
+                    assert_eq!(s, a, "a conflict changes nothing");
+                }
                 ("rejected", "rejected", "rejected") => assert_eq!(c["reasons"], s["reasons"]),
                 other => panic!("check, submit, check answered {other:?}"),
             }

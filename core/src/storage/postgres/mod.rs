@@ -361,14 +361,16 @@ impl<C: GenericClient> Db for Session<'_, C> {
         let reasons: Vec<&str> = rows.iter().map(|r| r.reasons.as_str()).collect();
         let fresh: Vec<i64> = rows.iter().map(|r| r.fresh).collect();
         let added: Vec<i64> = rows.iter().map(|r| r.added).collect();
+        let raw_bytes: Vec<i64> = rows.iter().map(|r| r.raw_bytes).collect();
+        let raw_exact: Vec<i64> = rows.iter().map(|r| r.raw_exact as i64).collect();
         Session::execute(
             self,
             "WITH input AS (
-                 SELECT * FROM unnest($1::BYTEA[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[])
-                     AS u(digest, raw, reasons, fresh, added)
+                 SELECT * FROM unnest($1::BYTEA[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $8::BIGINT[], $9::BIGINT[])
+                     AS u(digest, raw, reasons, fresh, added, raw_bytes, raw_exact)
              )
-             INSERT INTO rejected (digest, raw, reasons, rules_version, received_at, attempts)
-             SELECT digest, raw, reasons, $6, $7, fresh FROM input
+             INSERT INTO rejected (digest, raw, reasons, rules_version, received_at, attempts, raw_bytes, raw_exact)
+             SELECT digest, raw, reasons, $6, $7, fresh, raw_bytes, raw_exact FROM input
              ON CONFLICT (digest) DO UPDATE SET
                  reasons = excluded.reasons,
                  rules_version = excluded.rules_version,
@@ -381,6 +383,8 @@ impl<C: GenericClient> Db for Session<'_, C> {
                 &added,
                 &stamp.rules_version,
                 &stamp.received_at,
+                &raw_bytes,
+                &raw_exact,
             ],
         )?;
         Ok(())
@@ -480,6 +484,10 @@ impl Row for postgres::Row {
     }
 
     fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        column(self, i)
+    }
+
+    fn blob(&self, i: usize) -> Result<Vec<u8>> {
         column(self, i)
     }
 

@@ -37,8 +37,16 @@ const CURRENT: &str = r#"
         reasons       TEXT NOT NULL,
         rules_version BIGINT NOT NULL,
         received_at   BIGINT NOT NULL,
-        attempts      BIGINT NOT NULL
+        attempts      BIGINT NOT NULL,
+        raw_bytes     BIGINT NOT NULL DEFAULT 0,
+        raw_exact     BIGINT NOT NULL DEFAULT 1
     );
+
+    CREATE TABLE dead_letter_stats (
+        id      BIGINT PRIMARY KEY CHECK (id = 1),
+        evicted BIGINT NOT NULL
+    );
+    INSERT INTO dead_letter_stats (id, evicted) VALUES (1, 0);
 
     -- Totals are exact: numeric holds every sum of f64 values exactly, and
     -- adds them without rounding.
@@ -112,6 +120,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         sql: MIGRATION_7,
         rebuild_rollups: true,
+    },
+    Migration {
+        sql: MIGRATION_8,
+        rebuild_rollups: false,
     },
 ];
 
@@ -230,4 +242,15 @@ const MIGRATION_7: &str = r#"
     ALTER TABLE client_days ALTER COLUMN total TYPE NUMERIC;
     CREATE FUNCTION ingest_exact_add(a NUMERIC, b NUMERIC) RETURNS NUMERIC
         LANGUAGE SQL IMMUTABLE PARALLEL SAFE AS 'SELECT a + b';
+    "#;
+
+const MIGRATION_8: &str = r#"
+    ALTER TABLE rejected ADD COLUMN raw_bytes BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE rejected ADD COLUMN raw_exact BIGINT NOT NULL DEFAULT 1;
+    UPDATE rejected SET raw_bytes = octet_length(raw);
+    CREATE TABLE dead_letter_stats (
+        id      BIGINT PRIMARY KEY CHECK (id = 1),
+        evicted BIGINT NOT NULL
+    );
+    INSERT INTO dead_letter_stats (id, evicted) VALUES (1, 0);
     "#;

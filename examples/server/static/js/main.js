@@ -18,7 +18,7 @@ const state = {
 
 /* ---------- live counters and the failure switch ---------- */
 
-const COUNTERS = ["stored_events", "accepted", "duplicate", "rejected", "failed", "stored_rejected"];
+const COUNTERS = ["stored_events", "accepted", "duplicate", "conflict", "rejected", "failed", "stored_rejected", "evicted_rejected"];
 
 function showStats(stats) {
   for (const key of COUNTERS) {
@@ -117,12 +117,16 @@ function reasonsList(reasons) {
 
 function outcomeView(body) {
   const parts = [];
-  if (body.status === "rejected") parts.push(reasonsList(body.reasons || []));
+  if (body.status === "rejected" || body.status === "conflict") parts.push(reasonsList(body.reasons || []));
   if (body.event) parts.push(h("pre", { "data-testid": "result-event" }, toJson(body.event)));
   return parts;
 }
 
 function resultMessage(body) {
+  if (body.status === "conflict") {
+    // The differing fields are listed below; the event shown is the stored one.
+    return `Conflicts with event #${body.id}, stored with other values; nothing changed. The stored event:`;
+  }
   if (body.status !== "rejected") return body.message || "";
   const n = (body.reasons || []).length;
   // The reasons are listed below; the server's one-line message repeats them.
@@ -145,13 +149,13 @@ function showResult(res) {
     replace(box,
       h("div", { class: "result-head" },
         h("span", { class: "badge" }, `batch of ${body.results.length}`),
-        h("span", { "data-testid": "result-message" }, `${c.accepted ?? 0} accepted · ${c.duplicate ?? 0} duplicate · ${c.rejected ?? 0} rejected`)),
+        h("span", { "data-testid": "result-message" }, `${c.accepted ?? 0} accepted · ${c.duplicate ?? 0} duplicate · ${c.conflict ?? 0} conflict · ${c.rejected ?? 0} rejected`)),
       h("ol", { class: "reasons" }, body.results.map((r, i) => h("li", {},
         h("span", { class: `badge ${r.status}` }, r.status),
         h("span", {}, `#${i + 1}: ${r.message}`)))));
     return;
   }
-  if (["accepted", "duplicate", "rejected"].includes(body.status)) {
+  if (["accepted", "duplicate", "conflict", "rejected"].includes(body.status)) {
     box.dataset.kind = body.status;
     replace(box,
       h("div", { class: "result-head" },
