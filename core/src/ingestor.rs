@@ -645,8 +645,16 @@ impl Ingestor {
         // the whole batch's text is in memory already.
         let own = &text[item.span.clone()];
         if item.reserved_key {
-            // Not parsed: serde_json would read an object whose first key
-            // is its private one as a number, silently or as an error.
+            // serde_json reads an object whose first key is its private one
+            // as a number (or fails): only when the key survives the parse
+            // is it answered as a value would be.
+            if let Ok(raw) = serde_json::from_str::<Value>(own) {
+                if let Err(reasons) = check_shape(&raw, self.max_event_bytes) {
+                    if reasons.iter().any(|r| r.code == ReasonCode::ReservedKey) {
+                        return Ok(self.decide(&raw));
+                    }
+                }
+            }
             let reason = Reason::new(
                 ReasonCode::ReservedKey,
                 "",

@@ -25,9 +25,10 @@ pub(crate) struct ItemText {
     pub(crate) depth: usize,
     /// Where each `\u` escape of a lone surrogate starts, relative to the item.
     pub(crate) lone_surrogates: Vec<usize>,
-    /// It has a key serde_json reserves (see
-    /// [`RESERVED_KEY_PREFIX`](crate::limits::RESERVED_KEY_PREFIX)): parsed,
-    /// an object whose first key it is would read as a number.
+    /// An object in it has serde_json's private number key first (see
+    /// [`RESERVED_KEY_PREFIX`](crate::limits::RESERVED_KEY_PREFIX)):
+    /// parsed, it would read as a number, or fail. (A reserved key anywhere
+    /// else survives the parse, and the limits find it there.)
     pub(crate) reserved_key: bool,
 }
 
@@ -50,6 +51,10 @@ impl ItemText {
         out
     }
 }
+
+/// The key that makes serde_json (with `arbitrary_precision`) read an
+/// object as a number when it comes first.
+const PRIVATE_NUMBER: &str = "$serde_json::private::Number";
 
 /// Whether `text` may hold a key serde_json reserves: such a string starts
 /// with `$s` (`$serde_json::private::`), each character written as it is or
@@ -129,6 +134,9 @@ fn scan_value(b: &[u8], start: usize) -> std::result::Result<ItemText, String> {
     let mut deepest = 0usize;
     let mut lone = Vec::new();
     let mut reserved_key = false;
+    // Just after a `{` (and any whitespace): the next string is the
+    // object's first key.
+    let mut first_key = false;
     loop {
         let Some(&c) = b.get(at) else {
             return Err("ends before the item does".into());
@@ -137,7 +145,9 @@ fn scan_value(b: &[u8], start: usize) -> std::result::Result<ItemText, String> {
             b'[' | b'{' => {
                 depth += 1;
                 deepest = deepest.max(depth);
+                first_key = c == b'{';
                 at += 1;
+                continue;
             }
             b']' | b'}' => {
                 if depth == 0 {
@@ -151,15 +161,20 @@ fn scan_value(b: &[u8], start: usize) -> std::result::Result<ItemText, String> {
                 at = scan_string(b, at, start, &mut lone)?;
                 let text = &b[open..at];
                 let maybe = text.starts_with(b"\"$") || text.starts_with(b"\"\\u0024");
-                if maybe && depth > 0 && b.get(skip_ws(b, at)) == Some(&b':') {
-                    // A key that starts with `$`: decoded, to see past escapes.
+                if maybe && first_key {
+                    // An object's first key that starts with `$`: decoded, to
+                    // see past escapes.
                     let key = std::str::from_utf8(text)
                         .ok()
                         .and_then(|t| serde_json::from_str::<String>(t).ok());
-                    reserved_key |= key.is_some_and(|k| crate::limits::is_reserved(&k));
+                    reserved_key |= key.is_some_and(|k| k == PRIVATE_NUMBER);
                 }
             }
-            b',' | b':' | b' ' | b'\t' | b'\n' | b'\r' if depth > 0 => at += 1,
+            b' ' | b'\t' | b'\n' | b'\r' if depth > 0 => {
+                at += 1;
+                continue;
+            }
+            b',' | b':' if depth > 0 => at += 1,
             _ if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'+' | b'.') => {
                 while b
                     .get(at)
@@ -170,6 +185,7 @@ fn scan_value(b: &[u8], start: usize) -> std::result::Result<ItemText, String> {
             }
             _ => return Err(format!("has the unexpected character {:?}", char_at(b, at))),
         }
+        first_key = false;
         if depth == 0 {
             return Ok(ItemText {
                 span: start..at,
@@ -299,11 +315,12 @@ mod tests {
     }
 
     #[test]
-    fn reserved_keys_are_seen_escaped_or_not_and_only_as_keys() {
-        let batch = r#"[{"x": {"$serde_json::private::Number": "1"}}, {"\u0024serde_json::private::Number" : 1},
-                        {"a": "$serde_json::private::Number"}, {"$other": 1}]"#;
+    fn the_private_number_key_is_seen_first_in_an_object_escaped_or_not() {
+        let batch = r#"[{"x": {"$serde_json::private::Number": "1"}}, { "\u0024serde_json::private::Number" : 1},
+                        {"a": "$serde_json::private::Number"}, {"$other": 1},
+                        {"a": 1, "$serde_json::private::Number": 2}, {"$serde_json::private::RawValue": 1}]"#;
         let flags: Vec<bool> = split_batch(batch).unwrap().iter().map(|i| i.reserved_key).collect();
-        assert_eq!(flags, [true, true, false, false]);
+        assert_eq!(flags, [true, true, false, false, false, false]);
         assert!(may_hold_reserved_key(batch));
         assert!(!may_hold_reserved_key(r#"[{"price": "$5", "note": "a $serde"}]"#));
         assert!(may_hold_reserved_key(r#"[{"$\u0073erde_json::private::Number": 1}]"#));

@@ -443,7 +443,16 @@ fn check_stores(items: &[J], ws: u32, rules: &Rules, max_bytes: usize) -> Result
         } else if let Ok(v) = serde_json::from_str::<Value>(&text) {
             prop_assert_eq!(got, slow.submit(&v).map_err(|e| e.to_string()), "submit_json {}", text);
         } else {
-            prop_assert!(got.is_err());
+            // Text serde_json refuses as a whole: not JSON (an error), or an
+            // event read on its own and rejected for what it holds (the
+            // reserved key serde_json reads as a number).
+            let read_alone = got.as_ref().is_ok_and(|o| {
+                o.reasons()
+                    .iter()
+                    .any(|r| [ReasonCode::ReservedKey, ReasonCode::InvalidText, ReasonCode::TooDeep].contains(&r.code))
+            });
+            prop_assert!(got.is_err() || read_alone, "{:?}", got);
+            kept_as_text |= read_alone;
         }
     }
     let text = text_of(&J::Arr(items.to_vec()), ws);
