@@ -749,7 +749,8 @@ impl Ingestor {
                 (WriteItem::Event { event, .. }, Written::Inserted(id)) => {
                     Ok(Outcome::Accepted { id: Some(id), event })
                 }
-                (WriteItem::Event { event, .. }, Written::Stored(id, stored)) => {
+                (WriteItem::Event { event, .. }, Written::Stored(id, None)) => Ok(Outcome::Duplicate { id, event }),
+                (WriteItem::Event { event, .. }, Written::Stored(id, Some(stored))) => {
                     Ok(Outcome::repeat(id, *stored, &event))
                 }
                 (WriteItem::Rejected { reasons, .. }, Written::Rejected) => Ok(Outcome::Rejected { reasons }),

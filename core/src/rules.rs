@@ -350,7 +350,14 @@ impl Rules {
     pub fn normalize_metric(&self, metric: &str) -> String {
         // Cased first: lower-casing can change what NFC makes of the text.
         match self.metric_case {
-            MetricCase::Lower => crate::identity::identity(&metric.to_lowercase()).into_owned(),
+            MetricCase::Lower => {
+                let lower = metric.to_lowercase();
+                match crate::identity::identity(&lower) {
+                    // Already in its form: no second copy.
+                    std::borrow::Cow::Borrowed(same) if same.len() == lower.len() => lower,
+                    other => other.into_owned(),
+                }
+            }
             MetricCase::Preserve => crate::identity::identity(metric).into_owned(),
         }
     }

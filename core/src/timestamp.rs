@@ -120,7 +120,7 @@ impl Timestamp {
     pub fn from_epoch_decimal(text: &str) -> Result<Self, TimestampError> {
         let d = Decimal::parse(text).ok_or(TimestampError::Unparseable)?;
         // Past 10^19 in either unit is far beyond the year 9999.
-        if d.digits.len() as i64 + d.exp > 19 {
+        if d.len() as i64 + d.exp > 19 {
             return Err(TimestampError::OutOfRange);
         }
         let (whole, _) = d.shifted(0);
@@ -159,17 +159,21 @@ const NAIVE_FORMATS: [&str; 4] = [
     "%Y-%m-%d %H:%M",
 ];
 
-/// A decimal number as digits: `(-1)^negative × digits × 10^exp`, the
-/// digits without leading zeros.
-struct Decimal {
+/// A decimal number as written: `(-1)^negative × digits × 10^exp`, where
+/// `digits` are the integer and fraction digits read together, leading
+/// zeros skipped. Borrowed from the text: no allocation per timestamp.
+struct Decimal<'a> {
     negative: bool,
-    digits: Vec<u8>,
+    int: &'a [u8],
+    frac: &'a [u8],
+    /// How many leading zeros of `int` then `frac` are skipped.
+    zeros: usize,
     exp: i64,
 }
 
-impl Decimal {
+impl<'a> Decimal<'a> {
     /// JSON's number form, with a leading `+` also allowed.
-    fn parse(text: &str) -> Option<Decimal> {
+    fn parse(text: &'a str) -> Option<Decimal<'a>> {
         let (negative, rest) = match text.as_bytes().first()? {
             b'-' => (true, &text[1..]),
             b'+' => (false, &text[1..]),
@@ -200,17 +204,24 @@ impl Decimal {
                 }
             }
         };
-        let digits: Vec<u8> = int
-            .bytes()
-            .chain(frac.bytes())
-            .map(|b| b - b'0')
-            .skip_while(|&d| d == 0)
-            .collect();
+        let (int, frac) = (int.as_bytes(), frac.as_bytes());
+        let zeros = int.iter().chain(frac).take_while(|&&d| d == b'0').count();
         Some(Decimal {
             negative,
-            digits,
+            int,
+            frac,
+            zeros,
             exp: exp - frac.len() as i64,
         })
+    }
+
+    /// The digits, leading zeros skipped, as numbers.
+    fn digits(&self) -> impl Iterator<Item = u8> + 'a {
+        self.int.iter().chain(self.frac).skip(self.zeros).map(|d| d - b'0')
+    }
+
+    fn len(&self) -> usize {
+        self.int.len() + self.frac.len() - self.zeros
     }
 
     /// The magnitude times 10^`places`, truncated to an integer, and
@@ -218,10 +229,11 @@ impl Decimal {
     /// most 22 digits (see `from_epoch_decimal`).
     fn shifted(&self, places: i64) -> (i128, bool) {
         let p = self.exp + places;
-        let keep = (self.digits.len() as i64 + p).clamp(0, self.digits.len() as i64) as usize;
-        let whole = self.digits[..keep].iter().fold(0i128, |n, &d| n * 10 + i128::from(d));
+        let len = self.len() as i64;
+        let keep = (len + p).clamp(0, len) as usize;
+        let whole = self.digits().take(keep).fold(0i128, |n, d| n * 10 + i128::from(d));
         let scale = (0..p.max(0)).fold(whole, |n, _| n * 10);
-        let cut = self.digits[keep..].iter().any(|&d| d != 0);
+        let cut = self.digits().skip(keep).any(|d| d != 0);
         (scale, cut)
     }
 }

@@ -9,7 +9,7 @@
 use super::db::{query_opt, Arg, Backend, Db, DeadLetter, NewEvent, Refusal, Stamp};
 use super::group::{Committed, Group, GroupCommit};
 use super::listing;
-use super::listing::StoredLetter;
+use super::listing::{StoredLetter, StoredRow};
 use super::migrate::{migrate, register_rules};
 use super::pieces;
 use super::rollup::{rollup_deltas, RollupTable};
@@ -349,15 +349,18 @@ fn write_items(db: &mut dyn Db, items: &[WriteItem], stamp: Stamp, bound: u64, o
         db.upsert_rejected(&letters, stamp)?;
         evict_dead_letters(db, bound)?;
     }
-    // The stored events that repeats are answered with: read back when
-    // stored before this call, else the first of the key in it.
+    // What each repeat is answered with. A retry sent exactly as stored
+    // (the common case) is answered with the event it sent: the stored
+    // row is read for its canonical fields and attributes text, compared,
+    // and never parsed. Otherwise the stored event (the first of its key in
+    // this call, or the one read back).
     let before: Vec<i64> = ids.iter().filter(|(_, new)| !new).map(|&(id, _)| id).collect();
-    let stored: foldhash::HashMap<i64, Event> = if before.is_empty() {
+    let mut stored: foldhash::HashMap<i64, StoredRow> = if before.is_empty() {
         foldhash::HashMap::default()
     } else {
-        listing::events_by_id(db, &before)?
+        listing::stored_rows(db, &before)?
             .into_iter()
-            .map(|s| (s.id, s.event))
+            .map(|row| (row.id, row))
             .collect()
     };
     out.reserve(items.len());
@@ -365,17 +368,26 @@ fn write_items(db: &mut dyn Db, items: &[WriteItem], stamp: Stamp, bound: u64, o
         out.push(match ids.get(at) {
             Some(&(id, true)) if offered[at].0 == i => Written::Inserted(id),
             Some(&(id, new)) => {
-                let event = match new {
-                    true => Some(offered[at].2.clone()),
-                    false => stored.get(&id).cloned(),
+                let WriteItem::Event { event: sent, .. } = &items[i] else {
+                    return Err(Error::storage(StorageKind::Other, "a repeat that is not an event"));
                 };
-                let event = event.ok_or_else(|| {
-                    Error::storage(
-                        StorageKind::Other,
-                        format!("stored event {id} vanished while it was read"),
-                    )
-                })?;
-                Written::Stored(id, Box::new(event))
+                let first = offered[at].2;
+                let answer = match new {
+                    true if sent == first => None,
+                    true => Some(first.clone()),
+                    false => {
+                        let row = stored.get_mut(&id).ok_or_else(|| {
+                            Error::storage(
+                                StorageKind::Other,
+                                format!("stored event {id} vanished while it was read"),
+                            )
+                        })?;
+                        let sent_text = (offered[at].0 == i)
+                            .then(|| std::str::from_utf8(&attributes[spans[at].clone()]).unwrap_or(""));
+                        row.answer(sent, sent_text)?
+                    }
+                };
+                Written::Stored(id, answer.map(Box::new))
             }
             None => Written::Rejected,
         });
@@ -401,7 +413,7 @@ fn write_items(db: &mut dyn Db, items: &[WriteItem], stamp: Stamp, bound: u64, o
                     ..
                 },
                 Written::Stored(_, stored),
-            ) => stored.same_event(event).then_some(*row),
+            ) => stored.as_ref().is_none_or(|e| e.same_event(event)).then_some(*row),
             _ => None,
         })
         .collect();

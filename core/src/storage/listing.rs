@@ -73,19 +73,77 @@ pub(crate) fn canonical_after(db: &mut dyn Db, after: i64, limit: usize) -> Resu
 }
 
 /// The stored events with these ids, each once, in no set order: what a
-/// duplicate or a conflict is answered with.
+/// dry run's duplicate or conflict is answered with.
 pub(crate) fn events_by_id(db: &mut dyn Db, ids: &[i64]) -> Result<Vec<StoredEvent>> {
+    by_id(db, EVENT_COLUMNS, ids, stored_event)
+}
+
+/// The rows of `ids` (each once, in no set order) read by `f`, in chunks of
+/// one statement each.
+fn by_id<T>(db: &mut dyn Db, columns: &str, ids: &[i64], f: impl Fn(&dyn Row) -> Result<T>) -> Result<Vec<T>> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         let mut sql = Sql::default();
-        sql.push(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id IN ("));
+        sql.push(&format!("SELECT {columns} FROM events WHERE id IN ("));
         for (i, id) in chunk.iter().enumerate() {
             sql.bind(if i == 0 { "" } else { ", " }, Param::Int(*id));
         }
         sql.push(")");
-        out.extend(query_all(db, &sql.text, &args(&sql.args), stored_event)?);
+        out.extend(query_all(db, &sql.text, &args(&sql.args), &f)?);
     }
     Ok(out)
+}
+
+/// A stored event as a repeat of it is measured against: its canonical
+/// fields, and its attributes as the JSON text they were stored as, parsed
+/// only when the answer needs them.
+pub(crate) struct StoredRow {
+    pub(crate) id: i64,
+    /// The event, its attributes empty until parsed.
+    event: Event,
+    attributes: String,
+    parsed: bool,
+}
+
+impl StoredRow {
+    /// What a repeat `sent` is answered with: `None` when it is this event
+    /// exactly (its attributes, written as the engine writes them, are
+    /// `sent_text`; without that text they are compared as values), else
+    /// this event.
+    pub(crate) fn answer(&mut self, sent: &Event, sent_text: Option<&str>) -> Result<Option<Event>> {
+        if sent.same_event(&self.event) && sent_text == Some(self.attributes.as_str()) {
+            return Ok(None);
+        }
+        if !self.parsed {
+            self.event.attributes = parse_stored(&self.attributes, "attributes")?;
+            self.parsed = true;
+        }
+        Ok((sent != &self.event).then(|| self.event.clone()))
+    }
+}
+
+/// The rows [`StoredRow`] holds, for these ids.
+pub(crate) fn stored_rows(db: &mut dyn Db, ids: &[i64]) -> Result<Vec<StoredRow>> {
+    by_id(
+        db,
+        "id, client_id, metric, ts, amount, event_id, attributes",
+        ids,
+        |r| {
+            Ok(StoredRow {
+                id: r.int(0)?,
+                event: Event {
+                    client_id: r.text(1)?,
+                    metric: r.text(2)?,
+                    timestamp: stored_time(r.int(3)?)?,
+                    amount: r.real(4)?,
+                    event_id: r.opt_text(5)?,
+                    attributes: Map::new(),
+                },
+                attributes: r.text(6)?,
+                parsed: false,
+            })
+        },
+    )
 }
 
 fn stored_event(r: &dyn Row) -> Result<StoredEvent> {

@@ -67,8 +67,9 @@ pub(crate) enum WriteItem {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Written {
     Inserted(i64),
-    /// Its key was stored already, as this event.
-    Stored(i64, Box<Event>),
+    /// Its key was stored already: as this event, or (`None`) exactly as
+    /// the item's own event, attributes and all.
+    Stored(i64, Option<Box<Event>>),
     Rejected,
 }
 
