@@ -19,13 +19,21 @@ $(info note: no shared scenarios at $(INGEST_SHARED)/scenarios; running the repo
 endif
 endif
 
+# Pinned build tools (cbindgen, cargo-fuzz) are installed once per machine,
+# by version, and shared by every checkout and clone: a clean clone's
+# `make test` does not build them again.
+TOOLS_DIR ?= $(HOME)/.cache/ingest-tools
+export TOOLS_DIR
+
 # Test targets, in the order they run; fragments append to this.
 TESTS := test-rust
 
 .PHONY: help test lint test-rust venv
 help:
 	@echo "make demo   run the example server and web UI on ./data.db (PORT, DB overridable)"
-	@echo "make test   run every test: Rust, lint, header check, C, Python, server, browser"
+	@echo "make test   run every test: Rust, lint, header check, C, Python, server, browser, installs"
+	@echo "make install PREFIX=...   the C library, header, pkg-config and CMake files (make uninstall)"
+	@echo "make dist   the Python wheel and sdist in dist/; make crate: the Rust package"
 
 $(PY):
 	python3 -m venv $(VENV)

@@ -24,6 +24,23 @@
 #include <stdint.h>
 
 /**
+ * The major version: the ABI stays compatible while it does not change
+ * (see the README), and it is the SONAME's number (`libingest.so.0`).
+ */
+#define INGEST_VERSION_MAJOR 0
+
+/**
+ * The minor version: new functions and enum values, nothing removed.
+ */
+#define INGEST_VERSION_MINOR 1
+
+/**
+ * The patch version: fixes only. ingest_version() answers
+ * `"MAJOR.MINOR.PATCH"` of the library actually loaded.
+ */
+#define INGEST_VERSION_PATCH 0
+
+/**
  * The status every fallible function returns.
  *
  * The values are part of the ABI: they never change meaning, and new codes
@@ -504,7 +521,9 @@ const char *ingest_status_name(int status);
 void ingest_string_free(char *s);
 
 /**
- * The library version ("0.1.0").
+ * The version of the library loaded ("0.1.0"): compare its major number
+ * with ::INGEST_VERSION_MAJOR, the header's, to check at run time that a
+ * program runs with a library of the ABI it was built for.
  *
  * Never NULL; a static string: do not free it. Thread-safe.
  */

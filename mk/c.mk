@@ -10,8 +10,7 @@ TESTS += test-c
 # Pinned: another cbindgen may print another header, and the gate below
 # would fail for no change of ours.
 CBINDGEN_VERSION := 0.29.4
-C_TOOLS     := target/tools
-CBINDGEN    := $(C_TOOLS)/bin/cbindgen
+CBINDGEN    := $(TOOLS_DIR)/bin/cbindgen
 
 C_TARGET := $(or $(CARGO_TARGET_DIR),target)
 C_LIBDIR := $(abspath $(C_TARGET)/debug)
@@ -30,12 +29,16 @@ C_TEST_SOURCES := tests/c/test_ingest.c tests/c/test_threads.c tests/c/test_post
 INGEST_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test
 export INGEST_TEST_POSTGRES
 
+# The package version, and its major number (the SONAME's).
+INGEST_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+INGEST_MAJOR   := $(firstword $(subst ., ,$(INGEST_VERSION)))
+
 .PHONY: c-cbindgen header test-c c-lib c-header-check c-compile-check c-example c-readme c-tests
 
 # Installed into the build tree, only when that exact version is missing.
 c-cbindgen:
 	@if ! $(CBINDGEN) --version 2>/dev/null | grep -qx 'cbindgen $(CBINDGEN_VERSION)'; then \
-		cargo install cbindgen --locked --version $(CBINDGEN_VERSION) --root $(C_TOOLS); \
+		cargo install cbindgen --locked --version $(CBINDGEN_VERSION) --root $(TOOLS_DIR); \
 	fi
 
 header: c-cbindgen
@@ -49,13 +52,15 @@ c-header-check: c-cbindgen
 		{ echo "include/ingest.h differs from ffi/src: run 'make header' and commit it"; exit 1; }
 	@echo "include/ingest.h is up to date"
 
-# One dev build gives both libingest.so and libingest.a.
+# One dev build gives both libingest.so and libingest.a. The library's
+# SONAME is libingest.so.MAJOR (ffi/build.rs): the link beside it is what
+# programs linked here load.
 c-lib:
 	cargo build -p ingest-ffi
 	@mkdir -p $(C_PCDIR)
-	@sed -e 's|@INCLUDEDIR@|$(abspath include)|' -e 's|@LIBDIR@|$(C_LIBDIR)|' \
-		-e "s|@VERSION@|$$(sed -n 's/^version = \"\(.*\)\"/\1/p' Cargo.toml | head -n1)|" \
-		ffi/ingest.pc.in > $(C_PCDIR)/ingest.pc
+	ln -sf libingest.so $(C_LIBDIR)/libingest.so.$(INGEST_MAJOR)
+	@sed -e 's|@PREFIX@|$(abspath .)|' -e 's|@INCLUDEDIR@|$(abspath include)|' -e 's|@LIBDIR@|$(C_LIBDIR)|' \
+		-e 's|@VERSION@|$(INGEST_VERSION)|' ffi/ingest.pc.in > $(C_PCDIR)/ingest.pc
 
 c-compile-check: c-lib
 	$(CC) $(C_STD) -Iinclude -c tests/c/header_c11.c -o $(C_OUT)/header_c11.o

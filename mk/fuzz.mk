@@ -21,13 +21,13 @@
 #              run by default: raw pointers and strings freed across the
 #              C ABI; FUZZ_FFI_SANITIZER=none for a long run without it)
 # A crash leaves its input in <project>/fuzz/artifacts/<target>/; replay it
-# with `cd core && RUSTC_BOOTSTRAP=1 ../target/tools/bin/cargo-fuzz run
+# with `cd core && RUSTC_BOOTSTRAP=1 ~/.cache/ingest-tools/bin/cargo-fuzz run
 # <target> fuzz/artifacts/<target>/<file>`.
 
 TESTS += test-fuzz
 
 CARGO_FUZZ_VERSION := 0.13.2
-CARGO_FUZZ         := $(CURDIR)/target/tools/bin/cargo-fuzz
+CARGO_FUZZ         := $(TOOLS_DIR)/bin/cargo-fuzz
 FUZZ_ENV           := RUSTC_BOOTSTRAP=1
 FUZZ_CORE_FLAGS    := --sanitizer none
 # The sanitizer of c_json's long run and of its regressions: address
@@ -64,7 +64,7 @@ FUZZ_LONG_ARGS  := -fork=$(FUZZ_JOBS) -ignore_crashes=1 -runs=$(FUZZ_RUNS) -time
 # Installed into the build tree, only when that exact version is missing.
 fuzz-tool:
 	@if ! $(CARGO_FUZZ) --version 2>/dev/null | grep -qx 'cargo-fuzz $(CARGO_FUZZ_VERSION)'; then \
-		cargo install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION) --root target/tools; \
+		cargo install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION) --root $(TOOLS_DIR); \
 	fi
 
 # Seeds from the scenarios (the repository's tests/scenarios, and those of

@@ -73,6 +73,6 @@ pub use timestamp::Timestamp;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The README's Rust examples, compiled and run as doctests.
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;

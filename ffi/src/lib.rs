@@ -13,9 +13,12 @@
 //! - [`handle`]: opening and closing a store;
 //! - [`submit`]: submissions, dry runs, reprocessing;
 //! - [`query`]: aggregates, listings, stats, rules;
-//! - [`failure`]: failure injection.
+//! - [`failure`]: failure injection;
+//! - [`version`]: the ABI's version, in the header and at run time.
 
 // Declared in the order the header lists them: cbindgen follows it.
+pub mod version;
+
 pub mod handle;
 
 pub mod submit;

@@ -70,7 +70,9 @@ pub unsafe extern "C" fn ingest_string_free(s: *mut c_char) {
     });
 }
 
-/// The library version ("0.1.0").
+/// The version of the library loaded ("0.1.0"): compare its major number
+/// with ::INGEST_VERSION_MAJOR, the header's, to check at run time that a
+/// program runs with a library of the ABI it was built for.
 ///
 /// Never NULL; a static string: do not free it. Thread-safe.
 #[no_mangle]

@@ -15,11 +15,12 @@ import json
 import os
 import sys
 
-from . import IngestError, Ingestor
+from . import IngestError, Ingestor, __version__
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ingest", description="ingest's command line.")
+    parser.add_argument("--version", action="version", version=f"ingest {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     copy = commands.add_parser(
         "copy",

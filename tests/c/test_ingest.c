@@ -68,6 +68,10 @@ static void expect_outcome(IngestHandle *h, const char *event, const char *statu
 
 static void test_version_and_status_names(void) {
   CHECK(strcmp(ingest_version(), "0.1.0") == 0);
+  /* The header's version is the library's. */
+  char header[32];
+  snprintf(header, sizeof header, "%d.%d.%d", INGEST_VERSION_MAJOR, INGEST_VERSION_MINOR, INGEST_VERSION_PATCH);
+  CHECK(strcmp(header, ingest_version()) == 0);
   CHECK(strcmp(ingest_status_name(INGEST_OK), "INGEST_OK") == 0);
   CHECK(strcmp(ingest_status_name(INGEST_INVALID_RULES), "INGEST_INVALID_RULES") == 0);
   CHECK(strcmp(ingest_status_name(INGEST_INVALID_ARGUMENT), "INGEST_INVALID_ARGUMENT") == 0);

@@ -19,7 +19,14 @@ pub struct Scenario {
 /// so that a changed shared case fails here rather than hides behind the
 /// older copy. See `tests/scenarios/README.md`.
 pub fn scenario_files() -> Vec<Scenario> {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/scenarios");
+    // The core crate has them as its own tests/scenarios (a link to this
+    // folder, so that its package holds them); the C ABI's crate reads them
+    // here.
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let repo = [manifest.join("tests/scenarios"), manifest.join("../tests/scenarios")]
+        .into_iter()
+        .find(|dir| dir.join("files.rs").is_file())
+        .unwrap_or_else(|| manifest.join("tests/scenarios"));
     let mut out: Vec<Scenario> = json_files(&repo)
         .unwrap_or_else(|e| panic!("the repository's scenarios are missing at {}: {e}", repo.display()))
         .into_iter()

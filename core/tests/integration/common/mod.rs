@@ -10,7 +10,7 @@ use ingest_core::{EventFilter, Ingestor, IngestorBuilder, StoredEvent, MAX_PAGE}
 
 // The scenario files every Rust suite runs, by one rule (also the C
 // ABI's suite, ffi/tests/scenarios.rs).
-#[path = "../../../../tests/scenarios/files.rs"]
+#[path = "../../scenarios/files.rs"]
 mod files;
 pub use files::scenario_files;
 
