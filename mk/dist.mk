@@ -17,7 +17,8 @@
 #   make test-dist part of `make test`: install into a temporary prefix and
 #                  build C, C++ and CMake programs against it; install the
 #                  wheel into a new venv with no Rust on PATH and run the
-#                  README's Python example; package the crate and run the
+#                  README's Python example; build the crate's docs with
+#                  warnings as errors, package the crate and run the
 #                  README's Rust example in a new project that depends on it
 
 PREFIX          ?= /usr/local
@@ -117,6 +118,7 @@ test-wheel: dist
 	tests/install/wheel.sh $(abspath $(DIST)) $(abspath $(DIST_OUT))/wheel-venv $(INGEST_VERSION)
 
 test-crate: crate
+	RUSTDOCFLAGS="-D warnings" cargo doc -p ingest-core --no-deps --features postgres
 	tests/install/crate.sh $(abspath target/package/ingest-core-$(INGEST_VERSION).crate) $(INGEST_VERSION)
 
 test-dist: test-install test-wheel test-crate

@@ -24,12 +24,16 @@ pub(crate) const DAY_MS: i64 = 24 * HOUR_MS;
 /// A time bucket to group by. Buckets are UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Bucket {
+    /// One clock hour, from `:00:00.000`.
     Hour,
+    /// One calendar day, from midnight UTC.
     Day,
+    /// One calendar month, from midnight UTC on its first day.
     Month,
 }
 
 impl Bucket {
+    /// `"hour"`, `"day"` or `"month"`: the name `group_by` takes.
     pub fn as_str(self) -> &'static str {
         match self {
             Bucket::Hour => "hour",
@@ -51,14 +55,20 @@ impl fmt::Display for Bucket {
 /// any grouping, any order of arrival and either backend.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Stats {
+    /// How many events.
     pub count: u64,
+    /// The exact sum of their amounts, rounded once; `0.0` when there are none.
     pub sum: f64,
+    /// The smallest amount; `None` when there are no events.
     pub min: Option<f64>,
+    /// The largest amount; `None` when there are no events.
     pub max: Option<f64>,
     avg: Option<f64>,
 }
 
 impl Stats {
+    /// The exact sum divided by the count, rounded once; `None` when there
+    /// are no events.
     pub fn avg(&self) -> Option<f64> {
         self.avg
     }
@@ -133,15 +143,21 @@ fn opt(a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64) -> Option<f64> {
 /// grouped by them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct GroupKey {
+    /// The start of the group's time bucket (UTC); `None` unless the query
+    /// groups by hour, day or month.
     pub bucket: Option<Timestamp>,
+    /// The group's client; `None` unless the query groups by client.
     pub client_id: Option<String>,
+    /// The group's metric; `None` unless the query groups by metric.
     pub metric: Option<String>,
 }
 
 /// One group of a grouped aggregate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Group {
+    /// Which bucket, client and metric the group is.
     pub key: GroupKey,
+    /// The statistics of the group's events.
     pub stats: Stats,
 }
 
@@ -166,12 +182,15 @@ impl Serialize for Group {
 /// came from the cache because the database could not be read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Aggregate {
+    /// The statistics of every event the query matches, over all groups.
     pub totals: Stats,
     /// `Some` (possibly empty) when the query groups, in key order.
     pub groups: Option<Vec<Group>>,
     /// True when this is the last result computed for the same query,
     /// returned because the database could not be read now.
     pub stale: bool,
+    /// When this result was computed; a stale result keeps the time it was
+    /// first computed.
     pub computed_at: Timestamp,
 }
 

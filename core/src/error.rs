@@ -47,14 +47,30 @@ impl fmt::Display for StorageKind {
 /// The order and meaning of these never change; new kinds are only appended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
+    /// [`Error::InvalidRules`]: the rules document is malformed.
     InvalidRules,
+    /// [`Error::InvalidArgument`]: an argument is malformed.
     InvalidArgument,
+    /// [`Error::Injected`]: a failure armed with
+    /// [`Ingestor::simulate_failure`](crate::Ingestor::simulate_failure).
     Injected,
+    /// A storage error of kind [`StorageKind::Busy`]: a lock was held past
+    /// the busy timeout. Retry later.
     Busy,
+    /// A storage error of kind [`StorageKind::Io`]: an I/O error, or a store
+    /// that cannot be opened or reached.
     Io,
+    /// A storage error of kind [`StorageKind::Corrupt`]: not a database, or
+    /// a damaged one.
     Corrupt,
+    /// A storage error of kind [`StorageKind::Full`]: the disk or the
+    /// database's size limit is full.
     Full,
+    /// A storage error of kind [`StorageKind::ReadOnly`]: the database
+    /// cannot be written.
     ReadOnly,
+    /// A storage error of kind [`StorageKind::Other`]: any other failure of
+    /// the database.
     Storage,
 }
 
@@ -102,8 +118,11 @@ pub enum Error {
     /// The database failed.
     #[error("storage error ({kind}): {message}")]
     Storage {
+        /// What kind of failure, as far as the database can tell.
         kind: StorageKind,
+        /// What failed, for people.
         message: String,
+        /// The database client's own error, when there is one.
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },

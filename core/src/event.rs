@@ -10,13 +10,21 @@ use crate::timestamp::Timestamp;
 /// One event in canonical form: what normalisation produces and storage keeps.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
+    /// The client that sent it, in the one form of names
+    /// ([`identity`](mod@crate::identity)); never empty.
     pub client_id: String,
+    /// What it measures, cased by the rules (lower case by default) and in
+    /// the one form of names; the rules' default (`unknown` in the built-in
+    /// rules) when the input has none.
     pub metric: String,
     /// Finite; `-0.0` is stored as `0.0`.
     pub amount: f64,
+    /// When it happened: an instant in UTC, to the millisecond.
     pub timestamp: Timestamp,
     /// Every input field that fed no canonical field. Never part of the key.
     pub attributes: Map<String, Value>,
+    /// The client's own id for the event, in the one form of names; `None`
+    /// when the input has none (it is never defaulted).
     pub event_id: Option<String>,
 }
 
@@ -35,10 +43,15 @@ impl Event {
 /// An event as stored, with its id and when it arrived.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoredEvent {
+    /// The id the store gave it, unique in the store: the `id` of its outcomes.
     pub id: i64,
+    /// The event itself, in canonical form.
     #[serde(flatten)]
     pub event: Event,
+    /// When this store received it (for a copy, when it was copied).
     pub received_at: Timestamp,
+    /// The version of the rules it was stored under
+    /// ([`Ingestor::rules_version`](crate::Ingestor::rules_version)).
     pub rules_version: i64,
 }
 
@@ -47,21 +60,37 @@ pub struct StoredEvent {
 pub enum Outcome {
     /// The event was stored. `id` is `None` only in an answer from
     /// [`Ingestor::check`](crate::Ingestor::check), which stores nothing.
-    Accepted { id: Option<i64>, event: Event },
+    Accepted {
+        /// The stored event's id; `None` from a dry run.
+        id: Option<i64>,
+        /// The event as normalised and stored.
+        event: Event,
+    },
     /// The same event is already stored under `id`; nothing changed.
     /// `event` is the stored event.
-    Duplicate { id: i64, event: Event },
+    Duplicate {
+        /// The stored event's id.
+        id: i64,
+        /// The stored event.
+        event: Event,
+    },
     /// The event's key matches the event stored under `id`, but their
     /// canonical fields differ: one `conflict` reason per differing field,
     /// with the stored and the sent value. Nothing changed; `event` is the
     /// stored event.
     Conflict {
+        /// The id of the stored event whose key it matches.
         id: i64,
+        /// The stored event.
         event: Event,
+        /// One [`ReasonCode::Conflict`] reason per canonical field that differs.
         reasons: Vec<Reason>,
     },
     /// The event failed the rules; every reason is listed.
-    Rejected { reasons: Vec<Reason> },
+    Rejected {
+        /// Every reason it was rejected.
+        reasons: Vec<Reason>,
+    },
 }
 
 impl Outcome {
@@ -155,8 +184,12 @@ impl Serialize for Outcome {
 /// (empty for the event as a whole), and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
+    /// What is wrong, as a stable code.
     pub code: ReasonCode,
+    /// The canonical field concerned (`"amount"`), `"payload"` for a
+    /// payload that is not an object, or empty for the event as a whole.
     pub field: String,
+    /// What is wrong, in words for people; programs should match on `code`.
     pub message: String,
 }
 
@@ -245,6 +278,8 @@ pub enum ReasonCode {
 }
 
 impl ReasonCode {
+    /// The stable snake_case name (`"missing_field"`), as outcomes show it
+    /// in JSON and the bindings.
     pub fn as_str(self) -> &'static str {
         match self {
             ReasonCode::NotAnObject => "not_an_object",
@@ -277,8 +312,12 @@ impl fmt::Display for ReasonCode {
 /// why it was rejected, and under which rules.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RejectedEvent {
+    /// The id the dead-letter store gave it.
     pub id: i64,
+    /// The kept copy of the input: the input itself when `raw_exact` is
+    /// true, else a stand-in (see `raw_exact`).
     pub raw: Value,
+    /// Why it was rejected, under the rules of `rules_version`.
     pub reasons: Vec<Reason>,
     /// The version of the rules that last rejected it.
     pub rules_version: i64,

@@ -45,7 +45,10 @@ pub struct IngestorBuilder {
 /// rejected junk can take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeadLetterBound {
+    /// The most dead letters kept (default 10 000); at least 1.
     pub max_rows: u64,
+    /// The most bytes of JSON text kept as one input's copy (default
+    /// 64 KiB); at least 64.
     pub max_copy_bytes: usize,
 }
 
@@ -69,6 +72,8 @@ impl IngestorBuilder {
         self
     }
 
+    /// How hard each commit works to survive failures (default
+    /// [`Durability::Full`]).
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
         self
@@ -125,10 +130,13 @@ impl IngestorBuilder {
 /// database holds (shared by every process on the file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct IngestStats {
+    /// Events a submit call answered `accepted` (stored for the first time).
     pub accepted: u64,
+    /// Events a submit call answered `duplicate` (already stored).
     pub duplicate: u64,
     /// Events whose key matched a stored event with other canonical fields.
     pub conflict: u64,
+    /// Events a submit call answered `rejected`.
     pub rejected: u64,
     /// Calls that returned an error (storage or injected failures).
     pub failed: u64,
@@ -279,6 +287,7 @@ impl Ingestor {
         self.rules_version
     }
 
+    /// The durability the store was opened with.
     pub fn durability(&self) -> Durability {
         self.durability
     }
@@ -798,7 +807,12 @@ pub enum Input {
     /// lone surrogate): rejected with the reasons the binding found (see
     /// [`Reason::unreadable`]), and kept in the dead letters as `copy`, the
     /// JSON closest to it, marked as not the input itself.
-    Unreadable { copy: Value, reasons: Vec<Reason> },
+    Unreadable {
+        /// The JSON closest to the value, kept as its dead letter's copy.
+        copy: Value,
+        /// Why it cannot be read, as the binding found.
+        reasons: Vec<Reason>,
+    },
 }
 
 fn check_page(limit: usize) -> Result<()> {

@@ -34,6 +34,8 @@
 //! # Ok::<(), ingest_core::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod aggregate;
 pub mod dedup;
 mod error;

@@ -4,7 +4,7 @@
 //! byte limit, holding a [reserved key](RESERVED_KEY_PREFIX) or a number no
 //! double can hold is rejected with the reasons [`check_shape`] gives, alone
 //! in its batch: the rules never see it, and the dead-letter store keeps a
-//! bounded copy of it ([`raw_copy`]). Every walk here is iterative, so no
+//! bounded copy of it (`raw_copy`). Every walk here is iterative, so no
 //! input can exhaust the stack.
 
 use serde_json::{Number, Value};

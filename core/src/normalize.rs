@@ -56,11 +56,16 @@ pub fn normalize(raw: &Value, rules: &Rules) -> Result<Event, Vec<Reason>> {
 /// the C fast path: no JSON, same rules.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fields<'a> {
+    /// The client, as the JSON field `client_id` would give it.
     pub client_id: &'a str,
+    /// The metric; `None` is read as an absent field: the rules' default,
+    /// or `missing_field` when there is none or the metric is required.
     pub metric: Option<&'a str>,
+    /// The amount; a NaN or infinity is rejected (`bad_value`).
     pub amount: f64,
     /// Milliseconds since the epoch.
     pub timestamp_ms: i64,
+    /// The client's own id for the event; `None` when it has none.
     pub event_id: Option<&'a str>,
 }
 

@@ -56,6 +56,8 @@ impl std::str::FromStr for Durability {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Query {
+    /// Only this client's events (put in the one form of names before
+    /// matching); `None` for every client.
     pub client_id: Option<String>,
     /// Cased by the rules before matching, like the events' metrics.
     pub metric: Option<String>,
@@ -63,8 +65,11 @@ pub struct Query {
     pub start: Option<Timestamp>,
     /// Exclusive.
     pub end: Option<Timestamp>,
+    /// Group by this time bucket; `None` for no grouping by time.
     pub bucket: Option<Bucket>,
+    /// Group by client.
     pub by_client: bool,
+    /// Group by metric.
     pub by_metric: bool,
 }
 
@@ -171,12 +176,18 @@ fn opt_time(v: Option<&Value>, key: &str) -> Result<Option<Timestamp>> {
 /// Filter and page for listing events. Newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventFilter {
+    /// Only this client's events (put in the one form of names before
+    /// matching); `None` for every client.
     pub client_id: Option<String>,
     /// Cased by the rules before matching.
     pub metric: Option<String>,
+    /// Only events at or after this instant (inclusive); `None` for no bound.
     pub start: Option<Timestamp>,
+    /// Only events before this instant (exclusive); `None` for no bound.
     pub end: Option<Timestamp>,
+    /// The most events returned, 1 to [`MAX_PAGE`] (default 100).
     pub limit: usize,
+    /// How many matching events to skip first (default 0).
     pub offset: usize,
 }
 
@@ -232,7 +243,9 @@ impl EventFilter {
 /// A page of a listing: at most `limit` rows (1 to [`MAX_PAGE`]) after skipping `offset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
+    /// The most rows returned, 1 to [`MAX_PAGE`] (default 100).
     pub limit: usize,
+    /// How many rows to skip first (default 0).
     pub offset: usize,
 }
 

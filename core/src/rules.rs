@@ -11,14 +11,20 @@ use crate::error::{Error, Result};
 /// A field of the canonical event that rules can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Field {
+    /// `client_id`: who sent the event.
     ClientId,
+    /// `metric`: what the event measures.
     Metric,
+    /// `amount`: the number that aggregates add up.
     Amount,
+    /// `timestamp`: when the event happened.
     Timestamp,
+    /// `event_id`: the client's own id for the event.
     EventId,
 }
 
 impl Field {
+    /// Every field, in the order of the canonical event.
     pub const ALL: [Field; 5] = [
         Field::ClientId,
         Field::Metric,
@@ -60,7 +66,10 @@ impl fmt::Display for Field {
 /// How metric names are cased after trimming.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MetricCase {
+    /// Lower-cased (Unicode lower case): `Sales` and `sales` are one
+    /// metric. The default.
     Lower,
+    /// Cased as sent: `Sales` and `sales` are two metrics.
     Preserve,
 }
 
@@ -316,10 +325,13 @@ impl Rules {
         }
     }
 
+    /// The amount an input without one gets when `amount` is not required;
+    /// `None` for no default (as in the built-in rules).
     pub fn default_amount(&self) -> Option<f64> {
         self.default_amount
     }
 
+    /// How metric names are cased (default [`MetricCase::Lower`]).
     pub fn metric_case(&self) -> MetricCase {
         self.metric_case
     }
