@@ -180,8 +180,10 @@ impl Serialize for Outcome {
     }
 }
 
-/// Why an event was rejected: a stable code, the canonical field it concerns
-/// (empty for the event as a whole), and a message for people.
+/// Why an event was rejected, or a field a conflict differs in: a stable
+/// code, the canonical field it concerns (`payload` for an envelope whose
+/// payload is not an object, empty for the event as a whole), and a message
+/// for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
     /// What is wrong, as a stable code.
@@ -247,7 +249,8 @@ pub enum ReasonCode {
     BadValue,
     /// A timestamp in none of the accepted forms.
     BadTimestamp,
-    /// A value outside its allowed range (`amount_range`, years 0001 to 9999).
+    /// A value outside its allowed range (`amount_range`, the fixed bound
+    /// ±[`MAX_AMOUNT`](crate::normalize::MAX_AMOUNT), years 0001 to 9999).
     OutOfRange,
     /// Text longer than `max_text_len`.
     TooLong,
@@ -328,9 +331,11 @@ pub struct RejectedEvent {
     /// The size of the input's compact JSON text, whole.
     pub raw_bytes: u64,
     /// True when `raw` is the input exactly. False when it is a JSON string
-    /// of the text's first bytes (the input was over the copy's cap, or
-    /// could not be read as a value: a lone surrogate, nesting too deep), or
-    /// the closest JSON to input JSON cannot hold (a Python `nan` as null).
+    /// of the input's text, whole or cut to the copy's cap (the input was
+    /// over the cap, or could not be kept as a value that reads back: a
+    /// lone surrogate, nesting too deep, a reserved key, a number no double
+    /// holds), or the closest JSON to input JSON cannot hold (a Python `nan`
+    /// as null).
     /// Such a row is never decided again by `reprocess_rejected`.
     pub raw_exact: bool,
 }

@@ -138,7 +138,10 @@ pub struct IngestStats {
     pub conflict: u64,
     /// Events a submit call answered `rejected`.
     pub rejected: u64,
-    /// Calls that returned an error (storage or injected failures).
+    /// Storage or injected failures met by this `Ingestor`'s writes and
+    /// aggregates (an aggregate answered from the stale cache counts too:
+    /// the database failed); errors of listings and dry runs are not
+    /// counted.
     pub failed: u64,
     /// Events stored in the database.
     pub stored_events: u64,

@@ -18,8 +18,11 @@ pub(crate) use resolve::{resolve, Alias, Entries, Keep};
 /// Normalise one raw event under `rules`.
 ///
 /// The input is either a flat object or the envelope
-/// `{"source": ..., "payload": {...}}`, whose payload fields are merged over
-/// the top level (the payload wins).
+/// `{"source": ..., "payload": {...}}`. A canonical field given at both
+/// levels must have one value once normalised (else `conflicting_fields`);
+/// other fields of both levels are the attributes, the payload's under
+/// their names and a top-level one the payload gives another value under
+/// [`ENVELOPE_ATTRIBUTE`].
 ///
 /// ```
 /// use ingest_core::{normalize, Rules};

@@ -163,7 +163,8 @@ fn opt_time(v: Option<&Value>, key: &str) -> Result<Option<Timestamp>> {
     let parsed = match v {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) => Timestamp::parse(s).ok(),
-        Some(Value::Number(n)) => n.as_f64().and_then(|f| Timestamp::from_epoch(f).ok()),
+        // Its own digits, as an event's epoch number is read.
+        Some(Value::Number(n)) => Timestamp::from_epoch_decimal(n.as_str()).ok(),
         Some(_) => None,
     };
     parsed.map(Some).ok_or_else(|| {
@@ -185,7 +186,8 @@ pub struct EventFilter {
     pub start: Option<Timestamp>,
     /// Only events before this instant (exclusive); `None` for no bound.
     pub end: Option<Timestamp>,
-    /// The most events returned, 1 to [`MAX_PAGE`] (default 100).
+    /// The most events returned (default 100); `Ingestor::events` takes 1
+    /// to [`MAX_PAGE`] and refuses any other.
     pub limit: usize,
     /// How many matching events to skip first (default 0).
     pub offset: usize,
@@ -243,7 +245,8 @@ impl EventFilter {
 /// A page of a listing: at most `limit` rows (1 to [`MAX_PAGE`]) after skipping `offset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
-    /// The most rows returned, 1 to [`MAX_PAGE`] (default 100).
+    /// The most rows returned (default 100); the listings take 1 to
+    /// [`MAX_PAGE`] and refuse any other.
     pub limit: usize,
     /// How many rows to skip first (default 0).
     pub offset: usize,

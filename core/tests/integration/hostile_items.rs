@@ -473,3 +473,18 @@ fn a_dead_letter_that_now_conflicts_stays_a_dead_letter() {
         );
     }
 }
+
+#[test]
+fn a_query_bound_given_as_a_number_is_read_from_its_digits_like_an_event() {
+    // More digits than a double holds: read through a float, the start
+    // would round up into the next second.
+    let q = ingest_core::Query::from_json(r#"{"start": 1700000000.99999999999, "end": 1700000001}"#).unwrap();
+    assert_eq!(q.start.unwrap().to_string(), "2023-11-14T22:13:20.999Z");
+    assert_eq!(q.end.unwrap().to_string(), "2023-11-14T22:13:21.000Z");
+    for store in backends(Sqlite::Memory) {
+        let ing = store.open();
+        ing.submit_json(r#"{"client_id": "q", "amount": 1, "ts": 1700000000.99999999999}"#)
+            .unwrap();
+        assert_eq!(ing.aggregate(&q).unwrap().totals.count, 1, "{}", store.backend);
+    }
+}
