@@ -88,6 +88,8 @@ crate:
 crate-check: crate
 	rm -rf $(DIST_OUT)/crate-check && mkdir -p $(DIST_OUT)/crate-check
 	tar -xzf target/package/ingest-core-$(INGEST_VERSION).crate -C $(DIST_OUT)/crate-check
+	# A workspace of its own, not the checkout's it is unpacked under.
+	printf '\n[workspace]\n' >> $(DIST_OUT)/crate-check/ingest-core-$(INGEST_VERSION)/Cargo.toml
 	cd $(DIST_OUT)/crate-check/ingest-core-$(INGEST_VERSION) && \
 		CARGO_TARGET_DIR=$(abspath target/crate-check) cargo test --features test-hooks,postgres
 
