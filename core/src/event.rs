@@ -210,15 +210,7 @@ impl Reason {
     /// for every binding.
     pub fn unreadable(code: ReasonCode, path: &str, what: &str) -> Self {
         // Untrusted input names the place: a message stays short whatever it is.
-        let cut = |s: &str| {
-            const SHOWN: usize = 200;
-            let mut c: String = s.chars().take(SHOWN).collect();
-            if c.len() < s.len() {
-                c.push_str("...");
-            }
-            c
-        };
-        let (path, what) = (cut(path), cut(what));
+        let (path, what) = (crate::limits::shorten(path, 200), crate::limits::shorten(what, 200));
         let at = if path.is_empty() {
             String::new()
         } else {

@@ -108,8 +108,13 @@ fn place(under: Option<&str>) -> String {
 }
 
 fn preview_text(s: &str) -> String {
-    const MAX: usize = 60;
-    let mut cut: String = s.chars().take(MAX).collect();
+    shorten(s, 60)
+}
+
+/// At most `max` characters of `s`, with `...` when cut: untrusted input
+/// must not make a message itself huge.
+pub(crate) fn shorten(s: &str, max: usize) -> String {
+    let mut cut: String = s.chars().take(max).collect();
     if cut.len() < s.len() {
         cut.push_str("...");
     }

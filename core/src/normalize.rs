@@ -431,7 +431,7 @@ fn type_name(v: &Value) -> &'static str {
 
 /// A short rendering of an offending value for a message: untrusted input
 /// must not make the message itself huge.
-fn preview(v: Scalar) -> String {
+pub(crate) fn preview(v: Scalar) -> String {
     const MAX: usize = 60;
     let (text, quote) = match v {
         Scalar::Text(s) => (std::borrow::Cow::Borrowed(s), true),
@@ -440,10 +440,7 @@ fn preview(v: Scalar) -> String {
         Scalar::Null => (std::borrow::Cow::Borrowed("null"), false),
         Scalar::Compound(v) => (std::borrow::Cow::Owned(v.to_string()), false),
     };
-    let mut cut: String = text.chars().take(MAX).collect();
-    if cut.len() < text.len() {
-        cut.push_str("...");
-    }
+    let cut = crate::limits::shorten(&text, MAX);
     if quote {
         format!("{cut:?}")
     } else {

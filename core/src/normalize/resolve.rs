@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{amount_field, assemble, text_field, timestamp_field, Scalar};
+use super::{amount_field, assemble, preview, text_field, timestamp_field, Scalar};
 use crate::event::{Event, Reason, ReasonCode};
 use crate::rules::{Field, Rules, PAYLOAD};
 
@@ -226,9 +226,9 @@ impl Found<'_> {
                     ReasonCode::ConflictingFields,
                     field.as_str(),
                     format!(
-                        "{field} is given twice with different values: {:?} in the payload and {:?} in the envelope",
-                        preview_short(inner.1),
-                        preview_short(outer.1),
+                        "{field} is given twice with different values: {} in the payload and {} in the envelope",
+                        preview(inner.1),
+                        preview(outer.1),
                     ),
                 ));
                 None
@@ -239,21 +239,6 @@ impl Found<'_> {
             }
         }
     }
-}
-
-fn preview_short(v: Scalar<'_>) -> String {
-    let text = match v {
-        Scalar::Text(s) => s.to_string(),
-        Scalar::Number(n) => n.to_string(),
-        Scalar::Bool(b) => b.to_string(),
-        Scalar::Null => "null".to_string(),
-        Scalar::Compound(v) => v.to_string(),
-    };
-    let mut cut: String = text.chars().take(40).collect();
-    if cut.len() < text.len() {
-        cut.push_str("...");
-    }
-    cut
 }
 
 /// The `Value` path's levels: the event's object and its payload object.

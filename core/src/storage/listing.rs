@@ -56,19 +56,7 @@ pub(crate) fn canonical_after(db: &mut dyn Db, after: i64, limit: usize) -> Resu
         db,
         "SELECT id, client_id, metric, ts, amount, event_id FROM events WHERE id > $1 ORDER BY id LIMIT $2",
         &[Arg::Int(after), Arg::Int(limit as i64)],
-        |r| {
-            Ok((
-                r.int(0)?,
-                Event {
-                    client_id: r.text(1)?,
-                    metric: r.text(2)?,
-                    timestamp: stored_time(r.int(3)?)?,
-                    amount: r.real(4)?,
-                    event_id: r.opt_text(5)?,
-                    attributes: Map::new(),
-                },
-            ))
-        },
+        |r| Ok((r.int(0)?, canonical(r, Map::new())?)),
     )
 }
 
@@ -131,14 +119,7 @@ pub(crate) fn stored_rows(db: &mut dyn Db, ids: &[i64]) -> Result<Vec<StoredRow>
         |r| {
             Ok(StoredRow {
                 id: r.int(0)?,
-                event: Event {
-                    client_id: r.text(1)?,
-                    metric: r.text(2)?,
-                    timestamp: stored_time(r.int(3)?)?,
-                    amount: r.real(4)?,
-                    event_id: r.opt_text(5)?,
-                    attributes: Map::new(),
-                },
+                event: canonical(r, Map::new())?,
                 attributes: r.text(6)?,
                 parsed: false,
             })
@@ -146,17 +127,23 @@ pub(crate) fn stored_rows(db: &mut dyn Db, ids: &[i64]) -> Result<Vec<StoredRow>
     )
 }
 
+/// The event of a row whose columns 1 to 5 are client_id, metric, ts,
+/// amount, event_id (every event query selects them so), with `attributes`.
+fn canonical(r: &dyn Row, attributes: Map<String, Value>) -> Result<Event> {
+    Ok(Event {
+        client_id: r.text(1)?,
+        metric: r.text(2)?,
+        timestamp: stored_time(r.int(3)?)?,
+        amount: r.real(4)?,
+        event_id: r.opt_text(5)?,
+        attributes,
+    })
+}
+
 fn stored_event(r: &dyn Row) -> Result<StoredEvent> {
     Ok(StoredEvent {
         id: r.int(0)?,
-        event: Event {
-            client_id: r.text(1)?,
-            metric: r.text(2)?,
-            timestamp: stored_time(r.int(3)?)?,
-            amount: r.real(4)?,
-            event_id: r.opt_text(5)?,
-            attributes: parse_stored::<Map<String, Value>>(&r.text(6)?, "attributes")?,
-        },
+        event: canonical(r, parse_stored::<Map<String, Value>>(&r.text(6)?, "attributes")?)?,
         received_at: stored_time(r.int(7)?)?,
         rules_version: r.int(8)?,
     })
