@@ -270,6 +270,11 @@ pub enum ReasonCode {
     /// The event's key matches a stored event whose canonical fields differ:
     /// one reason per differing field, in [`Outcome::Conflict`].
     Conflict,
+    /// The event's time is before the acceptance window: older than the
+    /// rules' `max_age`, or before the time the store was pruned to.
+    TooOld,
+    /// The event's time is more than the rules' `max_future` ahead of now.
+    InFuture,
 }
 
 impl ReasonCode {
@@ -293,6 +298,8 @@ impl ReasonCode {
             ReasonCode::UnsupportedType => "unsupported_type",
             ReasonCode::ConflictingFields => "conflicting_fields",
             ReasonCode::Conflict => "conflict",
+            ReasonCode::TooOld => "too_old",
+            ReasonCode::InFuture => "in_future",
         }
     }
 }

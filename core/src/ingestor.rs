@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::aggregate::Aggregate;
+use crate::archive::Archive;
 use crate::dedup::dedup_key;
 use crate::error::{Error, Result};
 use crate::event::{Event, Outcome, Reason, ReasonCode, RejectedEvent, StoredEvent};
@@ -22,11 +23,13 @@ use crate::limits::{
     RESERVED_KEY_PREFIX,
 };
 use crate::location::{open_store, Location};
-use crate::normalize::{normalize, normalize_fields, Fields};
+use crate::normalize::{normalize_fields_within, normalize_within, Fields};
 use crate::options::{Durability, EventFilter, Page, Query, MAX_PAGE};
 use crate::raw_event::{read_batch, read_event, InputNames, RawEvent};
 use crate::rules::Rules;
-use crate::storage::{Engine, WriteItem, Written};
+use crate::storage::{Engine, WriteItem, Written, CHUNK_ROWS};
+use crate::timestamp::Timestamp;
+use crate::window::Window;
 
 /// Options for [`Ingestor::open`]; start from [`Ingestor::builder`].
 #[derive(Debug, Clone)]
@@ -164,6 +167,45 @@ pub struct ReprocessReport {
     pub conflict: u64,
     /// Still rejected: kept, with the current rules' reasons and version.
     pub rejected: u64,
+}
+
+/// The rows a prune moves in one chunk (one transaction).
+pub const PRUNE_CHUNK: usize = CHUNK_ROWS;
+
+/// What [`Ingestor::prune`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    /// Events removed (their rollups stay).
+    pub events: u64,
+    /// Dead letters removed.
+    pub rejected: u64,
+    /// The horizon: nothing before it is accepted from now on.
+    pub before: Timestamp,
+    /// The archive file, as an absolute path, when one was written.
+    pub archive: Option<String>,
+    /// The bytes the store's tables and indexes took before the prune.
+    pub bytes_before: u64,
+    /// The same after it, once the space was given back.
+    pub bytes_after: u64,
+}
+
+/// What the store records of pruning ([`Ingestor::pruned`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Pruned {
+    /// Nothing before this is accepted again; `None` if never pruned.
+    pub before: Option<Timestamp>,
+    /// Events removed by every prune so far.
+    pub events: u64,
+    /// Dead letters removed by every prune so far.
+    pub rejected: u64,
+}
+
+/// One line of a prune's archive: the row, tagged with what it was.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Archived<'a> {
+    Event(&'a StoredEvent),
+    Rejected(&'a RejectedEvent),
 }
 
 /// What [`Ingestor::copy_to`] did.
@@ -317,7 +359,7 @@ impl Ingestor {
     /// Submit typed fields without JSON (the C fast path): the same rules,
     /// keys and storage as [`Ingestor::submit`].
     pub fn submit_fields(&self, fields: &Fields<'_>) -> Result<Outcome> {
-        let item = match normalize_fields(fields, &self.rules) {
+        let item = match normalize_fields_within(fields, &self.rules, &self.window()) {
             Ok(event) => self.valid(event),
             Err(reasons) => self.reject_value(&fields.to_raw(), reasons),
         };
@@ -477,6 +519,97 @@ impl Ingestor {
         }
     }
 
+    /// Remove the events before `before` and the dead letters received
+    /// before it, keeping every rollup: aggregates over whole buckets stay
+    /// exact, and a range whose edge needs a removed event is refused (see
+    /// the README's lifecycle section).
+    ///
+    /// It refuses ([`Error::InvalidArgument`]) unless the rules set
+    /// `max_age` and `before` is at or before now minus `max_age`: then
+    /// every removed event is one the window rejects (`too_old`) if it is
+    /// sent again, and the store keeps `before` as a floor that holds even
+    /// if the rules change later, so a retry is never counted twice.
+    ///
+    /// With `archive`, the removed rows go to that file first as NDJSON
+    /// (gzip when its name ends in `.gz`), each chunk synced before the
+    /// chunk is removed. Rows go in chunks of [`PRUNE_CHUNK`], one short
+    /// transaction each; an interrupted prune run again with the same
+    /// archive finishes the work, with every row archived exactly once.
+    /// Then the space is given back (SQLite: incremental vacuum, or one full
+    /// VACUUM on a file made before pruning existed; PostgreSQL: VACUUM).
+    ///
+    /// ```
+    /// # use ingest_core::{Ingestor, Rules, Timestamp};
+    /// let ing = Ingestor::builder(":memory:").rules(Rules::from_json(r#"{"max_age": "90d"}"#)?).open()?;
+    /// let before = Timestamp::parse("2020-01-01").unwrap();
+    /// assert_eq!(ing.prune(before, None)?.events, 0);
+    /// assert!(ing.prune(Timestamp::now(), None).is_err(), "inside the window");
+    /// # Ok::<(), ingest_core::Error>(())
+    /// ```
+    pub fn prune(&self, before: Timestamp, archive: Option<&Path>) -> Result<PruneReport> {
+        let Some(max_age) = self.rules.max_age() else {
+            return Err(Error::arg(
+                "prune needs the rules' max_age: without an acceptance window a retry of a pruned event would be stored and counted again; set max_age (such as \"90d\") in the rules first",
+            ));
+        };
+        let edge = Window::at(Timestamp::now(), Some(max_age), None, None);
+        if edge.check(before).is_none() && !edge.is_floor(before) {
+            return Err(Error::arg(format!(
+                "before {before} is inside the acceptance window (max_age {max_age}): events after {} are still accepted, so their retries could be counted again; prune up to that time at most",
+                edge.floor().map_or_else(String::new, |t| t.to_string())
+            )));
+        }
+        let mut report = PruneReport {
+            events: 0,
+            rejected: 0,
+            before,
+            archive: None,
+            bytes_before: self.counted(self.store.bytes_used())?,
+            bytes_after: 0,
+        };
+        self.counted(self.store.raise_horizon(before.millis()))?;
+        let mut recorded = self.counted(self.store.lifecycle())?.archive;
+        let mut file = archive.map(|p| Archive::open(p, recorded.as_ref())).transpose()?;
+        loop {
+            let chunk = self.counted(self.store.prune_chunk(before.millis()))?;
+            if chunk.is_empty() {
+                break;
+            }
+            let next = match &mut file {
+                Some(f) => {
+                    if chunk.events.is_empty() {
+                        f.append(&chunk.rejected.iter().map(Archived::Rejected).collect::<Vec<_>>())?;
+                    } else {
+                        f.append(&chunk.events.iter().map(Archived::Event).collect::<Vec<_>>())?;
+                    }
+                    Some(f.record())
+                }
+                None => None,
+            };
+            self.counted(self.store.remove_chunk(&chunk, &recorded, &next))?;
+            if next.is_some() {
+                recorded = next;
+            }
+            report.events += chunk.events.len() as u64;
+            report.rejected += chunk.rejected.len() as u64;
+        }
+        self.counted(self.store.reclaim())?;
+        report.bytes_after = self.counted(self.store.bytes_used())?;
+        report.archive = recorded.filter(|_| archive.is_some()).map(|(p, _)| p);
+        Ok(report)
+    }
+
+    /// What the store records of pruning: the horizon and how many rows
+    /// every prune removed.
+    pub fn pruned(&self) -> Result<Pruned> {
+        let l = self.store.lifecycle()?;
+        Ok(Pruned {
+            before: l.pruned_before.and_then(Timestamp::from_millis),
+            events: l.pruned_events,
+            rejected: l.pruned_rejected,
+        })
+    }
+
     /// Copy every stored event and dead letter into `target`, for moving a
     /// store to another backend (SQLite to PostgreSQL, say) or file.
     ///
@@ -579,13 +712,19 @@ impl Ingestor {
         self.failures.armed()
     }
 
+    /// The acceptance window now: the rules' `max_age` and `max_future`,
+    /// and the store's prune horizon.
+    fn window(&self) -> Window {
+        self.rules.window(Timestamp::now(), self.store.pruned_before())
+    }
+
     /// What to write for `raw`: its event, or its rejection.
     fn decide(&self, raw: &Value) -> WriteItem {
         if let Err(reasons) = check_shape(raw, self.max_event_bytes) {
             let copy = raw_copy(raw, self.dead_letters.max_copy_bytes, true);
             return reject_item(copy, reasons, true);
         }
-        match normalize(raw, &self.rules) {
+        match normalize_within(raw, &self.rules, &self.window()) {
             Ok(event) => self.valid(event),
             Err(reasons) => self.reject_value(raw, reasons),
         }
@@ -599,7 +738,7 @@ impl Ingestor {
         if size.bytes > self.max_event_bytes || !size.finite {
             return self.decide(&event.into_value(&self.rules));
         }
-        match event.normalize(&self.rules) {
+        match event.normalize(&self.rules, &self.window()) {
             Ok(event) => self.valid(event),
             Err((_, event)) => self.decide(&event.into_value(&self.rules)),
         }

@@ -14,6 +14,8 @@
 //! - `options`: what a caller passes besides events: durability, queries,
 //!   filters, pages;
 //! - [`timestamp`]: the accepted ways of writing an instant;
+//! - [`window`]: the acceptance window (`max_age`, `max_future`, the prune
+//!   horizon) that makes pruning safe;
 //! - [`dedup`]: the key that makes two events the same event;
 //! - [`identity`](mod@identity): the one form of names (client, metric, event id);
 //! - `storage`: the engine both backends share (writes, dead letters,
@@ -37,6 +39,7 @@
 #![warn(missing_docs)]
 
 pub mod aggregate;
+mod archive;
 pub mod dedup;
 mod error;
 mod event;
@@ -53,6 +56,7 @@ mod raw_event;
 pub mod rules;
 mod storage;
 pub mod timestamp;
+pub mod window;
 
 pub use aggregate::{Aggregate, Bucket, Group, GroupKey, Stats};
 pub use dedup::dedup_key;
@@ -60,8 +64,8 @@ pub use error::{Error, ErrorKind, Result, StorageKind};
 pub use event::{Event, Outcome, Reason, ReasonCode, RejectedEvent, StoredEvent};
 pub use failure::FailPoint;
 pub use ingestor::{
-    CopyReport, DeadLetterBound, IngestStats, Ingestor, IngestorBuilder, Input, ReprocessReport,
-    DEFAULT_MAX_DEAD_LETTERS,
+    CopyReport, DeadLetterBound, IngestStats, Ingestor, IngestorBuilder, Input, PruneReport, Pruned, ReprocessReport,
+    DEFAULT_MAX_DEAD_LETTERS, PRUNE_CHUNK,
 };
 pub use normalize::{normalize, normalize_fields, Fields};
 pub use options::{Durability, EventFilter, Page, Query, MAX_PAGE};
@@ -70,6 +74,7 @@ pub use options::{Durability, EventFilter, Page, Query, MAX_PAGE};
 pub use raw_event::{fast_normalize_batch, fast_read_batch, fast_read_event, FastRead};
 pub use rules::{Field, MetricCase, Rules};
 pub use timestamp::Timestamp;
+pub use window::{Age, Window};
 
 /// The library version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -9,6 +9,7 @@ use serde_json::{Map, Number, Value};
 use crate::event::{Event, Reason, ReasonCode};
 use crate::rules::{Field, Rules, PAYLOAD};
 use crate::timestamp::{Timestamp, TimestampError};
+use crate::window::Window;
 
 mod resolve;
 
@@ -34,6 +35,12 @@ pub(crate) use resolve::{resolve, Alias, Entries, Keep};
 /// assert_eq!(reasons.len(), 2); // amount has a bad type, timestamp is missing
 /// ```
 pub fn normalize(raw: &Value, rules: &Rules) -> Result<Event, Vec<Reason>> {
+    normalize_within(raw, rules, &rules.window(Timestamp::now(), None))
+}
+
+/// [`normalize`] with the acceptance window decided by the caller (once for
+/// a whole call, with the store's prune horizon).
+pub(crate) fn normalize_within(raw: &Value, rules: &Rules, window: &Window) -> Result<Event, Vec<Reason>> {
     let Some(top) = raw.as_object() else {
         return Err(vec![Reason::new(
             ReasonCode::NotAnObject,
@@ -52,7 +59,7 @@ pub fn normalize(raw: &Value, rules: &Rules) -> Result<Event, Vec<Reason>> {
             )])
         }
     };
-    resolve(&mut { top }, payload.as_mut(), rules)
+    resolve(&mut { top }, payload.as_mut(), rules, window)
 }
 
 /// Typed input for callers that already hold the canonical fields, such as
@@ -98,6 +105,11 @@ impl Fields<'_> {
 /// Normalise typed fields: the same checks as [`normalize`] on [`Fields::to_raw`],
 /// except that the timestamp is always milliseconds (no seconds guess).
 pub fn normalize_fields(f: &Fields<'_>, rules: &Rules) -> Result<Event, Vec<Reason>> {
+    normalize_fields_within(f, rules, &rules.window(Timestamp::now(), None))
+}
+
+/// [`normalize_fields`] with the caller's acceptance window.
+pub(crate) fn normalize_fields_within(f: &Fields<'_>, rules: &Rules, window: &Window) -> Result<Event, Vec<Reason>> {
     let mut reasons = Vec::new();
     let text = |field: Field, v: Option<&str>, reasons: &mut Vec<Reason>| {
         text_field(field, v.map(|v| (field.as_str(), Scalar::Text(v))), rules, reasons)
@@ -122,6 +134,7 @@ pub fn normalize_fields(f: &Fields<'_>, rules: &Rules) -> Result<Event, Vec<Reas
         (client_id, metric, amount, timestamp, event_id),
         || Ok(Map::new()),
         rules,
+        window,
         reasons,
     )
 }
@@ -180,8 +193,12 @@ fn assemble(
     (client_id, metric, amount, timestamp, event_id): Parts,
     attributes: impl FnOnce() -> Result<Map<String, Value>, Reason>,
     rules: &Rules,
+    window: &Window,
     mut reasons: Vec<Reason>,
 ) -> Result<Event, Vec<Reason>> {
+    if let Some(outside) = timestamp.and_then(|t| window.check(t)) {
+        reasons.push(outside);
+    }
     if let (Some(m), Some(allowed)) = (&metric, rules.allowed_metrics()) {
         if !allowed.contains(m) {
             reasons.push(Reason::new(

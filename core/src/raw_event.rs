@@ -34,6 +34,7 @@ use crate::event::{Event, Reason};
 use crate::limits::{entry_bytes, has_reserved_key, is_reserved, measure, value_bytes, Measure, OBJECT_BYTES};
 use crate::normalize::{resolve, Alias, Entries, Keep, Scalar};
 use crate::rules::{Field, Rules, PAYLOAD};
+use crate::window::Window;
 
 /// The rules' input names, for finding a key's canonical field without a
 /// map: grouped by length, so most keys are compared with one or two names.
@@ -203,7 +204,7 @@ impl<'de> RawEvent<'de> {
 
     /// Normalise under `rules`, as [`normalize`](crate::normalize()) would the
     /// event's `Value`; a rejected event comes back with its reasons.
-    pub(crate) fn normalize(mut self, rules: &Rules) -> Result<Event, (Vec<Reason>, Self)> {
+    pub(crate) fn normalize(mut self, rules: &Rules, window: &Window) -> Result<Event, (Vec<Reason>, Self)> {
         // The top level's values first, then the payload's: a slice for each.
         self.aliased.sort_unstable_by_key(|a| a.in_payload);
         let split = self.aliased.partition_point(|a| !a.in_payload);
@@ -218,7 +219,7 @@ impl<'de> RawEvent<'de> {
             others,
             present: self.present[1],
         });
-        resolve(&mut top, payload.as_mut(), rules).map_err(|reasons| (reasons, self))
+        resolve(&mut top, payload.as_mut(), rules, window).map_err(|reasons| (reasons, self))
     }
 
     /// The event as the `Value` serde_json would have parsed from its text.
@@ -544,11 +545,17 @@ impl FastRead {
         let bytes = event.measure(rules).bytes;
         let value = event.clone().into_value(rules);
         FastRead {
-            normalized: event.normalize(rules).map_err(|(reasons, _)| reasons),
+            normalized: event.normalize(rules, &now(rules)).map_err(|(reasons, _)| reasons),
             value,
             bytes,
         }
     }
+}
+
+/// The window [`crate::normalize()`] applies: `rules`' at this moment.
+#[cfg(feature = "test-hooks")]
+fn now(rules: &Rules) -> Window {
+    rules.window(crate::Timestamp::now(), None)
 }
 
 /// [`read_event`] under `rules`, then everything the fast path does with the
@@ -574,10 +581,11 @@ pub fn fast_read_batch(text: &str, rules: &Rules) -> Option<Vec<FastRead>> {
 #[doc(hidden)]
 pub fn fast_normalize_batch(text: &str, rules: &Rules) -> Option<Vec<(usize, Normalized)>> {
     let events = read_batch(text, &InputNames::new(rules))?;
+    let window = now(rules);
     let answer = |e: RawEvent<'_>| {
         (
             e.measure(rules).bytes,
-            e.normalize(rules).map_err(|(reasons, _)| reasons),
+            e.normalize(rules, &window).map_err(|(reasons, _)| reasons),
         )
     };
     Some(events.into_iter().map(answer).collect())
@@ -598,7 +606,9 @@ mod tests {
         let bytes = event.measure(rules).bytes;
         assert!(check_shape(&value, bytes).is_ok(), "{text}");
         assert!(check_shape(&value, bytes - 1).is_err(), "{text}");
-        let fast = event.normalize(rules).map_err(|(reasons, _)| reasons);
+        let fast = event
+            .normalize(rules, &Window::default())
+            .map_err(|(reasons, _)| reasons);
         assert_eq!(fast, crate::normalize(&value, rules), "{text}");
     }
 

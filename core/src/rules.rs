@@ -7,6 +7,8 @@ use std::fmt;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
+use crate::timestamp::Timestamp;
+use crate::window::{Age, Window};
 
 /// A field of the canonical event that rules can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -94,10 +96,12 @@ pub struct Rules {
     amount_range: Option<(f64, f64)>,
     max_text_len: usize,
     dedup_key: Vec<Field>,
+    max_age: Option<Age>,
+    max_future: Option<Age>,
 }
 
 /// The keys a rules document may have.
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 10] = [
     "aliases",
     "required",
     "defaults",
@@ -106,6 +110,8 @@ const KEYS: [&str; 8] = [
     "amount_range",
     "max_text_len",
     "dedup_key",
+    "max_age",
+    "max_future",
 ];
 
 /// The envelope's own key: it can never be an alias.
@@ -138,6 +144,9 @@ impl Rules {
             amount_range: None,
             max_text_len: 256,
             dedup_key: vec![Field::ClientId, Field::Metric, Field::Timestamp, Field::Amount],
+            // No window: the design's own examples are from 2024.
+            max_age: None,
+            max_future: None,
         }
     }
 
@@ -201,6 +210,12 @@ impl Rules {
             if rules.dedup_key.is_empty() {
                 return Err(Error::rules("dedup_key: must name at least one field"));
             }
+        }
+        if let Some(v) = obj.get("max_age") {
+            rules.max_age = Age::from_rules(v, "max_age")?;
+        }
+        if let Some(v) = obj.get("max_future") {
+            rules.max_future = Age::from_rules(v, "max_future")?;
         }
         // Metrics are compared and stored cased: case the default and the
         // allowed names as events' metrics are, then check the limits.
@@ -356,6 +371,22 @@ impl Rules {
         &self.dedup_key
     }
 
+    /// How old an event may be (`max_age`); `None` for no bound.
+    pub fn max_age(&self) -> Option<Age> {
+        self.max_age
+    }
+
+    /// How far ahead of now an event may be (`max_future`); `None` for no bound.
+    pub fn max_future(&self) -> Option<Age> {
+        self.max_future
+    }
+
+    /// The acceptance window at `now`, for a store pruned up to `pruned`
+    /// (milliseconds), if it was.
+    pub(crate) fn window(&self, now: Timestamp, pruned: Option<i64>) -> Window {
+        Window::at(now, self.max_age, self.max_future, pruned)
+    }
+
     /// Case a metric name and put it in the one form of names
     /// ([`identity`](crate::identity::identity)) as these rules store it:
     /// events, queries and filters all go through here.
@@ -397,6 +428,8 @@ impl Rules {
             "amount_range": self.amount_range.map(|(a, b)| [a, b]),
             "max_text_len": self.max_text_len,
             "dedup_key": names(&self.dedup_key),
+            "max_age": self.max_age.map(|a| a.to_string()),
+            "max_future": self.max_future.map(|a| a.to_string()),
         })
     }
 }
@@ -493,6 +526,18 @@ mod tests {
     }
 
     #[test]
+    fn the_window_keys_take_seconds_or_units_and_round_trip() {
+        let r = Rules::from_value(&json!({"max_age": "90d", "max_future": 300})).unwrap();
+        assert_eq!(r.max_age().map(|a| a.seconds()), Some(90 * 86_400));
+        assert_eq!(r.max_future().map(|a| a.seconds()), Some(300));
+        assert_eq!(r.to_value()["max_future"], json!("5m"));
+        assert_eq!(Rules::from_value(&r.to_value()).unwrap(), r);
+        assert_eq!(Rules::builtin().max_age(), None);
+        let cleared = Rules::from_value(&json!({"max_age": null})).unwrap();
+        assert_eq!(cleared, Rules::builtin());
+    }
+
+    #[test]
     fn every_error_names_its_key() {
         assert!(err(json!([])).contains("JSON object"));
         assert!(err(json!({"alias": {}})).contains("\"alias\""));
@@ -513,6 +558,8 @@ mod tests {
         assert!(err(json!({"amount_range": [0]})).contains("amount_range"));
         assert!(err(json!({"dedup_key": []})).contains("dedup_key"));
         assert!(err(json!({"dedup_key": ["client_id", "colour"]})).contains("colour"));
+        assert!(err(json!({"max_age": "3 weeks"})).contains("max_age"));
+        assert!(err(json!({"max_future": -5})).contains("max_future"));
         assert!(Rules::from_json("{").unwrap_err().to_string().contains("JSON"));
     }
 }

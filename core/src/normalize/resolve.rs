@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use super::{amount_field, assemble, preview, text_field, timestamp_field, Scalar};
 use crate::event::{Event, Reason, ReasonCode};
 use crate::rules::{Field, Rules, PAYLOAD};
+use crate::window::Window;
 
 /// An input name of the rules: the `rank`th name listed for `field`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +87,7 @@ pub(crate) fn resolve<E: Entries>(
     top: &mut E,
     mut payload: Option<&mut E>,
     rules: &Rules,
+    window: &Window,
 ) -> Result<Event, Vec<Reason>> {
     let mut used_top: [Option<(Alias, &str)>; 5] = [None; 5];
     let mut used_payload: [Option<(Alias, &str)>; 5] = [None; 5];
@@ -174,7 +176,7 @@ pub(crate) fn resolve<E: Entries>(
         out.insert(ENVELOPE_ATTRIBUTE.to_string(), Value::Object(shadowed));
         Ok(out)
     };
-    assemble(parts.0, attributes, rules, parts.1)
+    assemble(parts.0, attributes, rules, window, parts.1)
 }
 
 /// The first of `field`'s input names present at `level` and not null.

@@ -145,11 +145,14 @@ pub(crate) trait Db {
         Ok(())
     }
 
-    fn delete_rejected(&mut self, ids: &[i64]) -> Result<()> {
+    /// Delete the rows of `table` (`events` or `rejected`, never text from
+    /// a caller) with these ids; how many there were.
+    fn delete_ids(&mut self, table: &'static str, ids: &[i64]) -> Result<u64> {
+        let mut removed = 0;
         for id in ids {
-            self.execute("DELETE FROM rejected WHERE id = $1", &[Arg::Int(*id)])?;
+            removed += self.execute(&format!("DELETE FROM {table} WHERE id = $1"), &[Arg::Int(*id)])?;
         }
-        Ok(())
+        Ok(removed)
     }
 
     /// Add each dead letter, or count its attempts on the stored row of
@@ -219,6 +222,13 @@ pub(crate) trait Backend: Send + Sync {
 
     /// The schema this backend creates and migrates.
     fn schema(&self) -> &'static super::migrate::Schema;
+
+    /// Give the space of removed rows back, after a prune (outside any
+    /// transaction: each database does this its own way).
+    fn reclaim(&self) -> Result<()>;
+
+    /// The bytes the store's tables and indexes take.
+    fn bytes_used(&self) -> Result<u64>;
 }
 
 /// The first row of a query that finds one row at most, mapped by `f`.

@@ -12,6 +12,7 @@ use super::listing;
 use super::listing::{StoredLetter, StoredRow};
 use super::migrate::{migrate, register_rules};
 use super::pieces;
+use super::prune::{self, Chunk, Lifecycle};
 use super::rollup::{rollup_deltas, RollupTable};
 use super::{StoredCounts, WriteItem, Written};
 use crate::aggregate::Aggregate;
@@ -21,6 +22,7 @@ use crate::failure::FailPoint;
 use crate::options::{EventFilter, Query};
 use crate::rules::Rules;
 use crate::timestamp::Timestamp;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// Times a transaction aborted by the database (deadlock, serialization
 /// failure) is tried again before the error is returned.
@@ -32,7 +34,12 @@ pub(crate) struct Engine {
     group: GroupCommit,
     /// How many dead letters are kept (see `DeadLetterBound`).
     dead_letter_rows: u64,
+    /// The prune horizon as last read or raised here ([`NOT_PRUNED`] for
+    /// none): the window's floor, read without a statement per write.
+    pruned: AtomicI64,
 }
+
+const NOT_PRUNED: i64 = i64::MIN;
 
 impl Engine {
     /// Take `backend` into use, bringing its schema up to date.
@@ -41,10 +48,59 @@ impl Engine {
             backend,
             group: GroupCommit::default(),
             dead_letter_rows: crate::ingestor::DEFAULT_MAX_DEAD_LETTERS,
+            pruned: AtomicI64::new(NOT_PRUNED),
         };
         let schema = engine.backend.schema();
         engine.transaction(|db| migrate(db, schema))?;
+        engine.lifecycle()?;
         Ok(engine)
+    }
+
+    /// The prune horizon: nothing before it (ms) is accepted again.
+    pub(crate) fn pruned_before(&self) -> Option<i64> {
+        Some(self.pruned.load(Ordering::Relaxed)).filter(|&p| p != NOT_PRUNED)
+    }
+
+    /// What the store records of pruning, read now (the horizon kept here
+    /// follows it).
+    pub(crate) fn lifecycle(&self) -> Result<Lifecycle> {
+        let now = self.read(false, prune::lifecycle)?;
+        if let Some(p) = now.pruned_before {
+            self.pruned.fetch_max(p, Ordering::Relaxed);
+        }
+        Ok(now)
+    }
+
+    /// Raise the prune horizon to `before` (see `prune::raise_horizon`).
+    pub(crate) fn raise_horizon(&self, before: i64) -> Result<()> {
+        self.transaction(|db| prune::raise_horizon(db, before))?;
+        self.pruned.fetch_max(before, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The next rows to prune before `before`; empty when none are left.
+    pub(crate) fn prune_chunk(&self, before: i64) -> Result<Chunk> {
+        self.read(false, |db| prune::next_chunk(db, before))
+    }
+
+    /// Remove `chunk` in one transaction (see `prune::remove_chunk`).
+    pub(crate) fn remove_chunk(
+        &self,
+        chunk: &Chunk,
+        was: &Option<(String, u64)>,
+        now: &Option<(String, u64)>,
+    ) -> Result<()> {
+        self.transaction(|db| prune::remove_chunk(db, chunk, was, now))
+    }
+
+    /// Give removed rows' space back (see [`Backend::reclaim`]).
+    pub(crate) fn reclaim(&self) -> Result<()> {
+        self.backend.reclaim()
+    }
+
+    /// The bytes the store takes (see [`Backend::bytes_used`]).
+    pub(crate) fn bytes_used(&self) -> Result<u64> {
+        self.backend.bytes_used()
     }
 
     /// Keep at most `rows` dead letters from the next write on.
@@ -418,7 +474,7 @@ fn write_items(db: &mut dyn Db, items: &[WriteItem], stamp: Stamp, bound: u64, o
         })
         .collect();
     if !replaced.is_empty() {
-        db.delete_rejected(&replaced)?;
+        db.delete_ids("rejected", &replaced)?;
     }
     Ok(())
 }

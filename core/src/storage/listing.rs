@@ -14,7 +14,8 @@ use crate::options::EventFilter;
 use crate::timestamp::Timestamp;
 
 /// The columns an event listing selects, in the order [`stored_event`] reads.
-const EVENT_COLUMNS: &str = "id, client_id, metric, ts, amount, event_id, attributes, received_at, rules_version";
+pub(crate) const EVENT_COLUMNS: &str =
+    "id, client_id, metric, ts, amount, event_id, attributes, received_at, rules_version";
 
 /// A page of stored events matching `f`, newest first.
 pub(crate) fn events(db: &mut dyn Db, f: &EventFilter) -> Result<Vec<StoredEvent>> {
@@ -140,7 +141,7 @@ fn canonical(r: &dyn Row, attributes: Map<String, Value>) -> Result<Event> {
     })
 }
 
-fn stored_event(r: &dyn Row) -> Result<StoredEvent> {
+pub(crate) fn stored_event(r: &dyn Row) -> Result<StoredEvent> {
     Ok(StoredEvent {
         id: r.int(0)?,
         event: canonical(r, parse_stored::<Map<String, Value>>(&r.text(6)?, "attributes")?)?,
@@ -149,26 +150,32 @@ fn stored_event(r: &dyn Row) -> Result<StoredEvent> {
     })
 }
 
+/// The columns a dead-letter listing selects, in the order [`rejected_event`] reads.
+pub(crate) const REJECTED_COLUMNS: &str =
+    "id, raw, reasons, rules_version, received_at, attempts, raw_bytes, raw_exact";
+
 /// A page of dead letters, newest first.
 pub(crate) fn rejected(db: &mut dyn Db, limit: usize, offset: usize) -> Result<Vec<RejectedEvent>> {
     query_all(
         db,
-        "SELECT id, raw, reasons, rules_version, received_at, attempts, raw_bytes, raw_exact
-         FROM rejected ORDER BY id DESC LIMIT $1 OFFSET $2",
+        &format!("SELECT {REJECTED_COLUMNS} FROM rejected ORDER BY id DESC LIMIT $1 OFFSET $2"),
         &[Arg::Int(limit as i64), Arg::Int(offset as i64)],
-        |r| {
-            Ok(RejectedEvent {
-                id: r.int(0)?,
-                raw: parse_stored(&r.text(1)?, "raw")?,
-                reasons: parse_stored::<Vec<Reason>>(&r.text(2)?, "reasons")?,
-                rules_version: r.int(3)?,
-                received_at: stored_time(r.int(4)?)?,
-                attempts: r.int(5)?,
-                raw_bytes: r.int(6)?.max(0) as u64,
-                raw_exact: r.int(7)? != 0,
-            })
-        },
+        rejected_event,
     )
+}
+
+/// A dead letter read from [`REJECTED_COLUMNS`].
+pub(crate) fn rejected_event(r: &dyn Row) -> Result<RejectedEvent> {
+    Ok(RejectedEvent {
+        id: r.int(0)?,
+        raw: parse_stored(&r.text(1)?, "raw")?,
+        reasons: parse_stored::<Vec<Reason>>(&r.text(2)?, "reasons")?,
+        rules_version: r.int(3)?,
+        received_at: stored_time(r.int(4)?)?,
+        attempts: r.int(5)?,
+        raw_bytes: r.int(6)?.max(0) as u64,
+        raw_exact: r.int(7)? != 0,
+    })
 }
 
 /// A dead letter as stored, for reprocessing and copying.
@@ -230,7 +237,9 @@ pub(crate) fn counts(db: &mut dyn Db) -> Result<StoredCounts> {
             db,
             "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM rollups WHERE level = $1",
             &[Arg::Int(level_code(Bucket::Month))],
-        )?,
+        )?
+        // Rollups keep what pruning removed: it is counted apart.
+        .saturating_sub(count(db, "SELECT pruned_events FROM lifecycle WHERE id = 1", &[])?),
         rejected: count(db, "SELECT COUNT(*) FROM rejected", &[])?,
         evicted: count(db, "SELECT evicted FROM dead_letter_stats WHERE id = 1", &[])?,
     })

@@ -21,12 +21,14 @@ mod migrate;
 mod pieces;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+mod prune;
 mod rollup;
 mod schema;
 pub(crate) mod sqlite;
 
 pub(crate) use db::Backend;
 pub(crate) use engine::Engine;
+pub(crate) use prune::CHUNK_ROWS;
 
 /// How a backend commits and waits, as [`crate::IngestorBuilder`] set it.
 #[derive(Debug, Clone)]

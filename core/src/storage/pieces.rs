@@ -10,7 +10,7 @@
 //! days) that the across-client rollups say have events of the metric: rows
 //! that exist, never a walk over every bucket of the range.
 
-use super::db::{args, Db, Param, Row, Sql};
+use super::db::{args, query_opt, Db, Param, Row, Sql};
 use super::listing::stored_time;
 use super::rollup::level_code;
 use crate::aggregate::{plan, Aggregate, Bucket, GroupKey, Partials, Source, Span, Totals, HOUR_MS};
@@ -36,6 +36,9 @@ pub(crate) struct Piece {
     pub args: Vec<Param>,
     fold: BucketOf,
     rows: Rows,
+    /// For a piece that reads events, the time it reads them in: a prune
+    /// may have removed them.
+    events: Option<Span>,
 }
 
 /// What a piece's rows are.
@@ -53,6 +56,15 @@ fn piece(sql: Sql, fold: BucketOf, rows: Rows) -> Piece {
         args: sql.args,
         fold,
         rows,
+        events: None,
+    }
+}
+
+/// A piece that reads the events of `span`.
+fn events_piece(sql: Sql, fold: BucketOf, span: Span) -> Piece {
+    Piece {
+        events: Some(span),
+        ..piece(sql, fold, Rows::Events)
     }
 }
 
@@ -157,14 +169,14 @@ fn edge(q: &Query, hour: Option<i64>, span: Span) -> Piece {
         sql.bind(" AND e.ts < ", Param::Int(e));
     }
     // Inside one hour, so inside one bucket of any grouping.
-    piece(
+    events_piece(
         sql,
         match (hour, q.bucket, span.start) {
             (Some(_), Some(b), Some(s)) => BucketOf::Fixed(Some(b.floor(s))),
             (_, None, _) => BucketOf::Fixed(None),
             _ => unreachable!("an events piece inside one hour is bounded"),
         },
-        Rows::Events,
+        span,
     )
 }
 
@@ -263,7 +275,7 @@ fn client_hours(q: &Query, span: Span) -> Piece {
             }
         }
     }
-    piece(sql, fold, Rows::Events)
+    events_piece(sql, fold, span)
 }
 
 /// Whole days of `span` for one client (or grouped by client), from
@@ -327,9 +339,11 @@ impl Piece {
 /// hour's events, ungrouped or of one bucket): they are added up before
 /// the group is looked up.
 pub(crate) fn aggregate(db: &mut dyn Db, q: &Query) -> Result<Aggregate> {
+    let pieces = pieces(q);
+    check_not_pruned(db, q, &pieces)?;
     let mut partials = Partials::default();
     let mut run: Option<(GroupKey, Totals)> = None;
-    for piece in pieces(q) {
+    for piece in pieces {
         db.query(&piece.sql, &args(&piece.args), &mut |r| {
             let (key, totals) = piece.read(r)?;
             match &mut run {
@@ -347,6 +361,67 @@ pub(crate) fn aggregate(db: &mut dyn Db, q: &Query) -> Result<Aggregate> {
         partials.add(k, &t);
     }
     partials.finish(q)
+}
+
+/// Refuse `q` when one of its pieces must read events a prune removed:
+/// where the rollups say the hours it reads held events before the
+/// horizon, the answer is no longer known exactly. Where they held none,
+/// nothing was removed there and the answer stands.
+fn check_not_pruned(db: &mut dyn Db, q: &Query, pieces: &[Piece]) -> Result<()> {
+    let reads: Vec<Span> = pieces.iter().filter_map(|p| p.events).collect();
+    if reads.is_empty() {
+        return Ok(());
+    }
+    let Some(horizon) = query_opt(db, "SELECT pruned_before FROM lifecycle WHERE id = 1", &[], |r| {
+        r.opt_int(0)
+    })?
+    .flatten() else {
+        return Ok(());
+    };
+    for span in reads {
+        if span.start.is_some_and(|s| s >= horizon) {
+            continue;
+        }
+        // The hours of the part before the horizon, whole.
+        let gone = Span {
+            start: span.start.map(|s| Bucket::Hour.floor(s)),
+            end: Some(Bucket::Hour.ceil(span.end.map_or(horizon, |e| e.min(horizon)))),
+        };
+        let mut sql = Sql::default();
+        sql.bind(
+            "SELECT COUNT(*) FROM rollups r WHERE r.level = ",
+            Param::Int(level_code(Bucket::Hour)),
+        );
+        if let Some(m) = &q.metric {
+            sql.bind(" AND r.metric = ", Param::text(m));
+        }
+        bucket_range(&mut sql, "r", gone);
+        let held = query_opt(db, &sql.text, &args(&sql.args), |r| r.int(0))?.unwrap_or(0);
+        if held > 0 {
+            let at = |ms: Option<i64>, open: &str| {
+                ms.and_then(Timestamp::from_millis)
+                    .map_or(open.to_string(), |t| t.to_string())
+            };
+            let unit = if q.client_id.is_some() || q.by_client {
+                "days"
+            } else {
+                "hours"
+            };
+            return Err(Error::arg(format!(
+                "events before {} were pruned, and this query needs some of them: it reads events from {} to {}, which the rollups cannot answer on their own; \
+                 start and end the range on whole {unit} (UTC) there, or query after {0}{}",
+                at(Some(horizon), ""),
+                at(span.start, "the first"),
+                at(span.end, "the last"),
+                if q.by_client && q.bucket == Some(Bucket::Hour) {
+                    " (hours per client are read from the events themselves: group by day there)"
+                } else {
+                    ""
+                },
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn corrupt(what: &str) -> Error {

@@ -55,6 +55,20 @@ const CURRENT: &str = r#"
     ) STRICT;
     INSERT INTO dead_letter_stats (id, evicted) VALUES (1, 0);
 
+    -- What pruning removed (one row): the horizon below which nothing is
+    -- accepted again, the counts, and the archive its chunks went to with
+    -- the length that archive had when the last chunk committed (an
+    -- interrupted prune cuts the file back to it before going on).
+    CREATE TABLE lifecycle (
+        id              INTEGER PRIMARY KEY CHECK (id = 1),
+        pruned_before   INTEGER,
+        pruned_events   INTEGER NOT NULL,
+        pruned_rejected INTEGER NOT NULL,
+        archive_path    TEXT,
+        archive_bytes   INTEGER
+    ) STRICT;
+    INSERT INTO lifecycle (id, pruned_events, pruned_rejected) VALUES (1, 0, 0);
+
     -- count, sum, min and max of the amounts per (level, bucket, metric)
     -- across every client, kept in the same transaction as the events they
     -- summarise; keyed by time, so that a commit's rows of one level lie
@@ -131,6 +145,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         sql: MIGRATION_8,
+        rebuild_rollups: false,
+    },
+    Migration {
+        sql: MIGRATION_9,
         rebuild_rollups: false,
     },
 ];
@@ -323,4 +341,21 @@ const MIGRATION_8: &str = r#"
         evicted INTEGER NOT NULL
     ) STRICT;
     INSERT INTO dead_letter_stats (id, evicted) VALUES (1, 0);
+    "#;
+
+// 9: pruning (issue 17).
+const MIGRATION_9: &str = r#"
+    -- What pruning removed (one row): the horizon below which nothing is
+    -- accepted again, the counts, and the archive its chunks went to with
+    -- the length that archive had when the last chunk committed (an
+    -- interrupted prune cuts the file back to it before going on).
+    CREATE TABLE lifecycle (
+        id              INTEGER PRIMARY KEY CHECK (id = 1),
+        pruned_before   INTEGER,
+        pruned_events   INTEGER NOT NULL,
+        pruned_rejected INTEGER NOT NULL,
+        archive_path    TEXT,
+        archive_bytes   INTEGER
+    ) STRICT;
+    INSERT INTO lifecycle (id, pruned_events, pruned_rejected) VALUES (1, 0, 0);
     "#;

@@ -138,6 +138,12 @@ fn new_connection(path: Option<&Path>, opts: &StoreOptions, reader: bool) -> Res
     // Queries are built from a handful of shapes per piece and level; keep
     // them all compiled.
     conn.set_prepared_statement_cache_capacity(128);
+    if !reader {
+        // Takes effect only while the file has no tables: a new file keeps
+        // its free pages apart, so a prune gives them back without a full
+        // VACUUM (see `reclaim`).
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")?;
+    }
     if path.is_some() {
         let mode: String = retry_busy(opts.busy_timeout, || {
             conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -263,7 +269,39 @@ impl Backend for SqliteBackend {
     fn schema(&self) -> &'static Schema {
         &SCHEMA
     }
+
+    /// Free pages go back to the file system: at once where the file keeps
+    /// its free pages apart (incremental auto-vacuum, every file created
+    /// since pruning exists), else by one full VACUUM that also turns that
+    /// mode on for the next prune. The WAL is then folded in and cut.
+    fn reclaim(&self) -> Result<()> {
+        self.check_file()?;
+        let conn = self.writer();
+        let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+        if mode == INCREMENTAL_VACUUM {
+            // It frees pages as it is stepped: step it to the end.
+            let mut stmt = conn.prepare("PRAGMA incremental_vacuum")?;
+            let mut rows = stmt.query([])?;
+            while rows.next()?.is_some() {}
+        } else {
+            conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")?;
+        }
+        if self.path.is_some() {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
+        Ok(())
+    }
+
+    fn bytes_used(&self) -> Result<u64> {
+        let conn = self.writer();
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        Ok((pages * size).max(0) as u64)
+    }
 }
+
+/// `PRAGMA auto_vacuum`'s value for incremental.
+const INCREMENTAL_VACUUM: i64 = 2;
 
 /// A connection, or a transaction on one, as the engine uses it. Statements
 /// are prepared once per connection (the texts are a bounded set of shapes)

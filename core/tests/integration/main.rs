@@ -23,6 +23,7 @@ mod fast_path;
 mod faults;
 mod fuzz_regressions;
 mod hostile_items;
+mod lifecycle;
 mod properties;
 mod scenarios;
 mod storage;

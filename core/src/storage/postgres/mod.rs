@@ -213,6 +213,26 @@ impl Backend for PostgresBackend {
     fn schema(&self) -> &'static Schema {
         &SCHEMA
     }
+
+    /// A plain VACUUM: the removed rows' space is free for new rows and
+    /// indexes at once (the files shrink only where their ends are free),
+    /// without the exclusive lock of VACUUM FULL. Outside a transaction, as
+    /// VACUUM must be.
+    fn reclaim(&self) -> Result<()> {
+        Db::batch(&mut self.pool.get()?.session(), "VACUUM (ANALYZE) events, rejected")
+    }
+
+    fn bytes_used(&self) -> Result<u64> {
+        let mut conn = self.pool.get()?;
+        let bytes = crate::storage::db::query_opt(
+            &mut conn.session(),
+            "SELECT CAST(pg_total_relation_size('events') + pg_total_relation_size('rejected')
+                    + pg_total_relation_size('rollups') + pg_total_relation_size('client_days') AS BIGINT)",
+            &[],
+            |r| r.int(0),
+        )?;
+        Ok(bytes.unwrap_or(0).max(0) as u64)
+    }
 }
 
 /// An argument as rust-postgres binds it: each kind of value checks the
@@ -350,9 +370,8 @@ impl<C: GenericClient> Db for Session<'_, C> {
         Ok(())
     }
 
-    fn delete_rejected(&mut self, ids: &[i64]) -> Result<()> {
-        Session::execute(self, "DELETE FROM rejected WHERE id = ANY($1)", &[&ids])?;
-        Ok(())
+    fn delete_ids(&mut self, table: &'static str, ids: &[i64]) -> Result<u64> {
+        Session::execute(self, &format!("DELETE FROM {table} WHERE id = ANY($1)"), &[&ids])
     }
 
     fn upsert_rejected(&mut self, rows: &[DeadLetter<'_>], stamp: Stamp) -> Result<()> {

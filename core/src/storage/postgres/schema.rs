@@ -48,6 +48,20 @@ const CURRENT: &str = r#"
     );
     INSERT INTO dead_letter_stats (id, evicted) VALUES (1, 0);
 
+    -- What pruning removed (one row): the horizon below which nothing is
+    -- accepted again, the counts, and the archive its chunks went to with
+    -- the length that archive had when the last chunk committed (an
+    -- interrupted prune cuts the file back to it before going on).
+    CREATE TABLE lifecycle (
+        id              BIGINT PRIMARY KEY CHECK (id = 1),
+        pruned_before   BIGINT,
+        pruned_events   BIGINT NOT NULL,
+        pruned_rejected BIGINT NOT NULL,
+        archive_path    TEXT,
+        archive_bytes   BIGINT
+    );
+    INSERT INTO lifecycle (id, pruned_events, pruned_rejected) VALUES (1, 0, 0);
+
     -- Totals are exact: numeric holds every sum of f64 values exactly, and
     -- adds them without rounding.
     CREATE TABLE rollups (
@@ -123,6 +137,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         sql: MIGRATION_8,
+        rebuild_rollups: false,
+    },
+    Migration {
+        sql: MIGRATION_9,
         rebuild_rollups: false,
     },
 ];
@@ -253,4 +271,21 @@ const MIGRATION_8: &str = r#"
         evicted BIGINT NOT NULL
     );
     INSERT INTO dead_letter_stats (id, evicted) VALUES (1, 0);
+    "#;
+
+// 9: pruning (issue 17).
+const MIGRATION_9: &str = r#"
+    -- What pruning removed (one row): the horizon below which nothing is
+    -- accepted again, the counts, and the archive its chunks went to with
+    -- the length that archive had when the last chunk committed (an
+    -- interrupted prune cuts the file back to it before going on).
+    CREATE TABLE lifecycle (
+        id              BIGINT PRIMARY KEY CHECK (id = 1),
+        pruned_before   BIGINT,
+        pruned_events   BIGINT NOT NULL,
+        pruned_rejected BIGINT NOT NULL,
+        archive_path    TEXT,
+        archive_bytes   BIGINT
+    );
+    INSERT INTO lifecycle (id, pruned_events, pruned_rejected) VALUES (1, 0, 0);
     "#;
