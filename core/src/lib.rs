@@ -68,7 +68,7 @@ pub use ingestor::{
     DEFAULT_MAX_DEAD_LETTERS, PRUNE_CHUNK,
 };
 pub use normalize::{normalize, normalize_fields, Fields};
-pub use options::{Durability, EventFilter, Page, Query, MAX_PAGE};
+pub use options::{Durability, EventFilter, Page, PruneRequest, Query, MAX_PAGE};
 #[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub use raw_event::{fast_normalize_batch, fast_read_batch, fast_read_event, FastRead};

@@ -169,7 +169,7 @@ fn opt_time(v: Option<&Value>, key: &str) -> Result<Option<Timestamp>> {
     };
     parsed.map(Some).ok_or_else(|| {
         Error::arg(format!(
-            "query: {key} must be an RFC 3339 time, a date, or epoch seconds/milliseconds"
+            "{key} must be an RFC 3339 time, a date, or epoch seconds/milliseconds"
         ))
     })
 }
@@ -284,6 +284,42 @@ impl Page {
 }
 
 /// `text` parsed as JSON, for [`object`].
+/// What to prune, as the C ABI, the Python binding and the command line
+/// pass it: `{"before": <time>, "archive": <path or null>}`.
+///
+/// ```
+/// use ingest_core::PruneRequest;
+/// let r = PruneRequest::from_json(r#"{"before": "2024-01-01", "archive": "old.ndjson.gz"}"#).unwrap();
+/// assert_eq!(r.before.to_string(), "2024-01-01T00:00:00.000Z");
+/// assert!(PruneRequest::from_json(r#"{"archive": "x"}"#).is_err(), "before is required");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneRequest {
+    /// Remove what is before this instant (any accepted timestamp form).
+    pub before: Timestamp,
+    /// The file the removed rows are written to first, if any.
+    pub archive: Option<std::path::PathBuf>,
+}
+
+impl PruneRequest {
+    /// Parse the JSON request.
+    pub fn from_json(text: &str) -> Result<Self> {
+        Self::from_value(&parse_object(text, "prune")?)
+    }
+
+    /// As [`PruneRequest::from_json`], from a parsed value.
+    pub fn from_value(v: &Value) -> Result<Self> {
+        let obj = object(v, "prune", &["before", "archive"])?;
+        let before =
+            opt_time(obj.get("before"), "before")?.ok_or_else(|| Error::arg("prune: before is required"))?;
+        let archive = match opt_text(obj.get("archive"), "archive")? {
+            Some(p) if p.is_empty() => return Err(Error::arg("prune: archive must be a file name, not empty text")),
+            p => p.map(std::path::PathBuf::from),
+        };
+        Ok(PruneRequest { before, archive })
+    }
+}
+
 fn parse_object(text: &str, what: &str) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| Error::arg(format!("{what} is not valid JSON: {e}")))
 }

@@ -1,4 +1,5 @@
-"""Command line: ``python -m ingest copy SOURCE TARGET``.
+"""Command line: ``python -m ingest copy SOURCE TARGET`` and
+``python -m ingest prune DB --before T [--archive FILE]``.
 
 Moves a store to another backend or file: every stored event and dead
 letter of SOURCE is copied into TARGET (created and migrated if needed),
@@ -33,12 +34,28 @@ def main(argv: list[str] | None = None) -> int:
         "--rules",
         help="rules document (JSON text, or @FILE) for TARGET; default: the built-in rules",
     )
+    prune = commands.add_parser(
+        "prune",
+        help="remove the events of DB before T, keeping every rollup",
+        description=(
+            "Remove the events before T (and dead letters received before it) from DB, "
+            "keeping every rollup. Refused unless DB's rules set max_age and T is at or "
+            "before now minus max_age. With --archive, the removed rows go to FILE first "
+            "(NDJSON, gzip when it ends in .gz); run it again after an interruption."
+        ),
+    )
+    prune.add_argument("db", help="SQLite path or postgres:// URL")
+    prune.add_argument("--before", required=True, help="RFC 3339 time, date, or epoch seconds/milliseconds")
+    prune.add_argument("--archive", help="file to write the removed rows to first")
+    prune.add_argument(
+        "--rules",
+        help="rules document (JSON text, or @FILE) with max_age; default: the built-in rules",
+    )
     args = parser.parse_args(argv)
+    if args.command == "prune":
+        return _prune(args)
 
-    rules = args.rules
-    if rules is not None and rules.startswith("@"):
-        with open(rules[1:], encoding="utf-8") as f:
-            rules = f.read()
+    rules = _rules(args.rules)
     # Opening a SQLite path creates the file: a mistyped source must not
     # become an empty store that copies nothing.
     if "://" not in args.source and args.source != ":memory:" and not os.path.exists(args.source):
@@ -50,6 +67,26 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"source": source.path, "target": target.path, **report}))
     except (IngestError, OSError) as e:
         print(f"python -m ingest copy: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _rules(rules: str | None) -> str | None:
+    if rules is not None and rules.startswith("@"):
+        with open(rules[1:], encoding="utf-8") as f:
+            return f.read()
+    return rules
+
+
+def _prune(args: argparse.Namespace) -> int:
+    if "://" not in args.db and not os.path.exists(args.db):
+        print(f"python -m ingest prune: {args.db} does not exist", file=sys.stderr)
+        return 1
+    try:
+        with Ingestor(args.db, rules=_rules(args.rules)) as ing:
+            print(json.dumps(ing.prune(before=args.before, archive=args.archive)))
+    except (IngestError, OSError) as e:
+        print(f"python -m ingest prune: {e}", file=sys.stderr)
         return 1
     return 0
 

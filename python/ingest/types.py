@@ -17,6 +17,7 @@ __all__ = [
     "GroupBy",
     "Instant",
     "OutcomeDict",
+    "PruneReport",
     "RawEvent",
     "Reason",
     "RejectedEvent",
@@ -128,6 +129,17 @@ class CopyReport(TypedDict):
     already_there: int
     rejected: int
     now_accepted: int
+
+
+class PruneReport(TypedDict):
+    """What ``prune`` removed, and the store's size before and after."""
+
+    events: int
+    rejected: int
+    before: str
+    archive: Optional[str]
+    bytes_before: int
+    bytes_after: int
 
 
 class Stats(TypedDict):

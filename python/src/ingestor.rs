@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ingest_core::{DeadLetterBound, Durability, EventFilter, FailPoint, Ingestor, Input, Page, Query, Rules};
+use ingest_core::{DeadLetterBound, Durability, EventFilter, FailPoint, Ingestor, Input, Page, PruneRequest, Query, Rules};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -261,6 +261,29 @@ impl PyIngestor {
     fn reprocess_rejected<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let ing = self.handle()?;
         let report = py.detach(|| ing.reprocess_rejected()).py()?;
+        serialize_to_py(py, &report)
+    }
+
+    /// Remove the events before `before` (and dead letters received before
+    /// it), keeping every rollup; refused unless the rules set `max_age`
+    /// and `before` is at or before now minus it. `archive`: a file the
+    /// removed rows are written to first, as NDJSON (gzip for `.gz`). See
+    /// the README's "Data lifecycle".
+    #[pyo3(signature = (*, before, archive=None))]
+    fn prune<'py>(
+        &self,
+        py: Python<'py>,
+        before: &Bound<'py, PyAny>,
+        archive: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ing = self.handle()?;
+        // A path-like archive is its text (os.fspath), as open() takes it.
+        let archive = match archive {
+            Some(a) if !a.is_none() => Some(py.import("os")?.call_method1("fspath", (a,))?),
+            _ => None,
+        };
+        let request = PruneRequest::from_value(&object(&[("before", Some(before)), ("archive", archive.as_ref())])?).py()?;
+        let report = py.detach(|| ing.prune(request.before, request.archive.as_deref())).py()?;
         serialize_to_py(py, &report)
     }
 

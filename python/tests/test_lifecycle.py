@@ -23,6 +23,7 @@ METHODS = [
     lambda i: i.events(),
     lambda i: i.rejected(),
     lambda i: i.reprocess_rejected(),
+    lambda i: i.prune(before="2000-01-01"),
     lambda i: i.stats(),
     lambda i: i.simulate_failure(),
     lambda i: i.clear_failure(),
