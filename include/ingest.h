@@ -354,6 +354,35 @@ enum IngestStatus ingest_reprocess_rejected_json(const struct IngestHandle *h,
                                                  char **out_report_json);
 
 /**
+ * Remove the events before a time (and dead letters received before it),
+ * keeping every rollup: aggregates over whole buckets stay exact. Refused
+ * (INGEST_INVALID_ARGUMENT) unless the store's rules set `max_age` and
+ * `before` is at or before now minus `max_age`, so that a retry of a
+ * removed event is rejected `too_old` and never counted twice.
+ *
+ * @param h               the store.
+ * @param request_json    `{"before": <time>, "archive": <path or null>}`:
+ *                        `before` in any accepted timestamp form; with
+ *                        `archive`, the removed rows are written to that
+ *                        file first (NDJSON, gzip when it ends in `.gz`),
+ *                        synced before each chunk is removed. Run again
+ *                        after an interruption with the same archive.
+ * @param out_report_json receives `{"events", "rejected", "before",
+ *                        "archive", "bytes_before", "bytes_after"}` on
+ *                        success. Owned by the caller: free with
+ *                        ingest_string_free().
+ *
+ * Thread-safe.
+ *
+ * # Safety
+ * `h` is NULL or a live handle; `request_json` is NULL or a NUL-terminated
+ * string; `out_report_json` is NULL or valid for writing one pointer.
+ */
+enum IngestStatus ingest_prune_json(const struct IngestHandle *h,
+                                    const char *request_json,
+                                    char **out_report_json);
+
+/**
  * Aggregate the stored events: count, sum, avg, min, max.
  *
  * @param h               the store.

@@ -310,8 +310,7 @@ impl PruneRequest {
     /// As [`PruneRequest::from_json`], from a parsed value.
     pub fn from_value(v: &Value) -> Result<Self> {
         let obj = object(v, "prune", &["before", "archive"])?;
-        let before =
-            opt_time(obj.get("before"), "before")?.ok_or_else(|| Error::arg("prune: before is required"))?;
+        let before = opt_time(obj.get("before"), "before")?.ok_or_else(|| Error::arg("prune: before is required"))?;
         let archive = match opt_text(obj.get("archive"), "archive")? {
             Some(p) if p.is_empty() => return Err(Error::arg("prune: archive must be a file name, not empty text")),
             p => p.map(std::path::PathBuf::from),

@@ -41,6 +41,6 @@ pub use query::{
 };
 pub use strings::{ingest_string_free, ingest_version};
 pub use submit::{
-    ingest_check_json, ingest_reprocess_rejected_json, ingest_submit_batch_json, ingest_submit_fields,
-    ingest_submit_json, IngestOutcome, IngestOutcomeStatus,
+    ingest_check_json, ingest_prune_json, ingest_reprocess_rejected_json, ingest_submit_batch_json,
+    ingest_submit_fields, ingest_submit_json, IngestOutcome, IngestOutcomeStatus,
 };

@@ -3,7 +3,7 @@
 
 use std::ffi::c_char;
 
-use ingest_core::{Fields, Outcome};
+use ingest_core::{Fields, Outcome, PruneRequest};
 
 use crate::error::IngestStatus;
 use crate::handle::{ingestor, json_call, IngestHandle};
@@ -222,6 +222,45 @@ pub unsafe extern "C" fn ingest_reprocess_rejected_json(
         let ing = unsafe { ingestor(h) }?;
         let out = out_arg(out_report_json, "out_report_json")?;
         let report = ing.reprocess_rejected()?;
+        write_out(out, json_string(&report)?);
+        Ok(())
+    })
+}
+
+/// Remove the events before a time (and dead letters received before it),
+/// keeping every rollup: aggregates over whole buckets stay exact. Refused
+/// (INGEST_INVALID_ARGUMENT) unless the store's rules set `max_age` and
+/// `before` is at or before now minus `max_age`, so that a retry of a
+/// removed event is rejected `too_old` and never counted twice.
+///
+/// @param h               the store.
+/// @param request_json    `{"before": <time>, "archive": <path or null>}`:
+///                        `before` in any accepted timestamp form; with
+///                        `archive`, the removed rows are written to that
+///                        file first (NDJSON, gzip when it ends in `.gz`),
+///                        synced before each chunk is removed. Run again
+///                        after an interruption with the same archive.
+/// @param out_report_json receives `{"events", "rejected", "before",
+///                        "archive", "bytes_before", "bytes_after"}` on
+///                        success. Owned by the caller: free with
+///                        ingest_string_free().
+///
+/// Thread-safe.
+///
+/// # Safety
+/// `h` is NULL or a live handle; `request_json` is NULL or a NUL-terminated
+/// string; `out_report_json` is NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn ingest_prune_json(
+    h: *const IngestHandle,
+    request_json: *const c_char,
+    out_report_json: *mut *mut c_char,
+) -> IngestStatus {
+    boundary(|| {
+        let ing = unsafe { ingestor(h) }?;
+        let request = PruneRequest::from_json(unsafe { str_arg(request_json, "request_json") }?)?;
+        let out = out_arg(out_report_json, "out_report_json")?;
+        let report = ing.prune(request.before, request.archive.as_deref())?;
         write_out(out, json_string(&report)?);
         Ok(())
     })

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ingest_core::{DeadLetterBound, Durability, EventFilter, FailPoint, Ingestor, Input, Page, PruneRequest, Query, Rules};
+use ingest_core::{
+    DeadLetterBound, Durability, EventFilter, FailPoint, Ingestor, Input, Page, PruneRequest, Query, Rules,
+};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -282,8 +284,11 @@ impl PyIngestor {
             Some(a) if !a.is_none() => Some(py.import("os")?.call_method1("fspath", (a,))?),
             _ => None,
         };
-        let request = PruneRequest::from_value(&object(&[("before", Some(before)), ("archive", archive.as_ref())])?).py()?;
-        let report = py.detach(|| ing.prune(request.before, request.archive.as_deref())).py()?;
+        let request =
+            PruneRequest::from_value(&object(&[("before", Some(before)), ("archive", archive.as_ref())])?).py()?;
+        let report = py
+            .detach(|| ing.prune(request.before, request.archive.as_deref()))
+            .py()?;
         serialize_to_py(py, &report)
     }
 

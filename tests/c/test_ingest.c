@@ -1224,6 +1224,59 @@ static void test_hostile_items_are_rejected_alone(void) {
   ingest_close(h);
 }
 
+/* ---- the data lifecycle --------------------------------------------------- */
+
+static void test_prune_keeps_totals_and_refuses_inside_the_window(void) {
+  char path[512], archive[512];
+  scratch_path(path, sizeof path, "prune.db");
+  scratch_path(archive, sizeof archive, "prune.ndjson");
+  remove(archive);
+  IngestHandle *open_rules = NULL;
+  CHECK_OK(ingest_open(path, NULL, &open_rules));
+  expect_outcome(open_rules, SEED_A, "accepted");
+  char *before = NULL;
+  CHECK_OK(ingest_aggregate_json(open_rules, "{\"group_by\": \"month\"}", &before));
+  char *report = SENTINEL;
+  /* Without max_age a retry of a removed event would count again: refused. */
+  CHECK_STATUS(ingest_prune_json(open_rules, "{\"before\": \"2025-01-01\"}", &report), INGEST_INVALID_ARGUMENT);
+  CHECK(contains(ingest_last_error(), "max_age") && report == SENTINEL);
+  ingest_close(open_rules);
+
+  IngestHandle *h = NULL;
+  CHECK_OK(ingest_open(path, "{\"max_age\": \"30d\"}", &h));
+  CHECK_STATUS(ingest_prune_json(h, "{\"before\": \"2999-01-01\"}", &report), INGEST_INVALID_ARGUMENT);
+  CHECK(contains(ingest_last_error(), "inside the acceptance window"));
+  CHECK_STATUS(ingest_prune_json(h, "{\"archive\": \"x\"}", &report), INGEST_INVALID_ARGUMENT);
+  CHECK_STATUS(ingest_prune_json(NULL, "{}", &report), INGEST_NULL_POINTER);
+  CHECK_STATUS(ingest_prune_json(h, NULL, &report), INGEST_NULL_POINTER);
+  CHECK_STATUS(ingest_prune_json(h, "{\"before\": \"2025-01-01\"}", NULL), INGEST_NULL_POINTER);
+  CHECK(report == SENTINEL);
+
+  char request[700];
+  snprintf(request, sizeof request, "{\"before\": \"2025-01-01\", \"archive\": \"%s\"}", archive);
+  CHECK_OK(ingest_prune_json(h, request, &report));
+  CHECK(json_number(report, "events") == 1);
+  ingest_string_free(report);
+  CHECK(stat(h, "stored_events") == 0);
+  /* The rollups stay: the month total is the same. */
+  char *after = NULL;
+  CHECK_OK(ingest_aggregate_json(h, "{\"group_by\": \"month\"}", &after));
+  CHECK(json_number(after, "count") == json_number(before, "count") && json_number(after, "count") == 1);
+  CHECK(json_number(after, "sum") == json_number(before, "sum"));
+  ingest_string_free(before);
+  ingest_string_free(after);
+  /* Sent again, it is too old: never counted twice. */
+  expect_outcome(h, SEED_A, "rejected");
+  FILE *f = fopen(archive, "r");
+  CHECK(f != NULL);
+  if (f) {
+    char line[4096];
+    CHECK(fgets(line, sizeof line, f) != NULL && contains(line, "\"kind\":\"event\""));
+    fclose(f);
+  }
+  ingest_close(h);
+}
+
 int main(void) {
   const char *tmp = getenv("TMPDIR");
   snprintf(scratch, sizeof scratch, "%s/ingest-c-tests-XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -1251,6 +1304,7 @@ int main(void) {
       TEST(test_submit_errors),
       TEST(test_submit_batch),
       TEST(test_hostile_items_are_rejected_alone),
+      TEST(test_prune_keeps_totals_and_refuses_inside_the_window),
       TEST(test_check_stores_nothing),
       TEST(test_submit_fields),
       TEST(test_utf8_text_round_trips),
