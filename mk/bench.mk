@@ -42,3 +42,11 @@ bench: bench-build bench-python
 test-bench: bench-build python-install
 	$(COMPARE) --smoke --require-python --require-postgres --events 3000 --aggregate-events 50000 \
 	  --agg-runs 50 --scan-runs 20
+
+# The prune of a year of events (1M by default): time and space given back,
+# SQLite and PostgreSQL; writes BENCHMARKS-prune.md.
+PRUNE_EVENTS ?= 1000000
+.PHONY: bench-prune
+bench-prune:
+	cargo build --release -p ingest-benches --bin prune
+	target/release/prune --events $(PRUNE_EVENTS) --postgres $${INGEST_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test} --out BENCHMARKS-prune.md
