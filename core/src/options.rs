@@ -283,7 +283,6 @@ impl Page {
     }
 }
 
-/// `text` parsed as JSON, for [`object`].
 /// What to prune, as the C ABI, the Python binding and the command line
 /// pass it: `{"before": <time>, "archive": <path or null>}`.
 ///
@@ -319,6 +318,7 @@ impl PruneRequest {
     }
 }
 
+/// `text` parsed as JSON, for [`object`].
 fn parse_object(text: &str, what: &str) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| Error::arg(format!("{what} is not valid JSON: {e}")))
 }
