@@ -23,6 +23,7 @@ mod fast_path;
 mod faults;
 mod fuzz_regressions;
 mod hostile_items;
+mod local_time;
 mod properties;
 mod scenarios;
 mod storage;
