@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ingest_core::{Aggregate, Bucket, Durability, Ingestor, Query, Stats, Timestamp};
+use ingest_core::{Aggregate, Bucket, Durability, Ingestor, Query, Stats, Timestamp, Tz};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 use rusqlite::Connection;
@@ -176,14 +176,21 @@ pub enum Shape {
     MetricYear,
     Everything,
     MetricByDay90Days,
+    /// Local days of a zone with daylight saving changes (issue 17).
+    MetricByBerlinDay90Days,
 }
 
+/// The zone of [`Shape::MetricByBerlinDay90Days`]: whole-hour offsets, and
+/// days of 23 and 25 hours in the data's year.
+pub const BERLIN: Tz = Tz::Europe__Berlin;
+
 impl Shape {
-    pub const ALL: [Shape; 4] = [
+    pub const ALL: [Shape; 5] = [
         Shape::ClientMetric30Days,
         Shape::MetricYear,
         Shape::Everything,
         Shape::MetricByDay90Days,
+        Shape::MetricByBerlinDay90Days,
     ];
 
     pub fn label(self) -> &'static str {
@@ -192,6 +199,7 @@ impl Shape {
             Shape::MetricYear => "one metric, all clients, 365 days",
             Shape::Everything => "everything, all time",
             Shape::MetricByDay90Days => "one metric, group_by day, 90 days",
+            Shape::MetricByBerlinDay90Days => "one metric, group_by day in Europe/Berlin, 90 days",
         }
     }
 
@@ -211,8 +219,11 @@ impl Shape {
                 (None, Some(metric), Some((start, start + YEAR_MS)), false)
             }
             Shape::Everything => (None, None, None, false),
-            Shape::MetricByDay90Days => (None, Some(metric), Some(window(rng, 90)), true),
+            Shape::MetricByDay90Days | Shape::MetricByBerlinDay90Days => {
+                (None, Some(metric), Some(window(rng, 90)), true)
+            }
         };
+        let tz = (self == Shape::MetricByBerlinDay90Days).then_some(BERLIN);
         let ts = |ms: i64| Timestamp::from_millis(ms).expect("2025 is in range");
         let q = Query {
             client_id: client.clone(),
@@ -220,6 +231,7 @@ impl Shape {
             start: range.map(|r| ts(r.0)),
             end: range.map(|r| ts(r.1)),
             bucket: by_day.then_some(Bucket::Day),
+            tz,
             ..Query::default()
         };
         let s = ScanQuery {
@@ -228,6 +240,7 @@ impl Shape {
             start: range.map(|r| r.0),
             end: range.map(|r| r.1),
             by_day,
+            tz,
         };
         (q, s)
     }

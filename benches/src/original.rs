@@ -125,6 +125,9 @@ pub struct ScanQuery {
     pub start: Option<i64>,
     pub end: Option<i64>,
     pub by_day: bool,
+    /// Days are this zone's local days (midnight to midnight, 23 or 25
+    /// hours around daylight saving changes); `None`: UTC days.
+    pub tz: Option<ingest_core::Tz>,
 }
 
 /// How the scan may read the table.
@@ -177,6 +180,9 @@ pub fn scan(conn: &Connection, q: &ScanQuery, plan: Plan) -> Res<ScanAnswer> {
         let totals = conn.query_row(&sql, rusqlite::params_from_iter(args.iter()), |r| row_stats(r, 0))?;
         return Ok(ScanAnswer { totals, days: None });
     }
+    if let Some(tz) = q.tz {
+        return scan_local_days(conn, &filter, &args, tz);
+    }
     let day = "(ts - ((ts % 86400000) + 86400000) % 86400000)";
     let sql = format!("SELECT {day} AS day, {stats}{filter} GROUP BY day ORDER BY day");
     let mut stmt = conn.prepare(&sql)?;
@@ -185,6 +191,11 @@ pub fn scan(conn: &Connection, q: &ScanQuery, plan: Plan) -> Res<ScanAnswer> {
             Ok((r.get(0)?, row_stats(r, 1)?))
         })?
         .collect::<Result<_, _>>()?;
+    Ok(by_days(days))
+}
+
+/// The answer of per-day stats: totals over the days.
+fn by_days(days: Vec<(i64, ScanStats)>) -> ScanAnswer {
     let mut totals = ScanStats::default();
     for (_, s) in &days {
         totals.count += s.count;
@@ -192,8 +203,41 @@ pub fn scan(conn: &Connection, q: &ScanQuery, plan: Plan) -> Res<ScanAnswer> {
         totals.min = [totals.min, s.min].into_iter().flatten().reduce(f64::min);
         totals.max = [totals.max, s.max].into_iter().flatten().reduce(f64::max);
     }
-    Ok(ScanAnswer {
+    ScanAnswer {
         totals,
         days: Some(days),
-    })
+    }
+}
+
+/// Per local day of `tz`: every matching row read, its local date taken
+/// from the zone, and the day's start the first instant of that date's
+/// midnight (SQL has no zones; the scan stays a scan of every row).
+fn scan_local_days(
+    conn: &Connection,
+    filter: &str,
+    args: &[rusqlite::types::Value],
+    tz: ingest_core::Tz,
+) -> Res<ScanAnswer> {
+    use chrono::{DateTime, NaiveTime, TimeZone};
+    let mut stmt = conn.prepare(&format!("SELECT ts, amount{filter}"))?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
+    let mut days: std::collections::BTreeMap<i64, ScanStats> = Default::default();
+    while let Some(r) = rows.next()? {
+        let (ts, amount): (i64, f64) = (r.get(0)?, r.get(1)?);
+        let date = DateTime::from_timestamp_millis(ts)
+            .ok_or("ts out of range")?
+            .with_timezone(&tz)
+            .date_naive();
+        let start = tz
+            .from_local_datetime(&date.and_time(NaiveTime::MIN))
+            .earliest()
+            .ok_or("a local midnight that does not exist")?
+            .timestamp_millis();
+        let d = days.entry(start).or_default();
+        d.count += 1;
+        d.sum += amount;
+        d.min = Some(d.min.map_or(amount, |m| m.min(amount)));
+        d.max = Some(d.max.map_or(amount, |m| m.max(amount)));
+    }
+    Ok(by_days(days.into_iter().collect()))
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use chrono::{DateTime, Datelike, NaiveTime};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveTime};
 
 use serde::ser::SerializeMap;
 use serde::Serialize;
@@ -21,7 +21,9 @@ use crate::timestamp::Timestamp;
 pub(crate) const HOUR_MS: i64 = 3_600_000;
 pub(crate) const DAY_MS: i64 = 24 * HOUR_MS;
 
-/// A time bucket to group by. Buckets are UTC.
+/// A time bucket to group by. Buckets are UTC unless the query names a
+/// time zone ([`Query::tz`]); then they are that zone's local hours, days
+/// and months.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Bucket {
     /// One clock hour, from `:00:00.000`.
@@ -146,6 +148,12 @@ pub struct GroupKey {
     /// The start of the group's time bucket (UTC); `None` unless the query
     /// groups by hour, day or month.
     pub bucket: Option<Timestamp>,
+    /// The same start as local time in the query's zone, with the zone's
+    /// offset at that instant (`2024-03-31T00:00:00+01:00`); `None` unless
+    /// the query groups by a time bucket in a zone ([`Query::tz`]). Where
+    /// the clocks jumped over the bucket's label (a local midnight that
+    /// does not exist), the local time just after the jump.
+    pub bucket_local: Option<DateTime<FixedOffset>>,
     /// The group's client; `None` unless the query groups by client.
     pub client_id: Option<String>,
     /// The group's metric; `None` unless the query groups by metric.
@@ -166,6 +174,9 @@ impl Serialize for Group {
         let mut m = s.serialize_map(None)?;
         if let Some(b) = &self.key.bucket {
             m.serialize_entry("bucket", b)?;
+        }
+        if let Some(l) = &self.key.bucket_local {
+            m.serialize_entry("bucket_local", &l.format("%Y-%m-%dT%H:%M:%S%:z").to_string())?;
         }
         if let Some(c) = &self.key.client_id {
             m.serialize_entry("client_id", c)?;
@@ -226,7 +237,12 @@ impl Partials {
             Some(
                 self.0
                     .into_iter()
-                    .map(|(key, t)| Ok(Group { key, stats: t.stats()? }))
+                    .map(|(mut key, t)| {
+                        if let (Some(tz), Some(b)) = (q.tz, key.bucket) {
+                            key.bucket_local = crate::zone::local_start(tz, b.millis());
+                        }
+                        Ok(Group { key, stats: t.stats()? })
+                    })
                     .collect::<crate::error::Result<_>>()?,
             )
         } else {

@@ -23,6 +23,8 @@
 //!   database operations; the SQLite backend and (feature `postgres`) the
 //!   PostgreSQL backend;
 //! - [`aggregate`](mod@aggregate): queries, range planning over rollups, results;
+//! - `zone`: the local buckets of a time zone ([`Query::tz`]) and the
+//!   planning of a range over them;
 //! - [`failure`]: failure injection;
 //! - [`Ingestor`]: the API that ties them together.
 //!
@@ -57,8 +59,11 @@ pub mod rules;
 mod storage;
 pub mod timestamp;
 pub mod window;
+mod zone;
 
 pub use aggregate::{Aggregate, Bucket, Group, GroupKey, Stats};
+/// An IANA time zone, as [`Query::tz`] takes it (from the chrono-tz crate).
+pub use chrono_tz::Tz;
 pub use dedup::dedup_key;
 pub use error::{Error, ErrorKind, Result, StorageKind};
 pub use event::{Event, Outcome, Reason, ReasonCode, RejectedEvent, StoredEvent};

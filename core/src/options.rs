@@ -52,6 +52,9 @@ impl std::str::FromStr for Durability {
 /// use ingest_core::{Bucket, Query};
 /// let q = Query::from_json(r#"{"metric": "sales", "start": "2024-01-01", "group_by": ["day", "client_id"]}"#).unwrap();
 /// assert_eq!((q.bucket, q.by_client, q.by_metric), (Some(Bucket::Day), true, false));
+/// let q = Query::from_json(r#"{"group_by": "day", "tz": "Asia/Kathmandu"}"#).unwrap();
+/// assert_eq!(q.tz.map(|z| z.name()), Some("Asia/Kathmandu"));
+/// assert!(Query::from_json(r#"{"tz": "Mars/Olympus_Mons"}"#).is_err());
 /// assert!(Query::from_json(r#"{"group_by": "week"}"#).is_err());
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -71,26 +74,47 @@ pub struct Query {
     pub by_client: bool,
     /// Group by metric.
     pub by_metric: bool,
+    /// The IANA time zone whose local hours, days and months the time
+    /// buckets are (`group_by` hour, day or month): each bucket starts at a
+    /// local midnight (month start, hour), so days of 23 and 25 hours
+    /// around daylight saving changes and offsets such as +05:45 are exact,
+    /// and each group says its local start in [`GroupKey::bucket_local`].
+    /// `None` for UTC buckets, without local starts. No effect without a
+    /// time bucket.
+    ///
+    /// [`GroupKey::bucket_local`]: crate::GroupKey::bucket_local
+    pub tz: Option<chrono_tz::Tz>,
 }
 
 impl Query {
     /// Parse the JSON query shared by the C ABI and the server:
-    /// `{"client_id", "metric", "start", "end", "group_by"}`, where `start`
-    /// and `end` take any accepted timestamp text and `group_by` is one of
-    /// `hour`, `day`, `month`, `client_id`, `metric`, or a list of them (at
-    /// most one time bucket). Unknown keys and bad values are errors.
+    /// `{"client_id", "metric", "start", "end", "group_by", "tz"}`, where
+    /// `start` and `end` take any accepted timestamp text, `group_by` is one
+    /// of `hour`, `day`, `month`, `client_id`, `metric`, or a list of them
+    /// (at most one time bucket), and `tz` an IANA time zone name such as
+    /// `Europe/Berlin` (see [`Query::tz`]). Unknown keys and bad values,
+    /// unknown zones among them, are errors.
     pub fn from_json(text: &str) -> Result<Self> {
         Self::from_value(&parse_object(text, "query")?)
     }
 
     /// As [`Query::from_json`], from a parsed value.
     pub fn from_value(v: &Value) -> Result<Self> {
-        let obj = object(v, "query", &["client_id", "metric", "start", "end", "group_by"])?;
+        let obj = object(v, "query", &["client_id", "metric", "start", "end", "group_by", "tz"])?;
         let mut q = Query {
             client_id: opt_text(obj.get("client_id"), "client_id")?,
             metric: opt_text(obj.get("metric"), "metric")?,
             start: opt_time(obj.get("start"), "start")?,
             end: opt_time(obj.get("end"), "end")?,
+            tz: match obj.get("tz") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(crate::zone::parse(s)?),
+                Some(_) => {
+                    return Err(Error::arg(
+                        "query: tz must be text, an IANA time zone name such as Europe/Berlin",
+                    ))
+                }
+            },
             ..Query::default()
         };
         match obj.get("group_by") {

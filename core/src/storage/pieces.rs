@@ -9,6 +9,15 @@
 //! cut days from its events, one index seek per hour, for the hours (and
 //! days) that the across-client rollups say have events of the metric: rows
 //! that exist, never a walk over every bucket of the range.
+//!
+//! A query grouped by time in a zone (`Query::tz`) is planned over local
+//! buckets instead (zone.rs): the range is cut at every local bucket start
+//! and each cut piece peeled as above, then the pieces of one source are
+//! read by one statement that seeks each of its ranges (a table of VALUES
+//! joined first), and every row is put in its local bucket by a binary
+//! search of the bucket starts. A zone whose offsets are whole hours reads
+//! rollups only; one such as +05:45 also reads the events of the hour that
+//! each bucket start cuts.
 
 use super::db::{args, query_opt, Db, Param, Row, Sql};
 use super::listing::stored_time;
@@ -17,6 +26,7 @@ use crate::aggregate::{plan, Aggregate, Bucket, GroupKey, Partials, Source, Span
 use crate::error::{Error, Result, StorageKind};
 use crate::options::Query;
 use crate::timestamp::Timestamp;
+use crate::zone::{LocalBuckets, Window};
 
 /// The levels a query for one client (or grouped by client) reads: hours
 /// from the events through `events_by_hour`, days from `client_days`.
@@ -36,9 +46,9 @@ pub(crate) struct Piece {
     pub args: Vec<Param>,
     fold: BucketOf,
     rows: Rows,
-    /// For a piece that reads events, the time it reads them in: a prune
+    /// For a piece that reads events, the times it reads them in: a prune
     /// may have removed them.
-    events: Option<Span>,
+    events: Vec<Span>,
 }
 
 /// What a piece's rows are.
@@ -56,14 +66,14 @@ fn piece(sql: Sql, fold: BucketOf, rows: Rows) -> Piece {
         args: sql.args,
         fold,
         rows,
-        events: None,
+        events: Vec::new(),
     }
 }
 
-/// A piece that reads the events of `span`.
-fn events_piece(sql: Sql, fold: BucketOf, span: Span) -> Piece {
+/// A piece that reads the events of `spans`.
+fn events_piece(sql: Sql, fold: BucketOf, spans: Vec<Span>) -> Piece {
     Piece {
-        events: Some(span),
+        events: spans,
         ..piece(sql, fold, Rows::Events)
     }
 }
@@ -76,6 +86,70 @@ enum BucketOf {
     Floor(Option<Bucket>),
     /// The same for every row.
     Fixed(Option<i64>),
+    /// The bucket column holds an instant (an event's time, a rollup
+    /// bucket's start) whose local bucket is looked up in the query's
+    /// [`LocalBuckets`].
+    Local,
+}
+
+/// The most ranges one statement seeks: a bound on its placeholders (three
+/// a range at most), far below either database's limit.
+const MAX_RANGES: usize = 500;
+
+/// The ranges a piece reads: one, bound in place as before zones existed,
+/// or several, read as a table of VALUES `w` (`column1`, `column2`) joined
+/// first, so that one statement seeks each.
+#[derive(Debug, Clone, Copy)]
+enum Ranges<'a> {
+    One(Span),
+    Many(&'a [Span]),
+}
+
+impl Ranges<'_> {
+    /// `(VALUES (a, b), ...) w CROSS JOIN ` for several ranges (every one
+    /// bounded: they come from local buckets), nothing for one.
+    fn table(self, sql: &mut Sql) {
+        if let Ranges::Many(spans) = self {
+            let rows: Vec<[i64; 2]> = spans
+                .iter()
+                .map(|s| [s.start.unwrap_or(i64::MIN), s.end.unwrap_or(i64::MAX)])
+                .collect();
+            values(sql, &rows);
+        }
+    }
+
+    /// ` AND col >= start AND col < end` of each range.
+    fn bound(self, sql: &mut Sql, col: &str) {
+        match self {
+            Ranges::One(span) => {
+                if let Some(s) = span.start {
+                    sql.bind(&format!(" AND {col} >= "), Param::Int(s));
+                }
+                if let Some(e) = span.end {
+                    sql.bind(&format!(" AND {col} < "), Param::Int(e));
+                }
+            }
+            Ranges::Many(_) => {
+                sql.push(&format!(" AND {col} >= w.column1 AND {col} < w.column2"));
+            }
+        }
+    }
+}
+
+/// `(VALUES (...), ...) w CROSS JOIN `: `rows` as a table `w` whose
+/// columns are `column1`, `column2`, ... (both databases name them so),
+/// typed BIGINT for PostgreSQL, which would take untyped parameters for text.
+fn values<const N: usize>(sql: &mut Sql, rows: &[[i64; N]]) {
+    sql.push("(VALUES ");
+    for (i, row) in rows.iter().enumerate() {
+        sql.push(if i == 0 { "(" } else { ", (" });
+        for (j, v) in row.iter().enumerate() {
+            sql.bind(if j == 0 { "CAST(" } else { ", CAST(" }, Param::Int(*v))
+                .push(" AS BIGINT)");
+        }
+        sql.push(")");
+    }
+    sql.push(") w CROSS JOIN ");
 }
 
 /// The pieces that answer `q` (its metric already cased): rollups for the
@@ -94,12 +168,105 @@ pub(crate) fn pieces(q: &Query) -> Vec<Piece> {
     for (source, span) in plan(start, end, &Bucket::usable(q.bucket, available)) {
         match source {
             Source::Events => out.extend(hours_of(span).into_iter().map(|(hour, part)| edge(q, hour, part))),
-            Source::Rollup(level) if !per_client => out.push(across(q, level, span)),
-            Source::Rollup(Bucket::Hour) => out.push(client_hours(q, span)),
-            Source::Rollup(_) => out.push(client_days(q, span)),
+            Source::Rollup(level) => out.push(rollup_piece(q, level, Ranges::One(span))),
         }
     }
     out
+}
+
+/// Whether `q` reads rows per client: for one client, or grouped by client.
+fn per_client(q: &Query) -> bool {
+    q.client_id.is_some() || q.by_client
+}
+
+/// The piece reading whole buckets of `level` in `ranges`: across clients
+/// from `rollups`, per client hours from the events and days from
+/// `client_days`.
+fn rollup_piece(q: &Query, level: Bucket, ranges: Ranges<'_>) -> Piece {
+    match level {
+        _ if !per_client(q) => across(q, level, ranges),
+        Bucket::Hour => client_hours(q, ranges),
+        _ => client_days(q, ranges),
+    }
+}
+
+/// The pieces that answer `q`, grouped by `bucket` in zone `tz`, and its
+/// local buckets; `None` when no event is stored in its range. Local
+/// buckets are computed only over the UTC months that hold events (of its
+/// metric, when it has one), read from the month rollups' key: their cost
+/// follows the stored data, not the length of the range, and an unbounded
+/// side ends where the data does.
+fn local_pieces(
+    db: &mut dyn Db,
+    q: &Query,
+    tz: chrono_tz::Tz,
+    bucket: Bucket,
+) -> Result<Option<(Vec<Piece>, LocalBuckets)>> {
+    let mut sql = Sql::default();
+    sql.bind(
+        "SELECT DISTINCT bucket FROM rollups WHERE level = ",
+        Param::Int(level_code(Bucket::Month)),
+    );
+    if let Some(m) = &q.metric {
+        sql.bind(" AND metric = ", Param::text(m));
+    }
+    sql.push(" ORDER BY bucket");
+    let mut months: Vec<i64> = Vec::new();
+    db.query(&sql.text, &args(&sql.args), &mut |r| {
+        months.push(r.int(0)?);
+        Ok(())
+    })?;
+    let (start, end) = (q.start.map(Timestamp::millis), q.end.map(Timestamp::millis));
+    let mut windows: Vec<Window> = Vec::new();
+    for m in months {
+        let next = Bucket::Month.ceil(m + 1);
+        match windows.last_mut() {
+            Some(last) if last.1 == m => last.1 = next,
+            _ => windows.push((m, next)),
+        }
+    }
+    let windows: Vec<Window> = windows
+        .into_iter()
+        .map(|(s, e)| (start.map_or(s, |x| x.max(s)), end.map_or(e, |x| x.min(e))))
+        .filter(|(s, e)| s < e)
+        .collect();
+    if windows.is_empty() {
+        return Ok(None);
+    }
+    let local = LocalBuckets::new(tz, bucket, &windows)?;
+    let available: &[Bucket] = if per_client(q) {
+        &PER_CLIENT_LEVELS
+    } else {
+        &Bucket::LEVELS
+    };
+    let mut out = Vec::new();
+    for (source, spans) in local.plan(&windows, &Bucket::usable(q.bucket, available)) {
+        match source {
+            Source::Events => {
+                let parts: Vec<[i64; 3]> = spans
+                    .iter()
+                    .flat_map(|s| hours_of(*s))
+                    .filter_map(|(hour, part)| Some([hour?, part.start?, part.end?]))
+                    .collect();
+                out.extend(parts.chunks(MAX_RANGES).map(|c| local_edges(q, c)));
+            }
+            Source::Rollup(level) => out.extend(spans.chunks(MAX_RANGES).map(|c| {
+                rollup_piece(
+                    q,
+                    level,
+                    if let [one] = c {
+                        Ranges::One(*one)
+                    } else {
+                        Ranges::Many(c)
+                    },
+                )
+            })),
+        }
+    }
+    for p in &mut out {
+        p.fold = BucketOf::Local;
+    }
+    Ok(Some((out, local)))
 }
 
 /// `span` cut at hour boundaries: (hour start, part). The plan's event
@@ -176,18 +343,32 @@ fn edge(q: &Query, hour: Option<i64>, span: Span) -> Piece {
             (_, None, _) => BucketOf::Fixed(None),
             _ => unreachable!("an events piece inside one hour is bounded"),
         },
-        span,
+        vec![span],
     )
 }
 
-/// `and <alias>.bucket >= $s and <alias>.bucket < $e` for the bounds of `span`.
-fn bucket_range(sql: &mut Sql, alias: &str, span: Span) {
-    if let Some(s) = span.start {
-        sql.bind(&format!(" AND {alias}.bucket >= "), Param::Int(s));
+/// The events of `parts`, each `[hour, start, end)` inside the hour
+/// starting at `hour`: one seek into events_by_hour per part, to its hour
+/// and metric, each row with its time for its local bucket.
+fn local_edges(q: &Query, parts: &[[i64; 3]]) -> Piece {
+    let mut sql = Sql::default();
+    sql.push(&format!("SELECT e.ts, {}, e.amount FROM ", series_cols(q, "e")));
+    values(&mut sql, parts);
+    sql.push("events e WHERE e.ts_hour = w.column1 AND e.ts >= w.column2 AND e.ts < w.column3");
+    if let Some(c) = &q.client_id {
+        sql.bind(" AND e.client_id = ", Param::text(c));
     }
-    if let Some(e) = span.end {
-        sql.bind(&format!(" AND {alias}.bucket < "), Param::Int(e));
+    if let Some(m) = &q.metric {
+        sql.bind(" AND e.metric = ", Param::text(m));
     }
+    let spans = parts
+        .iter()
+        .map(|&[_, start, end]| Span {
+            start: Some(start),
+            end: Some(end),
+        })
+        .collect();
+    events_piece(sql, BucketOf::Local, spans)
 }
 
 /// The columns read from rollup rows `r` (of `rollups` or `client_days`),
@@ -202,34 +383,38 @@ fn rollup_select(q: &Query) -> (String, BucketOf) {
 }
 
 /// Whole buckets of `level` across clients, from `rollups`.
-fn across(q: &Query, level: Bucket, span: Span) -> Piece {
+fn across(q: &Query, level: Bucket, ranges: Ranges<'_>) -> Piece {
     let mut sql = Sql::default();
     let (select, fold) = rollup_select(q);
-    sql.push(&format!("SELECT {select} FROM rollups r WHERE "))
+    sql.push(&format!("SELECT {select} FROM "));
+    ranges.table(&mut sql);
+    sql.push("rollups r WHERE ")
         .bind("r.level = ", Param::Int(level_code(level)));
     if let Some(m) = &q.metric {
         sql.bind(" AND r.metric = ", Param::text(m));
     }
-    bucket_range(&mut sql, "r", span);
+    ranges.bound(&mut sql, "r.bucket");
     piece(sql, fold, Rows::Rollups)
 }
 
-/// ` FROM` the across-client rollups `a` of `level` in `span` that have
+/// ` FROM` the across-client rollups `a` of `level` in `ranges` that have
 /// events of the query's metric (of each metric when none is given),
 /// `CROSS JOIN` `then`, ` WHERE` their conditions: the buckets worth a seek
 /// for one client, in the order SQLite must loop (CROSS JOIN fixes it; a
 /// plain join to PostgreSQL).
-fn drive(sql: &mut Sql, q: &Query, level: Bucket, span: Span, then: &str) {
+fn drive(sql: &mut Sql, q: &Query, level: Bucket, ranges: Ranges<'_>, then: &str) {
+    sql.push(" FROM ");
+    ranges.table(sql);
     match &q.metric {
         Some(m) => {
-            sql.push(&format!(" FROM rollups a CROSS JOIN {then} WHERE "))
+            sql.push(&format!("rollups a CROSS JOIN {then} WHERE "))
                 .bind("a.level = ", Param::Int(level_code(level)))
                 .bind(" AND a.metric = ", Param::text(m));
         }
         None => {
             // The metrics: one month row each at least, read from the key.
             sql.bind(
-                " FROM (SELECT DISTINCT metric FROM rollups WHERE level = ",
+                "(SELECT DISTINCT metric FROM rollups WHERE level = ",
                 Param::Int(level_code(Bucket::Month)),
             )
             .push(&format!(") m CROSS JOIN rollups a CROSS JOIN {then} WHERE "))
@@ -237,14 +422,18 @@ fn drive(sql: &mut Sql, q: &Query, level: Bucket, span: Span, then: &str) {
             .push(" AND a.metric = m.metric");
         }
     }
-    bucket_range(sql, "a", span);
+    ranges.bound(sql, "a.bucket");
 }
 
 /// Whole hours of `span` for one client (or grouped by client), from the
 /// events through events_by_hour: for one client one seek per hour that the
 /// across-client rollups say has events of the metric; for every client a
 /// range (every event of the range is read anyway).
-fn client_hours(q: &Query, span: Span) -> Piece {
+fn client_hours(q: &Query, ranges: Ranges<'_>) -> Piece {
+    let spans = match ranges {
+        Ranges::One(span) => vec![span],
+        Ranges::Many(spans) => spans.to_vec(),
+    };
     let mut sql = Sql::default();
     // Grouped by a time bucket: one row per hour, floored to the query's
     // bucket in Rust (a cut day's hours may span two days).
@@ -253,47 +442,43 @@ fn client_hours(q: &Query, span: Span) -> Piece {
         Some(c) => {
             let bucket = if q.bucket.is_some() { "a.bucket" } else { NO_BUCKET };
             sql.push(&format!("SELECT {bucket}, {}, e.amount", series_cols(q, "e")));
-            drive(&mut sql, q, Bucket::Hour, span, "events e");
+            drive(&mut sql, q, Bucket::Hour, ranges, "events e");
             sql.push(" AND e.ts_hour = a.bucket")
                 .push(" AND e.metric = a.metric")
                 .bind(" AND e.client_id = ", Param::text(c));
         }
         None => {
             let bucket = if q.bucket.is_some() { "e.ts_hour" } else { NO_BUCKET };
-            sql.push(&format!(
-                "SELECT {bucket}, {}, e.amount FROM events e WHERE 1 = 1",
-                series_cols(q, "e")
-            ));
-            if let Some(s) = span.start {
-                sql.bind(" AND e.ts_hour >= ", Param::Int(s));
-            }
-            if let Some(e) = span.end {
-                sql.bind(" AND e.ts_hour < ", Param::Int(e));
-            }
+            sql.push(&format!("SELECT {bucket}, {}, e.amount FROM ", series_cols(q, "e")));
+            ranges.table(&mut sql);
+            sql.push("events e WHERE 1 = 1");
+            ranges.bound(&mut sql, "e.ts_hour");
             if let Some(m) = &q.metric {
                 sql.bind(" AND e.metric = ", Param::text(m));
             }
         }
     }
-    events_piece(sql, fold, span)
+    events_piece(sql, fold, spans)
 }
 
 /// Whole days of `span` for one client (or grouped by client), from
 /// client_days.
-fn client_days(q: &Query, span: Span) -> Piece {
+fn client_days(q: &Query, ranges: Ranges<'_>) -> Piece {
     let mut sql = Sql::default();
     let (select, fold) = rollup_select(q);
     sql.push(&format!("SELECT {select}"));
     match &q.client_id {
         Some(c) => {
-            drive(&mut sql, q, Bucket::Day, span, "client_days r");
+            drive(&mut sql, q, Bucket::Day, ranges, "client_days r");
             sql.push(" AND r.bucket = a.bucket")
                 .bind(" AND r.client_id = ", Param::text(c))
                 .push(" AND r.metric = a.metric");
         }
         None => {
-            sql.push(" FROM client_days r WHERE 1 = 1");
-            bucket_range(&mut sql, "r", span);
+            sql.push(" FROM ");
+            ranges.table(&mut sql);
+            sql.push("client_days r WHERE 1 = 1");
+            ranges.bound(&mut sql, "r.bucket");
             if let Some(m) = &q.metric {
                 sql.bind(" AND r.metric = ", Param::text(m));
             }
@@ -303,17 +488,21 @@ fn client_days(q: &Query, span: Span) -> Piece {
 }
 
 impl Piece {
-    /// The group and totals of one row of this piece.
-    fn read(&self, row: &dyn Row) -> Result<(GroupKey, Totals)> {
+    /// The group and totals of one row of this piece; `local`: the
+    /// query's local buckets, when it has a zone.
+    fn read(&self, row: &dyn Row, local: Option<&LocalBuckets>) -> Result<(GroupKey, Totals)> {
         let bucket = match self.fold {
             BucketOf::Floor(None) => None,
-            BucketOf::Floor(Some(b)) => {
-                Some(b.floor(row.opt_int(0)?.ok_or_else(|| corrupt("a row without its bucket"))?))
-            }
+            BucketOf::Floor(Some(b)) => Some(b.floor(row_bucket(row)?)),
             BucketOf::Fixed(b) => b,
+            BucketOf::Local => {
+                let local = local.ok_or_else(|| corrupt("a local piece without its buckets"))?;
+                Some(local.start_of(row_bucket(row)?))
+            }
         };
         let key = GroupKey {
             bucket: bucket.map(stored_time).transpose()?,
+            bucket_local: None,
             client_id: row.opt_text(1)?,
             metric: row.opt_text(2)?,
         };
@@ -339,13 +528,19 @@ impl Piece {
 /// hour's events, ungrouped or of one bucket): they are added up before
 /// the group is looked up.
 pub(crate) fn aggregate(db: &mut dyn Db, q: &Query) -> Result<Aggregate> {
-    let pieces = pieces(q);
-    check_not_pruned(db, q, &pieces)?;
     let mut partials = Partials::default();
+    let (pieces, local) = match (q.tz, q.bucket) {
+        (Some(tz), Some(bucket)) => match local_pieces(db, q, tz, bucket)? {
+            Some((pieces, local)) => (pieces, Some(local)),
+            None => return partials.finish(q),
+        },
+        _ => (pieces(q), None),
+    };
+    check_not_pruned(db, q, &pieces)?;
     let mut run: Option<(GroupKey, Totals)> = None;
     for piece in pieces {
         db.query(&piece.sql, &args(&piece.args), &mut |r| {
-            let (key, totals) = piece.read(r)?;
+            let (key, totals) = piece.read(r, local.as_ref())?;
             match &mut run {
                 Some((k, t)) if *k == key => t.merge(&totals),
                 _ => {
@@ -368,7 +563,7 @@ pub(crate) fn aggregate(db: &mut dyn Db, q: &Query) -> Result<Aggregate> {
 /// horizon, the answer is no longer known exactly. Where they held none,
 /// nothing was removed there and the answer stands.
 fn check_not_pruned(db: &mut dyn Db, q: &Query, pieces: &[Piece]) -> Result<()> {
-    let reads: Vec<Span> = pieces.iter().filter_map(|p| p.events).collect();
+    let reads: Vec<Span> = pieces.iter().flat_map(|p| p.events.iter().copied()).collect();
     if reads.is_empty() {
         return Ok(());
     }
@@ -395,7 +590,7 @@ fn check_not_pruned(db: &mut dyn Db, q: &Query, pieces: &[Piece]) -> Result<()> 
         if let Some(m) = &q.metric {
             sql.bind(" AND r.metric = ", Param::text(m));
         }
-        bucket_range(&mut sql, "r", gone);
+        Ranges::One(gone).bound(&mut sql, "r.bucket");
         let held = query_opt(db, &sql.text, &args(&sql.args), |r| r.int(0))?.unwrap_or(0);
         if held > 0 {
             let at = |ms: Option<i64>, open: &str| {
@@ -424,6 +619,11 @@ fn check_not_pruned(db: &mut dyn Db, q: &Query, pieces: &[Piece]) -> Result<()> 
     Ok(())
 }
 
+/// The bucket column of a row that must have one.
+fn row_bucket(row: &dyn Row) -> Result<i64> {
+    row.opt_int(0)?.ok_or_else(|| corrupt("a row without its bucket"))
+}
+
 fn corrupt(what: &str) -> Error {
     Error::storage(StorageKind::Corrupt, what.to_string())
 }
@@ -450,6 +650,7 @@ mod tests {
                     bucket,
                     by_client,
                     by_metric: true,
+                    tz: None,
                 };
                 for p in pieces(&q) {
                     let mut at = 0;

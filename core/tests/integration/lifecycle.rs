@@ -247,6 +247,12 @@ fn a_range_that_needs_pruned_events_is_refused_and_one_that_does_not_is_exact() 
             ..Query::default()
         };
         let client_exact = writer.aggregate(&client_day).unwrap().totals;
+        let zoned = |zone: &str| Query {
+            bucket: Some(Bucket::Day),
+            tz: Some(zone.parse().unwrap()),
+            ..Query::default()
+        };
+        let berlin = writer.aggregate(&zoned("Europe/Berlin")).unwrap().groups;
         drop(writer);
         let ing = with_rules(&store, json!({"max_age": "60d"}));
         ing.prune(Timestamp::from_millis(horizon).unwrap(), None).unwrap();
@@ -269,6 +275,11 @@ fn a_range_that_needs_pruned_events_is_refused_and_one_that_does_not_is_exact() 
         };
         let e = ing.aggregate(&hourly).unwrap_err();
         assert!(e.to_string().contains("group by day there"), "{e}");
+        // Local days of whole-hour offsets come from hour rollups: exact.
+        // At +05:45 each local midnight cuts an hour whose events are gone.
+        assert_eq!(ing.aggregate(&zoned("Europe/Berlin")).unwrap().groups, berlin);
+        let e = ing.aggregate(&zoned("Asia/Kathmandu")).unwrap_err();
+        assert!(e.to_string().contains("were pruned"), "{e}");
     }
 }
 

@@ -24,6 +24,7 @@ mod faults;
 mod fuzz_regressions;
 mod hostile_items;
 mod lifecycle;
+mod local_time;
 mod properties;
 mod scenarios;
 mod storage;

@@ -1,17 +1,18 @@
-//! Property tests: spelling independence, aggregates equal brute force,
-//! batches store each key once, and `check` answers what `submit` answers.
+//! Property tests: spelling independence, aggregates equal brute force (in
+//! UTC and in local time zones), batches store each key once, and `check`
+//! answers what `submit` answers.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Datelike, FixedOffset, TimeZone, Utc};
-use ingest_core::{dedup_key, normalize, Bucket, Durability, Ingestor, Outcome, Query, Rules, Timestamp};
+use ingest_core::{dedup_key, normalize, Bucket, Durability, Ingestor, Outcome, Query, Rules, Timestamp, Tz};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
 use num_bigint::BigInt;
 use num_traits::Zero;
 
-use crate::common::{all_events, backends, exact, Sqlite, TestStore};
+use crate::common::{all_events, backends, exact, local_time, Sqlite, TestStore};
 
 // ---------------------------------------------------------------------------
 // Spelling independence
@@ -156,8 +157,11 @@ fn event_strategy() -> impl Strategy<Value = (u8, u8, i64, f64)> {
     )
 }
 
+/// The time as RFC 3339 text: a number of magnitude below 1e11 would be
+/// read as epoch seconds, and times near the epoch must stay there.
 fn raw_event((c, m, offset, amount): (u8, u8, i64, f64)) -> Value {
-    json!({"client": format!("c{c}"), "metric": format!("m{m}"), "value": amount, "ts": BASE + offset})
+    let ts = Timestamp::from_millis(BASE + offset).unwrap().to_string();
+    json!({"client": format!("c{c}"), "metric": format!("m{m}"), "value": amount, "ts": ts})
 }
 
 fn month_start(ms: i64) -> i64 {
@@ -167,7 +171,10 @@ fn month_start(ms: i64) -> i64 {
         .timestamp_millis()
 }
 
-fn bucket_of(b: Bucket, ms: i64) -> i64 {
+fn bucket_of(q: &Query, b: Bucket, ms: i64) -> i64 {
+    if let Some(tz) = q.tz {
+        return local_time::zone(tz).bucket_start(b, ms);
+    }
     match b {
         Bucket::Hour => ms - ms.rem_euclid(HOUR),
         Bucket::Day => ms - ms.rem_euclid(24 * HOUR),
@@ -193,7 +200,7 @@ fn brute_force(events: &[ingest_core::StoredEvent], q: &Query) -> BTreeMap<Key, 
             continue;
         }
         let key = (
-            q.bucket.map(|b| bucket_of(b, t.millis())),
+            q.bucket.map(|b| bucket_of(q, b, t.millis())),
             q.by_client.then(|| e.client_id.clone()),
             q.by_metric.then(|| e.metric.clone()),
         );
@@ -237,6 +244,7 @@ fn query_strategy() -> impl Strategy<Value = Query> {
                 bucket,
                 by_client,
                 by_metric,
+                tz: None,
             }
         })
 }
@@ -289,6 +297,27 @@ fn aggregates_match(
                         g.key.metric.clone(),
                     );
                     prop_assert_eq!(&gk, k);
+                    // In a zone, each group says its start as local time
+                    // with the zone's offset there; in UTC, nothing more.
+                    match (q.tz, gk.0) {
+                        (Some(tz), Some(b)) => {
+                            let local = g
+                                .key
+                                .bucket_local
+                                .ok_or_else(|| TestCaseError::fail("no bucket_local"))?;
+                            prop_assert_eq!(local.timestamp_millis(), b);
+                            prop_assert_eq!(local.offset().local_minus_utc(), local_time::zone(tz).offset_secs(b));
+                            let json = serde_json::to_value(g).unwrap();
+                            let text = json["bucket_local"].as_str().unwrap_or_default();
+                            let read = DateTime::parse_from_rfc3339(text)
+                                .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+                            prop_assert_eq!((read, read.offset()), (local, local.offset()));
+                        }
+                        _ => {
+                            prop_assert_eq!(g.key.bucket_local, None);
+                            prop_assert!(serde_json::to_value(g).unwrap().get("bucket_local").is_none());
+                        }
+                    }
                     prop_assert_eq!(g.stats.count, w.0);
                     prop_assert_eq!(g.stats.sum, exact::nearest(&w.1), "{:?}", q);
                     prop_assert!(exact::is_nearest_quotient(&w.1, w.0, g.stats.avg().unwrap()));
@@ -308,6 +337,111 @@ fn aggregates_match(
         prop_assert_eq!(got.totals.min, (total > 0).then_some(min));
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Aggregates in local time zones against brute force
+
+/// Zones with daylight saving changes of an hour (Berlin, New York), at
+/// midnight (Havana, Santiago), of half an hour (Lord Howe), offsets of
+/// quarter and half hours (Kathmandu, Marquesas, Chatham, Kolkata), and
+/// zones whose days are the UTC days for part of the year (London, UTC),
+/// where whole UTC days and months come from their rollups.
+const ZONES: [Tz; 11] = [
+    Tz::Europe__Berlin,
+    Tz::America__New_York,
+    Tz::America__Havana,
+    Tz::America__Santiago,
+    Tz::Australia__Lord_Howe,
+    Tz::Asia__Kathmandu,
+    Tz::Pacific__Marquesas,
+    Tz::Pacific__Chatham,
+    Tz::Asia__Kolkata,
+    Tz::Europe__London,
+    Tz::UTC,
+];
+
+/// 2024-03-01T00:00:00Z: from here to mid April, New York and Havana
+/// (March 10), Berlin and London (March 31), Santiago, Lord Howe and
+/// Chatham (April 6 and 7) change their clocks, and months begin.
+const SPRING: i64 = 1_709_251_200_000;
+/// 2024-10-01T00:00:00Z: Lord Howe (October 6), Berlin and London (October
+/// 27), New York and Havana (November 3).
+const FALL: i64 = 1_727_740_800_000;
+const DAY: i64 = 24 * HOUR;
+
+/// A time at a random millisecond: in spring or fall 2024, around the
+/// epoch (negative times), or within hours of a change of clocks.
+fn zoned_time() -> impl Strategy<Value = i64> {
+    let changes = vec![
+        1_711_846_800_000, // Berlin, 2024-03-31T01:00Z
+        1_729_990_800_000, // Berlin, 2024-10-27T01:00Z
+        1_710_046_800_000, // Havana, 2024-03-10T05:00Z
+        1_730_610_000_000, // Havana, 2024-11-03T05:00Z
+        1_712_415_600_000, // Lord Howe, 2024-04-06T15:00Z
+        1_728_142_200_000, // Lord Howe, 2024-10-05T15:30Z
+        1_712_458_800_000, // Santiago, 2024-04-07T03:00Z
+    ];
+    prop_oneof![
+        3 => SPRING..SPRING + 46 * DAY,
+        2 => FALL..FALL + 38 * DAY,
+        1 => -3 * DAY..3 * DAY,
+        3 => (prop::sample::select(changes), -6 * HOUR..6 * HOUR).prop_map(|(c, d)| c + d),
+    ]
+}
+
+fn zoned_event() -> impl Strategy<Value = (u8, u8, i64, f64)> {
+    (0u8..3, 0u8..3, zoned_time(), whole_range_amount())
+}
+
+/// `raw_event` takes its time from BASE.
+fn zoned_raw((c, m, ms, amount): (u8, u8, i64, f64)) -> (u8, u8, i64, f64) {
+    (c, m, ms - BASE, amount)
+}
+
+fn zoned_query() -> impl Strategy<Value = Query> {
+    let time = prop_oneof![1 => Just(None), 4 => zoned_time().prop_map(Some)];
+    (
+        proptest::option::of(0u8..3),
+        proptest::option::of(0u8..3),
+        time.clone(),
+        time,
+        prop_oneof![Just(Bucket::Hour), Just(Bucket::Day), Just(Bucket::Month)],
+        any::<bool>(),
+        any::<bool>(),
+        prop::sample::select(ZONES.to_vec()),
+    )
+        .prop_map(|(c, m, a, b, bucket, by_client, by_metric, tz)| {
+            let (start, end) = match (a, b) {
+                (Some(a), Some(b)) if a > b => (Some(b), Some(a)),
+                other => other,
+            };
+            Query {
+                client_id: c.map(|c| format!("c{c}")),
+                metric: m.map(|m| format!("m{m}")),
+                start: start.map(|s| Timestamp::from_millis(s).unwrap()),
+                end: end.map(|e| Timestamp::from_millis(e).unwrap()),
+                bucket: Some(bucket),
+                by_client,
+                by_metric,
+                tz: Some(tz),
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #[test]
+    fn local_time_aggregate_equals_brute_force(
+        events in proptest::collection::vec(zoned_event(), 0..150),
+        queries in proptest::collection::vec(zoned_query(), 1..10),
+        batch in 1usize..40,
+    ) {
+        let events: Vec<_> = events.into_iter().map(zoned_raw).collect();
+        for store in backends(Sqlite::Memory) {
+            aggregates_match(&quick(&store), &events, &queries, batch)?;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod exact;
+pub mod local_time;
 
 use std::process::Command;
 use std::sync::Mutex;
