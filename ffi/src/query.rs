@@ -12,17 +12,22 @@ use crate::strings::{json_string, opt_str_arg, out_arg, str_arg, write_out};
 /// Aggregate the stored events: count, sum, avg, min, max.
 ///
 /// @param h               the store.
-/// @param query_json      `{"client_id", "metric", "start", "end", "group_by"}`,
-///                        every key optional (`"{}"` is every event); `start`
-///                        is inclusive, `end` exclusive, both any accepted
-///                        timestamp text; `group_by` is "hour", "day",
-///                        "month", "client_id", "metric" or a list of them
-///                        (one time bucket at most). Unknown keys and bad
-///                        values are ::INGEST_INVALID_ARGUMENT, never an empty
-///                        result.
+/// @param query_json      `{"client_id", "metric", "start", "end", "group_by",
+///                        "tz"}`, every key optional (`"{}"` is every event);
+///                        `start` is inclusive, `end` exclusive, both any
+///                        accepted timestamp text; `group_by` is "hour",
+///                        "day", "month", "client_id", "metric" or a list of
+///                        them (one time bucket at most); `tz` an IANA time
+///                        zone name ("Europe/Berlin") whose local hours, days
+///                        and months the time buckets are. Unknown keys and
+///                        bad values (unknown zones too) are
+///                        ::INGEST_INVALID_ARGUMENT, never an empty result.
 /// @param out_result_json receives `{"count", "sum", "avg", "min", "max",
 ///                        "stale", "computed_at"}` plus `"groups"` (a list,
-///                        each with its key fields) when grouped. `stale` is
+///                        each with its key fields) when grouped; with `tz`
+///                        each group also has `"bucket_local"`, its start as
+///                        local time with the offset
+///                        (`"2024-03-31T00:00:00+01:00"`). `stale` is
 ///                        true when the database could not be read and this is
 ///                        the last result of the same query. Owned by the
 ///                        caller: free with ingest_string_free().

@@ -97,6 +97,7 @@ class Ingestor:
         start: Instant | None = None,
         end: Instant | None = None,
         group_by: GroupBy | list[GroupBy] | tuple[GroupBy, ...] | None = None,
+        tz: str | None = None,
     ) -> Aggregate: ...
     def events(
         self,

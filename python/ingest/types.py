@@ -99,9 +99,12 @@ class Totals(TypedDict):
 
 class Group(Totals, total=False):
     """One group of a grouped aggregate: its key fields are present when
-    grouped by them."""
+    grouped by them. ``bucket_local`` (the bucket's start as local time with
+    its offset, ``"2024-03-31T00:00:00+01:00"``) only when grouped by a time
+    bucket in a zone (``tz``)."""
 
     bucket: str
+    bucket_local: str
     client_id: str
     metric: str
 

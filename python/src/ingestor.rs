@@ -190,7 +190,11 @@ impl PyIngestor {
     /// events in `[start, end)`. `start`/`end`: RFC 3339 or date text,
     /// epoch seconds/milliseconds, date or datetime (naive means UTC).
     /// `group_by`: "hour", "day", "month", "client_id", "metric", or a list.
-    #[pyo3(signature = (*, client_id=None, metric=None, start=None, end=None, group_by=None))]
+    /// `tz`: an IANA time zone name ("Europe/Berlin") whose local hours,
+    /// days and months the time buckets are; each group then has
+    /// `bucket_local`.
+    #[pyo3(signature = (*, client_id=None, metric=None, start=None, end=None, group_by=None, tz=None))]
+    #[allow(clippy::too_many_arguments)]
     fn aggregate<'py>(
         &self,
         py: Python<'py>,
@@ -199,6 +203,7 @@ impl PyIngestor {
         start: Option<&Bound<'py, PyAny>>,
         end: Option<&Bound<'py, PyAny>>,
         group_by: Option<&Bound<'py, PyAny>>,
+        tz: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let ing = self.handle()?;
         let query = object(&[
@@ -207,6 +212,7 @@ impl PyIngestor {
             ("start", start),
             ("end", end),
             ("group_by", group_by),
+            ("tz", tz),
         ])?;
         let query = Query::from_value(&query).py()?;
         let result = py.detach(|| ing.aggregate(&query)).py()?;

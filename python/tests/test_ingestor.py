@@ -176,6 +176,31 @@ def test_aggregate_totals_filters_and_groups(ing: ingest.Ingestor) -> None:
     assert ing.aggregate(client_id="nobody", group_by="day")["groups"] == []
 
 
+def test_aggregate_in_a_time_zone(ing: ingest.Ingestor) -> None:
+    # 2024-03-31 in Berlin has 23 hours: 2024-03-30T23:00Z to 2024-03-31T22:00Z.
+    ing.submit_batch(
+        [
+            sales(1, "2024-03-30T22:59:59.999Z"),
+            sales(2, "2024-03-30T23:00:00Z"),
+            sales(4, "2024-03-31T21:59:59.999Z"),
+            sales(8, "2024-03-31T22:00:00Z"),
+        ]
+    )
+    days = ing.aggregate(metric="sales", group_by="day", tz="Europe/Berlin")
+    assert [(g["bucket"], g.get("bucket_local"), g["sum"]) for g in days["groups"]] == [
+        ("2024-03-29T23:00:00.000Z", "2024-03-30T00:00:00+01:00", 1.0),
+        ("2024-03-30T23:00:00.000Z", "2024-03-31T00:00:00+01:00", 6.0),
+        ("2024-03-31T22:00:00.000Z", "2024-04-01T00:00:00+02:00", 8.0),
+    ]
+    # Without a zone, UTC days and no local label.
+    assert all("bucket_local" not in g for g in ing.aggregate(group_by="day")["groups"])
+    assert ing.aggregate(tz=None, group_by="day")["groups"] == ing.aggregate(group_by="day")["groups"]
+    for bad in ("Europe/Atlantis", "", 5):
+        with pytest.raises(ingest.InvalidArgument) as info:
+            ing.aggregate(group_by="day", tz=bad)  # type: ignore[arg-type]
+        assert "Europe/Berlin" in str(info.value)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [

@@ -545,6 +545,14 @@ static void test_aggregate(void) {
   CHECK(json_number(r, "count") == 3);
   ingest_string_free(r);
 
+  /* Local days of a zone ("tz"): each group says its local start and
+     offset beside the UTC instant. */
+  r = NULL;
+  CHECK_OK(ingest_aggregate_json(h, "{\"metric\": \"sales\", \"group_by\": \"day\", \"tz\": \"Asia/Kathmandu\"}", &r));
+  CHECK(contains(r, "\"bucket\":\"2023-12-31T18:15:00.000Z\",\"bucket_local\":\"2024-01-01T00:00:00+05:45\""));
+  CHECK(contains(r, "\"bucket\":\"2024-01-02T18:15:00.000Z\",\"bucket_local\":\"2024-01-03T00:00:00+05:45\""));
+  ingest_string_free(r);
+
   /* Empty range: zero, with no avg/min/max. */
   r = NULL;
   CHECK_OK(ingest_aggregate_json(h, "{\"start\": \"2030-01-01\"}", &r));
@@ -562,6 +570,8 @@ static void test_aggregate_bad_queries(void) {
       "{\"start\": \"tomorrow\"}",            /* not a time */
       "{\"start\": \"2024-02-01\", \"end\": \"2024-01-01\"}", /* start after end */
       "{\"metric\": 5}",                       /* not text */
+      "{\"tz\": \"Mars/Olympus_Mons\"}",       /* unknown zone */
+      "{\"tz\": \" \"}",                       /* empty zone */
       "[]",                                    /* not an object */
       "{\"metric\": ",                         /* not JSON */
   };

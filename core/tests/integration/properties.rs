@@ -222,16 +222,31 @@ fn query_strategy() -> impl Strategy<Value = Query> {
         1 => (-(BASE + 3 * HOUR)..-(BASE - 3 * HOUR)).prop_map(|o| Some(BASE + o)),
         1 => (0i64..45 * 24).prop_map(|h| Some(BASE + h * HOUR)),
     ];
+    queries(time, proptest::option::of(bucket_strategy()), Just(None))
+}
+
+fn bucket_strategy() -> impl Strategy<Value = Bucket> {
+    prop_oneof![Just(Bucket::Hour), Just(Bucket::Day), Just(Bucket::Month)]
+}
+
+/// Queries of any filters and groupings, their bounds from `time` (in
+/// order), their time bucket from `bucket` and their zone from `tz`.
+fn queries(
+    time: impl Strategy<Value = Option<i64>> + Clone,
+    bucket: impl Strategy<Value = Option<Bucket>>,
+    tz: impl Strategy<Value = Option<Tz>>,
+) -> impl Strategy<Value = Query> {
     (
         proptest::option::of(0u8..3),
         proptest::option::of(0u8..3),
         time.clone(),
         time,
-        proptest::option::of(prop_oneof![Just(Bucket::Hour), Just(Bucket::Day), Just(Bucket::Month)]),
+        bucket,
         any::<bool>(),
         any::<bool>(),
+        tz,
     )
-        .prop_map(|(c, m, a, b, bucket, by_client, by_metric)| {
+        .prop_map(|(c, m, a, b, bucket, by_client, by_metric, tz)| {
             let (start, end) = match (a, b) {
                 (Some(a), Some(b)) if a > b => (Some(b), Some(a)),
                 other => other,
@@ -244,7 +259,7 @@ fn query_strategy() -> impl Strategy<Value = Query> {
                 bucket,
                 by_client,
                 by_metric,
-                tz: None,
+                tz,
             }
         })
 }
@@ -401,32 +416,11 @@ fn zoned_raw((c, m, ms, amount): (u8, u8, i64, f64)) -> (u8, u8, i64, f64) {
 
 fn zoned_query() -> impl Strategy<Value = Query> {
     let time = prop_oneof![1 => Just(None), 4 => zoned_time().prop_map(Some)];
-    (
-        proptest::option::of(0u8..3),
-        proptest::option::of(0u8..3),
-        time.clone(),
+    queries(
         time,
-        prop_oneof![Just(Bucket::Hour), Just(Bucket::Day), Just(Bucket::Month)],
-        any::<bool>(),
-        any::<bool>(),
-        prop::sample::select(ZONES.to_vec()),
+        bucket_strategy().prop_map(Some),
+        prop::sample::select(ZONES.to_vec()).prop_map(Some),
     )
-        .prop_map(|(c, m, a, b, bucket, by_client, by_metric, tz)| {
-            let (start, end) = match (a, b) {
-                (Some(a), Some(b)) if a > b => (Some(b), Some(a)),
-                other => other,
-            };
-            Query {
-                client_id: c.map(|c| format!("c{c}")),
-                metric: m.map(|m| format!("m{m}")),
-                start: start.map(|s| Timestamp::from_millis(s).unwrap()),
-                end: end.map(|e| Timestamp::from_millis(e).unwrap()),
-                bucket: Some(bucket),
-                by_client,
-                by_metric,
-                tz: Some(tz),
-            }
-        })
 }
 
 proptest! {
