@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -749,12 +750,27 @@ def test_index_page_and_assets(api: Any) -> None:
         "/static/js/dom.js",
         "/static/js/api.js",
         "/static/js/chart.js",
+        "/static/vendor/uPlot.esm.js",
     ):
         a = api.request("GET", asset)
         assert a.status == 200, asset
         # Browsers refuse module scripts served with a non-JavaScript type.
         assert "javascript" in a.headers["Content-Type"], (asset, a.headers["Content-Type"])
-    assert api.request("GET", "/static/style.css").headers["Content-Type"].startswith("text/css")
+    for sheet in ("/static/style.css", "/static/vendor/uPlot.min.css"):
+        a = api.request("GET", sheet)
+        assert a.status == 200, sheet
+        assert a.headers["Content-Type"].startswith("text/css"), sheet
+        assert f'<link rel="stylesheet" href="{sheet}">' in r.text, sheet
+
+
+def test_vendored_files_are_the_ones_the_readme_names() -> None:
+    vendor = Path(__file__).resolve().parent.parent / "static" / "vendor"
+    readme = (vendor / "README.md").read_text()
+    version = re.search(r"\| (\d+\.\d+\.\d+) \|", readme)
+    assert version, "static/vendor/README.md names no version"
+    # The banner uPlot puts at the top of its build names its version.
+    assert f"(v{version.group(1)})" in (vendor / "uPlot.esm.js").read_text()[:400]
+    assert "MIT License" in (vendor / "uPlot.LICENSE").read_text()
 
 
 def test_the_ui_never_parses_data_as_html() -> None:
