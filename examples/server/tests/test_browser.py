@@ -4,14 +4,18 @@ Playwright for Python. Never a downloaded browser: Playwright only drives
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import ingest
 import pytest
 import requests
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
@@ -272,40 +276,337 @@ def test_hostile_event_text_is_shown_as_text(page: tuple[Page, Watch]) -> None:
     shot(pg, "06-hostile-text")
 
 
+def post_batch(live_server: ServerProcess, batch: list[dict[str, Any]]) -> None:
+    with requests.post(live_server.base + "/api/events", json=batch, timeout=10) as r:
+        assert r.status_code == 200, r.text
+        assert r.json()["counts"]["accepted"] == len(batch), r.text
+
+
+def show_aggregate(pg: Page, client: str, group: str, split: str = "") -> Any:
+    """Aggregate `client`'s events by `group` (and `split`); the chart's plot."""
+    pg.get_by_test_id("agg-client").fill(client)
+    pg.get_by_test_id("agg-split").select_option(split)
+    pg.get_by_test_id("agg-group").select_option(group)
+    pg.get_by_test_id("agg-apply").click()
+    plot = pg.get_by_test_id("chart-plot")
+    expect(plot).to_have_attribute("data-bucket", group)
+    return plot
+
+
+# What the chart drew, from its uPlot instance: each series' points as
+# [instant in ms, value, x in CSS pixels], and the gaps (null) between them.
+DRAWN = """el => {
+  const u = el.uplot;
+  return u.data.slice(1).map((ys, s) => ({
+    label: u.series[s + 1].label,
+    points: ys.flatMap((v, i) => {
+      const t = u.data[0][i];
+      return v == null ? [] : [[t * 1000, v, u.valToPos(t, "x")]];
+    }),
+    gaps: ys.filter((v) => v === null).length,
+  }));
+}"""
+
+
+def drawn(plot: Any) -> list[dict[str, Any]]:
+    return plot.evaluate(DRAWN)
+
+
+def ms(ts: str) -> float:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000
+
+
+def assert_on_a_time_axis(points: list[list[float]]) -> None:
+    """x is a linear function of time: pixels per millisecond the same
+    between every two consecutive points."""
+    assert len(points) >= 3, points
+    rates = [(b[2] - a[2]) / (b[0] - a[0]) for a, b in zip(points, points[1:])]
+    assert all(r > 0 for r in rates), points
+    assert max(rates) / min(rates) < 1.01, (rates, points)
+
+
 def test_the_chart_draws_for_grouped_aggregates(
     page: tuple[Page, Watch], live_server: ServerProcess
 ) -> None:
     pg, _ = page
     client = uid()
     days = {"2024-03-01": [10, 20], "2024-03-02": [5], "2024-03-04": [40]}
-    batch = [
-        {"client": client, "metric": "sales", "amount": v, "ts": f"{d}T{10 + i}:00:00Z"}
-        for d, values in days.items()
-        for i, v in enumerate(values)
-    ]
-    with requests.post(live_server.base + "/api/events", json=batch, timeout=10) as r:
-        assert r.status_code == 200
+    post_batch(
+        live_server,
+        [
+            {"client": client, "metric": "sales", "amount": v, "ts": f"{d}T{10 + i}:00:00Z"}
+            for d, values in days.items()
+            for i, v in enumerate(values)
+        ],
+    )
 
-    pg.get_by_test_id("agg-client").fill(client)
-    pg.get_by_test_id("agg-group").select_option("day")
-    pg.get_by_test_id("agg-apply").click()
+    plot = show_aggregate(pg, client, "day")
     expect(pg.get_by_test_id("agg-count")).to_have_text("4")
     expect(pg.get_by_test_id("agg-sum")).to_have_text("75")
-    bars = pg.get_by_test_id("chart-svg").get_by_test_id("chart-bar")
-    # Four days from the first to the last, the empty one drawn as zero.
-    expect(bars).to_have_count(4)
-    heights = [float(b.get_attribute("height") or 0) for b in bars.all()]
-    assert heights[3] > heights[0] > heights[1] > heights[2] == 0, heights
-    assert "30" in (bars.nth(0).text_content() or "")
+    # Three days with events: three points; 3 March is a gap, not a zero.
+    expect(plot).to_have_attribute("data-series", "1")
+    expect(plot).to_have_attribute("data-points", "3")
+    [series] = drawn(plot)
+    assert [p[:2] for p in series["points"]] == [
+        [ms("2024-03-01T00:00:00Z"), 30],
+        [ms("2024-03-02T00:00:00Z"), 5],
+        [ms("2024-03-04T00:00:00Z"), 40],
+    ]
+    assert series["gaps"] == 1
+    assert_on_a_time_axis(series["points"])
+    assert series["label"] == "sum"
     pg.get_by_test_id("chart").scroll_into_view_if_needed()
     shot(pg, "07-chart")
 
     pg.get_by_test_id("agg-measure").select_option("count")
-    expect(bars).to_have_count(4)
+    expect(plot).to_have_attribute("data-points", "3")
+    assert [p[1] for p in drawn(plot)[0]["points"]] == [2, 1, 1]
     pg.get_by_test_id("agg-group").select_option("")
     expect(pg.get_by_test_id("chart-empty")).to_contain_text("Group by")
+    expect(pg.get_by_test_id("chart-plot")).to_have_count(0)
     pg.get_by_test_id("agg-group").select_option("month")
-    expect(bars).to_have_count(1)
+    expect(plot).to_have_attribute("data-points", "1")
+
+    # The groups as a table, the bucket in UTC.
+    groups = pg.get_by_test_id("agg-groups")
+    groups.locator("summary").click()
+    expect(groups.get_by_test_id("group-row")).to_have_count(1)
+    expect(groups.get_by_test_id("group-row")).to_contain_text("2024-03-01 00:00:00Z")
+    expect(groups.locator("th").first).to_have_text("Bucket (UTC)")
+
+
+@pytest.mark.parametrize(
+    ("group", "stamps", "label"),
+    [
+        # Uneven steps: equal-width slots would put these at equal distances.
+        (
+            "hour",
+            [
+                "2024-05-01T09:00:00Z",
+                "2024-05-01T10:00:00Z",
+                "2024-05-01T17:00:00Z",
+                "2024-05-02T02:00:00Z",
+            ],
+            "2024-05-01 09:00",
+        ),
+        (
+            "day",
+            [
+                "2024-05-01T12:00:00Z",
+                "2024-05-02T12:00:00Z",
+                "2024-05-20T12:00:00Z",
+                "2024-07-01T12:00:00Z",
+            ],
+            "2024-05-01",
+        ),
+        (
+            "month",
+            [
+                "2014-01-15T00:00:00Z",
+                "2014-02-15T00:00:00Z",
+                "2019-06-15T00:00:00Z",
+                "2024-12-15T00:00:00Z",
+            ],
+            "2014-01",
+        ),
+    ],
+)
+def test_the_chart_puts_buckets_at_their_time(
+    page: tuple[Page, Watch], live_server: ServerProcess, group: str, stamps: list[str], label: str
+) -> None:
+    pg, _ = page
+    client = uid()
+    post_batch(
+        live_server,
+        [{"client": client, "metric": "m", "amount": i + 1, "ts": t} for i, t in enumerate(stamps)],
+    )
+    plot = show_aggregate(pg, client, group)
+    expect(plot).to_have_attribute("data-points", "4")
+    [series] = drawn(plot)
+    assert_on_a_time_axis(series["points"])
+    # Two gaps: between the second and third buckets, and the third and fourth.
+    assert series["gaps"] == 2
+    # The legend names a bucket as the bucket's own text, in UTC.
+    first = plot.evaluate("el => el.uplot.series[0].value(el.uplot, el.uplot.data[0][0], 0, 0)")
+    assert first == label
+    # uPlot's labels: as many as fit, none twice (none overlap: uPlot keeps
+    # them at least 64 px apart), and the first names the year.
+    expect(plot).to_have_attribute("data-ticks", re.compile(r'^\["'))  # drawn
+    ticks = json.loads(plot.get_attribute("data-ticks") or "[]")
+    width = plot.evaluate("el => el.uplot.bbox.width / devicePixelRatio")
+    assert 2 <= len(ticks) <= width / 64 + 1, ticks
+    assert len(set(ticks)) == len(ticks), ticks
+    assert re.search(r"\b(19|20)\d\d\b", ticks[0]), ticks
+    pg.get_by_test_id("chart").scroll_into_view_if_needed()
+    shot(pg, f"11-time-axis-{group}", full=False)
+
+
+def test_a_gap_between_two_days_is_drawn_as_one(
+    page: tuple[Page, Watch], live_server: ServerProcess
+) -> None:
+    pg, _ = page
+    client = uid()
+    post_batch(
+        live_server,
+        [
+            {"client": client, "metric": "m", "amount": 3, "ts": "2024-01-01T08:00:00Z"},
+            {"client": client, "metric": "m", "amount": 4, "ts": "2024-01-10T08:00:00Z"},
+        ],
+    )
+    plot = show_aggregate(pg, client, "day")
+    expect(plot).to_have_attribute("data-points", "2")
+    [series] = drawn(plot)
+    (t1, _, x1), (t10, _, x10) = series["points"]
+    assert series["gaps"] == 1, "no line across the eight empty days"
+    one_day = plot.evaluate(
+        "(el, t) => el.uplot.valToPos(t / 1000 + 86400, 'x') - el.uplot.valToPos(t / 1000, 'x')",
+        t1,
+    )
+    # Nine days apart on the axis, not adjacent slots.
+    assert (t10 - t1) == 9 * 86_400_000
+    assert abs((x10 - x1) - 9 * one_day) < 1, (x1, x10, one_day)
+    assert x10 - x1 > 0.8 * plot.evaluate("el => el.uplot.bbox.width / devicePixelRatio")
+    pg.get_by_test_id("chart").scroll_into_view_if_needed()
+    shot(pg, "12-chart-gap", full=False)
+
+
+def test_one_series_per_client_and_per_metric(
+    page: tuple[Page, Watch], live_server: ServerProcess
+) -> None:
+    pg, watch = page
+    base = uid()
+    a, b = base + "-a", base + "-b" + XSS
+    sales, views = base + "-sales", base + "-views"
+    post_batch(
+        live_server,
+        [
+            {"client": a, "metric": sales, "amount": 1, "ts": "2024-02-01"},
+            {"client": a, "metric": sales, "amount": 2, "ts": "2024-02-02"},
+            {"client": a, "metric": views, "amount": 7, "ts": "2024-02-03"},
+            {"client": b, "metric": sales, "amount": 5, "ts": "2024-02-02"},
+            {"client": b, "metric": sales, "amount": 6, "ts": "2024-02-04"},
+        ],
+    )
+    pg.get_by_test_id("agg-metric").fill(sales)
+    plot = show_aggregate(pg, "", "day", "client_id")
+    expect(plot).to_have_attribute("data-series", "2")
+    expect(plot).to_have_attribute("data-points", "4")
+    first, second = drawn(plot)
+    assert (first["label"], [p[1] for p in first["points"]]) == (a, [1, 2])
+    assert (second["label"], [p[1] for p in second["points"]]) == (b, [5, 6])
+    # One time axis for both: 2 February is at one place.
+    assert first["points"][1][::2] == second["points"][0][::2]
+    assert_on_a_time_axis([*first["points"], second["points"][1]])
+    legend = pg.get_by_test_id("chart").locator(".u-legend")
+    expect(legend).to_contain_text(a)
+    expect(legend).to_contain_text(b)  # as text: no element made of it
+    assert pg.locator("main img").count() == 0
+
+    pg.get_by_test_id("agg-metric").fill("")
+    plot = show_aggregate(pg, a, "day", "metric")
+    expect(plot).to_have_attribute("data-series", "2")
+    expect(plot).to_have_attribute("data-points", "3")
+    assert [s["label"] for s in drawn(plot)] == [sales, views]
+
+    plot = show_aggregate(pg, a, "day", "client_id,metric")
+    expect(plot).to_have_attribute("data-series", "2")
+    assert [s["label"] for s in drawn(plot)] == [f"{a} \u00b7 {sales}", f"{a} \u00b7 {views}"]
+    groups = pg.get_by_test_id("agg-groups")
+    groups.locator("summary").click()
+    expect(groups.get_by_test_id("group-row")).to_have_count(3)
+    expect(groups.locator("th")).to_have_text(
+        ["Bucket (UTC)", "Client", "Metric", "count", "sum", "avg", "min", "max"]
+    )
+    pg.get_by_test_id("chart").scroll_into_view_if_needed()
+    shot(pg, "13-chart-series", full=False)
+    assert watch.dialogs == []
+
+
+def test_the_time_zone_selector_sends_tz(page: tuple[Page, Watch]) -> None:
+    pg, _ = page
+    select = pg.get_by_test_id("tz-select")
+    expect(select).to_have_value("UTC")
+    zones = select.locator("option")
+    assert zones.count() > 100, "every zone the browser knows"
+    assert zones.first.get_attribute("value") == "UTC"
+    values = zones.evaluate_all("os => os.map(o => o.value)")
+    assert len(values) == len(set(values))
+    assert {"Europe/Paris", "Asia/Tokyo", "America/New_York"} <= set(values)
+
+    # UTC, the API's default, is not sent; another zone is.
+    with pg.expect_request(lambda r: "/api/aggregate" in r.url) as first:
+        pg.get_by_test_id("agg-apply").click()
+    assert "tz" not in parse_qs(urlsplit(first.value.url).query)
+    with pg.expect_request(lambda r: "/api/aggregate" in r.url) as chosen:
+        select.select_option("Asia/Tokyo")
+    assert parse_qs(urlsplit(chosen.value.url).query)["tz"] == ["Asia/Tokyo"]
+
+
+def test_the_chart_labels_time_in_the_zone_it_is_given(page: tuple[Page, Watch]) -> None:
+    """The chart module alone, on groups as the API gives them: the same
+    instants labelled in UTC and in Tokyo (+09:00)."""
+    pg, _ = page
+    labels = pg.evaluate(
+        """async () => {
+          const { chartData, drawChart } = await import("/static/js/chart.js");
+          const groups = ["2024-03-30T14:00:00.000Z", "2024-03-30T15:00:00.000Z",
+                          "2024-03-30T18:00:00.000Z"].map((bucket, i) => ({ bucket, sum: i + 1 }));
+          const out = {};
+          for (const tz of ["UTC", "Asia/Tokyo"]) {
+            const fig = document.createElement("figure");
+            fig.style.width = "600px";
+            document.body.append(fig);
+            drawChart(fig, chartData(groups, "hour", "sum"),
+                      { bucket: "hour", measure: "sum", caption: "sum per hour", tz });
+            const plot = fig.querySelector("[data-testid=chart-plot]");
+            const u = plot.uplot;
+            // uPlot draws in a microtask after it is made.
+            while (!plot.dataset.ticks) await new Promise((r) => setTimeout(r, 10));
+            out[tz] = { first: u.series[0].value(u, u.data[0][0], 0, 0),
+                        ticks: JSON.parse(plot.dataset.ticks), tz: plot.dataset.tz };
+            fig.remove();
+          }
+          return out;
+        }"""
+    )
+    assert labels["UTC"]["first"] == "2024-03-30 14:00"
+    assert labels["Asia/Tokyo"]["first"] == "2024-03-30 23:00"
+    assert labels["Asia/Tokyo"]["tz"] == "Asia/Tokyo"
+    # Tokyo's day changes at 15:00 UTC: its ticks name 31 March, UTC's do not.
+    assert any("Mar 31" in t for t in labels["Asia/Tokyo"]["ticks"]), labels
+    assert not any("Mar 31" in t for t in labels["UTC"]["ticks"]), labels
+
+
+TZ_IN_BINDING = "tz" in inspect.signature(ingest.Ingestor.aggregate).parameters
+
+
+@pytest.mark.skipif(
+    not TZ_IN_BINDING, reason="ingest.Ingestor.aggregate has no tz keyword yet (issue 17)"
+)
+def test_a_chosen_zone_buckets_and_labels_the_aggregate(
+    page: tuple[Page, Watch], live_server: ServerProcess
+) -> None:
+    pg, _ = page
+    client = uid()
+    # 00:30 on 31 March in Paris, still 30 March in UTC.
+    post_batch(
+        live_server,
+        [{"client": client, "metric": "m", "amount": 2, "ts": "2024-03-30T23:30:00Z"}],
+    )
+    plot = show_aggregate(pg, client, "day")
+    expect(plot).to_have_attribute("data-tz", "UTC")
+    pg.get_by_test_id("tz-select").select_option("Europe/Paris")
+    expect(plot).to_have_attribute("data-tz", "Europe/Paris")
+    [series] = drawn(plot)
+    assert [p[0] for p in series["points"]] == [ms("2024-03-30T23:00:00Z")]
+    first = plot.evaluate("el => el.uplot.series[0].value(el.uplot, el.uplot.data[0][0], 0, 0)")
+    assert first == "2024-03-31"
+    groups = pg.get_by_test_id("agg-groups")
+    groups.locator("summary").click()
+    expect(groups.locator("th").first).to_have_text("Bucket (Europe/Paris)")
+    expect(groups.get_by_test_id("group-row")).to_contain_text("2024-03-31 00:00:00+01:00")
+    pg.get_by_test_id("chart").scroll_into_view_if_needed()
+    shot(pg, "14-chart-paris", full=False)
 
 
 def test_aggregates_go_stale_then_unavailable_then_recover(
@@ -429,7 +730,9 @@ def test_no_horizontal_scroll_at_390px(browser: Browser, live_server: ServerProc
         expect(pg.get_by_test_id("connection")).to_have_text("live")
         expect(pg.get_by_test_id("event-row").first).to_be_visible()
         expect(pg.get_by_test_id("rejected-item").first).to_be_visible()
-        expect(pg.get_by_test_id("chart-bar").first).to_be_attached()
+        expect(pg.get_by_test_id("chart-plot")).to_have_attribute(
+            "data-points", re.compile(r"^[1-9]")
+        )
         width = pg.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"scrollWidth {width} at a 390 px viewport"
         pg.get_by_test_id("tab-raw").click()

@@ -12,15 +12,6 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-const SVG_NS = "http://www.w3.org/2000/svg";
-
-export function svg(tag, attrs = {}, ...children) {
-  const el = document.createElementNS(SVG_NS, tag);
-  setAttrs(el, attrs);
-  append(el, children);
-  return el;
-}
-
 function setAttrs(el, attrs) {
   for (const [k, v] of Object.entries(attrs)) {
     if (v === null || v === undefined || v === false) continue;

@@ -1,7 +1,7 @@
 // The page: submission, failure switch, live counters, lists and aggregates.
 // Everything shown from the server goes through dom.js as text.
 import { get, post, withQuery } from "./api.js";
-import { drawBars, series } from "./chart.js";
+import { chartData, chartMessage, drawChart, TIME_BUCKETS } from "./chart.js";
 import { $, fmtNumber, fmtTime, h, replace, toJson } from "./dom.js";
 
 const PAGE_SIZE = 10;
@@ -274,30 +274,95 @@ function nextDay(date) {
 function aggParams() {
   const data = new FormData($("#agg-form"));
   const end = String(data.get("endDate") || "");
+  const tz = String(data.get("tz") || "UTC");
   return {
     clientId: data.get("clientId"),
     metric: data.get("metric"),
     startDate: data.get("startDate"),
     // The form's end date is inclusive; the API's range is half-open.
     endDate: end ? nextDay(end) : "",
-    groupBy: data.get("groupBy"),
+    groupBy: [data.get("groupBy"), ...String(data.get("split") || "").split(",")].filter(Boolean).join(","),
+    // UTC is the API's own default: only another zone is sent.
+    tz: tz === "UTC" ? "" : tz,
   };
+}
+
+/* The zones to choose from: UTC, this browser's, then every zone it knows. */
+const FALLBACK_ZONES = [
+  "America/Los_Angeles", "America/New_York", "America/Sao_Paulo", "Europe/London",
+  "Europe/Paris", "Europe/Berlin", "Africa/Johannesburg", "Asia/Kolkata",
+  "Asia/Shanghai", "Asia/Tokyo", "Australia/Sydney", "Pacific/Auckland",
+];
+
+function fillZones(select) {
+  const own = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  let all = FALLBACK_ZONES;
+  try {
+    all = Intl.supportedValuesOf("timeZone");
+  } catch {
+    // An older browser: the short list.
+  }
+  const seen = new Set(["UTC"]);
+  const options = [h("option", { value: "UTC", selected: true }, "UTC")];
+  if (own && !seen.has(own)) {
+    seen.add(own);
+    options.push(h("option", { value: own }, `${own} (this browser)`));
+  }
+  for (const zone of all) {
+    if (seen.has(zone)) continue;
+    seen.add(zone);
+    options.push(h("option", { value: zone }, zone));
+  }
+  replace(select, options);
+}
+
+/** The answer's group_by as a list, and its time bucket if it has one. */
+function grouping(agg) {
+  const by = [].concat(agg.query.group_by ?? []);
+  return { by, bucket: by.find((g) => TIME_BUCKETS.includes(g)) };
 }
 
 function drawAggregate() {
   const fig = $("#chart");
   const agg = state.lastAgg;
   if (!agg) return;
-  const bucket = agg.query.group_by;
+  const { bucket } = grouping(agg);
   const measure = String(new FormData($("#agg-form")).get("measure") || "sum");
   if (!bucket || !Array.isArray(agg.groups)) {
-    for (const old of fig.querySelectorAll("svg, .chart-empty")) old.remove();
-    fig.append(h("p", { class: "chart-empty", "data-testid": "chart-empty" }, "Group by hour, day or month to chart over time."));
+    chartMessage(fig, "Group by hour, day or month to chart over time.");
     return;
   }
   const caption = `${measure} per ${bucket}`;
   $("#chart-caption").textContent = caption;
-  drawBars(fig, series(agg.groups, bucket, measure), { bucket, measure, caption });
+  drawChart(fig, chartData(agg.groups, bucket, measure), { bucket, measure, caption, tz: agg.query.tz || "UTC" });
+}
+
+/* The groups as a table, built when opened: the bucket in the answer's zone
+   when the answer has it (bucket_local), else in UTC. */
+const MAX_GROUP_ROWS = 2000;
+
+function showGroups(agg) {
+  const box = $("#agg-groups");
+  const groups = Array.isArray(agg?.groups) ? agg.groups : [];
+  box.hidden = groups.length === 0;
+  $("#agg-groups-count").textContent = String(groups.length);
+  if (box.hidden || !box.open) {
+    replace($("#agg-groups-body"));
+    return;
+  }
+  const { by, bucket } = grouping(agg);
+  const cols = [
+    bucket ? { head: `Bucket (${agg.query.tz || "UTC"})`, cls: "mono", get: (g) => fmtTime(g.bucket_local ?? g.bucket) } : null,
+    by.includes("client_id") ? { head: "Client", get: (g) => g.client_id } : null,
+    by.includes("metric") ? { head: "Metric", get: (g) => g.metric } : null,
+    ...["count", "sum", "avg", "min", "max"].map((k) => ({ head: k, cls: "num", get: (g) => fmtNumber(g[k]) })),
+  ].filter(Boolean);
+  const more = groups.length - MAX_GROUP_ROWS;
+  replace($("#agg-groups-head"), h("tr", {}, cols.map((c) => h("th", { class: c.cls }, c.head))));
+  replace($("#agg-groups-body"),
+    groups.slice(0, MAX_GROUP_ROWS).map((g) =>
+      h("tr", { "data-testid": "group-row" }, cols.map((c) => h("td", { class: c.cls }, c.get(g))))),
+    more > 0 ? h("tr", {}, h("td", { colspan: cols.length, class: "muted" }, `and ${more} more: narrow the range`)) : null);
 }
 
 let aggRetryTimer = null;
@@ -314,9 +379,8 @@ async function loadAggregate() {
     state.lastAgg = null;
     $("#agg-stale").hidden = true;
     pollStats(); // the failure switch may have struck
-    const fig = $("#chart");
-    for (const old of fig.querySelectorAll("svg, .chart-empty")) old.remove();
-    fig.append(h("p", { class: "chart-empty" }, "No result to chart."));
+    chartMessage($("#chart"), "No result to chart.");
+    showGroups(null);
     // The server said when to ask again: do, once; a newer load cancels it.
     if (retry > 0) aggRetryTimer = setTimeout(loadAggregate, Math.min(retry, 60) * 1000);
     return;
@@ -330,6 +394,7 @@ async function loadAggregate() {
   stale.textContent = a.stale ? `stale · computed ${fmtTime(a.computed_at)}` : "stale";
   if (a.stale) pollStats();
   drawAggregate();
+  showGroups(a);
 }
 
 /* ---------- wiring ---------- */
@@ -403,11 +468,20 @@ function wire() {
     ev.preventDefault();
     loadAggregate();
   });
-  $("#agg-form").elements.groupBy.addEventListener("change", loadAggregate);
+  fillZones($("#agg-form").elements.tz);
+  for (const name of ["groupBy", "split", "tz"]) {
+    $("#agg-form").elements[name].addEventListener("change", loadAggregate);
+  }
   $("#agg-form").elements.measure.addEventListener("change", drawAggregate);
+  $("#agg-groups").addEventListener("toggle", () => showGroups(state.lastAgg));
 
+  // Redraw when the chart's width changes (drawing changes only its height).
   let resizeTimer = null;
+  let drawnWidth = $("#chart").clientWidth;
   new ResizeObserver(() => {
+    const width = $("#chart").clientWidth;
+    if (width === drawnWidth) return;
+    drawnWidth = width;
     clearTimeout(resizeTimer);
     resizeTimer = setTimeout(drawAggregate, 100);
   }).observe($("#chart"));
