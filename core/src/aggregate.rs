@@ -109,6 +109,31 @@ impl Totals {
         self.max = opt(self.max, other.max, f64::max);
     }
 
+    /// What is left of `self` once `part`, some of its amounts, is taken
+    /// out: count and exact sum always; min and max only where `part`
+    /// cannot have held them. `None` when it could (the rest's minimum or
+    /// maximum is then unknown and must be read), or when `part` is not
+    /// part of `self`.
+    pub(crate) fn without(&self, part: &Totals) -> Option<Totals> {
+        let count = self.count.checked_sub(part.count)?;
+        if count == 0 {
+            return Some(Totals::default());
+        }
+        let beyond = |all: Option<f64>, of_part: Option<f64>, further: fn(f64, f64) -> bool| match (all, of_part) {
+            (all, None) => Some(all),
+            (Some(a), Some(p)) if further(a, p) => Some(Some(a)),
+            _ => None,
+        };
+        let mut sum = self.sum.clone();
+        sum.add(&part.sum.neg());
+        Some(Totals {
+            count,
+            sum,
+            min: beyond(self.min, part.min, |a, p| a < p)?,
+            max: beyond(self.max, part.max, |a, p| a > p)?,
+        })
+    }
+
     /// The answer, its sum and average each rounded once. An exact sum
     /// beyond the f64 range (reachable only through amounts stored before
     /// amounts were bounded) is an error, never an infinite or wrong sum.
@@ -501,6 +526,26 @@ mod tests {
             (tenths.stats().unwrap().sum, tenths.stats().unwrap().avg()),
             (1.0, Some(0.1))
         );
+        // Taking a part out: exact count and sum; min and max where the
+        // part cannot have held them, else unknown.
+        let mut all = Totals::default();
+        for x in [0.1, 5.0, -2.0, 0.2] {
+            all.add(x);
+        }
+        let mut part = Totals::default();
+        part.add(0.1);
+        part.add(0.2);
+        let rest = all.without(&part).unwrap();
+        assert_eq!(
+            (rest.count, rest.stats().unwrap().sum, rest.min, rest.max),
+            (2, 3.0, Some(-2.0), Some(5.0))
+        );
+        let mut holds_max = part.clone();
+        holds_max.add(5.0);
+        assert_eq!(all.without(&holds_max), None, "the rest's max is unknown");
+        assert_eq!(all.without(&all), Some(Totals::default()));
+        assert_eq!(all.without(&Totals::default()), Some(all.clone()));
+        assert_eq!(part.without(&all), None, "not a part");
         let mut huge = Totals::default();
         huge.add(f64::MAX);
         huge.add(f64::MAX);

@@ -95,6 +95,17 @@ impl ExactSum {
         *self = normalized_big(m, e);
     }
 
+    /// The same sum with the opposite sign, exactly: a total less a part
+    /// of it (a UTC day's rollup less the hours of it that belong to another
+    /// local day). The mantissa is odd or zero, so its negation fits.
+    pub(crate) fn neg(&self) -> ExactSum {
+        let m = match &self.m {
+            Mant::Small(n) => Mant::Small(-n),
+            Mant::Big(n) => Mant::Big(-n),
+        };
+        ExactSum { m, e: self.e }
+    }
+
     /// The nearest f64 (ties to even); `None` when the sum is beyond the
     /// f64 range.
     pub(crate) fn to_f64(&self) -> Option<f64> {

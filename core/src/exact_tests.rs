@@ -118,6 +118,10 @@ proptest! {
         let mut merged = ExactSum::from_bytes(&sum_of(&xs[..at]).to_bytes()).unwrap();
         merged.add(&from_decimal(&decimal(&sum_of(&xs[at..]))).unwrap());
         prop_assert_eq!(&merged, &s);
+        // A part taken out again: the sum of the rest, to the last bit.
+        let mut rest = s.clone();
+        rest.add(&sum_of(&xs[..at]).neg());
+        prop_assert_eq!(&rest, &sum_of(&xs[at..]));
     }
 
     #[test]

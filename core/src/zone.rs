@@ -19,7 +19,7 @@
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Timelike};
 use chrono_tz::Tz;
 
-use crate::aggregate::{plan, Bucket, Source, Span, HOUR_MS};
+use crate::aggregate::{plan, Bucket, Source, Span, DAY_MS, HOUR_MS};
 use crate::error::{Error, Result};
 use crate::limits::shorten;
 use crate::timestamp::{MAX_MS, MIN_MS};
@@ -198,6 +198,82 @@ impl LocalBuckets {
             });
         }
         by_source
+    }
+}
+
+/// A UTC day read whole from its rollup although a local bucket starts
+/// inside it (Berlin's days start at 23:00 or 22:00 UTC): its part in one
+/// local bucket, `kept`, is the day's rollup less the rest of the day,
+/// `excess`, whose hours are read anyway for the bucket next to it. One row
+/// instead of up to 23.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Borrow {
+    /// The UTC day's start.
+    pub day: i64,
+    /// The larger part of the day, in one local bucket.
+    pub kept: Span,
+    /// The rest of the day.
+    pub excess: Span,
+}
+
+impl LocalBuckets {
+    /// The days to borrow among `hours` (spans of hour rollups, in order,
+    /// touching ones joined, as [`LocalBuckets::plan`] gives them): each UTC
+    /// day that they cover whole and that exactly one local bucket start
+    /// cuts. `hours` loses the kept parts, which the days give now.
+    pub(crate) fn borrow_days(&self, hours: &mut Vec<Span>) -> Vec<Borrow> {
+        let mut borrows = Vec::new();
+        for span in hours.iter() {
+            let (Some(s), Some(e)) = (span.start, span.end) else {
+                continue;
+            };
+            let mut day = Bucket::Day.ceil(s);
+            while day + DAY_MS <= e {
+                let from = self.starts.partition_point(|&x| x <= day);
+                let to = self.starts.partition_point(|&x| x < day + DAY_MS);
+                if to == from + 1 {
+                    // On the hour: the hours around it are rollups.
+                    let cut = self.starts[from];
+                    let first = Span {
+                        start: Some(day),
+                        end: Some(cut),
+                    };
+                    let second = Span {
+                        start: Some(cut),
+                        end: Some(day + DAY_MS),
+                    };
+                    let (kept, excess) = if cut - day >= day + DAY_MS - cut {
+                        (first, second)
+                    } else {
+                        (second, first)
+                    };
+                    borrows.push(Borrow { day, kept, excess });
+                }
+                day += DAY_MS;
+            }
+        }
+        let mut rest = Vec::with_capacity(hours.len() + borrows.len());
+        let mut kept = borrows.iter().map(|b| b.kept).peekable();
+        for span in hours.drain(..) {
+            let mut at = span.start;
+            while let Some(k) = kept.next_if(|k| span.end.is_none_or(|e| k.start < Some(e))) {
+                if at < k.start {
+                    rest.push(Span {
+                        start: at,
+                        end: k.start,
+                    });
+                }
+                at = k.end;
+            }
+            if span.end.is_none_or(|e| at < Some(e)) {
+                rest.push(Span {
+                    start: at,
+                    end: span.end,
+                });
+            }
+        }
+        *hours = rest;
+        borrows
     }
 }
 

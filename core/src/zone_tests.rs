@@ -373,3 +373,65 @@ fn windows_apart_get_their_own_buckets() {
         ]
     );
 }
+
+#[test]
+fn days_cut_once_by_a_local_start_are_borrowed_whole() {
+    // Berlin's days from 2024-03-30: each UTC day is 23 (or 22) hours of
+    // one local day and one or two hours of the next.
+    let (s, e) = (ms("2024-03-29T23:00:00Z"), ms("2024-04-02T22:00:00Z"));
+    let b = LocalBuckets::new(zone("Europe/Berlin"), Bucket::Day, &[(s, e)]).unwrap();
+    let mut hours = vec![Span {
+        start: Some(s),
+        end: Some(e),
+    }];
+    let borrows = b.borrow_days(&mut hours);
+    let span = |a: &str, b: &str| Span {
+        start: Some(ms(a)),
+        end: Some(ms(b)),
+    };
+    assert_eq!(
+        borrows,
+        [
+            Borrow {
+                day: ms("2024-03-30T00:00:00Z"),
+                kept: span("2024-03-30T00:00:00Z", "2024-03-30T23:00:00Z"),
+                excess: span("2024-03-30T23:00:00Z", "2024-03-31T00:00:00Z"),
+            },
+            Borrow {
+                day: ms("2024-03-31T00:00:00Z"),
+                kept: span("2024-03-31T00:00:00Z", "2024-03-31T22:00:00Z"),
+                excess: span("2024-03-31T22:00:00Z", "2024-04-01T00:00:00Z"),
+            },
+            Borrow {
+                day: ms("2024-04-01T00:00:00Z"),
+                kept: span("2024-04-01T00:00:00Z", "2024-04-01T22:00:00Z"),
+                excess: span("2024-04-01T22:00:00Z", "2024-04-02T00:00:00Z"),
+            },
+        ]
+    );
+    // The hours left: those of the excesses, and the last day's, which
+    // the range cuts before its end.
+    assert_eq!(
+        hours,
+        [
+            span("2024-03-29T23:00:00Z", "2024-03-30T00:00:00Z"),
+            span("2024-03-30T23:00:00Z", "2024-03-31T00:00:00Z"),
+            span("2024-03-31T22:00:00Z", "2024-04-01T00:00:00Z"),
+            span("2024-04-01T22:00:00Z", "2024-04-02T22:00:00Z"),
+        ]
+    );
+    // Hours grouped by hour: every day is cut 24 times, none is borrowed.
+    let h = LocalBuckets::new(zone("Europe/Berlin"), Bucket::Hour, &[(s, e)]).unwrap();
+    let mut hours = vec![Span {
+        start: Some(s),
+        end: Some(e),
+    }];
+    assert_eq!(h.borrow_days(&mut hours), []);
+    assert_eq!(
+        hours,
+        [Span {
+            start: Some(s),
+            end: Some(e)
+        }]
+    );
+}

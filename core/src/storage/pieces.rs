@@ -22,11 +22,11 @@
 use super::db::{args, query_opt, Db, Param, Row, Sql};
 use super::listing::stored_time;
 use super::rollup::level_code;
-use crate::aggregate::{plan, Aggregate, Bucket, GroupKey, Partials, Source, Span, Totals, HOUR_MS};
+use crate::aggregate::{plan, Aggregate, Bucket, GroupKey, Partials, Source, Span, Totals, DAY_MS, HOUR_MS};
 use crate::error::{Error, Result, StorageKind};
 use crate::options::Query;
 use crate::timestamp::Timestamp;
-use crate::zone::{LocalBuckets, Window};
+use crate::zone::{Borrow, LocalBuckets, Window};
 
 /// The levels a query for one client (or grouped by client) reads: hours
 /// from the events through `events_by_hour`, days from `client_days`.
@@ -49,6 +49,17 @@ pub(crate) struct Piece {
     /// For a piece that reads events, the times it reads them in: a prune
     /// may have removed them.
     events: Vec<Span>,
+    role: Role,
+}
+
+/// What a piece's rows are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Added to their groups.
+    Add,
+    /// Rows of borrowed UTC days (zone.rs, [`Borrow`]), each less its
+    /// excess hours before it is added.
+    Borrowed,
 }
 
 /// What a piece's rows are.
@@ -67,6 +78,7 @@ fn piece(sql: Sql, fold: BucketOf, rows: Rows) -> Piece {
         fold,
         rows,
         events: Vec::new(),
+        role: Role::Add,
     }
 }
 
@@ -139,9 +151,13 @@ impl Ranges<'_> {
 /// `(VALUES (...), ...) w CROSS JOIN `: `rows` as a table `w` whose
 /// columns are `column1`, `column2`, ... (both databases name them so),
 /// typed BIGINT for PostgreSQL, which would take untyped parameters for text.
+/// Padded with empty ranges (all zero) to a power of two of rows, so that
+/// the same few texts come back and are prepared once: preparing a
+/// hundred rows of VALUES costs more than running them.
 fn values<const N: usize>(sql: &mut Sql, rows: &[[i64; N]]) {
     sql.push("(VALUES ");
-    for (i, row) in rows.iter().enumerate() {
+    let padding = std::iter::repeat_n([0; N], rows.len().next_power_of_two() - rows.len());
+    for (i, row) in rows.iter().copied().chain(padding).enumerate() {
         sql.push(if i == 0 { "(" } else { ", (" });
         for (j, v) in row.iter().enumerate() {
             sql.bind(if j == 0 { "CAST(" } else { ", CAST(" }, Param::Int(*v))
@@ -190,18 +206,39 @@ fn rollup_piece(q: &Query, level: Bucket, ranges: Ranges<'_>) -> Piece {
     }
 }
 
-/// The pieces that answer `q`, grouped by `bucket` in zone `tz`, and its
-/// local buckets; `None` when no event is stored in its range. Local
-/// buckets are computed only over the UTC months that hold events (of its
-/// metric, when it has one), read from the month rollups' key: their cost
-/// follows the stored data, not the length of the range, and an unbounded
-/// side ends where the data does.
-fn local_pieces(
-    db: &mut dyn Db,
-    q: &Query,
-    tz: chrono_tz::Tz,
-    bucket: Bucket,
-) -> Result<Option<(Vec<Piece>, LocalBuckets)>> {
+/// What a query grouped in a zone reads: its pieces, its local buckets,
+/// and the UTC days it borrows (in order).
+struct LocalPlan {
+    pieces: Vec<Piece>,
+    local: LocalBuckets,
+    borrows: Vec<Borrow>,
+}
+
+/// The pieces of `spans` of rollups of `level`, as many statements as
+/// [`MAX_RANGES`] asks.
+fn rollup_pieces(q: &Query, level: Bucket, spans: &[Span]) -> Vec<Piece> {
+    spans
+        .chunks(MAX_RANGES)
+        .map(|c| {
+            let ranges = if let [one] = c {
+                Ranges::One(*one)
+            } else {
+                Ranges::Many(c)
+            };
+            rollup_piece(q, level, ranges)
+        })
+        .collect()
+}
+
+/// What answers `q`, grouped by `bucket` in zone `tz`; `None` when no
+/// event is stored in its range. Local buckets are computed only over the
+/// UTC months that hold events (of its metric, when it has one), read from
+/// the month rollups' key: their cost follows the stored data, not the
+/// length of the range, and an unbounded side ends where the data does.
+/// Across clients, a UTC day that one local start cuts on the hour is read
+/// from its day rollup less the hours of its smaller part, which are read
+/// anyway for the bucket next door: one row where there were 23.
+fn local_plan(db: &mut dyn Db, q: &Query, tz: chrono_tz::Tz, bucket: Bucket) -> Result<Option<LocalPlan>> {
     let mut sql = Sql::default();
     sql.bind(
         "SELECT DISTINCT bucket FROM rollups WHERE level = ",
@@ -239,8 +276,9 @@ fn local_pieces(
     } else {
         &Bucket::LEVELS
     };
-    let mut out = Vec::new();
-    for (source, spans) in local.plan(&windows, &Bucket::usable(q.bucket, available)) {
+    let mut pieces = Vec::new();
+    let mut borrows = Vec::new();
+    for (source, mut spans) in local.plan(&windows, &Bucket::usable(q.bucket, available)) {
         match source {
             Source::Events => {
                 let parts: Vec<[i64; 3]> = spans
@@ -248,25 +286,120 @@ fn local_pieces(
                     .flat_map(|s| hours_of(*s))
                     .filter_map(|(hour, part)| Some([hour?, part.start?, part.end?]))
                     .collect();
-                out.extend(parts.chunks(MAX_RANGES).map(|c| local_edges(q, c)));
+                pieces.extend(parts.chunks(MAX_RANGES).map(|c| local_edges(q, c)));
             }
-            Source::Rollup(level) => out.extend(spans.chunks(MAX_RANGES).map(|c| {
-                rollup_piece(
-                    q,
-                    level,
-                    if let [one] = c {
-                        Ranges::One(*one)
-                    } else {
-                        Ranges::Many(c)
-                    },
-                )
-            })),
+            Source::Rollup(Bucket::Hour) if !per_client(q) && bucket >= Bucket::Day => {
+                borrows = local.borrow_days(&mut spans);
+                pieces.extend(rollup_pieces(q, Bucket::Hour, &spans));
+                let days = joined(borrows.iter().map(|b| Span {
+                    start: Some(b.day),
+                    end: Some(b.day + DAY_MS),
+                }));
+                pieces.extend(rollup_pieces(q, Bucket::Day, &days).into_iter().map(|p| Piece {
+                    role: Role::Borrowed,
+                    ..p
+                }));
+            }
+            Source::Rollup(level) => pieces.extend(rollup_pieces(q, level, &spans)),
         }
     }
-    for p in &mut out {
+    for p in &mut pieces {
         p.fold = BucketOf::Local;
     }
-    Ok(Some((out, local)))
+    Ok(Some(LocalPlan { pieces, local, borrows }))
+}
+
+/// `spans` in order, touching ones joined.
+fn joined(spans: impl Iterator<Item = Span>) -> Vec<Span> {
+    let mut out: Vec<Span> = Vec::new();
+    for s in spans {
+        match out.last_mut() {
+            Some(last) if last.end == s.start => last.end = s.end,
+            _ => out.push(s),
+        }
+    }
+    out
+}
+
+/// The series of a borrowed day: its index, client and metric.
+type DaySeries = (usize, Option<String>, Option<String>);
+
+/// Answer `q` in its zone from `plan`. The rows of a borrowed day and of
+/// its excess hours are kept apart per series; the day less its excess
+/// goes to the kept part's bucket, unless the excess may hold the day's
+/// minimum or maximum, and then the kept part's hours are read after all.
+fn local_aggregate(db: &mut dyn Db, q: &Query, plan: LocalPlan) -> Result<Aggregate> {
+    let LocalPlan { pieces, local, borrows } = plan;
+    check_not_pruned(db, q, &pieces)?;
+    let mut partials = Partials::default();
+    let mut days: std::collections::HashMap<DaySeries, (Totals, Totals)> = Default::default();
+    run_pieces(
+        db,
+        &pieces,
+        Some(&local),
+        &mut partials,
+        &mut |piece, row, key, totals| {
+            if piece.role == Role::Add && piece.rows == Rows::Events {
+                return Ok(true);
+            }
+            let at = row_bucket(row)?;
+            let found = match piece.role {
+                Role::Borrowed => borrows.binary_search_by_key(&at, |b| b.day).ok(),
+                Role::Add => borrows
+                    .partition_point(|b| b.excess.start <= Some(at))
+                    .checked_sub(1)
+                    .filter(|&i| borrows[i].excess.end > Some(at)),
+            };
+            let Some(i) = found else {
+                return Ok(piece.role == Role::Add);
+            };
+            let entry = days.entry((i, key.client_id.clone(), key.metric.clone())).or_default();
+            match piece.role {
+                Role::Borrowed => entry.0.merge(totals),
+                Role::Add => entry.1.merge(totals),
+            }
+            Ok(piece.role == Role::Add)
+        },
+    )?;
+    let mut rests: Vec<Option<Vec<(GroupKey, Totals)>>> = vec![Some(Vec::new()); borrows.len()];
+    for ((i, client_id, metric), (day, excess)) in days {
+        let rest = day.without(&excess);
+        match (&mut rests[i], rest) {
+            (Some(list), Some(t)) => {
+                let bucket = borrows[i].kept.start.map(|s| local.start_of(s));
+                list.push((
+                    GroupKey {
+                        bucket: bucket.map(stored_time).transpose()?,
+                        bucket_local: None,
+                        client_id,
+                        metric,
+                    },
+                    t,
+                ));
+            }
+            (slot, _) => *slot = None,
+        }
+    }
+    let mut reread = Vec::new();
+    for (i, rest) in rests.into_iter().enumerate() {
+        match rest {
+            Some(list) => list
+                .into_iter()
+                .filter(|(_, t)| t.count > 0)
+                .for_each(|(k, t)| partials.add(k, &t)),
+            None => reread.push(borrows[i].kept),
+        }
+    }
+    let again: Vec<Piece> = rollup_pieces(q, Bucket::Hour, &joined(reread.into_iter()))
+        .into_iter()
+        .map(|p| Piece {
+            fold: BucketOf::Local,
+            ..p
+        })
+        .collect();
+    check_not_pruned(db, q, &again)?;
+    run_pieces(db, &again, Some(&local), &mut partials, &mut |_, _, _, _| Ok(true))?;
+    partials.finish(q)
 }
 
 /// `span` cut at hour boundaries: (hour start, part). The plan's event
@@ -528,19 +661,38 @@ impl Piece {
 /// hour's events, ungrouped or of one bucket): they are added up before
 /// the group is looked up.
 pub(crate) fn aggregate(db: &mut dyn Db, q: &Query) -> Result<Aggregate> {
+    if let (Some(tz), Some(bucket)) = (q.tz, q.bucket) {
+        return match local_plan(db, q, tz, bucket)? {
+            Some(plan) => local_aggregate(db, q, plan),
+            None => Partials::default().finish(q),
+        };
+    }
     let mut partials = Partials::default();
-    let (pieces, local) = match (q.tz, q.bucket) {
-        (Some(tz), Some(bucket)) => match local_pieces(db, q, tz, bucket)? {
-            Some((pieces, local)) => (pieces, Some(local)),
-            None => return partials.finish(q),
-        },
-        _ => (pieces(q), None),
-    };
+    let pieces = pieces(q);
     check_not_pruned(db, q, &pieces)?;
+    run_pieces(db, &pieces, None, &mut partials, &mut |_, _, _, _| Ok(true))?;
+    partials.finish(q)
+}
+
+/// What [`run_pieces`] shows each row before it is added: its piece, the
+/// row, its group and totals; `false` keeps it out of the groups.
+type Tap<'a> = dyn FnMut(&Piece, &dyn Row, &GroupKey, &Totals) -> Result<bool> + 'a;
+
+/// Run `pieces` and add their rows to `partials`, as `tap` lets them.
+fn run_pieces(
+    db: &mut dyn Db,
+    pieces: &[Piece],
+    local: Option<&LocalBuckets>,
+    partials: &mut Partials,
+    tap: &mut Tap<'_>,
+) -> Result<()> {
     let mut run: Option<(GroupKey, Totals)> = None;
     for piece in pieces {
         db.query(&piece.sql, &args(&piece.args), &mut |r| {
-            let (key, totals) = piece.read(r, local.as_ref())?;
+            let (key, totals) = piece.read(r, local)?;
+            if !tap(piece, r, &key, &totals)? {
+                return Ok(());
+            }
             match &mut run {
                 Some((k, t)) if *k == key => t.merge(&totals),
                 _ => {
@@ -555,7 +707,7 @@ pub(crate) fn aggregate(db: &mut dyn Db, q: &Query) -> Result<Aggregate> {
     if let Some((k, t)) = run {
         partials.add(k, &t);
     }
-    partials.finish(q)
+    Ok(())
 }
 
 /// Refuse `q` when one of its pieces must read events a prune removed:

@@ -37,6 +37,11 @@ fn groups(ing: &Ingestor, query: Value) -> Vec<(String, Option<String>, u64, f64
         .collect()
 }
 
+/// The groups of the JSON query are `want`, on `backend`.
+fn expect(ing: &Ingestor, backend: &str, query: Value, want: &[(String, Option<String>, u64, f64)]) {
+    assert_eq!(groups(ing, query.clone()), want, "{backend}: {query}");
+}
+
 fn group(bucket: &str, local: &str, count: u64, sum: f64) -> (String, Option<String>, u64, f64) {
     (bucket.into(), Some(local.into()), count, sum)
 }
@@ -61,30 +66,25 @@ fn berlin_days_of_23_and_25_hours_hold_their_own_events() {
                 ("2024-10-27T23:00:00Z", 128.0),
             ],
         );
-        let days = |start: &str, end: &str| {
-            groups(
-                &ing,
-                json!({"metric": "m", "group_by": "day", "tz": "Europe/Berlin", "start": start, "end": end}),
-            )
-        };
-        assert_eq!(
-            days("2024-03-30", "2024-04-02"),
-            [
+        let berlin_days = |start: &str, end: &str| json!({"metric": "m", "group_by": "day", "tz": "Europe/Berlin", "start": start, "end": end});
+        expect(
+            &ing,
+            store.backend,
+            berlin_days("2024-03-30", "2024-04-02"),
+            &[
                 group("2024-03-29T23:00:00.000Z", "2024-03-30T00:00:00+01:00", 1, 1.0),
                 group("2024-03-30T23:00:00.000Z", "2024-03-31T00:00:00+01:00", 2, 6.0),
                 group("2024-03-31T22:00:00.000Z", "2024-04-01T00:00:00+02:00", 1, 8.0),
             ],
-            "{}",
-            store.backend
         );
-        assert_eq!(
-            days("2024-10-26", "2024-10-29"),
-            [
+        expect(
+            &ing,
+            store.backend,
+            berlin_days("2024-10-26", "2024-10-29"),
+            &[
                 group("2024-10-26T22:00:00.000Z", "2024-10-27T00:00:00+02:00", 3, 112.0),
                 group("2024-10-27T23:00:00.000Z", "2024-10-28T00:00:00+01:00", 1, 128.0),
             ],
-            "{}",
-            store.backend
         );
         // The same per client (events and client_days), and unbounded.
         let per_client = groups(
@@ -94,28 +94,21 @@ fn berlin_days_of_23_and_25_hours_hold_their_own_events() {
         let counts: Vec<u64> = per_client.iter().map(|g| g.2).collect();
         assert_eq!(counts, [1, 2, 1, 3, 1], "{}", store.backend);
         // Months: April in Berlin starts on March 31 at 22:00 UTC.
-        assert_eq!(
-            groups(
-                &ing,
-                json!({"group_by": "month", "tz": "Europe/Berlin", "end": "2024-05-01"})
-            ),
-            [
+        expect(
+            &ing,
+            store.backend,
+            json!({"group_by": "month", "tz": "Europe/Berlin", "end": "2024-05-01"}),
+            &[
                 group("2024-02-29T23:00:00.000Z", "2024-03-01T00:00:00+01:00", 3, 7.0),
                 group("2024-03-31T22:00:00.000Z", "2024-04-01T00:00:00+02:00", 1, 8.0),
             ],
-            "{}",
-            store.backend
         );
         // Without a zone: UTC days, and no local label.
-        let utc = groups(
+        expect(
             &ing,
+            store.backend,
             json!({"group_by": "day", "start": "2024-03-31", "end": "2024-04-01"}),
-        );
-        assert_eq!(
-            utc,
-            [("2024-03-31T00:00:00.000Z".to_string(), None, 2, 12.0)],
-            "{}",
-            store.backend
+            &[("2024-03-31T00:00:00.000Z".to_string(), None, 2, 12.0)],
         );
     }
 }
@@ -137,18 +130,14 @@ fn quarter_hour_offsets_cut_hours_at_the_right_millisecond() {
                 ],
             );
         }
-        let kathmandu = groups(
+        expect(
             &ing,
+            store.backend,
             json!({"group_by": "day", "tz": "Asia/Kathmandu", "start": "2024-01-10", "end": "2024-01-20"}),
-        );
-        assert_eq!(
-            kathmandu,
-            [
+            &[
                 group("2024-01-14T18:15:00.000Z", "2024-01-15T00:00:00+05:45", 2, 2.0),
                 group("2024-01-15T18:15:00.000Z", "2024-01-16T00:00:00+05:45", 8, 60.0),
             ],
-            "{}",
-            store.backend
         );
         let one_client_hours = groups(
             &ing,
@@ -167,18 +156,14 @@ fn quarter_hour_offsets_cut_hours_at_the_right_millisecond() {
             "{}",
             store.backend
         );
-        let marquesas = groups(
+        expect(
             &ing,
+            store.backend,
             json!({"metric": "m", "group_by": "day", "tz": "Pacific/Marquesas"}),
-        );
-        assert_eq!(
-            marquesas,
-            [
+            &[
                 group("2024-01-15T09:30:00.000Z", "2024-01-15T00:00:00-09:30", 8, 30.0),
                 group("2024-01-16T09:30:00.000Z", "2024-01-16T00:00:00-09:30", 2, 32.0),
             ],
-            "{}",
-            store.backend
         );
     }
 }
