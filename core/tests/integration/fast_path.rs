@@ -441,7 +441,19 @@ fn check_stores(items: &[J], ws: u32, rules: &Rules, max_bytes: usize) -> Result
             prop_assert!(refused, "{} bytes of text answered {:?}", text.len(), got);
             kept_as_text = true;
         } else if let Ok(v) = serde_json::from_str::<Value>(&text) {
-            prop_assert_eq!(got, slow.submit(&v).map_err(|e| e.to_string()), "submit_json {}", text);
+            let by_value = slow.submit(&v).map_err(|e| e.to_string());
+            if reserved_anywhere(j) && got != by_value {
+                // A reserved key serde_json reads as a number without
+                // complaint (`{"$serde_json::private::Number": "-0"}` parses
+                // to -0): its `Value` no longer shows the key, the text does.
+                let reserved = got
+                    .as_ref()
+                    .is_ok_and(|o| o.reasons().iter().any(|r| r.code == ReasonCode::ReservedKey));
+                prop_assert!(reserved, "submit_json {} answered {:?}", text, got);
+                kept_as_text = true;
+            } else {
+                prop_assert_eq!(got, by_value, "submit_json {}", text);
+            }
         } else {
             // Text serde_json refuses as a whole: not JSON (an error), or an
             // event read on its own and rejected for what it holds (the
@@ -457,7 +469,7 @@ fn check_stores(items: &[J], ws: u32, rules: &Rules, max_bytes: usize) -> Result
     }
     let text = text_of(&J::Arr(items.to_vec()), ws);
     let by_value = match serde_json::from_str::<Value>(&text) {
-        Ok(Value::Array(vs)) => answer(slow.submit_batch(&vs)),
+        Ok(Value::Array(vs)) if !items.iter().any(reserved_anywhere) => answer(slow.submit_batch(&vs)),
         _ => answer(slow.submit_batch_json(&text)),
     };
     prop_assert_eq!(answer(fast.submit_batch_json(&text)), by_value, "batch {}", text);
