@@ -3,7 +3,6 @@ client and against the real server over HTTP (the `api` fixture)."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import re
@@ -580,12 +579,6 @@ def test_aggregate_passes_tz_to_the_library_only_when_given(app: Any, uid: str) 
     assert_error(r, 400, "invalid_argument", "Mars/Olympus_Mons")
 
 
-TZ_IN_BINDING = "tz" in inspect.signature(ingest.Ingestor.aggregate).parameters
-
-
-@pytest.mark.skipif(
-    not TZ_IN_BINDING, reason="ingest.Ingestor.aggregate has no tz keyword yet (issue 17)"
-)
 def test_aggregate_in_a_time_zone(api: Any, uid: str) -> None:
     # 00:30 on 31 March in Paris (+01:00; summer time starts at 02:00 that day).
     api.request("POST", "/api/events", json_body=event(uid, ts="2024-03-30T23:30:00Z"))

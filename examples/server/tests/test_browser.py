@@ -4,7 +4,6 @@ Playwright for Python. Never a downloaded browser: Playwright only drives
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import re
@@ -15,7 +14,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import ingest
 import pytest
 import requests
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
@@ -577,12 +575,6 @@ def test_the_chart_labels_time_in_the_zone_it_is_given(page: tuple[Page, Watch])
     assert not any("Mar 31" in t for t in labels["UTC"]["ticks"]), labels
 
 
-TZ_IN_BINDING = "tz" in inspect.signature(ingest.Ingestor.aggregate).parameters
-
-
-@pytest.mark.skipif(
-    not TZ_IN_BINDING, reason="ingest.Ingestor.aggregate has no tz keyword yet (issue 17)"
-)
 def test_a_chosen_zone_buckets_and_labels_the_aggregate(
     page: tuple[Page, Watch], live_server: ServerProcess
 ) -> None:
