@@ -552,11 +552,10 @@ impl Ingestor {
                 "prune needs the rules' max_age: without an acceptance window a retry of a pruned event would be stored and counted again; set max_age (such as \"90d\") in the rules first",
             ));
         };
-        let edge = Window::at(Timestamp::now(), Some(max_age), None, None);
-        if edge.check(before).is_none() && !edge.is_floor(before) {
+        let floor = Window::at(Timestamp::now(), Some(max_age), None, None).floor();
+        if let Some(floor) = floor.filter(|f| before > *f) {
             return Err(Error::arg(format!(
-                "before {before} is inside the acceptance window (max_age {max_age}): events after {} are still accepted, so their retries could be counted again; prune up to that time at most",
-                edge.floor().map_or_else(String::new, |t| t.to_string())
+                "before {before} is inside the acceptance window (max_age {max_age}): events after {floor} are still accepted, so their retries could be counted again; prune up to that time at most"
             )));
         }
         let mut report = PruneReport {

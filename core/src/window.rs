@@ -140,11 +140,6 @@ impl Window {
         self.oldest.and_then(|(ms, _)| Timestamp::from_millis(ms))
     }
 
-    /// True when `t` is the lower edge itself (the oldest accepted instant).
-    pub(crate) fn is_floor(&self, t: Timestamp) -> bool {
-        self.oldest.is_some_and(|(ms, _)| ms == t.millis())
-    }
-
     /// The reason an event at `t` is outside the window, if it is.
     pub(crate) fn check(&self, t: Timestamp) -> Option<Reason> {
         let ms = t.millis();
