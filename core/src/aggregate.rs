@@ -94,6 +94,17 @@ pub(crate) struct Totals {
     pub max: Option<f64>,
 }
 
+/// What is left of a [`Totals`] once a part of it is taken out
+/// ([`Totals::without`]).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Rest {
+    /// The count and exact sum left; the min and max too where known.
+    pub totals: Totals,
+    /// False when the part may have held the minimum or maximum: then the
+    /// rest's are unknown (and not in `totals`), and must be read.
+    pub extremes_known: bool,
+}
+
 impl Totals {
     pub(crate) fn add(&mut self, amount: f64) {
         self.count += 1;
@@ -111,13 +122,15 @@ impl Totals {
 
     /// What is left of `self` once `part`, some of its amounts, is taken
     /// out: count and exact sum always; min and max only where `part`
-    /// cannot have held them. `None` when it could (the rest's minimum or
-    /// maximum is then unknown and must be read), or when `part` is not
-    /// part of `self`.
-    pub(crate) fn without(&self, part: &Totals) -> Option<Totals> {
+    /// cannot have held them (see [`Rest::extremes_known`]). `None` when
+    /// `part` is not part of `self`.
+    pub(crate) fn without(&self, part: &Totals) -> Option<Rest> {
         let count = self.count.checked_sub(part.count)?;
         if count == 0 {
-            return Some(Totals::default());
+            return Some(Rest {
+                totals: Totals::default(),
+                extremes_known: true,
+            });
         }
         let beyond = |all: Option<f64>, of_part: Option<f64>, further: fn(f64, f64) -> bool| match (all, of_part) {
             (all, None) => Some(all),
@@ -126,11 +139,16 @@ impl Totals {
         };
         let mut sum = self.sum.clone();
         sum.add(&part.sum.neg());
-        Some(Totals {
-            count,
-            sum,
-            min: beyond(self.min, part.min, |a, p| a < p)?,
-            max: beyond(self.max, part.max, |a, p| a > p)?,
+        let min = beyond(self.min, part.min, |a, p| a < p);
+        let max = beyond(self.max, part.max, |a, p| a > p);
+        Some(Rest {
+            extremes_known: min.is_some() && max.is_some(),
+            totals: Totals {
+                count,
+                sum,
+                min: min.flatten(),
+                max: max.flatten(),
+            },
         })
     }
 
@@ -536,15 +554,25 @@ mod tests {
         part.add(0.1);
         part.add(0.2);
         let rest = all.without(&part).unwrap();
+        assert!(rest.extremes_known);
+        let rest = rest.totals;
         assert_eq!(
             (rest.count, rest.stats().unwrap().sum, rest.min, rest.max),
             (2, 3.0, Some(-2.0), Some(5.0))
         );
         let mut holds_max = part.clone();
         holds_max.add(5.0);
-        assert_eq!(all.without(&holds_max), None, "the rest's max is unknown");
-        assert_eq!(all.without(&all), Some(Totals::default()));
-        assert_eq!(all.without(&Totals::default()), Some(all.clone()));
+        let rest = all.without(&holds_max).unwrap();
+        assert!(!rest.extremes_known, "the rest's max is unknown");
+        assert_eq!((rest.totals.count, rest.totals.stats().unwrap().sum), (1, -2.0));
+        let known = |t: Totals| {
+            Some(Rest {
+                totals: t,
+                extremes_known: true,
+            })
+        };
+        assert_eq!(all.without(&all), known(Totals::default()));
+        assert_eq!(all.without(&Totals::default()), known(all.clone()));
         assert_eq!(part.without(&all), None, "not a part");
         let mut huge = Totals::default();
         huge.add(f64::MAX);

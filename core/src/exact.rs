@@ -159,8 +159,29 @@ impl ExactSum {
     pub(crate) fn from_bytes(bytes: &[u8]) -> Option<Self> {
         let (e, m) = bytes.split_first_chunk::<2>()?;
         let e = i16::from_le_bytes(*e) as i32;
-        let m = BigInt::from_signed_bytes_le(m);
-        let out = normalized_big(m, e);
+        if m.len() > 16 {
+            return Self::from_big_bytes(bytes);
+        }
+        // An i128 (nearly every total): read in place, without a big
+        // integer, as a query reads one per rollup row. What to_bytes
+        // wrote is odd (or nothing, for zero at e == 0) and shortest.
+        let negative = m.last().is_some_and(|b| b & 0x80 != 0);
+        let mut full = [if negative { 0xff } else { 0 }; 16];
+        full[..m.len()].copy_from_slice(m);
+        let v = i128::from_le_bytes(full);
+        let canonical = if m.is_empty() {
+            e == 0
+        } else {
+            v & 1 == 1 && shortest(&full, negative) == m.len()
+        };
+        canonical.then_some(ExactSum { m: Mant::Small(v), e })
+    }
+
+    /// [`ExactSum::from_bytes`] through a big integer, for any length.
+    fn from_big_bytes(bytes: &[u8]) -> Option<Self> {
+        let (e, m) = bytes.split_first_chunk::<2>()?;
+        let e = i16::from_le_bytes(*e) as i32;
+        let out = normalized_big(BigInt::from_signed_bytes_le(m), e);
         (out.to_bytes() == bytes).then_some(out)
     }
 

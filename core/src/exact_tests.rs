@@ -95,6 +95,13 @@ fn amount() -> impl Strategy<Value = f64> {
 }
 
 proptest! {
+    /// Reading an i128 in place answers as the big-integer reading does,
+    /// for any bytes: the same value, or the same refusal.
+    #[test]
+    fn bytes_read_in_place_as_through_a_big_integer(bytes in prop::collection::vec(any::<u8>(), 0..20)) {
+        prop_assert_eq!(ExactSum::from_bytes(&bytes), ExactSum::from_big_bytes(&bytes));
+    }
+
     #[test]
     fn any_order_and_grouping_gives_the_once_rounded_exact_sum(
         xs in prop::collection::vec(amount(), 0..40),

@@ -294,11 +294,21 @@ impl Sql {
         self
     }
 
-    /// `text` followed by the next placeholder, bound to `arg`.
+    /// `text` followed by the next placeholder, bound to `arg` and cast to
+    /// its type. The cast is what lets SQLite reuse the compiled statement:
+    /// a bare parameter compared for equality in a join (`r.metric = $2`
+    /// beside a table of VALUES) is propagated as a constant, and SQLite
+    /// then compiles the statement again for every new value bound to it,
+    /// which cost more than running it. A value with a type is left alone.
+    /// PostgreSQL learns the parameter's type from it.
     pub(crate) fn bind(&mut self, text: &str, arg: Param) -> &mut Self {
+        let ty = match arg {
+            Param::Int(_) => "BIGINT",
+            Param::Text(_) => "TEXT",
+        };
         self.args.push(arg);
         self.text.push_str(text);
-        self.text.push_str(&format!("${}", self.args.len()));
+        self.text.push_str(&format!("CAST(${} AS {ty})", self.args.len()));
         self
     }
 }

@@ -150,8 +150,8 @@ impl Ranges<'_> {
 
 /// `(VALUES (...), ...) w CROSS JOIN `: `rows` as a table `w` whose
 /// columns are `column1`, `column2`, ... (both databases name them so),
-/// typed BIGINT for PostgreSQL, which would take untyped parameters for text.
-/// Padded with empty ranges (all zero) to a power of two of rows, so that
+/// each value cast to BIGINT by [`Sql::bind`] (PostgreSQL would take an
+/// untyped one for text). Padded with empty ranges (all zero) to a power of two of rows, so that
 /// the same few texts come back and are prepared once: preparing a
 /// hundred rows of VALUES costs more than running them.
 fn values<const N: usize>(sql: &mut Sql, rows: &[[i64; N]]) {
@@ -160,8 +160,7 @@ fn values<const N: usize>(sql: &mut Sql, rows: &[[i64; N]]) {
     for (i, row) in rows.iter().copied().chain(padding).enumerate() {
         sql.push(if i == 0 { "(" } else { ", (" });
         for (j, v) in row.iter().enumerate() {
-            sql.bind(if j == 0 { "CAST(" } else { ", CAST(" }, Param::Int(*v))
-                .push(" AS BIGINT)");
+            sql.bind(if j == 0 { "" } else { ", " }, Param::Int(*v));
         }
         sql.push(")");
     }
@@ -240,10 +239,10 @@ fn rollup_pieces(q: &Query, level: Bucket, spans: &[Span]) -> Vec<Piece> {
 /// anyway for the bucket next door: one row where there were 23.
 fn local_plan(db: &mut dyn Db, q: &Query, tz: chrono_tz::Tz, bucket: Bucket) -> Result<Option<LocalPlan>> {
     let mut sql = Sql::default();
-    sql.bind(
-        "SELECT DISTINCT bucket FROM rollups WHERE level = ",
-        Param::Int(level_code(Bucket::Month)),
-    );
+    sql.push(&format!(
+        "SELECT DISTINCT bucket FROM rollups WHERE {}",
+        level_is("level", Bucket::Month)
+    ));
     if let Some(m) = &q.metric {
         sql.bind(" AND metric = ", Param::text(m));
     }
@@ -309,6 +308,22 @@ fn local_plan(db: &mut dyn Db, q: &Query, tz: chrono_tz::Tz, bucket: Bucket) -> 
     Ok(Some(LocalPlan { pieces, local, borrows }))
 }
 
+/// The statements of `q` grouped in its zone, as [`aggregate`] plans them,
+/// and those that read the least and greatest amounts of `kept` spans
+/// (tests read their SQL).
+#[cfg(test)]
+pub(crate) fn zoned_statements(db: &mut dyn Db, q: &Query, kept: &[Span]) -> Result<Vec<(String, Vec<Param>)>> {
+    let (Some(tz), Some(bucket)) = (q.tz, q.bucket) else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<(String, Vec<Param>)> = local_plan(db, q, tz, bucket)?
+        .map(|plan| plan.pieces.into_iter().map(|p| (p.sql, p.args)).collect())
+        .unwrap_or_default();
+    let sql = extremes(q, kept);
+    out.push((sql.text, sql.args));
+    Ok(out)
+}
+
 /// `spans` in order, touching ones joined.
 fn joined(spans: impl Iterator<Item = Span>) -> Vec<Span> {
     let mut out: Vec<Span> = Vec::new();
@@ -326,8 +341,9 @@ type DaySeries = (usize, Option<String>, Option<String>);
 
 /// Answer `q` in its zone from `plan`. The rows of a borrowed day and of
 /// its excess hours are kept apart per series; the day less its excess
-/// goes to the kept part's bucket, unless the excess may hold the day's
-/// minimum or maximum, and then the kept part's hours are read after all.
+/// goes to the kept part's bucket. Where the excess may have held the
+/// day's minimum or maximum (always, nearly, for counts, whose amounts
+/// repeat), the kept part's are read: one row per day from its hours.
 fn local_aggregate(db: &mut dyn Db, q: &Query, plan: LocalPlan) -> Result<Aggregate> {
     let LocalPlan { pieces, local, borrows } = plan;
     check_not_pruned(db, q, &pieces)?;
@@ -361,45 +377,95 @@ fn local_aggregate(db: &mut dyn Db, q: &Query, plan: LocalPlan) -> Result<Aggreg
             Ok(piece.role == Role::Add)
         },
     )?;
-    let mut rests: Vec<Option<Vec<(GroupKey, Totals)>>> = vec![Some(Vec::new()); borrows.len()];
+    let mut unknown: std::collections::HashMap<DaySeries, (GroupKey, Totals)> = Default::default();
     for ((i, client_id, metric), (day, excess)) in days {
-        let rest = day.without(&excess);
-        match (&mut rests[i], rest) {
-            (Some(list), Some(t)) => {
-                let bucket = borrows[i].kept.start.map(|s| local.start_of(s));
-                list.push((
-                    GroupKey {
-                        bucket: bucket.map(stored_time).transpose()?,
-                        bucket_local: None,
-                        client_id,
-                        metric,
-                    },
-                    t,
-                ));
+        let rest = day
+            .without(&excess)
+            .ok_or_else(|| corrupt("a day's rollup holds fewer events than its hours"))?;
+        if rest.totals.count == 0 {
+            continue;
+        }
+        let key = GroupKey {
+            bucket: borrows[i]
+                .kept
+                .start
+                .map(|s| stored_time(local.start_of(s)))
+                .transpose()?,
+            bucket_local: None,
+            client_id: client_id.clone(),
+            metric: metric.clone(),
+        };
+        if rest.extremes_known {
+            partials.add(key, &rest.totals);
+        } else {
+            unknown.insert((i, client_id, metric), (key, rest.totals));
+        }
+    }
+    if !unknown.is_empty() {
+        let mut wanted: Vec<usize> = unknown.keys().map(|(i, _, _)| *i).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let kept: Vec<Span> = wanted.iter().map(|&i| borrows[i].kept).collect();
+        // Rows come span by span: each span's least and greatest amount
+        // are gathered before its series is looked up.
+        type Run = (i64, Option<String>, Option<String>, f64, f64);
+        let mut finish = |run: Run| -> Result<()> {
+            let (start, client_id, metric, lo, hi) = run;
+            let i = borrows
+                .binary_search_by_key(&Some(start), |b| b.kept.start)
+                .map_err(|_| corrupt("extremes of a span that was not asked for"))?;
+            if let Some((_, t)) = unknown.get_mut(&(i, client_id, metric)) {
+                t.min = Some(t.min.map_or(lo, |m| m.min(lo)));
+                t.max = Some(t.max.map_or(hi, |m| m.max(hi)));
             }
-            (slot, _) => *slot = None,
+            Ok(())
+        };
+        let mut run: Option<Run> = None;
+        for chunk in kept.chunks(MAX_RANGES) {
+            let sql = extremes(q, chunk);
+            db.query(&sql.text, &args(&sql.args), &mut |r| {
+                let (start, client_id, metric) = (r.int(0)?, r.opt_text(1)?, r.opt_text(2)?);
+                let (lo, hi) = (r.real(3)?, r.real(4)?);
+                match &mut run {
+                    Some((s, c, m, least, most)) if *s == start && *c == client_id && *m == metric => {
+                        *least = least.min(lo);
+                        *most = most.max(hi);
+                    }
+                    _ => {
+                        if let Some(done) = run.replace((start, client_id, metric, lo, hi)) {
+                            finish(done)?;
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        if let Some(done) = run {
+            finish(done)?;
+        }
+        for (key, t) in unknown.into_values() {
+            if t.min.is_none() {
+                return Err(corrupt("a day's rollup holds events that none of its hours do"));
+            }
+            partials.add(key, &t);
         }
     }
-    let mut reread = Vec::new();
-    for (i, rest) in rests.into_iter().enumerate() {
-        match rest {
-            Some(list) => list
-                .into_iter()
-                .filter(|(_, t)| t.count > 0)
-                .for_each(|(k, t)| partials.add(k, &t)),
-            None => reread.push(borrows[i].kept),
-        }
-    }
-    let again: Vec<Piece> = rollup_pieces(q, Bucket::Hour, &joined(reread.into_iter()))
-        .into_iter()
-        .map(|p| Piece {
-            fold: BucketOf::Local,
-            ..p
-        })
-        .collect();
-    check_not_pruned(db, q, &again)?;
-    run_pieces(db, &again, Some(&local), &mut partials, &mut |_, _, _, _| Ok(true))?;
     partials.finish(q)
+}
+
+/// The least and greatest amount in the hour rollups of each of `spans`
+/// (across clients), per span start and series: the minimum and maximum of
+/// borrowed days' kept parts.
+fn extremes(q: &Query, spans: &[Span]) -> Sql {
+    let mut sql = Sql::default();
+    sql.push(&format!("SELECT w.column1, {}, r.lo, r.hi FROM ", series_cols(q, "r")));
+    Ranges::Many(spans).table(&mut sql);
+    sql.push(&format!("rollups r WHERE {}", level_is("r.level", Bucket::Hour)));
+    if let Some(m) = &q.metric {
+        sql.bind(" AND r.metric = ", Param::text(m));
+    }
+    Ranges::Many(spans).bound(&mut sql, "r.bucket");
+    sql
 }
 
 /// `span` cut at hour boundaries: (hour start, part). The plan's event
@@ -515,14 +581,20 @@ fn rollup_select(q: &Query) -> (String, BucketOf) {
     )
 }
 
+/// `column = level`, the level written as a literal: SQLite uses an index
+/// whose WHERE names a level (the hours by metric) only where the query
+/// writes that level, not where it binds it.
+fn level_is(column: &str, level: Bucket) -> String {
+    format!("{column} = {}", level_code(level))
+}
+
 /// Whole buckets of `level` across clients, from `rollups`.
 fn across(q: &Query, level: Bucket, ranges: Ranges<'_>) -> Piece {
     let mut sql = Sql::default();
     let (select, fold) = rollup_select(q);
     sql.push(&format!("SELECT {select} FROM "));
     ranges.table(&mut sql);
-    sql.push("rollups r WHERE ")
-        .bind("r.level = ", Param::Int(level_code(level)));
+    sql.push(&format!("rollups r WHERE {}", level_is("r.level", level)));
     if let Some(m) = &q.metric {
         sql.bind(" AND r.metric = ", Param::text(m));
     }
@@ -540,19 +612,20 @@ fn drive(sql: &mut Sql, q: &Query, level: Bucket, ranges: Ranges<'_>, then: &str
     ranges.table(sql);
     match &q.metric {
         Some(m) => {
-            sql.push(&format!("rollups a CROSS JOIN {then} WHERE "))
-                .bind("a.level = ", Param::Int(level_code(level)))
-                .bind(" AND a.metric = ", Param::text(m));
+            sql.push(&format!(
+                "rollups a CROSS JOIN {then} WHERE {}",
+                level_is("a.level", level)
+            ))
+            .bind(" AND a.metric = ", Param::text(m));
         }
         None => {
             // The metrics: one month row each at least, read from the key.
-            sql.bind(
-                "(SELECT DISTINCT metric FROM rollups WHERE level = ",
-                Param::Int(level_code(Bucket::Month)),
-            )
-            .push(&format!(") m CROSS JOIN rollups a CROSS JOIN {then} WHERE "))
-            .bind("a.level = ", Param::Int(level_code(level)))
-            .push(" AND a.metric = m.metric");
+            sql.push(&format!(
+                "(SELECT DISTINCT metric FROM rollups WHERE {}) m CROSS JOIN rollups a CROSS JOIN {then} WHERE {} \
+                 AND a.metric = m.metric",
+                level_is("level", Bucket::Month),
+                level_is("a.level", level)
+            ));
         }
     }
     ranges.bound(sql, "a.bucket");
@@ -735,10 +808,10 @@ fn check_not_pruned(db: &mut dyn Db, q: &Query, pieces: &[Piece]) -> Result<()> 
             end: Some(Bucket::Hour.ceil(span.end.map_or(horizon, |e| e.min(horizon)))),
         };
         let mut sql = Sql::default();
-        sql.bind(
-            "SELECT COUNT(*) FROM rollups r WHERE r.level = ",
-            Param::Int(level_code(Bucket::Hour)),
-        );
+        sql.push(&format!(
+            "SELECT COUNT(*) FROM rollups r WHERE {}",
+            level_is("r.level", Bucket::Hour)
+        ));
         if let Some(m) = &q.metric {
             sql.bind(" AND r.metric = ", Param::text(m));
         }

@@ -8,10 +8,10 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection};
 
 use super::*;
-use crate::aggregate::{Bucket, Totals};
+use crate::aggregate::{Bucket, Span, Totals};
 use crate::options::Query;
 use crate::storage::db::Param;
-use crate::storage::pieces::pieces;
+use crate::storage::pieces::{pieces, zoned_statements};
 use crate::storage::schema::MIGRATIONS;
 use crate::storage::Engine;
 use crate::timestamp::Timestamp;
@@ -203,4 +203,88 @@ fn a_new_file_has_the_schema_every_migration_leads_to() {
         (version(&new), version(&old)),
         (MIGRATIONS.len() as i64, MIGRATIONS.len() as i64)
     );
+}
+
+/// A query grouped by day in a zone runs the same few statements whatever
+/// its metric and range, and SQLite compiles each once: a bare parameter
+/// compared for equality beside a table of VALUES made it compile the
+/// statement again at every new value, which cost more than the run. The
+/// hours of one metric are read from rollup_hours_by_metric, not from
+/// every metric's rows of those hours.
+#[test]
+fn zoned_statements_are_compiled_once_and_read_one_metrics_hours() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("zoned.db");
+    drop(open(&db));
+    let conn = Connection::open(&db).unwrap();
+    // Month rollups say where events are: the planner reads only those.
+    for metric in ["m", "n"] {
+        let mut month = Bucket::Month.floor(BASE);
+        for _ in 0..6 {
+            conn.execute(
+                "INSERT INTO rollups (level, bucket, metric, n, total, lo, hi) VALUES (3, $1, $2, 1, X'0000', 0, 0)",
+                params![month, metric],
+            )
+            .unwrap();
+            month = Bucket::Month.ceil(month + 1);
+        }
+    }
+    let at = Timestamp::from_millis;
+    let query = |metric: &str, start: i64| Query {
+        metric: Some(metric.into()),
+        start: at(start),
+        end: at(start + 30 * DAY),
+        bucket: Some(Bucket::Day),
+        tz: Some(chrono_tz::Tz::Europe__Berlin),
+        ..Query::default()
+    };
+    let kept = |start: i64| {
+        [Span {
+            start: Some(start),
+            end: Some(start + 23 * 3_600_000),
+        }]
+    };
+    let run = |q: &Query, kept: &[Span]| {
+        let statements = zoned_statements(&mut Conn(&conn), q, kept).unwrap();
+        for (sql, args) in &statements {
+            let mut stmt = conn.prepare_cached(sql).unwrap();
+            let args = args.iter().map(|a| match a {
+                Param::Int(n) => SqlValue::Integer(*n),
+                Param::Text(t) => SqlValue::Text(t.clone()),
+            });
+            let mut rows = stmt.query(params_from_iter(args)).unwrap();
+            while rows.next().unwrap().is_some() {}
+        }
+        statements
+    };
+    let first = run(&query("m", BASE + 10 * DAY + 12_345), &kept(BASE + 11 * DAY));
+    let second = run(&query("n", BASE + 50 * DAY + 777), &kept(BASE + 51 * DAY));
+    let texts = |s: &[(String, Vec<Param>)]| s.iter().map(|(sql, _)| sql.clone()).collect::<Vec<_>>();
+    assert_eq!(texts(&first), texts(&second), "the same statements");
+    for (sql, args) in &second {
+        let stmt = conn.prepare_cached(sql).unwrap();
+        assert_eq!(
+            stmt.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "compiled again for new values: {sql}"
+        );
+        if sql.contains("r.level = 1") {
+            let args = args.iter().map(|a| match a {
+                Param::Int(n) => SqlValue::Integer(*n),
+                Param::Text(t) => SqlValue::Text(t.clone()),
+            });
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(params_from_iter(args), |r| r.get(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            assert!(
+                plan.iter().any(|d| d.contains("COVERING INDEX rollup_hours_by_metric")),
+                "{sql}: {plan:?}"
+            );
+        }
+    }
+    assert!(second.iter().any(|(sql, _)| sql.contains("r.level = 1")), "{second:?}");
 }
