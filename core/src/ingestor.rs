@@ -27,6 +27,7 @@ use crate::normalize::{normalize_fields_within, normalize_within, Fields};
 use crate::options::{Durability, EventFilter, Page, Query, MAX_PAGE};
 use crate::raw_event::{read_batch, read_event, InputNames, RawEvent};
 use crate::rules::Rules;
+use crate::storage::horizon_moved;
 use crate::storage::{Engine, WriteItem, Written, CHUNK_ROWS};
 use crate::timestamp::Timestamp;
 use crate::window::Window;
@@ -220,6 +221,10 @@ pub struct CopyReport {
     pub rejected: u64,
     /// Dead letters the target's rules accept: stored there as events.
     pub now_accepted: u64,
+    /// Events before the target's prune horizon, not copied: the target
+    /// keeps that time in its rollups only, and cannot tell which of them
+    /// it counted already.
+    pub pruned: u64,
 }
 
 #[derive(Debug, Default)]
@@ -243,6 +248,11 @@ const REPROCESS_CHUNK: usize = 500;
 
 /// Events copied per transaction by [`Ingestor::copy_to`].
 const COPY_CHUNK: usize = 5_000;
+
+/// Times a write is decided again when the store was pruned meanwhile by
+/// another process: once is enough unless prunes follow each other faster
+/// than a write; the last refusal is returned (a busy error, to retry).
+const DECIDE_AGAIN: u32 = 3;
 
 /// Normalises, deduplicates, stores and aggregates events. Share one between
 /// threads (it is `Send + Sync`); several processes may open the same file.
@@ -342,8 +352,7 @@ impl Ingestor {
     /// means nothing of this call was kept (see [`FailPoint::AfterCommit`]
     /// for the one deliberate exception) and the same call may be retried.
     pub fn submit(&self, raw: &Value) -> Result<Outcome> {
-        let item = self.decide(raw);
-        Ok(self.answer(vec![item])?.remove(0))
+        Ok(self.answer(|| Ok(vec![self.decide(raw)]))?.remove(0))
     }
 
     /// [`Ingestor::submit`] from JSON text. Text that is not JSON is an
@@ -352,18 +361,21 @@ impl Ingestor {
     /// [`MAX_DEPTH`](crate::limits::MAX_DEPTH), text over the byte limit)
     /// is a rejection.
     pub fn submit_json(&self, text: &str) -> Result<Outcome> {
-        let item = self.decide_text(text)?;
-        Ok(self.answer(vec![item])?.remove(0))
+        Ok(self.answer(|| Ok(vec![self.decide_text(text)?]))?.remove(0))
     }
 
     /// Submit typed fields without JSON (the C fast path): the same rules,
     /// keys and storage as [`Ingestor::submit`].
     pub fn submit_fields(&self, fields: &Fields<'_>) -> Result<Outcome> {
-        let item = match normalize_fields_within(fields, &self.rules, &self.window()) {
-            Ok(event) => self.valid(event),
-            Err(reasons) => self.reject_value(&fields.to_raw(), reasons),
+        let decide = || {
+            Ok(vec![
+                match normalize_fields_within(fields, &self.rules, &self.window()) {
+                    Ok(event) => self.valid(event),
+                    Err(reasons) => self.reject_value(&fields.to_raw(), reasons),
+                },
+            ])
         };
-        Ok(self.answer(vec![item])?.remove(0))
+        Ok(self.answer(decide)?.remove(0))
     }
 
     /// Submit many events in one transaction: one outcome per input, in
@@ -371,31 +383,30 @@ impl Ingestor {
     /// item that breaks a rule is rejected alone; on an error (of the
     /// storage) nothing of the batch is kept.
     pub fn submit_batch(&self, raws: &[Value]) -> Result<Vec<Outcome>> {
-        let items = raws.iter().map(|raw| self.decide(raw)).collect();
-        self.answer(items)
+        self.answer(|| Ok(raws.iter().map(|raw| self.decide(raw)).collect()))
     }
 
     /// [`Ingestor::submit_batch`] for items as a binding read them (see
     /// [`Input`]). Only an item of text that is not JSON fails the call,
     /// and the error names it.
     pub fn submit_inputs(&self, inputs: &[Input]) -> Result<Vec<Outcome>> {
-        let items = inputs
-            .iter()
-            .enumerate()
-            .map(|(i, input)| {
-                self.decide_input(input).map_err(|e| match e {
-                    Error::InvalidArgument(m) => Error::arg(format!("item {i} of the batch: {m}")),
-                    other => other,
+        self.answer(|| {
+            inputs
+                .iter()
+                .enumerate()
+                .map(|(i, input)| {
+                    self.decide_input(input).map_err(|e| match e {
+                        Error::InvalidArgument(m) => Error::arg(format!("item {i} of the batch: {m}")),
+                        other => other,
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.answer(items)
+                .collect()
+        })
     }
 
     /// [`Ingestor::submit`] for one [`Input`].
     pub fn submit_input(&self, input: &Input) -> Result<Outcome> {
-        let item = self.decide_input(input)?;
-        Ok(self.answer(vec![item])?.remove(0))
+        Ok(self.answer(|| Ok(vec![self.decide_input(input)?]))?.remove(0))
     }
 
     /// [`Ingestor::check`] for one [`Input`].
@@ -407,8 +418,7 @@ impl Ingestor {
     /// that is not JSON fails the call (the error names the item); each item
     /// [`Ingestor::submit_json`] would reject is rejected alone.
     pub fn submit_batch_json(&self, text: &str) -> Result<Vec<Outcome>> {
-        let items = self.decide_batch_text(text)?;
-        self.answer(items)
+        self.answer(|| self.decide_batch_text(text))
     }
 
     /// What [`Ingestor::submit`] would answer for `raw`, storing nothing.
@@ -491,24 +501,29 @@ impl Ingestor {
                 return Ok(report);
             };
             after = last.id;
-            let mut items: Vec<WriteItem> = Vec::with_capacity(rows.len());
+            let mut raws: Vec<(i64, Value)> = Vec::with_capacity(rows.len());
             for row in rows {
                 // A copy that is not the input (cut, or standing in for what
                 // JSON cannot hold) is never decided again: the input is gone.
-                let Some(raw) = row.exact_raw()? else {
-                    report.rejected += 1;
-                    continue;
-                };
-                items.push(match self.decide(&raw) {
-                    WriteItem::Event { key, event, .. } => WriteItem::Event {
-                        key,
-                        event,
-                        replaces: Some(row.id),
-                    },
-                    WriteItem::Rejected { copy, reasons, .. } => reject_item(copy, reasons, false),
-                });
+                match row.exact_raw()? {
+                    Some(raw) => raws.push((row.id, raw)),
+                    None => report.rejected += 1,
+                }
             }
-            for outcome in self.write(items)? {
+            let decide = || {
+                Ok(raws
+                    .iter()
+                    .map(|(id, raw)| match self.decide(raw) {
+                        WriteItem::Event { key, event, .. } => WriteItem::Event {
+                            key,
+                            event,
+                            replaces: Some(*id),
+                        },
+                        WriteItem::Rejected { copy, reasons, .. } => reject_item(copy, reasons, false),
+                    })
+                    .collect())
+            };
+            for outcome in self.write(decide)? {
                 match outcome {
                     Outcome::Accepted { .. } => report.accepted += 1,
                     Outcome::Duplicate { .. } => report.duplicate += 1,
@@ -641,8 +656,20 @@ impl Ingestor {
                 break;
             };
             after = last.id;
-            let items = events.into_iter().map(|stored| target.valid(stored.event)).collect();
-            for outcome in target.write(items)? {
+            // Events before the target's prune horizon stay out: the target
+            // keeps that time in its rollups only, and cannot tell which of
+            // them it counted already.
+            let decide = || {
+                let horizon = target.store.pruned_before().unwrap_or(i64::MIN);
+                Ok(events
+                    .iter()
+                    .filter(|stored| stored.event.timestamp.millis() >= horizon)
+                    .map(|stored| target.valid(stored.event.clone()))
+                    .collect())
+            };
+            let outcomes = target.write(decide)?;
+            report.pruned += (events.len() - outcomes.len()) as u64;
+            for outcome in outcomes {
                 match outcome {
                     Outcome::Accepted { .. } => report.copied += 1,
                     _ => report.already_there += 1,
@@ -656,19 +683,25 @@ impl Ingestor {
                 return Ok(report);
             };
             after = last.id;
-            let mut items = Vec::with_capacity(rows.len());
+            // Each letter's input, to decide by the target's rules, or (`Err`)
+            // the letter itself, kept as it is: there is no input left to decide.
+            let mut letters = Vec::with_capacity(rows.len());
             for row in rows {
-                items.push(match row.exact_raw()? {
-                    Some(raw) => target.decide(&raw),
-                    // Kept as it is: there is no input left to decide.
-                    None => WriteItem::Rejected {
-                        reasons: row.reasons()?,
-                        copy: row.copy,
-                        new_attempt: false,
-                    },
+                letters.push(match row.exact_raw()? {
+                    Some(raw) => Ok(raw),
+                    None => Err((row.reasons()?, row.copy)),
                 });
             }
-            for outcome in target.write(items)? {
+            let decide = || {
+                Ok(letters
+                    .iter()
+                    .map(|letter| match letter {
+                        Ok(raw) => target.decide(raw),
+                        Err((reasons, copy)) => reject_item(copy.clone(), reasons.clone(), false),
+                    })
+                    .collect())
+            };
+            for outcome in target.write(decide)? {
                 match outcome {
                     Outcome::Rejected { .. } => report.rejected += 1,
                     _ => report.now_accepted += 1,
@@ -871,9 +904,10 @@ impl Ingestor {
         }
     }
 
-    /// Write `items` and count each outcome: the submit calls' answers.
-    fn answer(&self, items: Vec<WriteItem>) -> Result<Vec<Outcome>> {
-        let outcomes = self.write(items)?;
+    /// Write what `decide` gives and count each outcome: the submit calls'
+    /// answers.
+    fn answer(&self, decide: impl Fn() -> Result<Vec<WriteItem>>) -> Result<Vec<Outcome>> {
+        let outcomes = self.write(decide)?;
         for o in &outcomes {
             let counter = match o {
                 Outcome::Accepted { .. } => &self.counters.accepted,
@@ -886,12 +920,21 @@ impl Ingestor {
         Ok(outcomes)
     }
 
-    /// The one write path of submit, reprocessing and copying: the armed
-    /// failure strikes it, a failure is counted, and each item gets its
-    /// outcome.
-    fn write(&self, items: Vec<WriteItem>) -> Result<Vec<Outcome>> {
+    /// The one write path of submit, reprocessing and copying: the items
+    /// `decide` gives are written, the armed failure strikes them, a
+    /// failure is counted, and each item gets its outcome. Where another
+    /// process pruned since they were decided and one of them is an event
+    /// the prune removed, the store refuses them all, and they are decided
+    /// again with the horizon it read.
+    fn write(&self, decide: impl Fn() -> Result<Vec<WriteItem>>) -> Result<Vec<Outcome>> {
         let fail = self.failures.take(FailPoint::is_write);
-        let (items, written) = self.counted(self.store.write(items, self.rules_version, fail))?;
+        let mut decided_again = 0;
+        let (items, written) = loop {
+            match self.store.write(decide()?, self.rules_version, fail) {
+                Err(e) if horizon_moved(&e) && decided_again < DECIDE_AGAIN => decided_again += 1,
+                other => break self.counted(other)?,
+            }
+        };
         items
             .into_iter()
             .zip(written)

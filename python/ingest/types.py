@@ -132,6 +132,7 @@ class CopyReport(TypedDict):
     already_there: int
     rejected: int
     now_accepted: int
+    pruned: int
 
 
 class PruneReport(TypedDict):

@@ -66,7 +66,7 @@ def test_copy_moves_a_sqlite_store_and_a_second_copy_adds_nothing(pg_url: str, t
         old.submit({"source": "x", "payload": {"metric": "views"}})
         want = old.aggregate(group_by="client")
     with ingest.Ingestor(db) as old, ingest.Ingestor(pg_url) as new:
-        assert old.copy_to(new) == {"copied": 20, "already_there": 0, "rejected": 1, "now_accepted": 0}
+        assert old.copy_to(new) == {"copied": 20, "already_there": 0, "rejected": 1, "now_accepted": 0, "pruned": 0}
         assert new.aggregate(group_by="client")["groups"] == want["groups"]
 
     # The command line does the same, and again adds nothing.

@@ -112,6 +112,13 @@ pub(crate) trait Db {
         Ok(())
     }
 
+    /// What a read of the prune horizon inside a write transaction ends
+    /// with, so that no prune raises it until the transaction ends: nothing
+    /// where the write transaction already excludes every other writer.
+    fn share_lock(&self) -> &'static str {
+        ""
+    }
+
     /// Insert each row unless its key is stored: its new id, or `None`.
     /// Each backend writes its own: this is the hot path of every write.
     fn insert_events(&mut self, rows: &[NewEvent<'_>], stamp: Stamp) -> Result<Vec<Option<i64>>>;

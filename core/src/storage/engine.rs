@@ -41,6 +41,17 @@ pub(crate) struct Engine {
 
 const NOT_PRUNED: i64 = i64::MIN;
 
+/// The message of a write refused by [`Engine::check_horizon`].
+const HORIZON_MOVED: &str =
+    "the store was pruned while this write was decided; nothing of it was kept, and it can be sent again";
+
+/// Whether `e` refused a write decided before a prune that another process
+/// made (see [`Engine::check_horizon`]): deciding it again, with the new
+/// horizon, rejects what the prune removed.
+pub(crate) fn horizon_moved(e: &Error) -> bool {
+    matches!(e, Error::Storage { kind: StorageKind::Busy, message, .. } if message == HORIZON_MOVED)
+}
+
 impl Engine {
     /// Take `backend` into use, bringing its schema up to date.
     pub(crate) fn open(backend: Box<dyn Backend>) -> Result<Self> {
@@ -144,6 +155,7 @@ impl Engine {
                     while let Some(items) = group.next() {
                         write_items(db, items, stamp, self.dead_letter_rows, &mut written)?;
                     }
+                    self.check_horizon(db, group.items())?;
                     add_to_rollups(db, group.items(), &written)?;
                     Ok(written)
                 })
@@ -154,6 +166,7 @@ impl Engine {
                 with_failure_points(db, fail, |db| {
                     let mut written = Vec::new();
                     write_items(db, items, stamp, self.dead_letter_rows, &mut written)?;
+                    self.check_horizon(db, items)?;
                     add_to_rollups(db, items, &written)?;
                     Ok(written)
                 })
@@ -163,6 +176,27 @@ impl Engine {
             return Err(Error::Injected(FailPoint::AfterCommit));
         }
         Ok(written)
+    }
+
+    /// Refuse a group holding an event before the prune horizon as the
+    /// store has it now, read inside the group's transaction: another
+    /// process may have pruned since this one last read the horizon, and
+    /// the window its callers were decided with let such an event through
+    /// (its rollups still count the pruned one). Nothing of the group is
+    /// kept; its callers decide again with the horizon read here
+    /// ([`horizon_moved`]).
+    fn check_horizon(&self, db: &mut dyn Db, items: &[WriteItem]) -> Result<()> {
+        let Some(horizon) = prune::horizon_for_write(db)? else {
+            return Ok(());
+        };
+        self.pruned.fetch_max(horizon, Ordering::Relaxed);
+        let below = items
+            .iter()
+            .any(|i| matches!(i, WriteItem::Event { event, .. } if event.timestamp.millis() < horizon));
+        if below {
+            return Err(Error::storage(StorageKind::Busy, HORIZON_MOVED));
+        }
+        Ok(())
     }
 
     /// The stored event with this key.

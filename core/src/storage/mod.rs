@@ -27,7 +27,7 @@ mod schema;
 pub(crate) mod sqlite;
 
 pub(crate) use db::Backend;
-pub(crate) use engine::Engine;
+pub(crate) use engine::{horizon_moved, Engine};
 pub(crate) use prune::CHUNK_ROWS;
 
 /// How a backend commits and waits, as [`crate::IngestorBuilder`] set it.

@@ -56,6 +56,13 @@ pub(crate) fn raise_horizon(db: &mut dyn Db, before: i64) -> Result<()> {
     Ok(())
 }
 
+/// The horizon as a write transaction sees it, locked against a raise
+/// until that transaction ends (see [`Db::share_lock`]).
+pub(crate) fn horizon_for_write(db: &mut dyn Db) -> Result<Option<i64>> {
+    let sql = format!("SELECT pruned_before FROM lifecycle WHERE id = 1{}", db.share_lock());
+    Ok(query_opt(db, &sql, &[], |r| r.opt_int(0))?.flatten())
+}
+
 /// The next chunk to prune: events before `before`, oldest hours first
 /// (through `events_by_hour`), then, once none are left, dead letters
 /// received before it.

@@ -217,6 +217,106 @@ fn prune_keeps_every_whole_bucket_total_and_a_resend_counts_nothing_twice() {
     }
 }
 
+/// A store opened before another one pruned it, under rules with no window,
+/// still holds the horizon it read at open: the prune's retries must not
+/// pass it. Each write reads the horizon inside its transaction (locked on
+/// PostgreSQL), refuses a group holding an event below it, and decides the
+/// group again: the pruned event is then too old, the rest is kept.
+#[test]
+fn a_store_opened_before_a_prune_elsewhere_counts_no_pruned_retry() {
+    for store in backends(Sqlite::File) {
+        let now = now_ms();
+        let loose = with_rules(&store, json!({}));
+        let old = event("a", "m", 5.0, now - 100 * DAY);
+        assert!(matches!(loose.submit(&old).unwrap(), Outcome::Accepted { .. }));
+        let total = Query {
+            metric: Some("m".into()),
+            ..Query::default()
+        };
+        let before = loose.aggregate(&total).unwrap().totals;
+
+        let pruner = with_rules(&store, json!({"max_age": "30d"}));
+        let horizon = now - 31 * DAY;
+        let report = pruner.prune(Timestamp::from_millis(horizon).unwrap(), None).unwrap();
+        assert_eq!(report.events, 1, "{}", store.backend);
+
+        // Every write path of the store opened first.
+        assert_eq!(
+            reasons(&loose.submit(&old).unwrap()),
+            [ReasonCode::TooOld],
+            "{}",
+            store.backend
+        );
+        assert_eq!(
+            reasons(&loose.submit_json(&old.to_string()).unwrap()),
+            [ReasonCode::TooOld]
+        );
+        let fresh = event("a", "m", 1.0, now - DAY);
+        let outs = loose.submit_batch(&[old.clone(), fresh.clone()]).unwrap();
+        assert_eq!(reasons(&outs[0]), [ReasonCode::TooOld]);
+        assert!(matches!(outs[1], Outcome::Accepted { .. }), "{:?}", outs[1]);
+        let after = loose.aggregate(&total).unwrap().totals;
+        assert_eq!(
+            (after.count, after.sum),
+            (before.count + 1, before.sum + 1.0),
+            "{}: only the fresh event counted",
+            store.backend
+        );
+
+        // A copy into the pruned store leaves that time out, and says so.
+        let source = Ingestor::in_memory().unwrap();
+        source.submit(&old).unwrap();
+        source.submit(&event("b", "m", 2.0, now - DAY)).unwrap();
+        let copied = source.copy_to(&loose).unwrap();
+        assert_eq!((copied.copied, copied.pruned), (1, 1), "{}", store.backend);
+        assert_eq!(loose.aggregate(&total).unwrap().totals.count, before.count + 2);
+    }
+}
+
+/// Retries of every event sent, without a window, while another store
+/// prunes them: each is a duplicate before its row goes and too old after,
+/// never stored again, whichever commits first.
+#[test]
+fn retries_racing_a_prune_count_nothing_twice() {
+    for store in backends(Sqlite::File) {
+        let now = now_ms();
+        let loose = with_rules(&store, json!({}));
+        let events = fill(&loose, now);
+        let before = answers(&loose);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let retries = s.spawn(|| {
+                // Rounds during the prune, then one after it.
+                let mut rounds = 0;
+                loop {
+                    let last = stop.load(std::sync::atomic::Ordering::Relaxed);
+                    for chunk in events.chunks(50) {
+                        for o in loose.submit_batch(chunk).unwrap() {
+                            assert!(!matches!(o, Outcome::Accepted { .. }), "{}: {o:?}", store.backend);
+                        }
+                    }
+                    rounds += 1;
+                    if last {
+                        return rounds;
+                    }
+                }
+            });
+            let pruner = with_rules(&store, json!({"max_age": "60d"}));
+            let horizon = (now - 61 * DAY).div_euclid(DAY) * DAY;
+            assert!(
+                pruner
+                    .prune(Timestamp::from_millis(horizon).unwrap(), None)
+                    .unwrap()
+                    .events
+                    > 0
+            );
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            assert!(retries.join().unwrap() >= 1);
+        });
+        assert_eq!(answers(&loose), before, "{}", store.backend);
+    }
+}
+
 #[test]
 fn a_range_that_needs_pruned_events_is_refused_and_one_that_does_not_is_exact() {
     for store in backends(Sqlite::File) {

@@ -306,6 +306,13 @@ impl<C: GenericClient> Db for Session<'_, C> {
         Ok(())
     }
 
+    /// A shared lock on the lifecycle row: a prune's raise of the horizon
+    /// (an UPDATE of it) waits for every write that read the old one, and
+    /// removes what they stored after they commit.
+    fn share_lock(&self) -> &'static str {
+        " FOR SHARE"
+    }
+
     fn lock_schema(&mut self) -> Result<()> {
         Session::execute(self, LOCK_SCHEMA, &[&SCHEMA_LOCK])?;
         Ok(())
