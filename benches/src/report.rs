@@ -516,3 +516,53 @@ pub fn us(x: f64) -> String {
         thousands(x)
     }
 }
+
+/// The name of the section the `prune` program keeps in BENCHMARKS.md.
+pub const PRUNE: &str = "prune";
+
+/// The markers around a section that another program of the harness keeps
+/// in the same document (`prune`'s in BENCHMARKS.md).
+fn markers(name: &str) -> (String, String) {
+    (format!("<!-- {name}: begin -->"), format!("<!-- {name}: end -->"))
+}
+
+/// The section `name` of `doc`, markers included, if it has one.
+pub fn section<'a>(doc: &'a str, name: &str) -> Option<&'a str> {
+    let (begin, end) = markers(name);
+    let from = doc.find(&begin)?;
+    let to = doc[from..].find(&end)? + from + end.len();
+    Some(&doc[from..to])
+}
+
+/// `doc` with its section `name` replaced by `body` between markers, or
+/// with that section added at the end when it has none.
+pub fn with_section(doc: &str, name: &str, body: &str) -> String {
+    let (begin, end) = markers(name);
+    let new = format!("{begin}\n{}\n{end}", body.trim_end());
+    match section(doc, name) {
+        Some(old) => doc.replacen(old, &new, 1),
+        None if doc.is_empty() => format!("{new}\n"),
+        None => format!("{}\n\n{new}\n", doc.trim_end()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_section_is_added_then_replaced_and_the_rest_kept() {
+        let doc = with_section("# Bench\n\ntable\n", "prune", "## Prune\n\nold");
+        assert_eq!(
+            section(&doc, "prune"),
+            Some("<!-- prune: begin -->\n## Prune\n\nold\n<!-- prune: end -->")
+        );
+        let doc = with_section(&doc, "prune", "## Prune\n\nnew\n");
+        assert!(doc.starts_with("# Bench\n\ntable\n\n<!-- prune: begin -->"), "{doc}");
+        assert!(doc.contains("new") && !doc.contains("old"), "{doc}");
+        assert_eq!(
+            with_section("", "prune", "x"),
+            "<!-- prune: begin -->\nx\n<!-- prune: end -->\n"
+        );
+    }
+}

@@ -520,6 +520,16 @@ fn write_benchmarks_md(s: &Setup<'_>, machine: &Machine, started: DateTime<Utc>,
     } else {
         std::env::current_dir()?.join(&args.out)
     };
+    // The prune figures (`make bench-prune`) live in the same document:
+    // kept as they are when this run rewrites the rest.
+    let doc = match std::fs::read_to_string(&out)
+        .ok()
+        .as_deref()
+        .and_then(|d| report::section(d, report::PRUNE))
+    {
+        Some(prune) => format!("{}\n\n{prune}\n", doc.trim_end()),
+        None => doc,
+    };
     std::fs::write(&out, doc)?;
     progress(&format!("wrote {}", out.display()));
     Ok(())

@@ -2,7 +2,8 @@
 //! the time a prune of a whole year of generated events takes (with and
 //! without an archive), and the space it gives back, on a SQLite file (and
 //! PostgreSQL when a URL is given). Prints a Markdown report, and writes it
-//! to `--out` (`make bench-prune` writes BENCHMARKS-prune.md).
+//! as the prune section of `--out` (`make bench-prune`: of BENCHMARKS.md,
+//! whose other sections `compare` writes), leaving the rest of it as it is.
 
 use std::time::Instant;
 
@@ -20,7 +21,7 @@ struct Args {
     postgres: Option<String>,
     #[arg(long, default_value_t = 17)]
     seed: u64,
-    /// Also write the report to this file.
+    /// Also write the report as this document's prune section.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
 }
@@ -58,7 +59,8 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let m = ingest_benches::machine::Machine::probe();
     let mut report = format!(
-        "# Prune benchmark\n\nWritten by `benches/src/bin/prune.rs`; regenerate with `make bench-prune`. \
+        "## Prune\n\nWritten by `benches/src/bin/prune.rs`; regenerate with `make bench-prune` (part of \
+         `make bench`). \
          A store of {} generated events (seed {}, one year of 2025, about 10% retries) is filled, then \
          `prune(before=2026-01-01)` removes every event under rules with `max_age` 90d; the time is the \
          prune call alone, the bytes are the store's tables and indexes before and after it.\n\n\
@@ -108,6 +110,8 @@ fn main() {
     );
     print!("{report}");
     if let Some(out) = args.out {
-        std::fs::write(out, report).unwrap();
+        let doc = std::fs::read_to_string(&out).unwrap_or_default();
+        let doc = ingest_benches::report::with_section(&doc, ingest_benches::report::PRUNE, &report);
+        std::fs::write(out, doc).unwrap();
     }
 }
