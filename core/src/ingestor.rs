@@ -1,7 +1,6 @@
 //! [`Ingestor`]: the entry point that ties rules, keys, storage, failure
 //! injection and the stale-result cache together.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -18,6 +17,7 @@ use crate::event::{Event, Outcome, Reason, ReasonCode, RejectedEvent, StoredEven
 use crate::failure::{FailPoint, FailureSwitch};
 use crate::identity::identity;
 use crate::json_items::{may_hold_reserved_key, not_json, split_batch, split_one, ItemText};
+use crate::keys::{self, KeyInfo, KeyScope, NewKey, Principal};
 use crate::limits::{
     check_shape, raw_copy, RawCopy, DEFAULT_MAX_DEAD_LETTER_BYTES, DEFAULT_MAX_EVENT_BYTES, MAX_DEPTH,
     RESERVED_KEY_PREFIX,
@@ -27,6 +27,7 @@ use crate::normalize::{normalize_fields_within, normalize_within, Fields};
 use crate::options::{Durability, EventFilter, Page, Query, MAX_PAGE};
 use crate::raw_event::{read_batch, read_event, InputNames, RawEvent};
 use crate::rules::Rules;
+use crate::stale_cache::StaleCache;
 use crate::storage::horizon_moved;
 use crate::storage::{Engine, WriteItem, Written, CHUNK_ROWS};
 use crate::timestamp::Timestamp;
@@ -125,7 +126,7 @@ impl IngestorBuilder {
             dead_letters: self.dead_letters,
             failures: FailureSwitch::default(),
             counters: Counters::default(),
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(StaleCache::default()),
         })
     }
 }
@@ -236,9 +237,6 @@ struct Counters {
     failed: AtomicU64,
 }
 
-/// The stale cache holds at most this many distinct queries.
-const CACHE_ENTRIES: usize = 256;
-
 /// Event text up to this many times the byte limit is parsed to be
 /// rejected as a value; longer text is rejected unread, kept as text.
 const TEXT_READ_FACTOR: usize = 16;
@@ -287,7 +285,7 @@ pub struct Ingestor {
     dead_letters: DeadLetterBound,
     failures: FailureSwitch,
     counters: Counters,
-    cache: Mutex<HashMap<Query, Aggregate>>,
+    cache: Mutex<StaleCache>,
 }
 
 impl std::fmt::Debug for Ingestor {
@@ -445,26 +443,13 @@ impl Ingestor {
         let fail = self.failures.take(|p| p == FailPoint::Aggregate);
         match self.store.aggregate(&q, fail) {
             Ok(result) => {
-                let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-                if cache.len() >= CACHE_ENTRIES && !cache.contains_key(&q) {
-                    let oldest = cache.iter().min_by_key(|(_, a)| a.computed_at).map(|(k, _)| k.clone());
-                    if let Some(k) = oldest {
-                        cache.remove(&k);
-                    }
-                }
-                cache.insert(q, result.clone());
+                self.cache.lock().unwrap_or_else(|e| e.into_inner()).put(q, &result);
                 Ok(result)
             }
             Err(e) if e.is_storage() => {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
                 let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-                match cache.get(&q) {
-                    Some(last) => Ok(Aggregate {
-                        stale: true,
-                        ..last.clone()
-                    }),
-                    None => Err(e),
-                }
+                cache.stale(&q).ok_or(e)
             }
             Err(e) => Err(e),
         }
@@ -708,6 +693,44 @@ impl Ingestor {
                 }
             }
         }
+    }
+
+    /// Make an API key of `scope` and store it: its token is in the answer
+    /// and nowhere else (the store keeps only its digest).
+    pub fn add_key(&self, scope: KeyScope) -> Result<NewKey> {
+        let (id, token, digest) = keys::generate()?;
+        self.store.add_key(&id, &scope, &digest)?;
+        Ok(NewKey { id, token, scope })
+    }
+
+    /// Every API key, oldest first, revoked ones too (never their secrets).
+    pub fn keys(&self) -> Result<Vec<KeyInfo>> {
+        self.store.keys()
+    }
+
+    /// Revoke the key with this id: from now on no process over this store
+    /// accepts its token. Whether a valid key was revoked (`false`: no such
+    /// key, or revoked already); an id of the wrong shape is an
+    /// `InvalidArgument`.
+    pub fn revoke_key(&self, id: &str) -> Result<bool> {
+        self.store.revoke_key(&keys::check_id(id)?)
+    }
+
+    /// Whose `token` is: its key's id and scope; `None` when it is not the
+    /// token of a valid key (malformed, unknown, revoked, or a wrong
+    /// secret), so every wrong token gets one answer. The secret is
+    /// compared in constant time.
+    pub fn authenticate(&self, token: &str) -> Result<Option<Principal>> {
+        let Some((id, secret)) = keys::parse(token) else {
+            return Ok(None);
+        };
+        let found = self.store.valid_key(&id.to_ascii_lowercase())?;
+        Ok(found
+            .filter(|(_, digest)| keys::matches(secret, digest))
+            .map(|(info, _)| Principal {
+                key_id: info.id,
+                scope: info.scope,
+            }))
     }
 
     /// Counts of outcomes since open, and of what the database holds.

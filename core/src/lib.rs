@@ -50,12 +50,14 @@ pub mod failure;
 pub mod identity;
 mod ingestor;
 mod json_items;
+pub mod keys;
 pub mod limits;
 mod location;
 pub mod normalize;
 mod options;
 mod raw_event;
 pub mod rules;
+mod stale_cache;
 mod storage;
 pub mod timestamp;
 pub mod window;
@@ -72,6 +74,7 @@ pub use ingestor::{
     CopyReport, DeadLetterBound, IngestStats, Ingestor, IngestorBuilder, Input, PruneReport, Pruned, ReprocessReport,
     DEFAULT_MAX_DEAD_LETTERS, PRUNE_CHUNK,
 };
+pub use keys::{KeyInfo, KeyScope, NewKey, Principal};
 pub use normalize::{normalize, normalize_fields, Fields};
 pub use options::{Durability, EventFilter, Page, PruneRequest, Query, MAX_PAGE};
 #[cfg(feature = "test-hooks")]

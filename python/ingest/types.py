@@ -16,7 +16,11 @@ __all__ = [
     "Group",
     "GroupBy",
     "Instant",
+    "KeyInfo",
+    "KeyScope",
+    "NewKey",
     "OutcomeDict",
+    "Principal",
     "PruneReport",
     "RawEvent",
     "Reason",
@@ -133,6 +137,39 @@ class CopyReport(TypedDict):
     rejected: int
     now_accepted: int
     pruned: int
+
+
+class KeyScope(TypedDict, total=False):
+    """What a key may do: ``{"kind": "client", "client_id"}`` or
+    ``{"kind": "admin", "name"}``."""
+
+    kind: Literal["client", "admin"]
+    client_id: str
+    name: str
+
+
+class NewKey(TypedDict):
+    """A key just made by ``add_key``: its token is shown here only."""
+
+    id: str
+    token: str
+    scope: KeyScope
+
+
+class KeyInfo(TypedDict):
+    """A stored key as ``keys`` lists it (never its secret)."""
+
+    id: str
+    scope: KeyScope
+    created_at: str
+    revoked_at: Optional[str]
+
+
+class Principal(TypedDict):
+    """Whose token ``authenticate`` found it to be."""
+
+    key_id: str
+    scope: KeyScope
 
 
 class PruneReport(TypedDict):

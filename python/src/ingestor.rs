@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ingest_core::{
-    DeadLetterBound, Durability, EventFilter, FailPoint, Ingestor, Input, Page, PruneRequest, Query, Rules,
+    DeadLetterBound, Durability, EventFilter, FailPoint, Ingestor, Input, KeyScope, Page, PruneRequest, Query, Rules,
 };
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -305,6 +305,43 @@ impl PyIngestor {
         let (source, target) = (self.handle()?, target.handle()?);
         let report = py.detach(|| source.copy_to(&target)).py()?;
         serialize_to_py(py, &report)
+    }
+
+    /// Make an API key for one client (`client_id`) or an admin key
+    /// (`admin=NAME`), stored in this store: {"id", "token", "scope"}. The
+    /// token is shown here only (the store keeps its digest).
+    #[pyo3(signature = (client_id=None, *, admin=None))]
+    fn add_key<'py>(
+        &self,
+        py: Python<'py>,
+        client_id: Option<&str>,
+        admin: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ing = self.handle()?;
+        let scope = KeyScope::named(client_id, admin).py()?;
+        let key = py.detach(|| ing.add_key(scope)).py()?;
+        serialize_to_py(py, &key)
+    }
+
+    /// Every API key, oldest first, revoked ones too (never a secret).
+    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let ing = self.handle()?;
+        let keys = py.detach(|| ing.keys()).py()?;
+        serialize_to_py(py, &keys)
+    }
+
+    /// Revoke the key with this id; whether a valid key was revoked.
+    fn revoke_key(&self, py: Python<'_>, id: &str) -> PyResult<bool> {
+        let ing = self.handle()?;
+        py.detach(|| ing.revoke_key(id)).py()
+    }
+
+    /// Whose bearer `token` is ({"key_id", "scope"}), or None when it is
+    /// not the token of a valid key.
+    fn authenticate<'py>(&self, py: Python<'py>, token: &str) -> PyResult<Bound<'py, PyAny>> {
+        let ing = self.handle()?;
+        let who = py.detach(|| ing.authenticate(token)).py()?;
+        serialize_to_py(py, &who)
     }
 
     /// Outcome counts since open, and what the database holds.

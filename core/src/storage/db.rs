@@ -24,6 +24,7 @@ use super::rollup::{upsert_runs, RollupDelta, RollupTable};
 pub(crate) enum Arg<'a> {
     Int(i64),
     Text(&'a str),
+    OptText(Option<&'a str>),
     OptReal(Option<f64>),
     Blob(&'a [u8]),
     /// An exact sum, in the backend's exact column type.

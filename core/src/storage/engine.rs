@@ -8,6 +8,7 @@
 
 use super::db::{query_opt, Arg, Backend, Db, DeadLetter, NewEvent, Refusal, Stamp};
 use super::group::{Committed, Group, GroupCommit};
+use super::keys;
 use super::listing;
 use super::listing::{StoredLetter, StoredRow};
 use super::migrate::{migrate, register_rules};
@@ -19,6 +20,7 @@ use crate::aggregate::Aggregate;
 use crate::error::{Error, Result, StorageKind};
 use crate::event::{Event, RejectedEvent, StoredEvent};
 use crate::failure::FailPoint;
+use crate::keys::{KeyInfo, KeyScope};
 use crate::options::{EventFilter, Query};
 use crate::rules::Rules;
 use crate::timestamp::Timestamp;
@@ -197,6 +199,28 @@ impl Engine {
             return Err(Error::storage(StorageKind::Busy, HORIZON_MOVED));
         }
         Ok(())
+    }
+
+    /// Store key `id` of `scope` with its secret's digest.
+    pub(crate) fn add_key(&self, id: &str, scope: &KeyScope, digest: &[u8]) -> Result<()> {
+        let now = Timestamp::now().millis();
+        self.transaction(|db| keys::insert(db, id, scope, digest, now))
+    }
+
+    /// Every key, oldest first.
+    pub(crate) fn keys(&self) -> Result<Vec<KeyInfo>> {
+        self.read(false, keys::list)
+    }
+
+    /// Revoke key `id`; whether a valid one was.
+    pub(crate) fn revoke_key(&self, id: &str) -> Result<bool> {
+        let now = Timestamp::now().millis();
+        self.transaction(|db| keys::revoke(db, id, now))
+    }
+
+    /// Key `id` while valid, with its secret's digest.
+    pub(crate) fn valid_key(&self, id: &str) -> Result<Option<(KeyInfo, Vec<u8>)>> {
+        self.read(false, |db| keys::valid(db, id))
     }
 
     /// The stored event with this key.

@@ -16,6 +16,7 @@ mod checkpoint;
 mod db;
 mod engine;
 mod group;
+mod keys;
 mod listing;
 mod migrate;
 mod pieces;

@@ -104,6 +104,16 @@ const CURRENT: &str = r#"
         created_at INTEGER NOT NULL
     ) STRICT;
 
+    -- API keys (see migration 11).
+    CREATE TABLE api_keys (
+        id            TEXT PRIMARY KEY,  -- the public part of its tokens (keys.rs)
+        client_id     TEXT,              -- what a client key writes and reads as; NULL: an admin key
+        name          TEXT NOT NULL,     -- the client, or the admin key's holder
+        secret_sha256 BLOB NOT NULL,     -- the secret itself is never stored
+        created_at    INTEGER NOT NULL,
+        revoked_at    INTEGER
+    ) STRICT;
+
     CREATE TABLE meta (
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
@@ -155,6 +165,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         sql: MIGRATION_10,
+        rebuild_rollups: false,
+    },
+    Migration {
+        sql: MIGRATION_11,
         rebuild_rollups: false,
     },
 ];
@@ -375,4 +389,17 @@ const MIGRATION_9: &str = r#"
 // entry per metric-hour it adds to, and days and months are few rows.
 const MIGRATION_10: &str = r#"
     CREATE INDEX rollup_hours_by_metric ON rollups (metric, bucket, n, total, lo, hi) WHERE level = 1;
+    "#;
+
+// 11: API keys (issue 20), in the store so that every process and host
+// over one database knows the same ones.
+const MIGRATION_11: &str = r#"
+    CREATE TABLE api_keys (
+        id            TEXT PRIMARY KEY,  -- the public part of its tokens (keys.rs)
+        client_id     TEXT,              -- what a client key writes and reads as; NULL: an admin key
+        name          TEXT NOT NULL,     -- the client, or the admin key's holder
+        secret_sha256 BLOB NOT NULL,     -- the secret itself is never stored
+        created_at    INTEGER NOT NULL,
+        revoked_at    INTEGER
+    ) STRICT;
     "#;

@@ -316,6 +316,7 @@ impl Conn<'_> {
             match *arg {
                 Arg::Int(n) => stmt.raw_bind_parameter(i, n),
                 Arg::Text(t) => stmt.raw_bind_parameter(i, t),
+                Arg::OptText(t) => stmt.raw_bind_parameter(i, t),
                 Arg::OptReal(x) => stmt.raw_bind_parameter(i, x),
                 Arg::Blob(b) => stmt.raw_bind_parameter(i, b),
                 Arg::Exact(x) => stmt.raw_bind_parameter(i, x.to_bytes()),

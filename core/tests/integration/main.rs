@@ -23,6 +23,7 @@ mod fast_path;
 mod faults;
 mod fuzz_regressions;
 mod hostile_items;
+mod keys;
 mod lifecycle;
 mod local_time;
 mod properties;

@@ -249,6 +249,7 @@ impl ToSql for PgArg<'_> {
         match self.0 {
             Arg::Int(n) => n.to_sql_checked(ty, out),
             Arg::Text(t) => t.to_sql_checked(ty, out),
+            Arg::OptText(t) => t.to_sql_checked(ty, out),
             Arg::OptReal(x) => x.to_sql_checked(ty, out),
             Arg::Blob(b) => b.to_sql_checked(ty, out),
             Arg::Exact(x) => Numeric(x).to_sql_checked(ty, out),

@@ -94,6 +94,16 @@ const CURRENT: &str = r#"
         created_at BIGINT NOT NULL
     );
 
+    -- API keys (see migration 11).
+    CREATE TABLE api_keys (
+        id            TEXT PRIMARY KEY,
+        client_id     TEXT,
+        name          TEXT NOT NULL,
+        secret_sha256 BYTEA NOT NULL,
+        created_at    BIGINT NOT NULL,
+        revoked_at    BIGINT
+    );
+
     CREATE TABLE meta (
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
@@ -147,6 +157,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         sql: MIGRATION_10,
+        rebuild_rollups: false,
+    },
+    Migration {
+        sql: MIGRATION_11,
         rebuild_rollups: false,
     },
 ];
@@ -301,4 +315,16 @@ const MIGRATION_9: &str = r#"
 // exists, so the upserts that add to an hour stay HOT updates.
 const MIGRATION_10: &str = r#"
     CREATE INDEX rollup_hours_by_metric ON rollups (metric, bucket) WHERE level = 1;
+    "#;
+
+// 11: API keys, as on SQLite.
+const MIGRATION_11: &str = r#"
+    CREATE TABLE api_keys (
+        id            TEXT PRIMARY KEY,
+        client_id     TEXT,
+        name          TEXT NOT NULL,
+        secret_sha256 BYTEA NOT NULL,
+        created_at    BIGINT NOT NULL,
+        revoked_at    BIGINT
+    );
     "#;

@@ -348,7 +348,7 @@ mod postgres {
                 "SET LOCAL synchronous_commit = off;
                  DELETE FROM {schema}.events; DELETE FROM {schema}.rejected; DELETE FROM {schema}.rollups;
                  DELETE FROM {schema}.client_days;
-                 DELETE FROM {schema}.rules; DELETE FROM {schema}.meta;
+                 DELETE FROM {schema}.rules; DELETE FROM {schema}.meta; DELETE FROM {schema}.api_keys;
                  UPDATE {schema}.dead_letter_stats SET evicted = 0;
                  UPDATE {schema}.lifecycle SET pruned_before = NULL, pruned_events = 0, pruned_rejected = 0,
                      archive_path = NULL, archive_bytes = NULL;"
