@@ -86,12 +86,57 @@ impl Stats {
 
 /// count, exact sum, min and max of a set of amounts: what a rollup row
 /// keeps and partial results add up, before the answer rounds them.
+///
+/// With the min and max, how many of the amounts equal each (0: not
+/// known, as in rollup rows written before they were counted). They let a
+/// part be taken out and the rest's min and max still be known where the
+/// part held some of them but not all: amounts that repeat (counts,
+/// prices) tie at the extremes nearly always.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Totals {
     pub count: u64,
     pub sum: ExactSum,
     pub min: Option<f64>,
     pub max: Option<f64>,
+    pub min_times: u64,
+    pub max_times: u64,
+}
+
+/// The extreme of two sets of amounts (`value`, how many times it occurs,
+/// 0 for not known) by `beyond` (the lesser for a minimum): ties add up
+/// their counts, where both are known.
+fn extreme(a: (Option<f64>, u64), b: (Option<f64>, u64), beyond: fn(f64, f64) -> bool) -> (Option<f64>, u64) {
+    match (a.0, b.0) {
+        (None, _) => b,
+        (_, None) => a,
+        (Some(x), Some(y)) if beyond(x, y) => a,
+        (Some(x), Some(y)) if beyond(y, x) => b,
+        (Some(_), Some(_)) => (a.0, if a.1 > 0 && b.1 > 0 { a.1 + b.1 } else { 0 }),
+    }
+}
+
+/// The extreme of what is left of a set once a part is taken out: the
+/// set's (value, times) less the part's, where the part cannot have held
+/// all of it; `None` where it may have (then the rest's must be read).
+fn extreme_left(
+    all: (Option<f64>, u64),
+    part: (Option<f64>, u64),
+    beyond: fn(f64, f64) -> bool,
+) -> Option<(Option<f64>, u64)> {
+    match (all.0, part.0) {
+        (_, None) => Some(all),
+        (Some(a), Some(p)) if beyond(a, p) => Some(all),
+        (Some(a), Some(p)) if a == p && part.1 > 0 && all.1 > part.1 => Some((all.0, all.1 - part.1)),
+        _ => None,
+    }
+}
+
+fn less(a: f64, b: f64) -> bool {
+    a < b
+}
+
+fn greater(a: f64, b: f64) -> bool {
+    a > b
 }
 
 /// What is left of a [`Totals`] once a part of it is taken out
@@ -107,17 +152,26 @@ pub(crate) struct Rest {
 
 impl Totals {
     pub(crate) fn add(&mut self, amount: f64) {
-        self.count += 1;
-        self.sum.add_f64(amount);
-        self.min = opt(self.min, Some(amount), f64::min);
-        self.max = opt(self.max, Some(amount), f64::max);
+        self.merge(&Totals::of(amount));
+    }
+
+    /// One amount.
+    fn of(amount: f64) -> Totals {
+        Totals {
+            count: 1,
+            sum: ExactSum::of(amount),
+            min: Some(amount),
+            max: Some(amount),
+            min_times: 1,
+            max_times: 1,
+        }
     }
 
     pub(crate) fn merge(&mut self, other: &Totals) {
         self.count += other.count;
         self.sum.add(&other.sum);
-        self.min = opt(self.min, other.min, f64::min);
-        self.max = opt(self.max, other.max, f64::max);
+        (self.min, self.min_times) = extreme((self.min, self.min_times), (other.min, other.min_times), less);
+        (self.max, self.max_times) = extreme((self.max, self.max_times), (other.max, other.max_times), greater);
     }
 
     /// What is left of `self` once `part`, some of its amounts, is taken
@@ -132,22 +186,20 @@ impl Totals {
                 extremes_known: true,
             });
         }
-        let beyond = |all: Option<f64>, of_part: Option<f64>, further: fn(f64, f64) -> bool| match (all, of_part) {
-            (all, None) => Some(all),
-            (Some(a), Some(p)) if further(a, p) => Some(Some(a)),
-            _ => None,
-        };
         let mut sum = self.sum.clone();
         sum.add(&part.sum.neg());
-        let min = beyond(self.min, part.min, |a, p| a < p);
-        let max = beyond(self.max, part.max, |a, p| a > p);
+        let min = extreme_left((self.min, self.min_times), (part.min, part.min_times), less);
+        let max = extreme_left((self.max, self.max_times), (part.max, part.max_times), greater);
+        let ((min, min_times), (max, max_times)) = (min.unwrap_or_default(), max.unwrap_or_default());
         Some(Rest {
             extremes_known: min.is_some() && max.is_some(),
             totals: Totals {
                 count,
                 sum,
-                min: min.flatten(),
-                max: max.flatten(),
+                min,
+                max,
+                min_times,
+                max_times,
             },
         })
     }
@@ -173,14 +225,6 @@ impl Totals {
             min: self.min,
             max: self.max,
         })
-    }
-}
-
-fn opt(a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64) -> Option<f64> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(f(x, y)),
-        (x, None) => x,
-        (None, y) => y,
     }
 }
 
@@ -571,6 +615,44 @@ mod tests {
                 extremes_known: true,
             })
         };
+        // Ties: a part holding some of the extremes leaves the rest's known.
+        let mut ties = Totals::default();
+        for x in [1.0, 1.0, 5.0, 5.0, 3.0] {
+            ties.add(x);
+        }
+        let mut some = Totals::default();
+        some.add(1.0);
+        some.add(5.0);
+        let rest = ties.without(&some).unwrap();
+        assert!(rest.extremes_known);
+        assert_eq!(
+            (
+                rest.totals.min,
+                rest.totals.min_times,
+                rest.totals.max,
+                rest.totals.max_times
+            ),
+            (Some(1.0), 1, Some(5.0), 1)
+        );
+        some.add(5.0);
+        assert!(!ties.without(&some).unwrap().extremes_known, "every 5 was in the part");
+        let mut uncounted = ties.clone();
+        uncounted.max_times = 0;
+        let mut one_five = Totals::default();
+        one_five.add(5.0);
+        assert!(
+            !uncounted.without(&one_five).unwrap().extremes_known,
+            "a count not known is never taken for one"
+        );
+        let mut merged = uncounted.clone();
+        merged.merge(&one_five);
+        assert_eq!((merged.max, merged.max_times), (Some(5.0), 0), "unknown stays unknown");
+        merged.merge(&Totals::of(6.0));
+        assert_eq!(
+            (merged.max, merged.max_times),
+            (Some(6.0), 1),
+            "a new extreme is counted"
+        );
         assert_eq!(all.without(&all), known(Totals::default()));
         assert_eq!(all.without(&Totals::default()), known(all.clone()));
         assert_eq!(part.without(&all), None, "not a part");

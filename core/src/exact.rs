@@ -69,6 +69,7 @@ impl ExactSum {
         matches!(self.m, Mant::Small(0))
     }
 
+    #[cfg(test)]
     pub(crate) fn add_f64(&mut self, x: f64) {
         self.add(&ExactSum::of(x));
     }

@@ -67,7 +67,7 @@ enum Role {
 enum Rows {
     /// One event each: its amount.
     Events,
-    /// One rollup row each: n, total (exact), lo, hi.
+    /// One rollup row each: n, total (exact), lo, hi, n_lo, n_hi.
     Rollups,
 }
 
@@ -508,7 +508,7 @@ fn series_cols(q: &Query, t: &str) -> String {
 }
 
 const NO_BUCKET: &str = "CAST(NULL AS BIGINT)";
-const ROW_STATS: &str = "r.n, r.total, r.lo, r.hi";
+const ROW_STATS: &str = "r.n, r.total, r.lo, r.hi, r.n_lo, r.n_hi";
 
 /// The events of `span`, which lies inside the hour starting at `hour`:
 /// one seek into events_by_hour to the hour and metric (and client, when
@@ -718,12 +718,17 @@ impl Piece {
                 t.add(row.real(3)?);
                 t
             }
-            Rows::Rollups => Totals {
-                count: u64::try_from(row.int(3)?).map_err(|_| corrupt("a negative count"))?,
-                sum: row.exact(4)?,
-                min: Some(row.real(5)?),
-                max: Some(row.real(6)?),
-            },
+            Rows::Rollups => {
+                let count = |i| u64::try_from(row.int(i)?).map_err(|_| corrupt("a negative count"));
+                Totals {
+                    count: count(3)?,
+                    sum: row.exact(4)?,
+                    min: Some(row.real(5)?),
+                    max: Some(row.real(6)?),
+                    min_times: count(7)?,
+                    max_times: count(8)?,
+                }
+            }
         };
         Ok((key, totals))
     }

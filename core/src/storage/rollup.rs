@@ -59,14 +59,16 @@ impl<'a> RollupDelta<'a> {
         }
     }
 
-    /// n, total, lo, hi.
-    pub(crate) fn stats_args(&self) -> [Arg<'_>; 4] {
+    /// n, total, lo, hi, n_lo, n_hi.
+    pub(crate) fn stats_args(&self) -> [Arg<'_>; 6] {
         let s = &self.stats;
         [
             Arg::Int(s.count as i64),
             Arg::Exact(&s.sum),
             Arg::OptReal(s.min),
             Arg::OptReal(s.max),
+            Arg::Int(s.min_times as i64),
+            Arg::Int(s.max_times as i64),
         ]
     }
 }
@@ -198,7 +200,7 @@ impl RollupTable {
     }
 
     /// The key columns, in the order a row is bound; then come n, total,
-    /// lo, hi.
+    /// lo, hi, n_lo, n_hi.
     pub(crate) fn keys(self) -> &'static [&'static str] {
         match self {
             RollupTable::Rollups => &["level", "bucket", "metric"],
@@ -208,7 +210,7 @@ impl RollupTable {
 
     /// Every column, in binding order.
     pub(crate) fn columns(self) -> String {
-        format!("{}, n, total, lo, hi", self.keys().join(", "))
+        format!("{}, n, total, lo, hi, n_lo, n_hi", self.keys().join(", "))
     }
 
     /// What makes an insert of deltas add to a stored row (never replace
@@ -223,7 +225,15 @@ impl RollupTable {
                  n = {t}.n + excluded.n,
                  total = ingest_exact_add({t}.total, excluded.total),
                  lo = CASE WHEN excluded.lo < {t}.lo THEN excluded.lo ELSE {t}.lo END,
-                 hi = CASE WHEN excluded.hi > {t}.hi THEN excluded.hi ELSE {t}.hi END",
+                 hi = CASE WHEN excluded.hi > {t}.hi THEN excluded.hi ELSE {t}.hi END,
+                 n_lo = CASE WHEN excluded.lo < {t}.lo THEN excluded.n_lo
+                             WHEN excluded.lo > {t}.lo THEN {t}.n_lo
+                             WHEN {t}.n_lo > 0 AND excluded.n_lo > 0 THEN {t}.n_lo + excluded.n_lo
+                             ELSE 0 END,
+                 n_hi = CASE WHEN excluded.hi > {t}.hi THEN excluded.n_hi
+                             WHEN excluded.hi < {t}.hi THEN {t}.n_hi
+                             WHEN {t}.n_hi > 0 AND excluded.n_hi > 0 THEN {t}.n_hi + excluded.n_hi
+                             ELSE 0 END",
             self.keys().join(", ")
         )
     }
@@ -244,7 +254,7 @@ impl RollupTable {
                 "INSERT INTO {} ({}) VALUES {} {}",
                 self.name(),
                 self.columns(),
-                values(rows, self.keys().len() + 4),
+                values(rows, self.keys().len() + 6),
                 self.add_on_conflict()
             )
         })
@@ -328,7 +338,8 @@ mod tests {
         assert_eq!(upsert_runs::<usize>(&[]).count(), 0);
         assert_eq!(values(2, 3), "($1, $2, $3), ($4, $5, $6)");
         let across = RollupTable::Rollups.upsert(2);
-        let columns = "(level, bucket, metric, n, total, lo, hi) VALUES ($1, $2, $3, $4, $5, $6, $7), ($8,";
+        let columns =
+            "(level, bucket, metric, n, total, lo, hi, n_lo, n_hi) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), ($10,";
         assert!(across.contains(columns), "{across}");
     }
 }

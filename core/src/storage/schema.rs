@@ -81,10 +81,13 @@ const CURRENT: &str = r#"
         total  BLOB NOT NULL,     -- the exact sum (exact.rs), added by ingest_exact_add
         lo     REAL NOT NULL,
         hi     REAL NOT NULL,
+        -- How many amounts equal lo and hi (0: not known; see migration 12).
+        n_lo   INTEGER NOT NULL DEFAULT 0,
+        n_hi   INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (level, bucket, metric)
     ) STRICT, WITHOUT ROWID;
     -- The hours of one metric together (see migration 10).
-    CREATE INDEX rollup_hours_by_metric ON rollups (metric, bucket, n, total, lo, hi) WHERE level = 1;
+    CREATE INDEX rollup_hours_by_metric ON rollups (metric, bucket, n, total, lo, hi, n_lo, n_hi) WHERE level = 1;
 
     -- The same per (UTC day, client, metric), keyed by the day first.
     CREATE TABLE client_days (
@@ -95,6 +98,8 @@ const CURRENT: &str = r#"
         total     BLOB NOT NULL,
         lo        REAL NOT NULL,
         hi        REAL NOT NULL,
+        n_lo      INTEGER NOT NULL DEFAULT 0,
+        n_hi      INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (bucket, client_id, metric)
     ) STRICT, WITHOUT ROWID;
 
@@ -169,6 +174,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         sql: MIGRATION_11,
+        rebuild_rollups: false,
+    },
+    Migration {
+        sql: MIGRATION_12,
         rebuild_rollups: false,
     },
 ];
@@ -402,4 +411,21 @@ const MIGRATION_11: &str = r#"
         created_at    INTEGER NOT NULL,
         revoked_at    INTEGER
     ) STRICT;
+    "#;
+
+// 12: how many amounts of a rollup row equal its lo and its hi. A query
+// grouped by day in a zone takes a UTC day's rollup less an hour of it;
+// where that hour held the day's min or max the rest's was unknown and its
+// 23 hours were read, which for counts (amounts that repeat, so ties at
+// the extremes) was nearly every day. With the counts the rest's extreme
+// is known unless the hour held all of them. Rows written before count 0
+// (not known) until a new extreme replaces it: no rebuild, which a pruned
+// store could not survive (its rollups hold events that are gone).
+const MIGRATION_12: &str = r#"
+    ALTER TABLE rollups ADD COLUMN n_lo INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rollups ADD COLUMN n_hi INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE client_days ADD COLUMN n_lo INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE client_days ADD COLUMN n_hi INTEGER NOT NULL DEFAULT 0;
+    DROP INDEX rollup_hours_by_metric;
+    CREATE INDEX rollup_hours_by_metric ON rollups (metric, bucket, n, total, lo, hi, n_lo, n_hi) WHERE level = 1;
     "#;

@@ -406,7 +406,10 @@ fn zoned_time() -> impl Strategy<Value = i64> {
 }
 
 fn zoned_event() -> impl Strategy<Value = (u8, u8, i64, f64)> {
-    (0u8..3, 0u8..3, zoned_time(), whole_range_amount())
+    // Amounts that repeat half the time: ties at a day's min and max, which
+    // the rollups count so that a borrowed day's rest keeps them known.
+    let amount = prop_oneof![whole_range_amount(), prop::sample::select(vec![1.0, 2.0, 3.0])];
+    (0u8..3, 0u8..3, zoned_time(), amount)
 }
 
 /// `raw_event` takes its time from BASE.

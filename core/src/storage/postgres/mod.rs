@@ -448,6 +448,8 @@ impl<C: GenericClient> Db for Session<'_, C> {
         let sums: Vec<Numeric<'_>> = deltas.iter().map(|d| Numeric(&d.stats.sum)).collect();
         let mins: Vec<Option<f64>> = deltas.iter().map(|d| d.stats.min).collect();
         let maxes: Vec<Option<f64>> = deltas.iter().map(|d| d.stats.max).collect();
+        let min_times: Vec<i64> = deltas.iter().map(|d| d.stats.min_times as i64).collect();
+        let max_times: Vec<i64> = deltas.iter().map(|d| d.stats.max_times as i64).collect();
         // (column values, element type), in the table's binding order.
         let key: [(&(dyn ToSql + Sync), &str); 3] = match table {
             RollupTable::Rollups => [(&first, "BIGINT"), (&second, "BIGINT"), (&metrics, "TEXT")],
@@ -460,6 +462,8 @@ impl<C: GenericClient> Db for Session<'_, C> {
                 (&sums, "NUMERIC"),
                 (&mins, "FLOAT8"),
                 (&maxes, "FLOAT8"),
+                (&min_times, "BIGINT"),
+                (&max_times, "BIGINT"),
             ])
             .collect();
         let arrays: Vec<String> = columns

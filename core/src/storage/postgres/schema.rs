@@ -72,6 +72,9 @@ const CURRENT: &str = r#"
         total  NUMERIC NOT NULL,
         lo     DOUBLE PRECISION NOT NULL,
         hi     DOUBLE PRECISION NOT NULL,
+        -- How many amounts equal lo and hi (0: not known; see migration 12).
+        n_lo   BIGINT NOT NULL DEFAULT 0,
+        n_hi   BIGINT NOT NULL DEFAULT 0,
         PRIMARY KEY (level, bucket, metric)
     );
     -- The hours of one metric together (see migration 10).
@@ -85,6 +88,8 @@ const CURRENT: &str = r#"
         total     NUMERIC NOT NULL,
         lo        DOUBLE PRECISION NOT NULL,
         hi        DOUBLE PRECISION NOT NULL,
+        n_lo      BIGINT NOT NULL DEFAULT 0,
+        n_hi      BIGINT NOT NULL DEFAULT 0,
         PRIMARY KEY (bucket, client_id, metric)
     );
 
@@ -161,6 +166,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         sql: MIGRATION_11,
+        rebuild_rollups: false,
+    },
+    Migration {
+        sql: MIGRATION_12,
         rebuild_rollups: false,
     },
 ];
@@ -327,4 +336,13 @@ const MIGRATION_11: &str = r#"
         created_at    BIGINT NOT NULL,
         revoked_at    BIGINT
     );
+    "#;
+
+// 12: how many amounts of a rollup row equal its lo and hi, as on SQLite
+// (0: not known, for rows written before).
+const MIGRATION_12: &str = r#"
+    ALTER TABLE rollups ADD COLUMN n_lo BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE rollups ADD COLUMN n_hi BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE client_days ADD COLUMN n_lo BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE client_days ADD COLUMN n_hi BIGINT NOT NULL DEFAULT 0;
     "#;
