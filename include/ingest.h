@@ -104,6 +104,11 @@ typedef enum IngestStatus {
    * handle stays usable; please report the message.
    */
   INGEST_PANIC = 12,
+  /**
+   * The caller may not do this (a client's key naming another client).
+   * Nothing was kept.
+   */
+  INGEST_FORBIDDEN = 13,
 } IngestStatus;
 
 /**

@@ -72,6 +72,9 @@ pub enum ErrorKind {
     /// A storage error of kind [`StorageKind::Other`]: any other failure of
     /// the database.
     Storage,
+    /// [`Error::Forbidden`]: the caller may not do this (a client's key
+    /// writing or reading as another client).
+    Forbidden,
 }
 
 impl ErrorKind {
@@ -87,6 +90,7 @@ impl ErrorKind {
             ErrorKind::Full => "full",
             ErrorKind::ReadOnly => "read_only",
             ErrorKind::Storage => "storage",
+            ErrorKind::Forbidden => "forbidden",
         }
     }
 }
@@ -115,6 +119,10 @@ pub enum Error {
     /// A failure armed with [`Ingestor::simulate_failure`](crate::Ingestor::simulate_failure).
     #[error("injected failure at {0}")]
     Injected(FailPoint),
+    /// The caller may not do this: a caller that writes and reads as one
+    /// client (an API key's) named another. Nothing was kept.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The database failed.
     #[error("storage error ({kind}): {message}")]
     Storage {
@@ -135,6 +143,7 @@ impl Error {
             Error::InvalidRules(_) => ErrorKind::InvalidRules,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::Injected(_) => ErrorKind::Injected,
+            Error::Forbidden(_) => ErrorKind::Forbidden,
             Error::Storage { kind, .. } => match kind {
                 StorageKind::Busy => ErrorKind::Busy,
                 StorageKind::Io => ErrorKind::Io,
@@ -159,6 +168,7 @@ impl Error {
             Error::InvalidRules(m) => Error::InvalidRules(m.clone()),
             Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
             Error::Injected(p) => Error::Injected(*p),
+            Error::Forbidden(m) => Error::Forbidden(m.clone()),
             Error::Storage { kind, message, .. } => Error::storage(*kind, message.clone()),
         }
     }

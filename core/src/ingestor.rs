@@ -350,7 +350,7 @@ impl Ingestor {
     /// means nothing of this call was kept (see [`FailPoint::AfterCommit`]
     /// for the one deliberate exception) and the same call may be retried.
     pub fn submit(&self, raw: &Value) -> Result<Outcome> {
-        Ok(self.answer(|| Ok(vec![self.decide(raw)]))?.remove(0))
+        Ok(self.answer(|| Ok(vec![self.decide(raw, &self.window())]))?.remove(0))
     }
 
     /// [`Ingestor::submit`] from JSON text. Text that is not JSON is an
@@ -359,7 +359,9 @@ impl Ingestor {
     /// [`MAX_DEPTH`](crate::limits::MAX_DEPTH), text over the byte limit)
     /// is a rejection.
     pub fn submit_json(&self, text: &str) -> Result<Outcome> {
-        Ok(self.answer(|| Ok(vec![self.decide_text(text)?]))?.remove(0))
+        Ok(self
+            .answer(|| Ok(vec![self.decide_text(text, &self.window())?]))?
+            .remove(0))
     }
 
     /// Submit typed fields without JSON (the C fast path): the same rules,
@@ -381,53 +383,47 @@ impl Ingestor {
     /// item that breaks a rule is rejected alone; on an error (of the
     /// storage) nothing of the batch is kept.
     pub fn submit_batch(&self, raws: &[Value]) -> Result<Vec<Outcome>> {
-        self.answer(|| Ok(raws.iter().map(|raw| self.decide(raw)).collect()))
+        self.answer(|| {
+            let w = self.window();
+            Ok(raws.iter().map(|raw| self.decide(raw, &w)).collect())
+        })
     }
 
     /// [`Ingestor::submit_batch`] for items as a binding read them (see
     /// [`Input`]). Only an item of text that is not JSON fails the call,
     /// and the error names it.
     pub fn submit_inputs(&self, inputs: &[Input]) -> Result<Vec<Outcome>> {
-        self.answer(|| {
-            inputs
-                .iter()
-                .enumerate()
-                .map(|(i, input)| {
-                    self.decide_input(input).map_err(|e| match e {
-                        Error::InvalidArgument(m) => Error::arg(format!("item {i} of the batch: {m}")),
-                        other => other,
-                    })
-                })
-                .collect()
-        })
+        self.answer(|| self.decide_inputs(inputs, &self.window()))
     }
 
     /// [`Ingestor::submit`] for one [`Input`].
     pub fn submit_input(&self, input: &Input) -> Result<Outcome> {
-        Ok(self.answer(|| Ok(vec![self.decide_input(input)?]))?.remove(0))
+        Ok(self
+            .answer(|| Ok(vec![self.decide_input(input, &self.window())?]))?
+            .remove(0))
     }
 
     /// [`Ingestor::check`] for one [`Input`].
     pub fn check_input(&self, input: &Input) -> Result<Outcome> {
-        self.dry_run(self.decide_input(input)?)
+        self.dry_run(self.decide_input(input, &self.window())?)
     }
 
     /// [`Ingestor::submit_batch`] from the JSON text of an array. Only text
     /// that is not JSON fails the call (the error names the item); each item
     /// [`Ingestor::submit_json`] would reject is rejected alone.
     pub fn submit_batch_json(&self, text: &str) -> Result<Vec<Outcome>> {
-        self.answer(|| self.decide_batch_text(text))
+        self.answer(|| self.decide_batch_text(text, &self.window()))
     }
 
     /// What [`Ingestor::submit`] would answer for `raw`, storing nothing.
     /// An accepted answer has no id.
     pub fn check(&self, raw: &Value) -> Result<Outcome> {
-        self.dry_run(self.decide(raw))
+        self.dry_run(self.decide(raw, &self.window()))
     }
 
     /// [`Ingestor::check`] from JSON text, as [`Ingestor::submit_json`] reads it.
     pub fn check_json(&self, text: &str) -> Result<Outcome> {
-        self.dry_run(self.decide_text(text)?)
+        self.dry_run(self.decide_text(text, &self.window())?)
     }
 
     /// Aggregate stored events. Exact for any range: whole hours come from
@@ -496,9 +492,10 @@ impl Ingestor {
                 }
             }
             let decide = || {
+                let w = self.window();
                 Ok(raws
                     .iter()
-                    .map(|(id, raw)| match self.decide(raw) {
+                    .map(|(id, raw)| match self.decide(raw, &w) {
                         WriteItem::Event { key, event, .. } => WriteItem::Event {
                             key,
                             event,
@@ -678,10 +675,11 @@ impl Ingestor {
                 });
             }
             let decide = || {
+                let w = target.window();
                 Ok(letters
                     .iter()
                     .map(|letter| match letter {
-                        Ok(raw) => target.decide(raw),
+                        Ok(raw) => target.decide(raw, &w),
                         Err((reasons, copy)) => reject_item(copy.clone(), reasons.clone(), false),
                     })
                     .collect())
@@ -769,17 +767,17 @@ impl Ingestor {
 
     /// The acceptance window now: the rules' `max_age` and `max_future`,
     /// and the store's prune horizon.
-    fn window(&self) -> Window {
+    pub(crate) fn window(&self) -> Window {
         self.rules.window(Timestamp::now(), self.store.pruned_before())
     }
 
     /// What to write for `raw`: its event, or its rejection.
-    fn decide(&self, raw: &Value) -> WriteItem {
+    fn decide(&self, raw: &Value, w: &Window) -> WriteItem {
         if let Err(reasons) = check_shape(raw, self.max_event_bytes) {
             let copy = raw_copy(raw, self.dead_letters.max_copy_bytes, true);
             return reject_item(copy, reasons, true);
         }
-        match normalize_within(raw, &self.rules, &self.window()) {
+        match normalize_within(raw, &self.rules, w) {
             Ok(event) => self.valid(event),
             Err(reasons) => self.reject_value(raw, reasons),
         }
@@ -788,28 +786,43 @@ impl Ingestor {
     /// [`Ingestor::decide`] for an event read by the fast path: the same
     /// limits, the same rules. Anything rejected goes the `Value` path, so
     /// its reasons and kept raw text are exactly what `decide` gives.
-    fn decide_read(&self, event: RawEvent<'_>) -> WriteItem {
+    fn decide_read(&self, event: RawEvent<'_>, w: &Window) -> WriteItem {
         let size = event.measure(&self.rules);
         if size.bytes > self.max_event_bytes || !size.finite {
-            return self.decide(&event.into_value(&self.rules));
+            return self.decide(&event.into_value(&self.rules), w);
         }
-        match event.normalize(&self.rules, &self.window()) {
+        match event.normalize(&self.rules, w) {
             Ok(event) => self.valid(event),
-            Err((_, event)) => self.decide(&event.into_value(&self.rules)),
+            Err((_, event)) => self.decide(&event.into_value(&self.rules), w),
         }
     }
 
-    fn decide_input(&self, input: &Input) -> Result<WriteItem> {
+    /// What to write for each of a batch's `inputs`; only text that is not
+    /// JSON fails, naming its item.
+    pub(crate) fn decide_inputs(&self, inputs: &[Input], w: &Window) -> Result<Vec<WriteItem>> {
+        inputs
+            .iter()
+            .enumerate()
+            .map(|(i, input)| {
+                self.decide_input(input, w).map_err(|e| match e {
+                    Error::InvalidArgument(m) => Error::arg(format!("item {i} of the batch: {m}")),
+                    other => other,
+                })
+            })
+            .collect()
+    }
+
+    fn decide_input(&self, input: &Input, w: &Window) -> Result<WriteItem> {
         match input {
-            Input::Value(raw) => Ok(self.decide(raw)),
-            Input::Text(text) => self.decide_text(text),
+            Input::Value(raw) => Ok(self.decide(raw, w)),
+            Input::Text(text) => self.decide_text(text, w),
             Input::Unreadable { copy, reasons } => Ok(self.reject_stand_in(copy, reasons.clone())),
         }
     }
 
     /// The decision for one event's JSON text: the fast path, else the text
     /// read on its own (see `json_items`).
-    fn decide_text(&self, text: &str) -> Result<WriteItem> {
+    pub(crate) fn decide_text(&self, text: &str, w: &Window) -> Result<WriteItem> {
         // Text far over the limit is refused unread. Nearer, it is read, so
         // that its dead letter is the one the same event gets in a batch or
         // as a value (one digest: retries count on one row).
@@ -818,27 +831,27 @@ impl Ingestor {
         }
         if !may_hold_reserved_key(text) {
             if let Some(event) = read_event(text, &self.names) {
-                return Ok(self.decide_read(event));
+                return Ok(self.decide_read(event, w));
             }
         }
         let item = split_one(text)?;
-        self.decide_item(text, &item)
+        self.decide_item(text, &item, w)
             .map_err(|e| Error::arg(format!("event is not valid JSON: {e}")))
     }
 
     /// The decisions for a batch's JSON text: the one-pass fast path, else
     /// each item read on its own (see `json_items`).
-    fn decide_batch_text(&self, text: &str) -> Result<Vec<WriteItem>> {
+    pub(crate) fn decide_batch_text(&self, text: &str, w: &Window) -> Result<Vec<WriteItem>> {
         if !may_hold_reserved_key(text) {
             if let Some(events) = read_batch(text, &self.names) {
-                return Ok(events.into_iter().map(|event| self.decide_read(event)).collect());
+                return Ok(events.into_iter().map(|event| self.decide_read(event, w)).collect());
             }
         }
         split_batch(text)?
             .iter()
             .enumerate()
             .map(|(index, item)| {
-                self.decide_item(text, item)
+                self.decide_item(text, item, w)
                     .map_err(|e| not_json(index, item.span.start, &format!("is not valid JSON: {e}")))
             })
             .collect()
@@ -846,7 +859,12 @@ impl Ingestor {
 
     /// The decision for the item `item` of `text`; an error is the item's
     /// own parse error.
-    fn decide_item(&self, text: &str, item: &ItemText) -> std::result::Result<WriteItem, serde_json::Error> {
+    fn decide_item(
+        &self,
+        text: &str,
+        item: &ItemText,
+        w: &Window,
+    ) -> std::result::Result<WriteItem, serde_json::Error> {
         // Sized as the fast path sizes it (its compact text), once parsed:
         // the whole batch's text is in memory already.
         let own = &text[item.span.clone()];
@@ -857,7 +875,7 @@ impl Ingestor {
             if let Ok(raw) = serde_json::from_str::<Value>(own) {
                 if let Err(reasons) = check_shape(&raw, self.max_event_bytes) {
                     if reasons.iter().any(|r| r.code == ReasonCode::ReservedKey) {
-                        return Ok(self.decide(&raw));
+                        return Ok(self.decide(&raw, w));
                     }
                 }
             }
@@ -877,7 +895,7 @@ impl Ingestor {
             return Ok(self.reject_text(own, vec![reason]));
         }
         if item.lone_surrogates.is_empty() {
-            return serde_json::from_str::<Value>(own).map(|raw| self.decide(&raw));
+            return serde_json::from_str::<Value>(own).map(|raw| self.decide(&raw, w));
         }
         let raw: Value = serde_json::from_str(&item.repaired(own))?;
         let reason = Reason::new(
@@ -929,7 +947,7 @@ impl Ingestor {
 
     /// Write what `decide` gives and count each outcome: the submit calls'
     /// answers.
-    fn answer(&self, decide: impl Fn() -> Result<Vec<WriteItem>>) -> Result<Vec<Outcome>> {
+    pub(crate) fn answer(&self, decide: impl Fn() -> Result<Vec<WriteItem>>) -> Result<Vec<Outcome>> {
         let outcomes = self.write(decide)?;
         for o in &outcomes {
             let counter = match o {

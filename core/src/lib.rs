@@ -57,6 +57,7 @@ pub mod normalize;
 mod options;
 mod raw_event;
 pub mod rules;
+mod scoped;
 mod stale_cache;
 mod storage;
 pub mod timestamp;
@@ -81,6 +82,7 @@ pub use options::{Durability, EventFilter, Page, PruneRequest, Query, MAX_PAGE};
 #[doc(hidden)]
 pub use raw_event::{fast_normalize_batch, fast_read_batch, fast_read_event, FastRead};
 pub use rules::{Field, MetricCase, Rules};
+pub use scoped::Scoped;
 pub use timestamp::Timestamp;
 pub use window::{Age, Window};
 

@@ -196,6 +196,30 @@ fn assemble(
     window: &Window,
     mut reasons: Vec<Reason>,
 ) -> Result<Event, Vec<Reason>> {
+    let client_id = match (window.client(), client_id) {
+        (None, read) => read,
+        (Some(own), Some(named)) if named != own => {
+            reasons.push(other_client(&format!("{named:?}"), own));
+            Some(named)
+        }
+        (Some(own), None) => {
+            // Named nowhere: the caller's own. Named twice with two values
+            // (an envelope and its payload): one of them is another client.
+            // Named but unreadable: its reason stands.
+            let on_client = |r: &Reason, code| r.code == code && r.field == Field::ClientId.as_str();
+            let before = reasons.len();
+            reasons.retain(|r| !on_client(r, ReasonCode::MissingField));
+            if reasons.len() < before {
+                Some(own.to_string())
+            } else {
+                if reasons.iter().any(|r| on_client(r, ReasonCode::ConflictingFields)) {
+                    reasons.push(other_client("(two different clients)", own));
+                }
+                None
+            }
+        }
+        (Some(_), read) => read,
+    };
     if let Some(outside) = timestamp.and_then(|t| window.check(t)) {
         reasons.push(outside);
     }
@@ -425,6 +449,20 @@ fn out_of_range_time() -> Reason {
         "timestamp",
         "timestamp is outside the years 0001 to 9999",
     )
+}
+
+/// An event of a caller that writes as `own` only, naming another client.
+pub(crate) fn other_client(named: &str, own: &str) -> Reason {
+    Reason::new(
+        ReasonCode::NotAllowed,
+        Field::ClientId.as_str(),
+        format!("client_id {named} is not this caller's client; it writes as {own:?} only"),
+    )
+}
+
+/// Whether `r` is [`other_client`]'s reason.
+pub(crate) fn is_other_client(r: &Reason) -> bool {
+    r.code == ReasonCode::NotAllowed && r.field == Field::ClientId.as_str()
 }
 
 fn missing(field: Field, rules: &Rules) -> Reason {

@@ -98,14 +98,18 @@ impl fmt::Display for Age {
     }
 }
 
-/// The times an event may have, at one moment: decided once per call and
-/// applied to each event of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What a call admits: the times an event may have at one moment, and,
+/// for a caller that writes as one client (an API key's), that client.
+/// Decided once per call and applied to each event of it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Window {
     /// Events before this are `too_old`, and why.
     oldest: Option<(i64, Floor)>,
     /// Events after this are `in_future`: now plus `max_future`.
     latest: Option<(i64, Age)>,
+    /// The one client every event of the call is from: an event naming no
+    /// client is from it, one naming another is not allowed.
+    client: Option<std::sync::Arc<str>>,
 }
 
 /// What sets the window's lower edge.
@@ -132,7 +136,22 @@ impl Window {
         Window {
             oldest,
             latest: max_future.map(|f| (now + f.millis(), f)),
+            client: None,
         }
+    }
+
+    /// The same window for a caller that writes as `client` only (in the
+    /// one form of names).
+    pub(crate) fn for_client(self, client: &str) -> Window {
+        Window {
+            client: Some(client.into()),
+            ..self
+        }
+    }
+
+    /// The client every event of the call is from, if the caller is one.
+    pub(crate) fn client(&self) -> Option<&str> {
+        self.client.as_deref()
     }
 
     /// The window's lower edge, if it has one.

@@ -50,11 +50,14 @@ pub enum IngestStatus {
     /// An internal error (a bug in ingest, such as a caught panic). The
     /// handle stays usable; please report the message.
     IngestPanic = 12,
+    /// The caller may not do this (a client's key naming another client).
+    /// Nothing was kept.
+    IngestForbidden = 13,
 }
 
 /// Every status, in order of value. A function, not a constant: cbindgen
 /// would copy a constant into the header.
-fn all_statuses() -> [IngestStatus; 13] {
+fn all_statuses() -> [IngestStatus; 14] {
     [
         IngestStatus::IngestOk,
         IngestStatus::IngestInvalidRules,
@@ -69,6 +72,7 @@ fn all_statuses() -> [IngestStatus; 13] {
         IngestStatus::IngestNullPointer,
         IngestStatus::IngestInvalidUtf8,
         IngestStatus::IngestPanic,
+        IngestStatus::IngestForbidden,
     ]
 }
 
@@ -89,6 +93,7 @@ impl IngestStatus {
             IngestStatus::IngestNullPointer => c"INGEST_NULL_POINTER",
             IngestStatus::IngestInvalidUtf8 => c"INGEST_INVALID_UTF8",
             IngestStatus::IngestPanic => c"INGEST_PANIC",
+            IngestStatus::IngestForbidden => c"INGEST_FORBIDDEN",
         }
     }
 }
@@ -107,6 +112,7 @@ impl From<ErrorKind> for IngestStatus {
             ErrorKind::Full => IngestStatus::IngestFull,
             ErrorKind::ReadOnly => IngestStatus::IngestReadOnly,
             ErrorKind::Storage => IngestStatus::IngestStorage,
+            ErrorKind::Forbidden => IngestStatus::IngestForbidden,
         }
     }
 }

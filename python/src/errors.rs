@@ -93,6 +93,13 @@ create_exception!(
     "The database (or its directory) cannot be written."
 );
 
+create_exception!(
+    ingest,
+    Forbidden,
+    IngestError,
+    "The caller may not do this: a client's key named another client. Nothing was kept."
+);
+
 /// Every core error kind and its exception class. Exhaustive on purpose: a
 /// new kind in the core fails to compile here until it has a class.
 fn class_of(py: Python<'_>, kind: ErrorKind) -> Bound<'_, PyType> {
@@ -106,6 +113,7 @@ fn class_of(py: Python<'_>, kind: ErrorKind) -> Bound<'_, PyType> {
         ErrorKind::Full => FullError::type_object(py),
         ErrorKind::ReadOnly => ReadOnlyError::type_object(py),
         ErrorKind::Storage => StorageError::type_object(py),
+        ErrorKind::Forbidden => Forbidden::type_object(py),
     }
 }
 
@@ -191,5 +199,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CorruptError", py.get_type::<CorruptError>())?;
     m.add("FullError", py.get_type::<FullError>())?;
     m.add("ReadOnlyError", py.get_type::<ReadOnlyError>())?;
+    m.add("Forbidden", py.get_type::<Forbidden>())?;
     Ok(())
 }

@@ -149,20 +149,37 @@ impl PyIngestor {
 
     /// Submit one event (a dict, or JSON text). Rejections are outcomes;
     /// storage failures raise, and nothing of the call is kept.
-    fn submit(&self, py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<PyOutcome> {
+    /// `as_client`: write as that client only (an API key's): an event
+    /// naming no client is its, one naming another raises Forbidden.
+    #[pyo3(signature = (event, *, as_client=None))]
+    fn submit(&self, py: Python<'_>, event: &Bound<'_, PyAny>, as_client: Option<&str>) -> PyResult<PyOutcome> {
         let ing = self.handle()?;
         let input = to_input(event)?;
-        Ok(py.detach(|| ing.submit_input(&input)).py()?.into())
+        let outcome = py.detach(|| match as_client {
+            Some(c) => ing.scoped(c)?.submit_input(&input),
+            None => ing.submit_input(&input),
+        });
+        Ok(outcome.py()?.into())
     }
 
     /// Submit many events in one transaction (JSON text of an array, or an
     /// iterable of dicts or JSON texts): one outcome per event, in order.
-    fn submit_batch(&self, py: Python<'_>, events: &Bound<'_, PyAny>) -> PyResult<Vec<PyOutcome>> {
+    /// `as_client` as for `submit`, for every event of the batch.
+    #[pyo3(signature = (events, *, as_client=None))]
+    fn submit_batch(
+        &self,
+        py: Python<'_>,
+        events: &Bound<'_, PyAny>,
+        as_client: Option<&str>,
+    ) -> PyResult<Vec<PyOutcome>> {
         let ing = self.handle()?;
         let outcomes = if let Ok(text) = events.cast::<PyString>() {
             // Not Unicode (a lone surrogate): no item of it can be read.
             let text = crate::convert::text(text)?;
-            py.detach(|| ing.submit_batch_json(&text))
+            py.detach(|| match as_client {
+                Some(c) => ing.scoped(c)?.submit_batch_json(&text),
+                None => ing.submit_batch_json(&text),
+            })
         } else if events.cast::<PyDict>().is_ok() {
             // Iterating a dict would walk its keys: surely a mistaken call.
             return Err(PyTypeError::new_err(
@@ -173,7 +190,10 @@ impl PyIngestor {
                 .try_iter()?
                 .map(|item| to_input(&item?))
                 .collect::<PyResult<Vec<Input>>>()?;
-            py.detach(|| ing.submit_inputs(&inputs))
+            py.detach(|| match as_client {
+                Some(c) => ing.scoped(c)?.submit_inputs(&inputs),
+                None => ing.submit_inputs(&inputs),
+            })
         };
         Ok(outcomes.py()?.into_iter().map(PyOutcome::from).collect())
     }
@@ -192,8 +212,9 @@ impl PyIngestor {
     /// `group_by`: "hour", "day", "month", "client_id", "metric", or a list.
     /// `tz`: an IANA time zone name ("Europe/Berlin") whose local hours,
     /// days and months the time buckets are; each group then has
-    /// `bucket_local`.
-    #[pyo3(signature = (*, client_id=None, metric=None, start=None, end=None, group_by=None, tz=None))]
+    /// `bucket_local`. `as_client`: only that client's events (an API
+    /// key's); another `client_id` raises Forbidden.
+    #[pyo3(signature = (*, client_id=None, metric=None, start=None, end=None, group_by=None, tz=None, as_client=None))]
     #[allow(clippy::too_many_arguments)]
     fn aggregate<'py>(
         &self,
@@ -204,6 +225,7 @@ impl PyIngestor {
         end: Option<&Bound<'py, PyAny>>,
         group_by: Option<&Bound<'py, PyAny>>,
         tz: Option<&Bound<'py, PyAny>>,
+        as_client: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let ing = self.handle()?;
         let query = object(&[
@@ -215,16 +237,22 @@ impl PyIngestor {
             ("tz", tz),
         ])?;
         let query = Query::from_value(&query).py()?;
-        let result = py.detach(|| ing.aggregate(&query)).py()?;
+        let result = py
+            .detach(|| match as_client {
+                Some(c) => ing.scoped(c)?.aggregate(&query),
+                None => ing.aggregate(&query),
+            })
+            .py()?;
         serialize_to_py(py, &result)
     }
 
-    /// Stored events, newest first, filtered like `aggregate`.
+    /// Stored events, newest first, filtered like `aggregate` (`as_client`
+    /// too).
     // None for limit and offset leaves the default to the core; the text
     // signature shows what that default is.
     #[pyo3(
-        signature = (*, client_id=None, metric=None, start=None, end=None, limit=None, offset=None),
-        text_signature = "($self, *, client_id=None, metric=None, start=None, end=None, limit=100, offset=0)"
+        signature = (*, client_id=None, metric=None, start=None, end=None, limit=None, offset=None, as_client=None),
+        text_signature = "($self, *, client_id=None, metric=None, start=None, end=None, limit=100, offset=0, as_client=None)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn events<'py>(
@@ -236,6 +264,7 @@ impl PyIngestor {
         end: Option<&Bound<'py, PyAny>>,
         limit: Option<&Bound<'py, PyAny>>,
         offset: Option<&Bound<'py, PyAny>>,
+        as_client: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let ing = self.handle()?;
         let filter = object(&[
@@ -247,7 +276,12 @@ impl PyIngestor {
             ("offset", offset),
         ])?;
         let filter = EventFilter::from_value(&filter).py()?;
-        let events = py.detach(|| ing.events(&filter)).py()?;
+        let events = py
+            .detach(|| match as_client {
+                Some(c) => ing.scoped(c)?.events(&filter),
+                None => ing.events(&filter),
+            })
+            .py()?;
         serialize_to_py(py, &events)
     }
 

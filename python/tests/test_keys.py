@@ -38,3 +38,27 @@ def test_keys_are_made_checked_listed_and_revoked(tmp_path: Path) -> None:
         ing.add_key()
     ing.close()
     other.close()
+
+
+def test_a_client_key_writes_and_reads_as_its_client_only(tmp_path: Path) -> None:
+    ing = ingest.Ingestor(str(tmp_path / "scope.db"))
+    ing.submit({"client_id": "other", "amount": 7, "timestamp": 1000})
+    out = ing.submit({"amount": 1, "timestamp": 2000}, as_client="acme")
+    assert out.status == "accepted" and out.event is not None
+    assert out.event["client_id"] == "acme"
+    outs = ing.submit_batch('[{"source": "acme", "amount": 2, "timestamp": 3000}]', as_client="acme")
+    assert [o.status for o in outs] == ["accepted"]
+    with pytest.raises(ingest.Forbidden) as e:
+        ing.submit_batch(
+            [{"amount": 3, "timestamp": 4000}, {"client": "other", "amount": 3, "timestamp": 4001}],
+            as_client="acme",
+        )
+    assert e.value.kind == "forbidden"
+    assert ing.stats()["stored_events"] == 3
+    assert {ev["client_id"] for ev in ing.events(as_client="acme")} == {"acme"}
+    assert ing.aggregate(as_client="acme")["count"] == 2
+    with pytest.raises(ingest.Forbidden):
+        ing.aggregate(client_id="other", as_client="acme")
+    with pytest.raises(ingest.Forbidden):
+        ing.events(client_id="other", as_client="acme")
+    ing.close()
