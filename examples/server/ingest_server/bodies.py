@@ -44,11 +44,13 @@ def read_bytes() -> bytes:
     sockets have a read timeout)."""
     try:
         data = request.get_data(cache=False)
-    except ClientDisconnected:
+    except ClientDisconnected as e:
+        # Werkzeug says "disconnected" for any failed read; the socket's
+        # timeout (socket.timeout is TimeoutError) means the client went
+        # quiet instead, and may still be listening.
+        if isinstance(e.__context__, TimeoutError):
+            raise _read_timeout_error() from None
         raise
-    except OSError:
-        # socket.timeout is an OSError: the client went quiet mid-body.
-        raise _read_timeout_error() from None
     limit = _limit()
     if len(data) > limit:
         raise ApiError(413, "request_entity_too_large", too_large_message())
