@@ -31,6 +31,7 @@ TESTS := test-rust
 .PHONY: help test lint test-rust venv
 help:
 	@echo "make demo   run the example server and web UI on ./data.db (PORT, DB overridable)"
+	@echo "make serve  the same app in production: gunicorn, WORKERS processes (HOST, PORT, DB, WORKERS)"
 	@echo "make test   run every test: Rust, lint, header check, C, Python, server, browser, installs"
 	@echo "make install PREFIX=...   the C library, header, pkg-config and CMake files (make uninstall)"
 	@echo "make dist   the Python wheel and sdist in dist/; make crate: the Rust package"

@@ -4,6 +4,10 @@
 SERVER_DIR := examples/server
 PORT       ?= 8000
 DB         ?= data.db
+# make serve only: the address it binds and its processes (make demo binds
+# 127.0.0.1 and is one process).
+HOST       ?= 127.0.0.1
+WORKERS    ?= 2
 # Debian's package; Playwright only drives it and never downloads a browser.
 CHROMIUM   ?= /usr/bin/chromium
 export CHROMIUM
@@ -15,7 +19,7 @@ SERVER_PYTEST    := $(PY) -m pytest -W error -p no:cacheprovider
 
 TESTS += test-server test-browser
 
-.PHONY: demo test-server test-browser chromium
+.PHONY: demo serve test-server test-browser chromium
 
 $(SERVER_DEPS): $(SERVER_DIR)/requirements.txt | $(PY)
 	$(PIP) install --quiet -r $<
@@ -28,6 +32,12 @@ $(SERVER_TEST_DEPS): $(SERVER_DIR)/requirements-test.txt $(SERVER_DIR)/requireme
 demo: python-install-release $(SERVER_DEPS)
 	@echo "ingest demo: http://127.0.0.1:$(PORT)/  (database: $(DB); Ctrl-C stops it)"
 	PORT=$(PORT) DB=$(DB) $(PY) $(SERVER_DIR)/app.py
+
+# The production server: gunicorn, WORKERS processes over one store. The
+# tests run this recipe's own line (`make -n serve`), so what they start is
+# what this starts.
+serve: python-install-release $(SERVER_DEPS)
+	HOST="$(HOST)" PORT="$(PORT)" DB="$(DB)" WORKERS="$(WORKERS)" $(PY) $(SERVER_DIR)/serve.py
 
 test-server: python-install $(SERVER_TEST_DEPS)
 	$(PY) -m ruff check $(SERVER_DIR)

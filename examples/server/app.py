@@ -3,7 +3,9 @@
 DB (default ./data.db; a SQLite file or a postgres:// URL) and PORT
 (default 8000) come from the environment.
 It binds 127.0.0.1 only: it is a demo with a failure switch anyone can flip,
-not something to expose on a network.
+not something to expose on a network (`make serve`, serve.py, is).
+It answers the Host names of ALLOWED_HOSTS (default 127.0.0.1 and localhost
+with the port) and refuses cross-site requests, as serve.py does.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import signal
 import sys
 
 from ingest_server import create_app
+from ingest_server.guard import allowed_hosts_from_env
 
 HOST = "127.0.0.1"
 
@@ -39,7 +42,7 @@ def main() -> int:
     except ValueError:
         print(f"PORT must be a port number from 1 to 65535, not {raw_port!r}", file=sys.stderr)
         return 2
-    app = create_app(db)
+    app = create_app(db, allowed_hosts=allowed_hosts_from_env(HOST, port))
     logging.getLogger("werkzeug").addFilter(QuietPolls())
     # SIGTERM (a service manager, `kill`) closes the store cleanly, as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

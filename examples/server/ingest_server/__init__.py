@@ -4,6 +4,7 @@ routes of the original design and a web UI at /."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,9 @@ from typing import Any
 import ingest
 from flask import Flask, Response, send_from_directory
 
-from . import errors
+from . import errors, guard
 from .api import api
+from .bodies import MAX_BATCH_ITEMS
 from .failures import FailureSwitch
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -46,14 +48,29 @@ def create_app(
     durability: str | None = None,
     busy_timeout: float | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    allowed_hosts: Iterable[str] | None = None,
+    max_batch_items: int | None = None,
+    workers: int = 1,
 ) -> Flask:
     """The app over a store at `db_path` (default: $DB, else ./data.db): a
     SQLite file, or a `postgres://` URL to share one database between
     several instances.
     `rules`, `durability` and `busy_timeout` go to `ingest.Ingestor`.
+    `allowed_hosts`: the Host header values answered (default: $ALLOWED_HOSTS,
+    else localhost and 127.0.0.1 with $PORT, default 8000). `max_batch_items`:
+    default $MAX_BATCH_ITEMS, else 10 000. `workers`: how many processes
+    serve it, each with its own app (and failure switch), as said in answers.
 
     The app owns its Ingestor: close it with `app.extensions["ingest"].close()`.
     """
+    if allowed_hosts is None:
+        allowed_hosts = guard.allowed_hosts_from_env(
+            "127.0.0.1", int(os.environ.get("PORT") or 8000)
+        )
+    if max_batch_items is None:
+        max_batch_items = int(os.environ.get("MAX_BATCH_ITEMS") or MAX_BATCH_ITEMS)
+    if max_batch_items < 1:
+        raise ValueError(f"max_batch_items must be at least 1, not {max_batch_items}")
     path = str(db_path if db_path is not None else os.environ.get("DB", "data.db"))
     ing = ingest.Ingestor(path, rules=rules, durability=durability, busy_timeout=busy_timeout)
 
@@ -62,12 +79,16 @@ def create_app(
     # without an error; one byte more tells read_text and read_body the body went over.
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes + 1
     app.config["INGEST_MAX_BODY"] = max_body_bytes
+    app.config["INGEST_MAX_BATCH_ITEMS"] = max_batch_items
     # Keep the order the library gives (status first, then id, event...).
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # ing.path: what was opened, with a URL's password hidden (it is shown).
-    app.extensions["ingest"] = ServerState(ing, FailureSwitch(ing), ing.path)
+    app.extensions["ingest"] = ServerState(ing, FailureSwitch(ing, workers), ing.path)
+    # First of the before_request hooks: nothing runs for a request it refuses.
+    guard.register(app, allowed_hosts)
     app.register_blueprint(api)
     errors.register(app)
+    worker = str(os.getpid())
 
     @app.get("/")
     def index() -> Response:
@@ -80,6 +101,9 @@ def create_app(
         resp.headers.setdefault("Content-Security-Policy", CSP)
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        # Which process answered: under `make serve` each has its own
+        # failure switch and counters.
+        resp.headers["X-Ingest-Worker"] = worker
         if resp.mimetype == "application/json":
             resp.headers.setdefault("Cache-Control", "no-store")
         return resp
@@ -87,4 +111,4 @@ def create_app(
     return app
 
 
-__all__ = ["MAX_BODY_BYTES", "ServerState", "create_app"]
+__all__ = ["MAX_BATCH_ITEMS", "MAX_BODY_BYTES", "ServerState", "create_app"]

@@ -8,7 +8,8 @@ from typing import Any
 import ingest
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from .errors import ApiError, aggregate_unavailable, too_large_message
+from . import bodies
+from .errors import ApiError, aggregate_unavailable
 from .failures import MAX_TIMES, POINTS, FailureSwitch
 
 api = Blueprint("api", __name__, url_prefix="/api")
@@ -40,35 +41,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def read_text() -> str:
-    """The request body as text, for the library to read as JSON itself: one
-    reader for every surface, which rejects a bad item of a batch alone. Raises
-    413 when it is over the limit, 400 when it is empty or not UTF-8."""
-    data = request.get_data(cache=False)
-    if len(data) > current_app.config["INGEST_MAX_BODY"]:
-        raise ApiError(413, "request_entity_too_large", too_large_message())
-    if not data.strip():
-        raise ApiError(400, "empty_body", "the request body is empty; send JSON")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ApiError(400, "malformed_json", f"the request body is not UTF-8: {e}") from None
-
-
 def read_body(*, allow_empty: bool = False) -> Any:
     """The request body as JSON. Raises 413 when it is over the limit, and
     400 with a message (line and column) when it is not JSON."""
-    data = request.get_data(cache=False)
-    if len(data) > current_app.config["INGEST_MAX_BODY"]:
-        raise ApiError(413, "request_entity_too_large", too_large_message())
+    data = bodies.read_bytes()
     if not data.strip():
         if allow_empty:
             return None
         raise ApiError(400, "empty_body", "the request body is empty; send JSON")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ApiError(400, "malformed_json", f"the request body is not UTF-8: {e}") from None
+    text = bodies.decode(data)
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
@@ -106,21 +87,35 @@ def post_events() -> tuple[Response, int]:
     # The library reads the text: an item it cannot keep (a lone surrogate
     # escape, nesting too deep, 1e400, a reserved key) is rejected alone with
     # its reason; only text that is not JSON is a 400, naming the item.
-    return _submit(_ing(), read_text())
+    text = bodies.read_text()
+    if bodies.is_ndjson():
+        array, lines = bodies.ndjson_to_array(text)
+        return _submit(_ing(), array, batch=True, lines=lines)
+    # JSON's own whitespace only: anything else before a `[` is not JSON.
+    batch = text.lstrip(" \t\n\r").startswith("[")
+    if batch:
+        items = bodies.count_array_items(text)
+        if items is not None:
+            bodies.check_batch_size(items)
+    return _submit(_ing(), text, batch=batch)
 
 
-def _submit(ing: ingest.Ingestor, text: str) -> tuple[Response, int]:
+def _submit(
+    ing: ingest.Ingestor, text: str, *, batch: bool, lines: list[int] | None = None
+) -> tuple[Response, int]:
     try:
-        return _submit_text(ing, text)
+        return _submit_text(ing, text, batch)
     except ingest.InvalidArgument as e:
-        # From reading the text: it is not JSON (the message names the item).
+        # From reading the text: it is not JSON (the message names the item,
+        # or for NDJSON the line it came from).
         message = str(e).removeprefix("invalid argument: ")
+        if lines is not None:
+            message = bodies.name_lines(message, lines)
         raise ApiError(400, "malformed_json", f"malformed JSON: {message}") from None
 
 
-def _submit_text(ing: ingest.Ingestor, text: str) -> tuple[Response, int]:
-    # JSON's own whitespace only: anything else before a `[` is not JSON.
-    if text.lstrip(" \t\n\r").startswith("["):
+def _submit_text(ing: ingest.Ingestor, text: str, batch: bool) -> tuple[Response, int]:
+    if batch:
         outcomes = ing.submit_batch(text)
         results = [_outcome_json(o) for o in outcomes]
         counts = {s: sum(1 for o in outcomes if o.status == s) for s in STATUS_OF}

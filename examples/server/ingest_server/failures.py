@@ -4,6 +4,7 @@ read from the Ingestor itself, so it stays true whoever else arms or uses it.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -22,8 +23,13 @@ DESCRIPTIONS = {
 
 
 class FailureSwitch:
-    def __init__(self, ing: ingest.Ingestor) -> None:
+    """One per process: the library's switch lives in its Ingestor, and
+    each worker of `make serve` opens its own. Every state says which
+    worker it is of, and how many there are."""
+
+    def __init__(self, ing: ingest.Ingestor, workers: int = 1) -> None:
         self._ing = ing
+        self._where = {"worker": os.getpid(), "workers": workers}
         # Toggle reads the state and arms or clears: one step for concurrent toggles.
         self._lock = threading.Lock()
 
@@ -49,11 +55,18 @@ class FailureSwitch:
     def state(self) -> dict[str, Any]:
         armed = self._ing.armed_failure()
         if armed is None:
-            return {"enabled": False, "point": None, "remaining": 0, "description": "off"}
+            return {
+                "enabled": False,
+                "point": None,
+                "remaining": 0,
+                "description": "off",
+                **self._where,
+            }
         point, remaining = armed
         return {
             "enabled": True,
             "point": point,
             "remaining": remaining,
             "description": DESCRIPTIONS[point],
+            **self._where,
         }

@@ -45,10 +45,16 @@ class FlaskApi:
     """The app in this process, through Flask's test client."""
 
     kind = "flask"
+    port = 8000
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.client = app.test_client()
+        # Addressed as a browser on this machine would: to a host the app
+        # answers for (the test client's own default, localhost, is not one).
+        self.host = app.config["INGEST_ALLOWED_HOSTS"][0]
+        self.base_url = "http://" + self.host
+        self.port = int(self.host.rsplit(":", 1)[1]) if ":" in self.host else 80
 
     def request(
         self,
@@ -63,7 +69,14 @@ class FlaskApi:
         if json_body is not None:
             data = json.dumps(json_body)
         hdrs = {"Content-Type": "application/json", **(headers or {})}
-        resp = self.client.open(path, method=method, query_string=params, data=data, headers=hdrs)
+        resp = self.client.open(
+            path,
+            method=method,
+            base_url=self.base_url,
+            query_string=params,
+            data=data,
+            headers=hdrs,
+        )
         text = resp.get_data(as_text=True)
         resp.close()  # a file response holds its file open until closed
         return Reply(resp.status_code, _json_or_none(text), resp.headers, text)
@@ -77,6 +90,8 @@ class HttpApi:
     def __init__(self, base: str, session: requests.Session) -> None:
         self.base = base
         self.session = session
+        self.host = base.removeprefix("http://")
+        self.port = int(self.host.rsplit(":", 1)[1])
 
     def request(
         self,
@@ -121,23 +136,47 @@ def free_port() -> int:
 
 class ServerProcess:
     """`python examples/server/app.py` with PORT and DB (a file or a URL)
-    set, as `make demo` runs it."""
+    set, as `make demo` runs it; with `serve=True`, the line of `make serve`
+    with HOST, PORT, DB and WORKERS (and `env`) set."""
 
-    def __init__(self, db: Path | str, log: Path) -> None:
+    def __init__(
+        self,
+        db: Path | str,
+        log: Path,
+        *,
+        serve: bool = False,
+        workers: int = 2,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.db = db
         self.log_path = log
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PORT": str(self.port), "DB": str(db), "PYTHONUNBUFFERED": "1"}
+        self.host = f"127.0.0.1:{self.port}"
+        self.workers = workers if serve else 1
+        full_env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "DB": str(db),
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
         self._log = open(log, "wb")  # closed in stop()
+        if serve:
+            line = make_serve_line(host="127.0.0.1", port=self.port, db=str(db), workers=workers)
+            # One simple command: bash execs it, so the pid is the server's.
+            command = ["bash", "-c", line]
+            cwd = REPO
+        else:
+            command = [sys.executable, str(SERVER_DIR / "app.py")]
+            cwd = log.parent
         self.proc = subprocess.Popen(
-            [sys.executable, str(SERVER_DIR / "app.py")],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=str(log.parent),
+            command, env=full_env, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(cwd)
         )
         self._wait_ready()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -152,19 +191,48 @@ class ServerProcess:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(
-            f"the server did not start on {self.base}:\n{self.log_path.read_text(errors='replace')}"
-        )
+        raise RuntimeError(f"the server did not start on {self.base}:\n{self.log_text()}")
 
-    def stop(self) -> None:
+    def stop(self) -> int | None:
+        """SIGTERM, as a service manager stops it; the exit code."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self._log.close()
+        return self.proc.returncode
+
+
+_SERVE_LINE: list[str] = []
+
+
+def make_serve_line(*, host: str, port: int, db: str, workers: int) -> str:
+    """The shell line `make serve` runs, read from the Makefile itself
+    (`make -n`, which builds nothing), with these settings."""
+    if not _SERVE_LINE:
+        env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+        out = subprocess.run(
+            ["make", "-n", "-s", "--no-print-directory", "serve"]
+            + [f"{k}=@{k}@" for k in ("HOST", "PORT", "DB", "WORKERS")],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        lines = [line for line in out.stdout.splitlines() if "serve.py" in line]
+        assert len(lines) == 1, out.stdout
+        _SERVE_LINE.append(lines[0])
+    line = _SERVE_LINE[0]
+    for key, value in (("HOST", host), ("PORT", str(port)), ("DB", db), ("WORKERS", str(workers))):
+        # Inside the recipe's double quotes: only these would be read by the shell.
+        assert not any(c in value for c in '"$`\\'), value
+        line = line.replace(f"@{key}@", value)
+    return line
 
 
 @contextmanager
@@ -213,6 +281,15 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def serve_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """`make serve` with two workers over one SQLite file."""
+    d = tmp_path_factory.mktemp("serve")
+    server = ServerProcess(d / "serve.db", d / "server.log", serve=True, workers=2)
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
     server = ServerProcess(tmp_path / "fresh.db", tmp_path / "server.log")
@@ -237,6 +314,38 @@ def api(request: pytest.FixtureRequest, http_session: requests.Session) -> Itera
         a = HttpApi(request.getfixturevalue("live_server").base, http_session)
     yield a
     a.request("POST", "/api/simulate-failure", json_body={"enabled": False})
+
+
+@pytest.fixture(params=["flask", "demo", "serve"])
+def any_api(request: pytest.FixtureRequest, http_session: requests.Session) -> Iterator[Any]:
+    """The same test through Flask's test client, against `make demo` and
+    against `make serve` (two workers)."""
+    if request.param == "flask":
+        a: Any = FlaskApi(request.getfixturevalue("app"))
+    else:
+        server = request.getfixturevalue(
+            "live_server" if request.param == "demo" else "serve_server"
+        )
+        a = HttpApi(server.base, http_session)
+    yield a
+    disarm_every_worker(a)
+
+
+def disarm_every_worker(api: Any) -> None:
+    """Turn the failure switch off in every worker: under `make serve` each
+    has its own, and each request reaches one of them."""
+    seen: set[int] = set()
+    for _ in range(100):
+        r = api.request("POST", "/api/simulate-failure", json_body={"enabled": False})
+        assert r.status == 200, r.text
+        seen.add(r.body["worker"])
+        if len(seen) == r.body["workers"]:
+            return
+    raise AssertionError(f"only workers {seen} answered")
+
+
+def event(client: str, *, metric: str = "sales", value: Any = 1200, ts: str = "2024-01-01") -> dict:
+    return {"source": client, "payload": {"metric": metric, "value": value, "timestamp": ts}}
 
 
 @pytest.fixture

@@ -273,7 +273,15 @@ def test_toggle_twice_turns_it_off(api: Any, uid: str) -> None:
     assert api.request("POST", "/api/simulate-failure").body["enabled"] is True
     r = api.request("POST", "/api/simulate-failure")
     assert r.status == 200
-    assert r.body == {"enabled": False, "point": None, "remaining": 0, "description": "off"}
+    # The demo is one process: its switch is the only one.
+    assert r.body == {
+        "enabled": False,
+        "point": None,
+        "remaining": 0,
+        "description": "off",
+        "worker": int(r.headers["X-Ingest-Worker"]),
+        "workers": 1,
+    }
     assert api.request("POST", "/api/events", json_body=event(uid)).status == 201
 
 
@@ -785,6 +793,8 @@ def test_stats_count_outcomes(api: Any, uid: str) -> None:
         "point": None,
         "remaining": 0,
         "description": "off",
+        "worker": int(r.headers["X-Ingest-Worker"]),
+        "workers": 1,
     }
 
 

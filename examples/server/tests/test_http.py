@@ -150,7 +150,12 @@ def test_concurrent_retries_store_one_event(live_server: ServerProcess, uid: str
     )
 
     def post(_: int) -> int:
-        with requests.post(live_server.base + "/api/events", data=body, timeout=30) as r:
+        with requests.post(
+            live_server.base + "/api/events",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        ) as r:
             return r.status_code
 
     with ThreadPoolExecutor(max_workers=8) as pool:

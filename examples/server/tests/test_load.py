@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import requests
 
-from conftest import BACKENDS, ServerProcess, postgres_schema
+from conftest import BACKENDS, ServerProcess, store_on
 
 CLIENTS = 8  # concurrent HTTP clients (threads)
 SENDS_PER_CLIENT = 60  # logical sends each: one event or one batch
@@ -228,24 +228,27 @@ class Client(threading.Thread):
 
 
 INSTANCES = 3  # servers sharing the PostgreSQL database
+SERVE_INSTANCES = 2  # `make serve` servers sharing it, of SERVE_WORKERS each
+SERVE_WORKERS = 2
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=[*BACKENDS, *(f"serve-{b}" for b in BACKENDS)])
 def load_servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    """One server on a SQLite file, or three on one PostgreSQL schema."""
-    if request.param == "sqlite":
-        servers = [ServerProcess(tmp_path / "load.db", tmp_path / "server.log")]
-        yield servers
-        servers[0].stop()
-        return
-    with postgres_schema("load") as url:
+    """As `make demo` runs it: one server on a SQLite file, or three on one
+    PostgreSQL schema. As `make serve` runs it, with two workers each: one
+    server on a SQLite file, or two on one PostgreSQL schema. Under `make
+    serve` a failure armed is armed in the one worker that took the request."""
+    serve = request.param.startswith("serve-")
+    backend = request.param.removeprefix("serve-")
+    instances = 1 if backend == "sqlite" else (SERVE_INSTANCES if serve else INSTANCES)
+    with store_on(backend, tmp_path) as db:
         servers: list[ServerProcess] = []
         try:
-            for n in range(INSTANCES):
+            for n in range(instances):
                 log = tmp_path / f"server{n}" / "server.log"
                 log.parent.mkdir()
-                servers.append(ServerProcess(url, log))
-            assert len({s.port for s in servers}) == INSTANCES
+                servers.append(ServerProcess(db, log, serve=serve, workers=SERVE_WORKERS))
+            assert len({s.port for s in servers}) == instances
             yield servers
         finally:
             for server in servers:

@@ -5,8 +5,9 @@ keeps only what it should (an event nested too deeply is JSON: it is
 rejected alone and kept as a dead letter), and the server stays up and
 answers the next request.
 
-The Content-Type of a POST is not looked at: the body is read as UTF-8 JSON
-whatever it says (the README's curl examples send form-encoded types)."""
+A body must say it is JSON (or NDJSON) in UTF-8: any other type, a form
+or text/plain above all (what another site's page can send unasked), is a
+415 and is never read."""
 
 from __future__ import annotations
 
@@ -28,10 +29,17 @@ from conftest import ServerProcess, strict_json
 PAUSE = 0.02
 
 
+# The Host every request names: the server's own address (any other is 421).
+# Set once the module's server has its port.
+HOST = "127.0.0.1"
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    global HOST
     d = tmp_path_factory.mktemp("robust")
     s = ServerProcess(d / "robust.db", d / "server.log")
+    HOST = f"127.0.0.1:{s.port}"
     yield s
     s.stop()
 
@@ -62,7 +70,7 @@ def still_serves(server: ServerProcess) -> None:
 
 
 def head(content_length: int | str | None, content_type: str = "application/json") -> bytes:
-    lines = ["POST /api/events HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+    lines = ["POST /api/events HTTP/1.1", f"Host: {HOST}", "Connection: close"]
     if content_type:
         lines.append(f"Content-Type: {content_type}")
     if content_length is not None:
@@ -174,39 +182,53 @@ CASES: list[Case] = [
         "utf-16",
         lambda u: whole(json.dumps(event(u)).encode("utf-16"), "application/json; charset=utf-16"),
         "read",
-        400,
-        "malformed_json",
+        415,
+        "unsupported_media_type",
     ),
-    # The Content-Type is not looked at: JSON is read as JSON, anything else is 400.
     (
-        "form-type-json-body",
-        lambda u: whole(body_of(u), "application/x-www-form-urlencoded"),
+        "utf-8-said",
+        lambda u: whole(body_of(u), "application/json; charset=UTF-8"),
         "read",
         201,
         None,
     ),
-    ("text-type-json-body", lambda u: whole(body_of(u), "text/plain"), "read", 201, None),
-    ("no-type-json-body", lambda u: whole(body_of(u), ""), "read", 201, None),
+    # The Content-Type must say JSON or NDJSON: JSON sent as another type is
+    # not read (a page of another site can send a form or text/plain).
+    (
+        "form-type-json-body",
+        lambda u: whole(body_of(u), "application/x-www-form-urlencoded"),
+        "read",
+        415,
+        "unsupported_media_type",
+    ),
+    (
+        "text-type-json-body",
+        lambda u: whole(body_of(u), "text/plain"),
+        "read",
+        415,
+        "unsupported_media_type",
+    ),
+    ("no-type-json-body", lambda u: whole(body_of(u), ""), "read", 415, "unsupported_media_type"),
     (
         "form-body",
         lambda u: whole(b"source=" + u.encode() + b"&value=1", "application/x-www-form-urlencoded"),
         "read",
-        400,
-        "malformed_json",
+        415,
+        "unsupported_media_type",
     ),
     (
         "multipart-body",
         lambda u: whole(multipart(u), "multipart/form-data; boundary=XyZ"),
         "read",
-        400,
-        "malformed_json",
+        415,
+        "unsupported_media_type",
     ),
     (
         "xml-body",
         lambda u: whole(b"<event source='" + u.encode() + b"'/>", "application/xml"),
         "read",
-        400,
-        "malformed_json",
+        415,
+        "unsupported_media_type",
     ),
     # Slow: a request in small pieces is read whole.
     ("slow-body", lambda u: [head(len(body_of(u))), *slowly(body_of(u))], "read", 201, None),
@@ -246,14 +268,14 @@ CASES: list[Case] = [
     ),
     (
         "cut-headers-half-closed",
-        lambda u: [b"POST /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le"],
+        lambda u: [f"POST /api/events HTTP/1.1\r\nHost: {HOST}\r\nContent-Le".encode()],
         "half-close",
         400,
         None,
     ),
     (
         "cut-headers-closed",
-        lambda u: [b"POST /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le"],
+        lambda u: [f"POST /api/events HTTP/1.1\r\nHost: {HOST}\r\nContent-Le".encode()],
         "close",
         None,
         None,
@@ -292,9 +314,9 @@ def multipart(uid: str) -> bytes:
 
 def chunked_head() -> bytes:
     return (
-        b"POST /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-    )
+        f"POST /api/events HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
 
 
 @pytest.mark.parametrize(
@@ -367,7 +389,12 @@ def test_huge_body_through_a_client_library(server: ServerProcess) -> None:
     before = stored(server)
     data = b'{"source": "huge", "blob": "' + b"x" * (16 << 20) + b'"}'
     try:
-        with requests.post(server.base + "/api/events", data=data, timeout=30) as r:
+        with requests.post(
+            server.base + "/api/events",
+            data=data,
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        ) as r:
             assert r.status_code == 413, r.text
             assert r.json()["error"] == "request_entity_too_large"
     except requests.ConnectionError:

@@ -46,6 +46,11 @@ function showFailure(failure) {
   $("#failure-desc").textContent = on
     ? `Next: ${failure.description}.`
     : "Writes succeed normally.";
+  // Under `make serve` each worker process has its own switch: say whose
+  // this is, as the answer that showed it came from one of them.
+  $("#failure-worker").textContent = failure && failure.workers > 1
+    ? `Worker ${failure.worker} of ${failure.workers} answered; each worker has its own switch.`
+    : "";
 }
 
 async function pollStats() {
