@@ -11,7 +11,7 @@ from typing import Any
 import ingest
 from flask import Flask, Response, send_from_directory
 
-from . import errors
+from . import errors, metrics
 from .api import api
 from .failures import FailureSwitch
 
@@ -66,6 +66,7 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # ing.path: what was opened, with a URL's password hidden (it is shown).
     app.extensions["ingest"] = ServerState(ing, FailureSwitch(ing), ing.path)
+    metrics.install(app, ing)
     app.register_blueprint(api)
     errors.register(app)
 

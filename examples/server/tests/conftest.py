@@ -121,14 +121,20 @@ def free_port() -> int:
 
 class ServerProcess:
     """`python examples/server/app.py` with PORT and DB (a file or a URL)
-    set, as `make demo` runs it."""
+    set, as `make demo` runs it; `env` adds to its environment."""
 
-    def __init__(self, db: Path | str, log: Path) -> None:
+    def __init__(self, db: Path | str, log: Path, *, env: Mapping[str, str] | None = None) -> None:
         self.db = db
         self.log_path = log
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PORT": str(self.port), "DB": str(db), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "DB": str(db),
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
         self._log = open(log, "wb")  # closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, str(SERVER_DIR / "app.py")],
