@@ -11,7 +11,7 @@ from typing import Any
 import ingest
 from flask import Flask, Response, send_from_directory
 
-from . import errors, metrics
+from . import errors, limits, metrics
 from .api import api
 from .failures import FailureSwitch
 
@@ -46,15 +46,26 @@ def create_app(
     durability: str | None = None,
     busy_timeout: float | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    rate_limit: int | None = None,
+    redis_url: str | None = None,
 ) -> Flask:
     """The app over a store at `db_path` (default: $DB, else ./data.db): a
     SQLite file, or a `postgres://` URL to share one database between
     several instances.
     `rules`, `durability` and `busy_timeout` go to `ingest.Ingestor`.
+    `rate_limit` (requests per second per key, 0 for none; default $RATE_LIMIT,
+    else 300) is counted in Redis at `redis_url` (default $REDIS_URL; "" or
+    unset: in this process's memory).
 
     The app owns its Ingestor: close it with `app.extensions["ingest"].close()`.
     """
     path = str(db_path if db_path is not None else os.environ.get("DB", "data.db"))
+    if rate_limit is None:
+        rate_limit = limits.rate_limit_from_env(os.environ.get("RATE_LIMIT"))
+    elif rate_limit < 0:
+        raise ValueError(f"rate_limit must be 0 (no limit) or more, not {rate_limit}")
+    if redis_url is None:
+        redis_url = os.environ.get("REDIS_URL")
     ing = ingest.Ingestor(path, rules=rules, durability=durability, busy_timeout=busy_timeout)
 
     app = Flask(__name__, static_folder=str(STATIC), static_url_path="/static")
@@ -66,7 +77,9 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # ing.path: what was opened, with a URL's password hidden (it is shown).
     app.extensions["ingest"] = ServerState(ing, FailureSwitch(ing), ing.path)
+    # Metrics first: their clock starts before the rate limit can turn a request away.
     metrics.install(app, ing)
+    limits.install(app, rate_limit, redis_url or None)
     app.register_blueprint(api)
     errors.register(app)
 

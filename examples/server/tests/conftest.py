@@ -19,6 +19,7 @@ from typing import Any, cast
 
 import psycopg
 import pytest
+import redis
 import requests
 
 SERVER_DIR = Path(__file__).resolve().parent.parent
@@ -31,6 +32,7 @@ ARTIFACTS = Path(os.environ.get("INGEST_ARTIFACTS", REPO / "artifacts" / "server
 STARTUP_SECONDS = 30
 POSTGRES = os.environ.get("INGEST_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgres"]
+REDIS = "redis://127.0.0.1:6379/0"
 
 
 @dataclass
@@ -190,6 +192,21 @@ def postgres_schema(prefix: str) -> Iterator[str]:
     finally:
         admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         admin.close()
+
+
+def redis_url() -> str:
+    """$INGEST_TEST_REDIS (default the local Redis, database 0), checked to
+    answer. Unreachable fails under CI and skips elsewhere, as PostgreSQL does;
+    .ci/run starts one when the machine has none. Tests keep to keys of their own."""
+    url = os.environ.get("INGEST_TEST_REDIS", REDIS)
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=2) as client:
+            client.ping()
+    except redis.RedisError as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at {url} is unreachable under CI: {e}")
+        pytest.skip(f"Redis at {url} is unreachable: {e}")
+    return url
 
 
 @contextmanager
