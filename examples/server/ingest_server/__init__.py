@@ -11,7 +11,7 @@ from typing import Any
 import ingest
 from flask import Flask, Response, send_from_directory
 
-from . import errors, limits, metrics
+from . import errors, limits, metrics, openapi
 from .api import api
 from .failures import FailureSwitch
 
@@ -81,6 +81,7 @@ def create_app(
     metrics.install(app, ing)
     limits.install(app, rate_limit, redis_url or None)
     app.register_blueprint(api)
+    app.register_blueprint(openapi.blueprint)
     errors.register(app)
 
     @app.get("/")

@@ -26,6 +26,7 @@ SERVER_DIR = Path(__file__).resolve().parent.parent
 REPO = SERVER_DIR.parent.parent
 sys.path.insert(0, str(SERVER_DIR))
 
+import openapi_check  # noqa: E402
 from ingest_server import create_app  # noqa: E402
 
 ARTIFACTS = Path(os.environ.get("INGEST_ARTIFACTS", REPO / "artifacts" / "server"))
@@ -66,8 +67,10 @@ class FlaskApi:
             data = json.dumps(json_body)
         hdrs = {"Content-Type": "application/json", **(headers or {})}
         resp = self.client.open(path, method=method, query_string=params, data=data, headers=hdrs)
-        text = resp.get_data(as_text=True)
+        raw = resp.get_data()
         resp.close()  # a file response holds its file open until closed
+        openapi_check.check(method, path, params, resp.status_code, resp.headers, raw)
+        text = raw.decode("utf-8", "replace")
         return Reply(resp.status_code, _json_or_none(text), resp.headers, text)
 
 
@@ -96,6 +99,7 @@ class HttpApi:
         resp = self.session.request(
             method, self.base + path, params=params, data=data, headers=hdrs, timeout=15
         )
+        openapi_check.check(method, path, params, resp.status_code, resp.headers, resp.content)
         return Reply(resp.status_code, _json_or_none(resp.text), resp.headers, resp.text)
 
 
