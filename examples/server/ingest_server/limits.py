@@ -12,10 +12,10 @@ from flask_limiter import Limiter, RateLimitExceeded
 from .errors import error_response
 
 # Far above what a person or a well-behaved client sends (the web UI polls
-# once every 2.5 s and loads about ten files at start; one batch carries
-# thousands of events), and far below what one key could push through one
-# worker (about 1 000 small requests a second on this 2-core machine):
-# it stops a runaway loop, not a client.
+# once every 2.5 s and makes about five API calls when it loads; one batch
+# carries thousands of events), and below what one key pushed through one
+# worker in a tight loop (about 500 small requests a second, measured on this
+# 2-core machine): it stops a runaway loop from taking a worker, not a client.
 DEFAULT_RATE_LIMIT = 300
 
 # Two Redis round trips per request: a Redis that stops answering should
