@@ -5,6 +5,9 @@ apps and server processes, and memory when Redis is gone."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -14,7 +17,7 @@ import pytest
 import redis
 import requests
 
-from conftest import ServerProcess, redis_url
+from conftest import SERVER_DIR, ServerProcess, redis_url
 from ingest_server import create_app
 from ingest_server.limits import DEFAULT_RATE_LIMIT, limit_key, rate_limit_from_env
 
@@ -182,3 +185,18 @@ def test_two_server_processes_share_the_limit_through_redis(tmp_path: Path) -> N
     finally:
         for server in servers:
             server.stop()
+
+
+def test_the_server_refuses_to_start_on_a_bad_rate_limit(tmp_path: Path) -> None:
+    env = {**os.environ, "RATE_LIMIT": "fast", "DB": str(tmp_path / "x.db"), "PORT": "1"}
+    run = subprocess.run(
+        [sys.executable, str(SERVER_DIR / "app.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert "RATE_LIMIT must be a whole number" in run.stderr
+    assert "Traceback" not in run.stderr
