@@ -85,7 +85,16 @@ def schemathesis(server: ServerProcess, name: str, *args: str) -> None:
         str(report),
         *args,
     ]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_SECONDS, check=False)
+    # In the server's temporary folder: schemathesis keeps a .schemathesis/
+    # folder where it runs, which does not belong in the checkout.
+    run = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=RUN_SECONDS,
+        check=False,
+        cwd=Path(server.log_path).parent,
+    )
     log = Path(server.log_path).read_text(errors="replace")
     assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\nserver log:\n{log[-3000:]}"
     assert "Traceback" not in log, log[-3000:]
