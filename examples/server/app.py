@@ -42,7 +42,11 @@ def main() -> int:
     except ValueError:
         print(f"PORT must be a port number from 1 to 65535, not {raw_port!r}", file=sys.stderr)
         return 2
-    app = create_app(db, allowed_hosts=allowed_hosts_from_env(HOST, port))
+    try:
+        app = create_app(db, allowed_hosts=allowed_hosts_from_env(HOST, port))
+    except ValueError as e:  # a setting such as RATE_LIMIT that is not valid
+        print(e, file=sys.stderr)
+        return 2
     logging.getLogger("werkzeug").addFilter(QuietPolls())
     # SIGTERM (a service manager, `kill`) closes the store cleanly, as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "add-key":
             key = ing.add_key(args.client_id, admin=args.admin)
-            print(f"key {key['id']} for {describe(key['scope'])} in {ing.path}; its token (shown once):")
+            who = describe(key["scope"])
+            print(f"key {key['id']} for {who} in {ing.path}; its token (shown once):")
             print(key["token"])
         elif args.command == "list-keys":
             for k in ing.keys():

@@ -12,7 +12,7 @@ from typing import Any
 import ingest
 from flask import Flask, Response, send_from_directory
 
-from . import errors, guard
+from . import errors, guard, limits, metrics, openapi
 from .api import api
 from .bodies import MAX_BATCH_ITEMS
 from .failures import FailureSwitch
@@ -51,6 +51,8 @@ def create_app(
     allowed_hosts: Iterable[str] | None = None,
     max_batch_items: int | None = None,
     workers: int = 1,
+    rate_limit: int | None = None,
+    redis_url: str | None = None,
 ) -> Flask:
     """The app over a store at `db_path` (default: $DB, else ./data.db): a
     SQLite file, or a `postgres://` URL to share one database between
@@ -60,6 +62,9 @@ def create_app(
     else localhost and 127.0.0.1 with $PORT, default 8000). `max_batch_items`:
     default $MAX_BATCH_ITEMS, else 10 000. `workers`: how many processes
     serve it, each with its own app (and failure switch), as said in answers.
+    `rate_limit` (requests per second per key, 0 for none; default $RATE_LIMIT,
+    else 300) is counted in Redis at `redis_url` (default $REDIS_URL; "" or
+    unset: in this process's memory).
 
     The app owns its Ingestor: close it with `app.extensions["ingest"].close()`.
     """
@@ -72,6 +77,12 @@ def create_app(
     if max_batch_items < 1:
         raise ValueError(f"max_batch_items must be at least 1, not {max_batch_items}")
     path = str(db_path if db_path is not None else os.environ.get("DB", "data.db"))
+    if rate_limit is None:
+        rate_limit = limits.rate_limit_from_env(os.environ.get("RATE_LIMIT"))
+    elif rate_limit < 0:
+        raise ValueError(f"rate_limit must be 0 (no limit) or more, not {rate_limit}")
+    if redis_url is None:
+        redis_url = os.environ.get("REDIS_URL")
     ing = ingest.Ingestor(path, rules=rules, durability=durability, busy_timeout=busy_timeout)
 
     app = Flask(__name__, static_folder=str(STATIC), static_url_path="/static")
@@ -84,9 +95,14 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # ing.path: what was opened, with a URL's password hidden (it is shown).
     app.extensions["ingest"] = ServerState(ing, FailureSwitch(ing, workers), ing.path)
-    # First of the before_request hooks: nothing runs for a request it refuses.
+    # Metrics first: their clock starts before a request is turned away, so
+    # refusals are counted by status too. Then the guard: nothing else runs
+    # for a request it refuses (the rate limit neither counts nor stores it).
+    metrics.install(app, ing)
     guard.register(app, allowed_hosts)
+    limits.install(app, rate_limit, redis_url or None)
     app.register_blueprint(api)
+    app.register_blueprint(openapi.blueprint)
     errors.register(app)
     worker = str(os.getpid())
 

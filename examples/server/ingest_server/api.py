@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from . import bodies
 from .errors import ApiError, aggregate_unavailable
 from .failures import MAX_TIMES, POINTS, FailureSwitch
+from .metrics import count_outcome
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -65,6 +66,7 @@ def read_body(*, allow_empty: bool = False) -> Any:
 
 
 def _outcome_json(outcome: ingest.Outcome) -> dict[str, Any]:
+    count_outcome(outcome)
     body = outcome.to_dict()
     if outcome.status == "accepted":
         body["message"] = f"accepted and stored as event {outcome.id}"

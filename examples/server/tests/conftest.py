@@ -19,18 +19,21 @@ from typing import Any, cast
 
 import psycopg
 import pytest
+import redis
 import requests
 
 SERVER_DIR = Path(__file__).resolve().parent.parent
 REPO = SERVER_DIR.parent.parent
 sys.path.insert(0, str(SERVER_DIR))
 
+import openapi_check  # noqa: E402
 from ingest_server import create_app  # noqa: E402
 
 ARTIFACTS = Path(os.environ.get("INGEST_ARTIFACTS", REPO / "artifacts" / "server"))
 STARTUP_SECONDS = 30
 POSTGRES = os.environ.get("INGEST_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgres"]
+REDIS = "redis://127.0.0.1:6379/0"
 
 
 @dataclass
@@ -77,8 +80,10 @@ class FlaskApi:
             data=data,
             headers=hdrs,
         )
-        text = resp.get_data(as_text=True)
+        raw = resp.get_data()
         resp.close()  # a file response holds its file open until closed
+        openapi_check.check(method, path, params, resp.status_code, resp.headers, raw)
+        text = raw.decode("utf-8", "replace")
         return Reply(resp.status_code, _json_or_none(text), resp.headers, text)
 
 
@@ -109,6 +114,7 @@ class HttpApi:
         resp = self.session.request(
             method, self.base + path, params=params, data=data, headers=hdrs, timeout=15
         )
+        openapi_check.check(method, path, params, resp.status_code, resp.headers, resp.content)
         return Reply(resp.status_code, _json_or_none(resp.text), resp.headers, resp.text)
 
 
@@ -252,6 +258,21 @@ def postgres_schema(prefix: str) -> Iterator[str]:
     finally:
         admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         admin.close()
+
+
+def redis_url() -> str:
+    """$INGEST_TEST_REDIS (default the local Redis, database 0), checked to
+    answer. Unreachable fails under CI and skips elsewhere, as PostgreSQL does;
+    .ci/run starts one when the machine has none. Tests keep to keys of their own."""
+    url = os.environ.get("INGEST_TEST_REDIS", REDIS)
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=2) as client:
+            client.ping()
+    except redis.RedisError as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at {url} is unreachable under CI: {e}")
+        pytest.skip(f"Redis at {url} is unreachable: {e}")
+    return url
 
 
 @contextmanager

@@ -69,6 +69,13 @@ class Watch:
         page.on("dialog", self._dialog)
         page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
         page.on("console", self._console)
+        # The page polls for as long as it is open: it must stay far below
+        # the default rate limit the live server runs with.
+        page.on("response", self._response)
+
+    def _response(self, r: Any) -> None:
+        if r.status == 429:
+            self.errors.append(f"rate limited: {r.request.method} {r.url}")
 
     def _dialog(self, d: Any) -> None:
         self.dialogs.append(f"{d.type}: {d.message}")

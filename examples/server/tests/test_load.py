@@ -129,6 +129,9 @@ class Client(threading.Thread):
     def run(self) -> None:
         try:
             with requests.Session() as s:
+                # Each client is a key of its own, as separate clients are: all
+                # of them share 127.0.0.1, which alone would be one rate limit.
+                s.headers["Authorization"] = f"Bearer {self.name}"
                 for _ in range(SENDS_PER_CLIENT):
                     self.one_send(s)
         except BaseException as e:  # reported by the test, not lost in a thread
@@ -381,6 +384,7 @@ class Writer(threading.Thread):
     def run(self) -> None:
         try:
             with requests.Session() as s:
+                s.headers["Authorization"] = f"Bearer {self.name}"  # a key each, as above
                 for r in range(ROUNDS):
                     self.answers.append(self.send(s, r))
         except BaseException as e:  # reported by the test, not lost in a thread

@@ -1,0 +1,667 @@
+"""/api/openapi.json: the OpenAPI 3.1 document of every route, written by
+hand. The routes read the body as text and hand it to the library (which
+names the bad item of a batch), so a framework that parses and validates
+bodies from models would change what the server answers; a test checks
+every response of the API tests against this document instead, and a
+property-based run checks the live server against it."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from .api import DEFAULT_LIMIT, GROUPS, MAX_LIMIT
+from .failures import MAX_TIMES, POINTS
+from .limits import DEFAULT_RATE_LIMIT
+
+blueprint = Blueprint("openapi", __name__)
+
+OUTCOME_STATUSES = ["accepted", "duplicate", "conflict", "rejected"]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+        **extra,
+    }
+
+
+def _error(description: str, *codes: str) -> dict[str, Any]:
+    schema: dict[str, Any] = _ref("Error")
+    if codes:
+        schema = {"allOf": [_ref("Error"), {"properties": {"error": {"enum": list(codes)}}}]}
+    return _json(schema, description)
+
+
+def _outcome(status: str) -> dict[str, Any]:
+    return {"allOf": [_ref("Outcome"), {"properties": {"status": {"const": status}}}]}
+
+
+def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+RETRY_AFTER = {
+    "description": "seconds to wait before asking again",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+}
+
+# Every route that reads or writes the store can meet a storage failure.
+STORAGE_FAILED = _error(
+    "the database failed (storage_error: nothing was stored, retry the same request) "
+    "or the server did (internal_error, ingest_error)",
+    "storage_error",
+    "ingest_error",
+    "internal_error",
+)
+RATE_LIMITED = {
+    **_error(
+        f"more requests this second than RATE_LIMIT (default {DEFAULT_RATE_LIMIT}) allows "
+        "this key (the bearer token, else the address)",
+        "rate_limited",
+    ),
+    "headers": {"Retry-After": RETRY_AFTER},
+}
+BAD_PARAMETER = _error(
+    "a parameter is not valid (the message names it)", "invalid_parameter", "invalid_argument"
+)
+TOO_LARGE = _error("the body is over the limit (1 MiB by default)", "request_entity_too_large")
+
+PAGE = [
+    _query(
+        "limit",
+        f"items per page (default {DEFAULT_LIMIT})",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    ),
+    _query(
+        "offset",
+        "items to skip, newest first",
+        {"type": "integer", "minimum": 0, "maximum": 2**62, "default": 0},
+    ),
+]
+_GROUP = "(?:(?:" + "|".join(GROUPS) + r")\s*)"
+# What _group_by reads: names split at commas, each trimmed, empty ones skipped.
+GROUP_BY = {"type": "string", "pattern": rf"^\s*{_GROUP}?(?:,\s*{_GROUP}?)*$"}
+TIME = "an RFC 3339 time, a date (2024-01-02, midnight UTC) or epoch seconds or milliseconds"
+FILTERS = [
+    _query("clientId", "only this client"),
+    _query("client_id", "the same as clientId (clientId wins when both are given)"),
+    _query("metric", "only this metric (as stored: lower-cased by default)"),
+    _query("startDate", f"from this instant, included: {TIME}"),
+    _query("start", "the same as startDate (startDate wins)"),
+    _query("endDate", f"up to this instant, excluded: {TIME}"),
+    _query("end", "the same as endDate (endDate wins)"),
+]
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "description": "every error: a stable code and a message for people",
+        "required": ["error", "message"],
+        "properties": {
+            "error": {"type": "string", "minLength": 1},
+            "message": {"type": "string", "minLength": 1},
+            "retry_after": {"type": "integer", "minimum": 1},
+            "point": {"enum": [*POINTS, None]},
+            "stored": {
+                "type": "boolean",
+                "description": "whether the failed call was kept (after_commit) or not",
+            },
+        },
+    },
+    "Reason": {
+        "type": "object",
+        "required": ["code", "field", "message"],
+        "properties": {
+            "code": {
+                "type": "string",
+                "description": "missing_field, bad_type, bad_timestamp, out_of_range, ...",
+            },
+            "field": {"type": ["string", "null"], "description": "empty for the whole event"},
+            "message": {"type": "string"},
+        },
+    },
+    "Event": {
+        "type": "object",
+        "description": "an event in its canonical form",
+        "required": ["client_id", "metric", "amount", "timestamp", "attributes", "event_id"],
+        "properties": {
+            "client_id": {"type": "string", "minLength": 1},
+            "metric": {"type": "string", "minLength": 1},
+            "amount": {"type": "number"},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "attributes": {"type": "object"},
+            "event_id": {"type": ["string", "null"]},
+        },
+    },
+    "StoredEvent": {
+        "allOf": [
+            _ref("Event"),
+            {
+                "type": "object",
+                "required": ["id", "received_at", "rules_version"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "received_at": {"type": "string", "format": "date-time"},
+                    "rules_version": {"type": "integer"},
+                },
+            },
+        ]
+    },
+    "Outcome": {
+        "type": "object",
+        "description": (
+            "what became of one event: accepted (stored, with its id), duplicate (of the "
+            "stored event id), conflict (its key matches event id stored with other fields), "
+            "rejected (with every reason; kept in the dead letters)"
+        ),
+        "required": ["status", "id", "event", "reasons", "message"],
+        "properties": {
+            "status": {"enum": OUTCOME_STATUSES},
+            "id": {"type": ["integer", "null"]},
+            "event": {"oneOf": [_ref("Event"), {"type": "null"}]},
+            "reasons": {"type": "array", "items": _ref("Reason")},
+            "message": {"type": "string"},
+        },
+    },
+    "BatchResult": {
+        "type": "object",
+        "required": ["results", "counts"],
+        "properties": {
+            "results": {
+                "type": "array",
+                "description": "one outcome per item, in order",
+                "items": {
+                    "allOf": [
+                        _ref("Outcome"),
+                        {
+                            "type": "object",
+                            "required": ["http_status"],
+                            "properties": {
+                                "http_status": {
+                                    "enum": [201, 200, 409, 422],
+                                    "description": "the status the item would have alone",
+                                }
+                            },
+                        },
+                    ]
+                },
+            },
+            "counts": {
+                "type": "object",
+                "required": OUTCOME_STATUSES,
+                "properties": {s: {"type": "integer", "minimum": 0} for s in OUTCOME_STATUSES},
+            },
+        },
+    },
+    "Rejection": {
+        "type": "object",
+        "description": "rejected input as received, with its reasons",
+        "required": ["id", "raw", "reasons", "received_at", "rules_version", "attempts"],
+        "properties": {
+            "id": {"type": "integer"},
+            "raw": {"description": "the input as sent (any JSON value)"},
+            "raw_bytes": {"type": "integer", "minimum": 0},
+            "raw_exact": {"type": "boolean"},
+            "reasons": {"type": "array", "items": _ref("Reason")},
+            "received_at": {"type": "string", "format": "date-time"},
+            "rules_version": {"type": "integer"},
+            "attempts": {"type": "integer", "minimum": 1},
+        },
+    },
+    "Page": {
+        "type": "object",
+        "required": ["status", "items", "limit", "offset", "has_more"],
+        "properties": {
+            "status": {"enum": ["processed", "rejected"]},
+            "items": {"type": "array"},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"},
+            "has_more": {"type": "boolean"},
+            "filters": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+    "Totals": {
+        "type": "object",
+        "required": ["count", "sum", "avg", "min", "max"],
+        "properties": {
+            "count": {"type": "integer", "minimum": 0},
+            "sum": {"type": "number", "description": "exact, rounded once"},
+            "avg": {"type": ["number", "null"]},
+            "min": {"type": ["number", "null"]},
+            "max": {"type": ["number", "null"]},
+        },
+    },
+    "Aggregate": {
+        "allOf": [
+            _ref("Totals"),
+            {
+                "type": "object",
+                "required": ["query", "stale", "computed_at"],
+                "properties": {
+                    "query": {"type": "object", "description": "the query as read"},
+                    "stale": {
+                        "type": "boolean",
+                        "description": (
+                            "true when the database could not be read and this is the last "
+                            "result of the same query, computed at computed_at"
+                        ),
+                    },
+                    "computed_at": {"type": "string", "format": "date-time"},
+                    "groups": {
+                        "type": "array",
+                        "description": "with groupBy: one item per bucket, client or metric",
+                        "items": {
+                            "allOf": [
+                                _ref("Totals"),
+                                {
+                                    "type": "object",
+                                    "properties": {
+                                        "bucket": {"type": "string", "format": "date-time"},
+                                        "bucket_local": {"type": "string", "format": "date-time"},
+                                        "client_id": {"type": "string"},
+                                        "metric": {"type": "string"},
+                                    },
+                                },
+                            ]
+                        },
+                    },
+                },
+            },
+        ]
+    },
+    "FailureState": {
+        "type": "object",
+        "required": ["enabled", "point", "remaining", "description"],
+        "properties": {
+            "enabled": {"type": "boolean"},
+            "point": {"enum": [*POINTS, None]},
+            "remaining": {"type": "integer", "minimum": 0},
+            "description": {"type": "string"},
+        },
+    },
+    "Stats": {
+        "type": "object",
+        "required": [
+            "accepted",
+            "duplicate",
+            "conflict",
+            "rejected",
+            "failed",
+            "stored_events",
+            "stored_rejected",
+            "evicted_rejected",
+            "failure",
+        ],
+        "properties": {
+            **{
+                k: {"type": "integer", "minimum": 0}
+                for k in (
+                    "accepted",
+                    "duplicate",
+                    "conflict",
+                    "rejected",
+                    "failed",
+                    "stored_events",
+                    "stored_rejected",
+                    "evicted_rejected",
+                )
+            },
+            "failure": _ref("FailureState"),
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "message"],
+        "properties": {
+            "status": {"enum": ["ok", "unavailable"]},
+            "message": {"type": "string"},
+            "database": {"type": "string"},
+            "stored_events": {"type": ["integer", "null"]},
+            "version": {"type": ["string", "null"]},
+        },
+    },
+    "RawEvent": {
+        "type": "object",
+        "description": (
+            "one event in any accepted shape: an envelope {source, payload} or a flat "
+            "object; client from source, client, clientId, client_id or clientID; amount "
+            "from value, amount, amt, val, count or qty; time from timestamp, ts, time, "
+            "date, datetime or occurred_at; other fields are kept as attributes"
+        ),
+        "examples": [
+            {"source": "clientA", "payload": {"metric": "sales", "value": 1200, "ts": "2024-01-01"}}
+        ],
+    },
+}
+
+
+def _events_post() -> dict[str, Any]:
+    return {
+        "operationId": "submitEvents",
+        "summary": "submit one event, or a batch in one transaction",
+        "description": (
+            "The body is read as JSON in UTF-8 whatever its Content-Type says. An item the "
+            "library cannot keep (not an object, 1e400, nesting too deep) is a rejection of "
+            "that item alone; only text that is not JSON is a 400."
+        ),
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            _ref("RawEvent"),
+                            {
+                                "type": "array",
+                                "description": (
+                                    "a batch; an item that is not an event (not an object, "
+                                    "1e400) is a rejection of that item alone"
+                                ),
+                                "items": {"anyOf": [_ref("RawEvent"), {}]},
+                            },
+                        ]
+                    }
+                },
+                "application/x-ndjson": {
+                    "schema": {"type": "string", "description": "a batch: one JSON event per line"}
+                },
+            },
+        },
+        "responses": {
+            "201": _json(_outcome("accepted"), "one event, accepted and stored"),
+            "200": _json(
+                {"oneOf": [_outcome("duplicate"), _ref("BatchResult")]},
+                "one event that is a duplicate of a stored one, or a batch (each item with "
+                "its own outcome and http_status)",
+            ),
+            "409": _json(_outcome("conflict"), "a conflict with a stored event; nothing changed"),
+            "422": _json(_outcome("rejected"), "rejected, with every reason; nothing stored"),
+            "400": _error(
+                "the body is empty, not UTF-8, not JSON (the message says where, and names "
+                "the item of a batch), or ended before its announced length",
+                "empty_body",
+                "malformed_json",
+                "incomplete_body",
+            ),
+            "413": TOO_LARGE,
+            "429": RATE_LIMITED,
+            "500": _error(
+                "storage_error or injected_failure: nothing of the call was stored "
+                "(stored: true only after a failure after the commit, whose retry answers "
+                "duplicate); retry the same request",
+                "storage_error",
+                "injected_failure",
+                "ingest_error",
+                "internal_error",
+            ),
+        },
+    }
+
+
+# The folders of static/, as the page refers to its files.
+STATIC_FOLDERS = ("", "js/", "vendor/")
+STATIC_EXAMPLES = {"": "style.css", "js/": "main.js", "vendor/": "uPlot.esm.js"}
+
+
+def _static(folder: str) -> dict[str, Any]:
+    name = "".join(p.title() for p in folder.strip("/").split("/") if p)
+    return {
+        "get": {
+            "operationId": f"static{name}File",
+            "summary": f"the web UI's files in static/{folder}",
+            "parameters": [
+                {
+                    "name": "filename",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "example": STATIC_EXAMPLES[folder],
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "the file",
+                    "content": {"*/*": {}},
+                },
+                # Never rate limited: the page's own files cost nothing.
+                "404": _error("no such file", "not_found"),
+            },
+        }
+    }
+
+
+def _get(op_id: str, summary: str, ok: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    responses = {"200": ok, "429": RATE_LIMITED, "500": STORAGE_FAILED}
+    responses.update(extra.pop("responses", {}))
+    return {"operationId": op_id, "summary": summary, **extra, "responses": responses}
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the server's routes (built once: treat it as read-only)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ingest example server",
+            "version": "1",
+            "description": (
+                "Metric events from unreliable clients, normalised, stored exactly once, "
+                "and aggregated. Every error is JSON with error (a stable code) and message. "
+                f"Every route but /api/health is limited to RATE_LIMIT requests a second per "
+                f"key (default {DEFAULT_RATE_LIMIT}): 429 with Retry-After beyond it."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "paths": {
+            "/api/events": {
+                "post": _events_post(),
+                "get": _get(
+                    "listEvents",
+                    "stored events (status=processed) or dead letters (status=rejected), "
+                    "newest first",
+                    _json(
+                        {
+                            "allOf": [
+                                _ref("Page"),
+                                {
+                                    "properties": {
+                                        "items": {
+                                            "type": "array",
+                                            "items": {
+                                                "anyOf": [_ref("StoredEvent"), _ref("Rejection")]
+                                            },
+                                        }
+                                    }
+                                },
+                            ]
+                        },
+                        "a page of items, and whether there is a next page",
+                    ),
+                    parameters=[
+                        _query(
+                            "status",
+                            "processed (stored events, default) or rejected (the dead "
+                            "letters, which take no filters)",
+                            {"enum": ["processed", "rejected"], "default": "processed"},
+                        ),
+                        *FILTERS,
+                        *PAGE,
+                    ],
+                    responses={"400": BAD_PARAMETER},
+                ),
+            },
+            "/api/rejected": {
+                "get": _get(
+                    "listRejected",
+                    "rejected input as received, with every reason, newest first",
+                    _json(
+                        {
+                            "allOf": [
+                                _ref("Page"),
+                                {
+                                    "properties": {
+                                        "status": {"const": "rejected"},
+                                        "items": {"type": "array", "items": _ref("Rejection")},
+                                    }
+                                },
+                            ]
+                        },
+                        "a page of dead letters",
+                    ),
+                    parameters=PAGE,
+                    responses={"400": BAD_PARAMETER},
+                )
+            },
+            "/api/aggregate": {
+                "get": _get(
+                    "aggregate",
+                    "count, sum, avg, min and max over [startDate, endDate), optionally grouped",
+                    _json(_ref("Aggregate"), "the totals (stale: true when read from the cache)"),
+                    parameters=[
+                        *FILTERS,
+                        _query("groupBy", f"one or a comma list of {', '.join(GROUPS)}", GROUP_BY),
+                        _query("group_by", "the same as groupBy (groupBy wins)", GROUP_BY),
+                        _query(
+                            "tz",
+                            "an IANA time zone (Europe/Paris) for the time buckets; default UTC",
+                        ),
+                    ],
+                    responses={
+                        "400": BAD_PARAMETER,
+                        "503": {
+                            **_error(
+                                "the database cannot be read and no earlier result of the "
+                                "same query is cached",
+                                "aggregate_unavailable",
+                            ),
+                            "headers": {"Retry-After": RETRY_AFTER},
+                        },
+                    },
+                )
+            },
+            "/api/simulate-failure": {
+                "get": _get(
+                    "failureState",
+                    "the failure switch's state",
+                    _json(_ref("FailureState"), "the state"),
+                ),
+                "post": {
+                    "operationId": "simulateFailure",
+                    "summary": "arm, disarm or toggle a simulated failure",
+                    "description": (
+                        "No body toggles a failure of the next write after the insert; "
+                        '{"point", "times"} arms one point for the next times calls; '
+                        '{"enabled": false} or times 0 disarms.'
+                    ),
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    # null, like no body, toggles.
+                                    "type": ["object", "null"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "point": {"enum": list(POINTS)},
+                                        "times": {
+                                            "type": "integer",
+                                            "minimum": 0,
+                                            "maximum": MAX_TIMES,
+                                        },
+                                        "enabled": {"type": "boolean"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(_ref("FailureState"), "the new state"),
+                        "400": _error(
+                            "the body is not JSON, or not one of the shapes above",
+                            "malformed_json",
+                            "invalid_parameter",
+                        ),
+                        "413": TOO_LARGE,
+                        "429": RATE_LIMITED,
+                        "500": STORAGE_FAILED,
+                    },
+                },
+            },
+            "/api/stats": {
+                "get": _get(
+                    "stats",
+                    "outcomes since start, stored counts and the failure switch",
+                    _json(_ref("Stats"), "the counts"),
+                )
+            },
+            "/api/health": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "whether the database answers (never rate limited)",
+                    "responses": {
+                        "200": _json(_ref("Health"), "ready"),
+                        "503": _json(_ref("Health"), "the database cannot be read"),
+                    },
+                }
+            },
+            "/api/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "this document",
+                    "responses": {
+                        "200": _json({"type": "object"}, "the OpenAPI 3.1 document"),
+                        "429": RATE_LIMITED,
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "counters, latencies and stored counts for Prometheus",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus's text exposition format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        "429": RATE_LIMITED,
+                    },
+                }
+            },
+            "/": {
+                "get": {
+                    "operationId": "webUi",
+                    "summary": "the web UI",
+                    "responses": {
+                        "200": {
+                            "description": "the page",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        },
+                        "429": RATE_LIMITED,
+                    },
+                }
+            },
+            # A path parameter holds no "/": one entry per folder of static/.
+            **{f"/static/{folder}{{filename}}": _static(folder) for folder in STATIC_FOLDERS},
+        },
+        "components": {"schemas": SCHEMAS},
+    }
+
+
+@blueprint.get("/api/openapi.json")
+def openapi_json() -> Response:
+    return jsonify(document())

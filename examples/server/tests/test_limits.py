@@ -1,0 +1,202 @@
+"""Rate limits per key: the 429 body and Retry-After, what a key is, the
+health probe left alone, one count shared through the real Redis by several
+apps and server processes, and memory when Redis is gone."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+
+from conftest import SERVER_DIR, ServerProcess, redis_url
+from ingest_server import create_app
+from ingest_server.limits import DEFAULT_RATE_LIMIT, limit_key, rate_limit_from_env
+
+# A burst this long stays inside one window: a fixed window opens at a key's
+# first request and lasts one second.
+BURST_SECONDS = 0.8
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Any:
+    apps: list[Any] = []
+
+    def make(**kw: Any) -> Any:
+        app = create_app(tmp_path / "limits.db", **kw)
+        app.config["TESTING"] = True
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["ingest"].close()
+
+
+def token() -> str:
+    return "tok-" + uuid.uuid4().hex
+
+
+def bearer(tok: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tok}"}
+
+
+def burst(send: Any, n: int) -> list[int]:
+    started = time.monotonic()
+    statuses = [send(i) for i in range(n)]
+    elapsed = time.monotonic() - started
+    assert elapsed < BURST_SECONDS, f"the burst took {elapsed:.2f} s: too slow to test a window"
+    return statuses
+
+
+def test_over_the_limit_is_429_with_retry_after_and_the_json_error(make_app: Any) -> None:
+    client = make_app(rate_limit=5, redis_url="").test_client()
+    tok = token()
+    statuses = burst(lambda _: client.get("/api/stats", headers=bearer(tok)).status_code, 8)
+    assert statuses == [200] * 5 + [429] * 3
+    r = client.get("/api/stats", headers=bearer(tok))
+    assert r.status_code == 429
+    assert r.headers["Retry-After"] == "1"
+    assert r.headers["Content-Type"] == "application/json"
+    body = r.get_json()
+    assert body["error"] == "rate_limited"
+    assert body["retry_after"] == 1
+    assert "5 requests" in body["message"]
+    # Waiting as long as told is enough.
+    time.sleep(int(r.headers["Retry-After"]))
+    assert client.get("/api/stats", headers=bearer(tok)).status_code == 200
+
+
+def test_every_route_draws_on_one_allowance_but_health(make_app: Any) -> None:
+    client = make_app(rate_limit=3, redis_url="").test_client()
+    h = bearer(token())
+    routes = ["/api/stats", "/api/events", "/api/aggregate"]
+    assert [client.get(p, headers=h).status_code for p in routes] == [200, 200, 200]
+    assert client.post("/api/events", json={}, headers=h).status_code == 429
+    assert client.get("/metrics", headers=h).status_code == 429
+    # The probe of a load balancer is never turned away; nor are the page's
+    # files, nor paths that lead nowhere (404 costs nothing).
+    for path, status in (("/api/health", 200), ("/static/style.css", 200), ("/nope", 404)):
+        for _ in range(10):
+            with client.get(path, headers=h) as r:  # a file response holds its file open
+                assert r.status_code == status
+
+
+def test_each_key_has_its_own_allowance(make_app: Any) -> None:
+    client = make_app(rate_limit=2, redis_url="").test_client()
+    a, b = bearer(token()), bearer(token())
+    assert [client.get("/api/stats", headers=a).status_code for _ in range(3)] == [200, 200, 429]
+    assert [client.get("/api/stats", headers=b).status_code for _ in range(3)] == [200, 200, 429]
+    # No Authorization: the address is the key (the test client's is 127.0.0.1).
+    assert client.get("/api/stats").status_code == 200
+
+
+def test_limit_key(make_app: Any) -> None:
+    app = make_app(rate_limit=0)
+    digest = hashlib.sha256(b"s3cret").hexdigest()
+    cases = {
+        "Bearer s3cret": "key:" + digest,
+        "bearer   s3cret  ": "key:" + digest,
+        "Basic dXNlcjpwdw==": "key:" + hashlib.sha256(b"Basic dXNlcjpwdw==").hexdigest(),
+    }
+    for header, key in cases.items():
+        with app.test_request_context(headers={"Authorization": header}):
+            assert limit_key() == key
+    with app.test_request_context(environ_base={"REMOTE_ADDR": "192.0.2.7"}):
+        assert limit_key() == "addr:192.0.2.7"
+
+
+def test_rate_limit_setting() -> None:
+    assert rate_limit_from_env(None) == DEFAULT_RATE_LIMIT
+    assert rate_limit_from_env(" ") == DEFAULT_RATE_LIMIT
+    assert rate_limit_from_env("0") == 0
+    assert rate_limit_from_env("50") == 50
+    for bad in ("-1", "1.5", "fast"):
+        with pytest.raises(ValueError, match="RATE_LIMIT"):
+            rate_limit_from_env(bad)
+
+
+def test_zero_turns_limits_off(make_app: Any) -> None:
+    client = make_app(rate_limit=0).test_client()
+    assert {client.get("/api/stats").status_code for _ in range(50)} == {200}
+
+
+def test_apps_sharing_redis_share_one_count_per_key(make_app: Any) -> None:
+    url = redis_url()
+    # Three apps stand for three workers or instances: alone, each would let
+    # all 4 through; together they let 4 through in all.
+    clients = [make_app(rate_limit=4, redis_url=url).test_client() for _ in range(3)]
+    tok = token()
+    statuses = burst(
+        lambda i: clients[i % 3].get("/api/stats", headers=bearer(tok)).status_code, 12
+    )
+    assert statuses.count(200) == 4, statuses
+    assert statuses.count(429) == 8, statuses
+    # Redis holds the count under the token's digest, never the token.
+    with redis.Redis.from_url(url) as r:
+        keys = [k.decode() for k in r.scan_iter(match="*ingest*", count=1000)]
+    digest = hashlib.sha256(tok.encode()).hexdigest()
+    assert any(digest in k for k in keys), keys
+    assert not any(tok in k for k in keys)
+
+
+def test_an_unreachable_redis_falls_back_to_memory(make_app: Any) -> None:
+    # Nothing listens on port 1 of the loopback: every call to Redis fails at once.
+    client = make_app(rate_limit=3, redis_url="redis://127.0.0.1:1/0").test_client()
+    h = bearer(token())
+    started = time.monotonic()
+    statuses = [client.get("/api/stats", headers=h).status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    assert time.monotonic() - started < 5
+
+
+def test_two_server_processes_share_the_limit_through_redis(tmp_path: Path) -> None:
+    url = redis_url()
+    env = {"RATE_LIMIT": "5", "REDIS_URL": url}
+    servers = [
+        ServerProcess(tmp_path / "shared.db", tmp_path / f"server{i}.log", env=env)
+        for i in range(2)
+    ]
+    try:
+        h = bearer(token())
+        with requests.Session() as s:
+            statuses = burst(
+                lambda i: (
+                    s.get(servers[i % 2].base + "/api/stats", headers=h, timeout=10).status_code
+                ),
+                10,
+            )
+            assert statuses.count(200) == 5, statuses
+            r = s.get(servers[0].base + "/api/stats", headers=h, timeout=10)
+            assert r.status_code == 429
+            assert r.headers["Retry-After"] == "1"
+            assert r.json()["error"] == "rate_limited"
+            # Health is answered by both, limited or not.
+            for server in servers:
+                assert s.get(server.base + "/api/health", headers=h, timeout=10).status_code == 200
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_the_server_refuses_to_start_on_a_bad_rate_limit(tmp_path: Path) -> None:
+    env = {**os.environ, "RATE_LIMIT": "fast", "DB": str(tmp_path / "x.db"), "PORT": "1"}
+    run = subprocess.run(
+        [sys.executable, str(SERVER_DIR / "app.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert "RATE_LIMIT must be a whole number" in run.stderr
+    assert "Traceback" not in run.stderr
