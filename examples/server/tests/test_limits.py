@@ -17,7 +17,7 @@ import pytest
 import redis
 import requests
 
-from conftest import SERVER_DIR, ServerProcess, redis_url
+from conftest import SERVER_DIR, ServerProcess, addressed, redis_url
 from ingest_server import create_app
 from ingest_server.limits import DEFAULT_RATE_LIMIT, limit_key, rate_limit_from_env
 
@@ -31,7 +31,7 @@ def make_app(tmp_path: Path) -> Any:
     apps: list[Any] = []
 
     def make(**kw: Any) -> Any:
-        app = create_app(tmp_path / "limits.db", **kw)
+        app = addressed(create_app(tmp_path / "limits.db", **kw))
         app.config["TESTING"] = True
         apps.append(app)
         return app
