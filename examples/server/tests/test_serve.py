@@ -217,6 +217,7 @@ def test_slow_clients_do_not_take_health_down(tmp_path: Path, uid: str, what: st
         ({"THREADS": "-1"}, "THREADS must be"),
         ({"READ_TIMEOUT": "soon"}, "READ_TIMEOUT must be a number"),
         ({"MAX_BATCH_ITEMS": "0"}, "MAX_BATCH_ITEMS must be"),
+        ({"RATE_LIMIT": "fast"}, "RATE_LIMIT must be a whole number"),
         ({"DB": "postgres://nobody@127.0.0.1:1/none"}, "cannot be opened"),
     ],
 )
