@@ -20,18 +20,27 @@ answered, then each worker closes its store.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import resource
 import shutil
+import socket
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import ingest
 from gunicorn.app.base import BaseApplication
+
+# How gunicorn closes a connection after its answer (RFC 9112 section 9.6:
+# send FIN, then read what the client still sends until it closes): at most
+# this long and this much, as its util.close_graceful.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 64 << 10
 
 # ingest_server and prometheus_client are imported in functions, after
 # prepare_metrics_dir: prometheus-client chooses at its first import whether
@@ -105,6 +114,49 @@ def with_read_timeout(app: Callable[..., Any], seconds: float) -> Callable[..., 
         return app(environ, start_response)
 
     return wrapped
+
+
+def linger_then_shut(sock: socket.socket) -> None:
+    """Close the way gunicorn does, here: send FIN, read what the client
+    still sends until it closes (LINGER_SECONDS, LINGER_BYTES at most), then
+    shut the reading side too, so that gunicorn's own close, which follows,
+    finds nothing to wait for."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:  # closed or reset already: nothing to wait for
+        return
+    try:
+        deadline = time.monotonic() + LINGER_SECONDS
+        drained = 0
+        while drained < LINGER_BYTES:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            sock.settimeout(left)
+            data = sock.recv(4096)
+            if not data:
+                break
+            drained += len(data)
+    except OSError:  # the timeout (TimeoutError is one), or the client gone
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RD)
+
+
+def post_request(worker: Any, req: Any, environ: dict[str, Any], resp: Any) -> None:
+    # gunicorn closes a connection in the worker's main loop, the one that
+    # accepts connections, and waits there up to 2 s for the client's FIN. A
+    # client answered before its body was read (415, 421, 429, 408) that
+    # then sends nothing more would stop the worker accepting anything for
+    # 2 s each: a thousand of them took /api/health down. So the wait is
+    # done here, in the request's own thread, once the answer is sent
+    # (every answer closes its connection: keepalive is 0).
+    if resp is None or not resp.headers_sent or not resp.should_close():
+        return
+    sock = environ.get("gunicorn.socket")
+    if sock is not None:
+        linger_then_shut(sock)
 
 
 def raise_open_files_limit(needed: int) -> None:
@@ -205,6 +257,7 @@ def options(s: Settings) -> dict[str, Any]:
         "accesslog": "-",
         "errorlog": "-",
         "proc_name": "ingest-serve",
+        "post_request": post_request,
         "worker_exit": worker_exit,
         "child_exit": child_exit,
     }
