@@ -14,7 +14,7 @@ from flask import current_app, request
 from werkzeug.exceptions import ClientDisconnected
 
 from .errors import ApiError, too_large_message
-from .guard import NDJSON
+from .guard import NDJSON, content_encoding
 
 # Inflated in steps of this size, so a gzip bomb costs at most the limit
 # plus one step of memory, never its inflated size.
@@ -56,8 +56,7 @@ def read_bytes() -> bytes:
     limit = _limit()
     if len(data) > limit:
         raise ApiError(413, "request_entity_too_large", too_large_message())
-    encoding = request.headers.get("Content-Encoding", "").strip().lower()
-    if encoding == "gzip" and data:
+    if content_encoding() == "gzip" and data:
         data = inflate(data, limit)
     return data
 

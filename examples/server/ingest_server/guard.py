@@ -97,6 +97,13 @@ def has_body() -> bool:
     return bool(length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
 
 
+def content_encoding() -> str:
+    """The request's Content-Encoding in lower case, identity when it has none.
+    Only HTTP's own blanks (space and tab) around it are dropped: the value
+    read is the one the document's pattern describes."""
+    return request.headers.get("Content-Encoding", "").strip(" \t").lower() or "identity"
+
+
 def check_body_type() -> None:
     """415 for a body that is not JSON or NDJSON in UTF-8, or in an
     encoding other than gzip: the types a page of another site can send
@@ -116,7 +123,7 @@ def check_body_type() -> None:
         raise ApiError(
             415, "unsupported_media_type", f"send the body in UTF-8, not charset={charset!r}"
         )
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower() or "identity"
+    encoding = content_encoding()
     if encoding not in ENCODINGS:
         raise ApiError(
             415,
@@ -138,8 +145,11 @@ def register(app: Flask, allowed_hosts: Iterable[str]) -> None:
 
 __all__ = [
     "BODY_TYPES",
+    "ENCODINGS",
+    "JSON",
     "NDJSON",
     "allowed_hosts_from_env",
+    "content_encoding",
     "default_allowed_hosts",
     "register",
 ]

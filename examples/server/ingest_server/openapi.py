@@ -13,7 +13,9 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from .api import DEFAULT_LIMIT, GROUPS, MAX_LIMIT
+from .bodies import MAX_BATCH_ITEMS
 from .failures import MAX_TIMES, POINTS
+from .guard import ENCODINGS, JSON, NDJSON
 from .limits import DEFAULT_RATE_LIMIT
 
 blueprint = Blueprint("openapi", __name__)
@@ -76,10 +78,90 @@ RATE_LIMITED = {
     ),
     "headers": {"Retry-After": RETRY_AFTER},
 }
-BAD_PARAMETER = _error(
-    "a parameter is not valid (the message names it)", "invalid_parameter", "invalid_argument"
+BAD_PARAMETER = ("a parameter is not valid (the message names it)", "invalid_parameter",
+                 "invalid_argument")  # fmt: skip
+TOO_LARGE = _error(
+    "the body is over the limit (1 MiB by default), as sent or inflated",
+    "request_entity_too_large",
 )
-TOO_LARGE = _error("the body is over the limit (1 MiB by default)", "request_entity_too_large")
+
+# The guard (guard.py) runs before every route, the page and its files too,
+# so its answers belong to every operation; the body's (bodies.py) to every
+# operation that reads one.
+BAD_HOST = ("the Host header is not a host name (bad_host)", "bad_host")
+MISDIRECTED = _error(
+    "the Host header names a host this server does not answer for (ALLOWED_HOSTS): "
+    "DNS rebinding is refused",
+    "misdirected_request",
+)
+CROSS_SITE = _error(
+    "sent by another site's page: Sec-Fetch-Site cross-site or same-site, or an Origin "
+    "other than http(s):// and the Host (null included)",
+    "cross_site",
+)
+UNSUPPORTED = _error(
+    f"the body is not {JSON} or {NDJSON} in UTF-8, or its Content-Encoding is not gzip; "
+    "it was not read",
+    "unsupported_media_type",
+)
+READ_TIMEOUT = {
+    **_error(
+        "the body stopped arriving for READ_TIMEOUT seconds (make serve only); nothing was "
+        "stored, and the connection is closed",
+        "request_timeout",
+    ),
+    "headers": {
+        "Connection": {
+            "description": "the rest of the body may still come: the connection is not reused",
+            "required": True,
+            "schema": {"const": "close"},
+        }
+    },
+}
+# The body's own 400s, on every operation that reads one.
+BODY_400 = (
+    "ended before its announced length (incomplete_body), or is gzip that is not (bad_encoding)",
+    "incomplete_body",
+    "bad_encoding",
+)
+
+
+def _any_case(text: str) -> str:
+    """A regular expression for `text` in any case (JSON Schema's patterns take no flags)."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in text)
+
+
+CONTENT_ENCODING = {
+    "name": "Content-Encoding",
+    "in": "header",
+    "required": False,
+    "description": "gzip, inflated within the body limit; none or identity: the body as it is",
+    # Read in any case with blanks around it, as HTTP reads a header; none
+    # at all is identity.
+    "schema": {
+        "type": "string",
+        "pattern": rf"^[ \t]*(?:{_any_case('|'.join(ENCODINGS))})?[ \t]*$",
+    },
+}
+
+
+def _bad_request(*parts: tuple[str, ...]) -> dict[str, Any]:
+    """One 400 of several causes: each part is a description and its codes."""
+    return _error("; or ".join(p[0] for p in parts), *(code for p in parts for code in p[1:]))
+
+
+def _guarded(
+    path: str, method: str, responses: dict[str, Any], bad_request: tuple[tuple[str, ...], ...] = ()
+) -> dict[str, Any]:
+    """`responses` with the guard's answers that `method` on `path` can meet,
+    and one 400 for the operation's own causes (`bad_request`) and bad_host."""
+    guarded = {**responses, "400": _bad_request(*bad_request, BAD_HOST), "421": MISDIRECTED}
+    if method != "get" or path.startswith("/api/"):
+        guarded["403"] = CROSS_SITE
+    if method != "get":
+        guarded["415"] = UNSUPPORTED
+    return guarded
+
 
 PAGE = [
     _query(
@@ -120,6 +202,16 @@ SCHEMAS: dict[str, Any] = {
             "stored": {
                 "type": "boolean",
                 "description": "whether the failed call was kept (after_commit) or not",
+            },
+            "items": {
+                "type": "integer",
+                "minimum": 2,
+                "description": "too_many_items: the items the batch held",
+            },
+            "max_items": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "too_many_items: MAX_BATCH_ITEMS, the most one batch may hold",
             },
         },
     },
@@ -355,10 +447,15 @@ def _events_post() -> dict[str, Any]:
         "operationId": "submitEvents",
         "summary": "submit one event, or a batch in one transaction",
         "description": (
-            "The body is read as JSON in UTF-8 whatever its Content-Type says. An item the "
-            "library cannot keep (not an object, 1e400, nesting too deep) is a rejection of "
-            "that item alone; only text that is not JSON is a 400."
+            f"The body is JSON ({JSON}: one event, or an array for a batch) or NDJSON "
+            f"({NDJSON}: a batch, one event a line, blank lines ignored, answered as the "
+            "array of the same events), in UTF-8, gzip-compressed or not (Content-Encoding). "
+            "An item the library cannot keep (not an object, 1e400, nesting too deep) is a "
+            "rejection of that item alone; only text that is not JSON is a 400. A batch of "
+            f"more than MAX_BATCH_ITEMS items (default {MAX_BATCH_ITEMS}) is a 413 before "
+            "anything is stored."
         ),
+        "parameters": [CONTENT_ENCODING],
         "requestBody": {
             "required": True,
             "content": {
@@ -377,39 +474,58 @@ def _events_post() -> dict[str, Any]:
                         ]
                     }
                 },
-                "application/x-ndjson": {
-                    "schema": {"type": "string", "description": "a batch: one JSON event per line"}
+                NDJSON: {
+                    "schema": {
+                        "type": "string",
+                        "description": "a batch: one JSON event per line (the line named in a 400)",
+                    }
                 },
             },
         },
-        "responses": {
-            "201": _json(_outcome("accepted"), "one event, accepted and stored"),
-            "200": _json(
-                {"oneOf": [_outcome("duplicate"), _ref("BatchResult")]},
-                "one event that is a duplicate of a stored one, or a batch (each item with "
-                "its own outcome and http_status)",
+        "responses": _guarded(
+            "/api/events",
+            "post",
+            {
+                "201": _json(_outcome("accepted"), "one event, accepted and stored"),
+                "200": _json(
+                    {"oneOf": [_outcome("duplicate"), _ref("BatchResult")]},
+                    "one event that is a duplicate of a stored one, or a batch (each item with "
+                    "its own outcome and http_status)",
+                ),
+                "409": _json(
+                    _outcome("conflict"), "a conflict with a stored event; nothing changed"
+                ),
+                "422": _json(_outcome("rejected"), "rejected, with every reason; nothing stored"),
+                "408": READ_TIMEOUT,
+                "413": _error(
+                    "the body is over the limit (1 MiB by default), as sent or inflated "
+                    "(request_entity_too_large), or the batch holds more than MAX_BATCH_ITEMS "
+                    f"items (too_many_items, default {MAX_BATCH_ITEMS}, with items and "
+                    "max_items); nothing was stored",
+                    "request_entity_too_large",
+                    "too_many_items",
+                ),
+                "429": RATE_LIMITED,
+                "500": _error(
+                    "storage_error or injected_failure: nothing of the call was stored "
+                    "(stored: true only after a failure after the commit, whose retry answers "
+                    "duplicate); retry the same request",
+                    "storage_error",
+                    "injected_failure",
+                    "ingest_error",
+                    "internal_error",
+                ),
+            },
+            bad_request=(
+                (
+                    "the body is empty, not UTF-8, or not JSON (the message says where, and "
+                    "names the item of a batch or the line of NDJSON)",
+                    "empty_body",
+                    "malformed_json",
+                ),
+                BODY_400,
             ),
-            "409": _json(_outcome("conflict"), "a conflict with a stored event; nothing changed"),
-            "422": _json(_outcome("rejected"), "rejected, with every reason; nothing stored"),
-            "400": _error(
-                "the body is empty, not UTF-8, not JSON (the message says where, and names "
-                "the item of a batch), or ended before its announced length",
-                "empty_body",
-                "malformed_json",
-                "incomplete_body",
-            ),
-            "413": TOO_LARGE,
-            "429": RATE_LIMITED,
-            "500": _error(
-                "storage_error or injected_failure: nothing of the call was stored "
-                "(stored: true only after a failure after the commit, whose retry answers "
-                "duplicate); retry the same request",
-                "storage_error",
-                "injected_failure",
-                "ingest_error",
-                "internal_error",
-            ),
-        },
+        ),
     }
 
 
@@ -420,6 +536,7 @@ STATIC_EXAMPLES = {"": "style.css", "js/": "main.js", "vendor/": "uPlot.esm.js"}
 
 def _static(folder: str) -> dict[str, Any]:
     name = "".join(p.title() for p in folder.strip("/").split("/") if p)
+    path = f"/static/{folder}{{filename}}"
     return {
         "get": {
             "operationId": f"static{name}File",
@@ -433,21 +550,34 @@ def _static(folder: str) -> dict[str, Any]:
                     "example": STATIC_EXAMPLES[folder],
                 }
             ],
-            "responses": {
-                "200": {
-                    "description": "the file",
-                    "content": {"*/*": {}},
+            "responses": _guarded(
+                path,
+                "get",
+                {
+                    "200": {
+                        "description": "the file",
+                        "content": {"*/*": {}},
+                    },
+                    # Never rate limited: the page's own files cost nothing.
+                    "404": _error("no such file", "not_found"),
                 },
-                # Never rate limited: the page's own files cost nothing.
-                "404": _error("no such file", "not_found"),
-            },
+            ),
         }
     }
 
 
-def _get(op_id: str, summary: str, ok: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def _get(
+    path: str,
+    op_id: str,
+    summary: str,
+    ok: dict[str, Any],
+    bad_request: tuple[tuple[str, ...], ...] = (),
+    **extra: Any,
+) -> dict[str, Any]:
+    """A GET of the store: rate limited, and it can meet a storage failure."""
     responses = {"200": ok, "429": RATE_LIMITED, "500": STORAGE_FAILED}
     responses.update(extra.pop("responses", {}))
+    responses = _guarded(path, "get", responses, bad_request)
     return {"operationId": op_id, "summary": summary, **extra, "responses": responses}
 
 
@@ -463,7 +593,11 @@ def document() -> dict[str, Any]:
                 "Metric events from unreliable clients, normalised, stored exactly once, "
                 "and aggregated. Every error is JSON with error (a stable code) and message. "
                 f"Every route but /api/health is limited to RATE_LIMIT requests a second per "
-                f"key (default {DEFAULT_RATE_LIMIT}): 429 with Retry-After beyond it."
+                f"key (default {DEFAULT_RATE_LIMIT}): 429 with Retry-After beyond it. "
+                "Before any route, every request is checked: a Host that is not a host name is "
+                "400 bad_host, one not in ALLOWED_HOSTS 421; a POST or any /api/ request sent "
+                "by another site's page is 403; a POST body that is not JSON or NDJSON in "
+                "UTF-8, gzip or not, is 415."
             ),
         },
         "servers": [{"url": "/"}],
@@ -471,6 +605,7 @@ def document() -> dict[str, Any]:
             "/api/events": {
                 "post": _events_post(),
                 "get": _get(
+                    "/api/events",
                     "listEvents",
                     "stored events (status=processed) or dead letters (status=rejected), "
                     "newest first",
@@ -502,11 +637,12 @@ def document() -> dict[str, Any]:
                         *FILTERS,
                         *PAGE,
                     ],
-                    responses={"400": BAD_PARAMETER},
+                    bad_request=(BAD_PARAMETER,),
                 ),
             },
             "/api/rejected": {
                 "get": _get(
+                    "/api/rejected",
                     "listRejected",
                     "rejected input as received, with every reason, newest first",
                     _json(
@@ -524,11 +660,12 @@ def document() -> dict[str, Any]:
                         "a page of dead letters",
                     ),
                     parameters=PAGE,
-                    responses={"400": BAD_PARAMETER},
+                    bad_request=(BAD_PARAMETER,),
                 )
             },
             "/api/aggregate": {
                 "get": _get(
+                    "/api/aggregate",
                     "aggregate",
                     "count, sum, avg, min and max over [startDate, endDate), optionally grouped",
                     _json(_ref("Aggregate"), "the totals (stale: true when read from the cache)"),
@@ -541,8 +678,8 @@ def document() -> dict[str, Any]:
                             "an IANA time zone (Europe/Paris) for the time buckets; default UTC",
                         ),
                     ],
+                    bad_request=(BAD_PARAMETER,),
                     responses={
-                        "400": BAD_PARAMETER,
                         "503": {
                             **_error(
                                 "the database cannot be read and no earlier result of the "
@@ -556,6 +693,7 @@ def document() -> dict[str, Any]:
             },
             "/api/simulate-failure": {
                 "get": _get(
+                    "/api/simulate-failure",
                     "failureState",
                     "the failure switch's state",
                     _json(_ref("FailureState"), "the state"),
@@ -568,6 +706,7 @@ def document() -> dict[str, Any]:
                         '{"point", "times"} arms one point for the next times calls; '
                         '{"enabled": false} or times 0 disarms.'
                     ),
+                    "parameters": [CONTENT_ENCODING],
                     "requestBody": {
                         "required": False,
                         "content": {
@@ -589,21 +728,30 @@ def document() -> dict[str, Any]:
                             }
                         },
                     },
-                    "responses": {
-                        "200": _json(_ref("FailureState"), "the new state"),
-                        "400": _error(
-                            "the body is not JSON, or not one of the shapes above",
-                            "malformed_json",
-                            "invalid_parameter",
+                    "responses": _guarded(
+                        "/api/simulate-failure",
+                        "post",
+                        {
+                            "200": _json(_ref("FailureState"), "the new state"),
+                            "408": READ_TIMEOUT,
+                            "413": TOO_LARGE,
+                            "429": RATE_LIMITED,
+                            "500": STORAGE_FAILED,
+                        },
+                        bad_request=(
+                            (
+                                "the body is not UTF-8 or not JSON, or not one of the shapes above",
+                                "malformed_json",
+                                "invalid_parameter",
+                            ),
+                            BODY_400,
                         ),
-                        "413": TOO_LARGE,
-                        "429": RATE_LIMITED,
-                        "500": STORAGE_FAILED,
-                    },
+                    ),
                 },
             },
             "/api/stats": {
                 "get": _get(
+                    "/api/stats",
                     "stats",
                     "outcomes since start, stored counts and the failure switch",
                     _json(_ref("Stats"), "the counts"),
@@ -613,46 +761,62 @@ def document() -> dict[str, Any]:
                 "get": {
                     "operationId": "health",
                     "summary": "whether the database answers (never rate limited)",
-                    "responses": {
-                        "200": _json(_ref("Health"), "ready"),
-                        "503": _json(_ref("Health"), "the database cannot be read"),
-                    },
+                    "responses": _guarded(
+                        "/api/health",
+                        "get",
+                        {
+                            "200": _json(_ref("Health"), "ready"),
+                            "503": _json(_ref("Health"), "the database cannot be read"),
+                        },
+                    ),
                 }
             },
             "/api/openapi.json": {
                 "get": {
                     "operationId": "openapi",
                     "summary": "this document",
-                    "responses": {
-                        "200": _json({"type": "object"}, "the OpenAPI 3.1 document"),
-                        "429": RATE_LIMITED,
-                    },
+                    "responses": _guarded(
+                        "/api/openapi.json",
+                        "get",
+                        {
+                            "200": _json({"type": "object"}, "the OpenAPI 3.1 document"),
+                            "429": RATE_LIMITED,
+                        },
+                    ),
                 }
             },
             "/metrics": {
                 "get": {
                     "operationId": "metrics",
                     "summary": "counters, latencies and stored counts for Prometheus",
-                    "responses": {
-                        "200": {
-                            "description": "Prometheus's text exposition format",
-                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                    "responses": _guarded(
+                        "/metrics",
+                        "get",
+                        {
+                            "200": {
+                                "description": "Prometheus's text exposition format",
+                                "content": {"text/plain": {"schema": {"type": "string"}}},
+                            },
+                            "429": RATE_LIMITED,
                         },
-                        "429": RATE_LIMITED,
-                    },
+                    ),
                 }
             },
             "/": {
                 "get": {
                     "operationId": "webUi",
                     "summary": "the web UI",
-                    "responses": {
-                        "200": {
-                            "description": "the page",
-                            "content": {"text/html": {"schema": {"type": "string"}}},
+                    "responses": _guarded(
+                        "/",
+                        "get",
+                        {
+                            "200": {
+                                "description": "the page",
+                                "content": {"text/html": {"schema": {"type": "string"}}},
+                            },
+                            "429": RATE_LIMITED,
                         },
-                        "429": RATE_LIMITED,
-                    },
+                    ),
                 }
             },
             # A path parameter holds no "/": one entry per folder of static/.

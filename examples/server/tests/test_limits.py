@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ import pytest
 import redis
 import requests
 
-from conftest import SERVER_DIR, ServerProcess, redis_url
+from conftest import SERVER_DIR, ServerProcess, addressed, redis_url
 from ingest_server import create_app
 from ingest_server.limits import DEFAULT_RATE_LIMIT, limit_key, rate_limit_from_env
 
@@ -31,7 +33,7 @@ def make_app(tmp_path: Path) -> Any:
     apps: list[Any] = []
 
     def make(**kw: Any) -> Any:
-        app = create_app(tmp_path / "limits.db", **kw)
+        app = addressed(create_app(tmp_path / "limits.db", **kw))
         app.config["TESTING"] = True
         apps.append(app)
         return app
@@ -185,6 +187,35 @@ def test_two_server_processes_share_the_limit_through_redis(tmp_path: Path) -> N
     finally:
         for server in servers:
             server.stop()
+
+
+def test_make_serve_workers_share_the_limit_through_redis(tmp_path: Path) -> None:
+    # RATE_LIMIT and REDIS_URL reach every worker of `make serve`: one count
+    # per key across the two, where each alone would let 5 through.
+    env = {"RATE_LIMIT": "5", "REDIS_URL": redis_url()}
+    server = ServerProcess(tmp_path / "s.db", tmp_path / "s.log", serve=True, env=env)
+    url = server.base + "/api/stats"
+    try:
+        # Sent from several threads at once, so that both workers take some
+        # (one worker taking all would say nothing of a shared count); each
+        # burst with a token of its own, sent again when one worker took all.
+        for _ in range(10):
+            get = partial(requests.get, url, headers=bearer(token()), timeout=10)
+            started = time.monotonic()
+            with ThreadPoolExecutor(6) as pool:
+                answers = [f.result() for f in [pool.submit(get) for _ in range(12)]]
+            elapsed = time.monotonic() - started
+            assert elapsed < BURST_SECONDS, f"the burst took {elapsed:.2f} s: too slow"
+            statuses = [r.status_code for r in answers]
+            assert statuses.count(200) == 5, statuses
+            assert statuses.count(429) == 7, statuses
+            if len({r.headers["X-Ingest-Worker"] for r in answers}) == 2:
+                break
+        else:
+            raise AssertionError("one worker took every request of every burst")
+    finally:
+        server.stop()
+    assert "rate limit: 5/s a key, counted in Redis" in server.log_text()
 
 
 def test_the_server_refuses_to_start_on_a_bad_rate_limit(tmp_path: Path) -> None:
