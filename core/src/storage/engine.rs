@@ -188,14 +188,23 @@ impl Engine {
     /// kept; its callers decide again with the horizon read here
     /// ([`horizon_moved`]).
     fn check_horizon(&self, db: &mut dyn Db, items: &[WriteItem]) -> Result<()> {
+        // A group of dead letters only stores no event a prune removed: no
+        // statement (on PostgreSQL, no round trip and no lock) for it.
+        let oldest = items
+            .iter()
+            .filter_map(|i| match i {
+                WriteItem::Event { event, .. } => Some(event.timestamp.millis()),
+                WriteItem::Rejected { .. } => None,
+            })
+            .min();
+        let Some(oldest) = oldest else {
+            return Ok(());
+        };
         let Some(horizon) = prune::horizon_for_write(db)? else {
             return Ok(());
         };
         self.pruned.fetch_max(horizon, Ordering::Relaxed);
-        let below = items
-            .iter()
-            .any(|i| matches!(i, WriteItem::Event { event, .. } if event.timestamp.millis() < horizon));
-        if below {
+        if oldest < horizon {
             return Err(Error::storage(StorageKind::Busy, HORIZON_MOVED));
         }
         Ok(())

@@ -151,9 +151,9 @@ impl Ranges<'_> {
 /// `(VALUES (...), ...) w CROSS JOIN `: `rows` as a table `w` whose
 /// columns are `column1`, `column2`, ... (both databases name them so),
 /// each value cast to BIGINT by [`Sql::bind`] (PostgreSQL would take an
-/// untyped one for text). Padded with empty ranges (all zero) to a power of two of rows, so that
-/// the same few texts come back and are prepared once: preparing a
-/// hundred rows of VALUES costs more than running them.
+/// untyped one for text). Padded with empty ranges (all zero) to a power
+/// of two of rows, so that the same few texts come back and are prepared
+/// once: preparing a hundred rows of VALUES costs more than running them.
 fn values<const N: usize>(sql: &mut Sql, rows: &[[i64; N]]) {
     sql.push("(VALUES ");
     let padding = std::iter::repeat_n([0; N], rows.len().next_power_of_two() - rows.len());
