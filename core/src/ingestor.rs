@@ -19,11 +19,11 @@ use crate::identity::identity;
 use crate::json_items::{may_hold_reserved_key, not_json, split_batch, split_one, ItemText};
 use crate::keys::{self, KeyInfo, KeyScope, NewKey, Principal};
 use crate::limits::{
-    check_shape, raw_copy, RawCopy, DEFAULT_MAX_DEAD_LETTER_BYTES, DEFAULT_MAX_EVENT_BYTES, MAX_DEPTH,
+    check_shape, raw_copy, shorten, RawCopy, DEFAULT_MAX_DEAD_LETTER_BYTES, DEFAULT_MAX_EVENT_BYTES, MAX_DEPTH,
     RESERVED_KEY_PREFIX,
 };
 use crate::location::{open_store, Location};
-use crate::normalize::{normalize_fields_within, normalize_within, Fields};
+use crate::normalize::{client_id_of, normalize_fields_within, normalize_within, Fields};
 use crate::options::{Durability, EventFilter, Page, Query, MAX_PAGE};
 use crate::raw_event::{read_batch, read_event, InputNames, RawEvent};
 use crate::rules::Rules;
@@ -696,6 +696,9 @@ impl Ingestor {
     /// Make an API key of `scope` and store it: its token is in the answer
     /// and nowhere else (the store keeps only its digest).
     pub fn add_key(&self, scope: KeyScope) -> Result<NewKey> {
+        if let Some(client) = scope.client_id() {
+            self.client_name(client)?;
+        }
         let (id, token, digest) = keys::generate()?;
         self.store.add_key(&id, &scope, &digest)?;
         Ok(NewKey { id, token, scope })
@@ -729,6 +732,25 @@ impl Ingestor {
                 key_id: info.id,
                 scope: info.scope,
             }))
+    }
+
+    /// `client`, checked as a client id an event may name (not empty, no
+    /// NUL, within the length limit), in its one form of names: an API
+    /// key's client, and the client a scoped caller writes as, are ones
+    /// the store could have read from an event.
+    pub(crate) fn client_name(&self, client: &str) -> Result<String> {
+        let named = client_id_of(client, &self.rules).map_err(|reasons| {
+            let why: Vec<&str> = reasons.iter().map(|r| r.message.as_str()).collect();
+            Error::arg(format!("not a client id: {}", why.join("; ")))
+        })?;
+        if named != client {
+            return Err(Error::arg(format!(
+                "{:?} is not a client id in the one form of names (as an API key keeps it: {:?})",
+                shorten(client, 60),
+                shorten(&named, 60)
+            )));
+        }
+        Ok(named)
     }
 
     /// Counts of outcomes since open, and of what the database holds.

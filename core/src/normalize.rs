@@ -451,6 +451,15 @@ fn out_of_range_time() -> Reason {
     )
 }
 
+/// `client` as a client id the rules accept, in its one form, or the
+/// reasons it is not: the check a client named by an event gets, for a
+/// client a caller names itself (an API key's).
+pub(crate) fn client_id_of(client: &str, rules: &Rules) -> Result<String, Vec<Reason>> {
+    let mut reasons = Vec::new();
+    let field = Field::ClientId;
+    text_field(field, Some((field.as_str(), Scalar::Text(client))), rules, &mut reasons).ok_or(reasons)
+}
+
 /// An event of a caller that writes as `own` only, naming another client.
 pub(crate) fn other_client(named: &str, own: &str) -> Reason {
     Reason::new(

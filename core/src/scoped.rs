@@ -22,16 +22,20 @@ pub struct Scoped<'a> {
     client: &'a str,
 }
 
+impl std::fmt::Debug for Scoped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scoped")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Ingestor {
     /// This store as `client_id` sees it (in the one form of names, as
-    /// [`crate::KeyScope::client`] keeps it): an empty name is an
-    /// `InvalidArgument`.
+    /// [`crate::KeyScope::client`] keeps it): a name an event could not
+    /// have given (empty, too long, a NUL) is an `InvalidArgument`.
     pub fn scoped<'a>(&'a self, client_id: &'a str) -> Result<Scoped<'a>> {
-        if client_id.is_empty() || identity(client_id) != client_id {
-            return Err(Error::arg(format!(
-                "{client_id:?} is not a client id in the one form of names (as an API key keeps it)"
-            )));
-        }
+        self.client_name(client_id)?;
         Ok(Scoped {
             ing: self,
             client: client_id,

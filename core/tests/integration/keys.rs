@@ -146,5 +146,13 @@ fn a_scoped_caller_writes_and_reads_as_its_client_only() {
             "the store sees all"
         );
         assert!(ing.scoped(" acme").is_err(), "names in their one form only");
+        // A client no event could name (too long, a NUL) is no scope and no
+        // key: the events written as it would carry a name the rules refuse.
+        let long = "a".repeat(100_000);
+        for bad in [long.as_str(), "ac\0me"] {
+            assert_eq!(ing.scoped(bad).unwrap_err().kind(), ErrorKind::InvalidArgument);
+            let err = ing.add_key(KeyScope::client(bad).unwrap()).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{}", store.backend);
+        }
     }
 }
