@@ -337,4 +337,11 @@ pub struct RejectedEvent {
     /// as null).
     /// Such a row is never decided again by `reprocess_rejected`.
     pub raw_exact: bool,
+    /// The client it belongs to: a scoped caller's (an API key's client),
+    /// or the client the input names when it reads as a client id; `None`
+    /// when neither is known, and for every dead letter stored before
+    /// clients were recorded (before schema migration 13). Only an
+    /// unscoped (admin) caller lists those; [`crate::Scoped::rejected`]
+    /// lists its client's only.
+    pub client_id: Option<String>,
 }

@@ -23,7 +23,7 @@ use crate::limits::{
     RESERVED_KEY_PREFIX,
 };
 use crate::location::{open_store, Location};
-use crate::normalize::{client_id_of, normalize_fields_within, normalize_within, Fields};
+use crate::normalize::{client_id_of, dead_letter_client, normalize_fields_within, normalize_within, Fields};
 use crate::options::{Durability, EventFilter, Page, Query, MAX_PAGE};
 use crate::raw_event::{read_batch, read_event, InputNames, RawEvent};
 use crate::rules::Rules;
@@ -155,6 +155,19 @@ pub struct IngestStats {
     /// Dead letters removed, oldest first, to keep the store within its
     /// bound ([`DeadLetterBound`]), since the store was created.
     pub evicted_rejected: u64,
+}
+
+/// What one client has in the store ([`crate::Scoped::stats`]): the
+/// store-wide counters of [`IngestStats`] are not for a client's eyes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct ClientStats {
+    /// The client.
+    pub client_id: String,
+    /// Its events stored, exact: summed from its days' rollups, and counted
+    /// from its events in the days a prune may have touched.
+    pub stored_events: u64,
+    /// Its dead letters stored (those of no known client are nobody's).
+    pub stored_rejected: u64,
 }
 
 /// What [`Ingestor::reprocess_rejected`] did with the stored rejections.
@@ -371,7 +384,12 @@ impl Ingestor {
             Ok(vec![
                 match normalize_fields_within(fields, &self.rules, &self.window()) {
                     Ok(event) => self.valid(event),
-                    Err(reasons) => self.reject_value(&fields.to_raw(), reasons),
+                    // Typed fields name their client directly, whatever the
+                    // rules' input names: it is read as normalize_fields reads it.
+                    Err(reasons) => {
+                        let client = client_id_of(fields.client_id, &self.rules).ok();
+                        reject_item(self.copy_of(&fields.to_raw()), reasons, true, client)
+                    }
                 },
             ])
         };
@@ -460,10 +478,28 @@ impl Ingestor {
         self.store.events(&f)
     }
 
-    /// Stored rejections (dead letters), newest first.
+    /// Stored rejections (dead letters), newest first, of every client and
+    /// of none ([`Scoped::rejected`](crate::Scoped::rejected) lists one
+    /// client's).
     pub fn rejected(&self, page: Page) -> Result<Vec<RejectedEvent>> {
         check_page(page.limit)?;
-        self.store.rejected(page.limit, page.offset)
+        self.store.rejected(None, page.limit, page.offset)
+    }
+
+    /// One client's dead letters, newest first (see [`crate::Scoped`]).
+    pub(crate) fn client_rejected(&self, client: &str, page: Page) -> Result<Vec<RejectedEvent>> {
+        check_page(page.limit)?;
+        self.store.rejected(Some(client), page.limit, page.offset)
+    }
+
+    /// What one client has in the store (see [`crate::Scoped::stats`]).
+    pub(crate) fn client_stats(&self, client: &str) -> Result<ClientStats> {
+        let counts = self.store.client_counts(client)?;
+        Ok(ClientStats {
+            client_id: client.to_string(),
+            stored_events: counts.events,
+            stored_rejected: counts.rejected,
+        })
     }
 
     /// Normalise every stored rejection again under the current rules. Those
@@ -471,7 +507,10 @@ impl Ingestor {
     /// store in the same transaction, unless a stored event holds their key
     /// with other fields (a conflict: they stay); the rest keep their place
     /// with the current reasons and rules version. Copies that are not the
-    /// input itself (`raw_exact: false`) are left as they are. Works in chunks, one transaction
+    /// input itself (`raw_exact: false`) are left as they are. A dead letter
+    /// of a client is decided again as that client's (as a scoped caller of
+    /// it would be) and stays that client's; one of no client stays of none.
+    /// Works in chunks, one transaction
     /// each, so an error part-way leaves every chunk either done or untouched.
     pub fn reprocess_rejected(&self) -> Result<ReprocessReport> {
         let mut report = ReprocessReport::default();
@@ -482,12 +521,12 @@ impl Ingestor {
                 return Ok(report);
             };
             after = last.id;
-            let mut raws: Vec<(i64, Value)> = Vec::with_capacity(rows.len());
+            let mut raws: Vec<(i64, Value, Option<String>)> = Vec::with_capacity(rows.len());
             for row in rows {
                 // A copy that is not the input (cut, or standing in for what
                 // JSON cannot hold) is never decided again: the input is gone.
                 match row.exact_raw()? {
-                    Some(raw) => raws.push((row.id, raw)),
+                    Some(raw) => raws.push((row.id, raw, row.client)),
                     None => report.rejected += 1,
                 }
             }
@@ -495,13 +534,20 @@ impl Ingestor {
                 let w = self.window();
                 Ok(raws
                     .iter()
-                    .map(|(id, raw)| match self.decide(raw, &w) {
+                    .map(|(id, raw, client)| match self.decide_letter(raw, &w, client) {
                         WriteItem::Event { key, event, .. } => WriteItem::Event {
                             key,
                             event,
                             replaces: Some(*id),
                         },
-                        WriteItem::Rejected { copy, reasons, .. } => reject_item(copy, reasons, false),
+                        WriteItem::Rejected {
+                            copy, reasons, client, ..
+                        } => WriteItem::Rejected {
+                            copy,
+                            reasons,
+                            new_attempt: false,
+                            client,
+                        },
                     })
                     .collect())
             };
@@ -614,7 +660,8 @@ impl Ingestor {
     /// exact; what it already holds is a duplicate, never a second copy,
     /// which makes the copy safe to run again after an interruption. Dead
     /// letters are decided again by the target's rules (kept, or stored as
-    /// events if those rules now accept them). The target records the time
+    /// events if those rules now accept them), each keeping its client as
+    /// [`Ingestor::reprocess_rejected`] does. The target records the time
     /// of the copy as each row's `received_at`, and its own rules version.
     /// Work goes in chunks, one transaction each; stop writers to the
     /// source first, or copy again afterwards to pick up what came later.
@@ -670,8 +717,8 @@ impl Ingestor {
             let mut letters = Vec::with_capacity(rows.len());
             for row in rows {
                 letters.push(match row.exact_raw()? {
-                    Some(raw) => Ok(raw),
-                    None => Err((row.reasons()?, row.copy)),
+                    Some(raw) => Ok((raw, row.client)),
+                    None => Err((row.reasons()?, row.copy, row.client)),
                 });
             }
             let decide = || {
@@ -679,8 +726,14 @@ impl Ingestor {
                 Ok(letters
                     .iter()
                     .map(|letter| match letter {
-                        Ok(raw) => target.decide(raw, &w),
-                        Err((reasons, copy)) => reject_item(copy.clone(), reasons.clone(), false),
+                        Ok((raw, client)) => target.decide_letter(raw, &w, client),
+                        // Its digest is already its client's: kept as it is.
+                        Err((reasons, copy, client)) => WriteItem::Rejected {
+                            copy: copy.clone(),
+                            reasons: reasons.clone(),
+                            new_attempt: false,
+                            client: client.clone(),
+                        },
                     })
                     .collect())
             };
@@ -795,13 +848,31 @@ impl Ingestor {
 
     /// What to write for `raw`: its event, or its rejection.
     fn decide(&self, raw: &Value, w: &Window) -> WriteItem {
+        self.decide_owned(raw, w, || dead_letter_client(Some(raw), &self.rules, w))
+    }
+
+    /// [`Ingestor::decide`], a rejection being the dead letter of the
+    /// client `owner` gives.
+    fn decide_owned(&self, raw: &Value, w: &Window, owner: impl FnOnce() -> Option<String>) -> WriteItem {
         if let Err(reasons) = check_shape(raw, self.max_event_bytes) {
             let copy = raw_copy(raw, self.dead_letters.max_copy_bytes, true);
-            return reject_item(copy, reasons, true);
+            return reject_item(copy, reasons, true, owner());
         }
         match normalize_within(raw, &self.rules, w) {
             Ok(event) => self.valid(event),
-            Err(reasons) => self.reject_value(raw, reasons),
+            Err(reasons) => reject_item(self.copy_of(raw), reasons, true, owner()),
+        }
+    }
+
+    /// A stored dead letter's input decided again under the window `w`
+    /// (reprocessing, copying): as its client's when it has one, as a
+    /// scoped caller of that client would be, and still its client's (and
+    /// of none when it has none) if rejected again, so that the row keeps
+    /// its digest and who may list it.
+    fn decide_letter(&self, raw: &Value, w: &Window, client: &Option<String>) -> WriteItem {
+        match client {
+            Some(c) => self.decide_owned(raw, &w.clone().for_client(c), || client.clone()),
+            None => self.decide_owned(raw, w, || None),
         }
     }
 
@@ -838,7 +909,7 @@ impl Ingestor {
         match input {
             Input::Value(raw) => Ok(self.decide(raw, w)),
             Input::Text(text) => self.decide_text(text, w),
-            Input::Unreadable { copy, reasons } => Ok(self.reject_stand_in(copy, reasons.clone())),
+            Input::Unreadable { copy, reasons } => Ok(self.reject_stand_in(copy, reasons.clone(), w)),
         }
     }
 
@@ -849,7 +920,7 @@ impl Ingestor {
         // that its dead letter is the one the same event gets in a batch or
         // as a value (one digest: retries count on one row).
         if text.len() > self.max_event_bytes.saturating_mul(TEXT_READ_FACTOR) {
-            return Ok(self.reject_text(text, vec![too_large_text(text.len(), self.max_event_bytes)]));
+            return Ok(self.reject_text(text, vec![too_large_text(text.len(), self.max_event_bytes)], w));
         }
         if !may_hold_reserved_key(text) {
             if let Some(event) = read_event(text, &self.names) {
@@ -906,7 +977,7 @@ impl Ingestor {
                 "",
                 format!("the event has a key starting with {RESERVED_KEY_PREFIX:?}, which the JSON library reserves"),
             );
-            return Ok(self.reject_text(own, vec![reason]));
+            return Ok(self.reject_text(own, vec![reason], w));
         }
         if item.too_deep() {
             let reason = Reason::new(
@@ -914,7 +985,7 @@ impl Ingestor {
                 "",
                 format!("the event is nested deeper than {MAX_DEPTH} levels"),
             );
-            return Ok(self.reject_text(own, vec![reason]));
+            return Ok(self.reject_text(own, vec![reason], w));
         }
         if item.lone_surrogates.is_empty() {
             return serde_json::from_str::<Value>(own).map(|raw| self.decide(&raw, w));
@@ -928,7 +999,7 @@ impl Ingestor {
                 item.lone_surrogates.len()
             ),
         );
-        Ok(self.reject_stand_in(&raw, vec![reason]))
+        Ok(self.reject_stand_in(&raw, vec![reason], w))
     }
 
     /// What `check` answers for an item, storing nothing.
@@ -942,21 +1013,26 @@ impl Ingestor {
         }
     }
 
-    fn reject_value(&self, raw: &Value, reasons: Vec<Reason>) -> WriteItem {
-        reject_item(raw_copy(raw, self.dead_letters.max_copy_bytes, false), reasons, true)
+    /// The dead letter's copy of `raw`, a value that reads back.
+    fn copy_of(&self, raw: &Value) -> RawCopy {
+        raw_copy(raw, self.dead_letters.max_copy_bytes, false)
     }
 
     /// A rejection kept as `stand_in`, the closest JSON to an input that
-    /// JSON cannot hold: never decided again.
-    fn reject_stand_in(&self, stand_in: &Value, reasons: Vec<Reason>) -> WriteItem {
+    /// JSON cannot hold: never decided again. Only a scoped caller's client
+    /// owns it: the stand-in may spell a client the input did not.
+    fn reject_stand_in(&self, stand_in: &Value, reasons: Vec<Reason>, w: &Window) -> WriteItem {
         let unsafe_as_value = check_shape(stand_in, usize::MAX).is_err();
         let mut copy = raw_copy(stand_in, self.dead_letters.max_copy_bytes, unsafe_as_value);
         copy.exact = false;
-        reject_item(copy, reasons, true)
+        reject_item(copy, reasons, true, dead_letter_client(None, &self.rules, w))
     }
 
-    fn reject_text(&self, text: &str, reasons: Vec<Reason>) -> WriteItem {
-        reject_item(RawCopy::of_text(text, self.dead_letters.max_copy_bytes), reasons, true)
+    /// A rejection of text never read as a value: only a scoped caller's
+    /// client owns it.
+    fn reject_text(&self, text: &str, reasons: Vec<Reason>, w: &Window) -> WriteItem {
+        let copy = RawCopy::of_text(text, self.dead_letters.max_copy_bytes);
+        reject_item(copy, reasons, true, dead_letter_client(None, &self.rules, w))
     }
 
     fn valid(&self, event: Event) -> WriteItem {
@@ -1027,11 +1103,13 @@ impl Ingestor {
     }
 }
 
-fn reject_item(copy: RawCopy, reasons: Vec<Reason>, new_attempt: bool) -> WriteItem {
+/// The dead letter of `copy`, `client`'s (its digest then the client's).
+fn reject_item(copy: RawCopy, reasons: Vec<Reason>, new_attempt: bool, client: Option<String>) -> WriteItem {
     WriteItem::Rejected {
-        copy,
+        copy: copy.owned_by(client.as_deref()),
         reasons,
         new_attempt,
+        client,
     }
 }
 

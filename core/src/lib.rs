@@ -72,8 +72,8 @@ pub use error::{Error, ErrorKind, Result, StorageKind};
 pub use event::{Event, Outcome, Reason, ReasonCode, RejectedEvent, StoredEvent};
 pub use failure::FailPoint;
 pub use ingestor::{
-    CopyReport, DeadLetterBound, IngestStats, Ingestor, IngestorBuilder, Input, PruneReport, Pruned, ReprocessReport,
-    DEFAULT_MAX_DEAD_LETTERS, PRUNE_CHUNK,
+    ClientStats, CopyReport, DeadLetterBound, IngestStats, Ingestor, IngestorBuilder, Input, PruneReport, Pruned,
+    ReprocessReport, DEFAULT_MAX_DEAD_LETTERS, PRUNE_CHUNK,
 };
 pub use keys::{KeyInfo, KeyScope, NewKey, Principal};
 pub use normalize::{normalize, normalize_fields, Fields};

@@ -261,6 +261,25 @@ pub(crate) struct RawCopy {
 }
 
 impl RawCopy {
+    /// The copy as the dead letter of `client`: its digest, the dead
+    /// letter's identity, becomes that of the client and the input's digest
+    /// together. The same input rejected for two clients is then two dead
+    /// letters, each counting its own client's attempts, and neither client
+    /// can learn from its own row that the other sent it. Without a client
+    /// the digest stays the input's own, as every row stored before clients
+    /// were recorded has it.
+    pub(crate) fn owned_by(mut self, client: Option<&str>) -> Self {
+        if let Some(client) = client {
+            let mut h = Sha256::new();
+            h.update(b"ingest dead letter of a client\0");
+            h.update((client.len() as u64).to_be_bytes());
+            h.update(client.as_bytes());
+            h.update(self.digest);
+            self.digest = h.finalize().into();
+        }
+        self
+    }
+
     /// The copy of input that is only text (it is not JSON a `Value` can
     /// hold: a lone surrogate, nesting past serde_json's limit): a JSON
     /// string of it, within the cap.

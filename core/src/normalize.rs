@@ -13,6 +13,7 @@ use crate::window::Window;
 
 mod resolve;
 
+use resolve::named_client;
 pub use resolve::ENVELOPE_ATTRIBUTE;
 pub(crate) use resolve::{resolve, Alias, Entries, Keep};
 
@@ -458,6 +459,27 @@ pub(crate) fn client_id_of(client: &str, rules: &Rules) -> Result<String, Vec<Re
     let mut reasons = Vec::new();
     let field = Field::ClientId;
     text_field(field, Some((field.as_str(), Scalar::Text(client))), rules, &mut reasons).ok_or(reasons)
+}
+
+/// The client a rejected input's dead letter belongs to, which decides who
+/// may list it: the caller's, when it writes as one client (an item of its
+/// naming another client never gets here: the whole call is refused);
+/// else the client `raw` names, when it reads as a client id by the rules
+/// an event's client is read by; else none (an admin's to see). `raw` is
+/// `None` for input that was never read as a value (text refused unread,
+/// or a stand-in for what JSON cannot hold): what it names is not known.
+pub(crate) fn dead_letter_client(raw: Option<&Value>, rules: &Rules, window: &Window) -> Option<String> {
+    if let Some(own) = window.client() {
+        return Some(own.to_string());
+    }
+    let top = raw?.as_object()?;
+    let payload = match top.get(PAYLOAD) {
+        None => None,
+        Some(Value::Object(payload)) => Some(payload),
+        // normalize reads no field of such an event either.
+        Some(_) => return None,
+    };
+    named_client(&top, payload.as_ref(), rules)
 }
 
 /// An event of a caller that writes as `own` only, naming another client.

@@ -1,17 +1,17 @@
 //! The store as one client sees it: a caller holding a client's API key
 //! ([`crate::keys`]) writes only as that client and reads only its own
-//! events and aggregates. The rules are the store's own; only who an event
+//! events, aggregates and dead letters. The rules are the store's own; only who an event
 //! is from is decided here: an event naming no client (under any alias, at
 //! any level of an envelope) is the caller's, and one naming another client
 //! makes the whole call [`Error::Forbidden`], with nothing stored.
 
 use crate::aggregate::Aggregate;
 use crate::error::{Error, Result};
-use crate::event::{Outcome, StoredEvent};
+use crate::event::{Outcome, RejectedEvent, StoredEvent};
 use crate::identity::identity;
-use crate::ingestor::{Ingestor, Input};
+use crate::ingestor::{ClientStats, Ingestor, Input};
 use crate::normalize::is_other_client;
-use crate::options::{EventFilter, Query};
+use crate::options::{EventFilter, Page, Query};
 use crate::storage::WriteItem;
 use crate::window::Window;
 
@@ -92,6 +92,21 @@ impl Scoped<'_> {
         let mut q = query.clone();
         q.client_id = Some(self.own_filter(query.client_id.as_deref())?);
         self.ing.aggregate(&q)
+    }
+
+    /// This client's dead letters, newest first, paged as
+    /// [`Ingestor::rejected`]: those it sent through a scoped caller, and
+    /// those sent unscoped that name it (under any alias). Dead letters of
+    /// no known client, among them every one stored before clients were
+    /// recorded, are listed by [`Ingestor::rejected`] only.
+    pub fn rejected(&self, page: Page) -> Result<Vec<RejectedEvent>> {
+        self.ing.client_rejected(self.client, page)
+    }
+
+    /// What this client has in the store, and nothing of other clients
+    /// ([`Ingestor::stats`] is the whole store's).
+    pub fn stats(&self) -> Result<ClientStats> {
+        self.ing.client_stats(self.client)
     }
 
     fn own_filter(&self, named: Option<&str>) -> Result<String> {

@@ -179,6 +179,24 @@ pub(crate) fn resolve<E: Entries>(
     assemble(parts.0, attributes, rules, window, parts.1)
 }
 
+/// The client an event names, read as [`resolve`] reads it: the first of
+/// its input names present at each level, both levels agreeing once
+/// normalised, and a client id's checks. `None` when it names none (a
+/// default of the rules is not a client it names) or none that reads.
+pub(crate) fn named_client<E: Entries>(top: &E, payload: Option<&E>, rules: &Rules) -> Option<String> {
+    let field = Field::ClientId;
+    let found = Found {
+        inner: payload
+            .and_then(|p| first(p, field, rules))
+            .map(|(_, name, v)| (name, v)),
+        outer: first(top, field, rules).map(|(_, name, v)| (name, v)),
+    };
+    if found.inner.is_none() && found.outer.is_none() {
+        return None;
+    }
+    found.read(field, &mut Vec::new(), |f, r| text_field(field, f, rules, r))
+}
+
 /// The first of `field`'s input names present at `level` and not null.
 fn first<'l, 'r, E: Entries>(level: &'l E, field: Field, rules: &'r Rules) -> Option<(Alias, &'r str, Scalar<'l>)> {
     rules.aliases(field).iter().enumerate().find_map(|(rank, name)| {

@@ -73,6 +73,9 @@ pub(crate) struct DeadLetter<'a> {
     pub fresh: i64,
     /// The attempts added to a row already stored.
     pub added: i64,
+    /// The client it belongs to (part of its digest: see
+    /// `RawCopy::owned_by`), never changed once stored.
+    pub client: Option<&'a str>,
 }
 
 /// What every write of a call stamps its rows with.
@@ -168,12 +171,12 @@ pub(crate) trait Db {
     fn upsert_rejected(&mut self, rows: &[DeadLetter<'_>], stamp: Stamp) -> Result<()> {
         for row in rows {
             self.execute(
-                "INSERT INTO rejected (digest, raw, reasons, rules_version, received_at, attempts, raw_bytes, raw_exact)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                "INSERT INTO rejected (digest, raw, reasons, rules_version, received_at, attempts, raw_bytes, raw_exact, client_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (digest) DO UPDATE SET
                      reasons = excluded.reasons,
                      rules_version = excluded.rules_version,
-                     attempts = rejected.attempts + $9",
+                     attempts = rejected.attempts + $10",
                 &[
                     Arg::Blob(&row.digest[..]),
                     Arg::Text(row.raw),
@@ -183,6 +186,7 @@ pub(crate) trait Db {
                     Arg::Int(row.fresh),
                     Arg::Int(row.raw_bytes),
                     Arg::Int(row.raw_exact as i64),
+                    Arg::OptText(row.client),
                     Arg::Int(row.added),
                 ],
             )?;

@@ -15,7 +15,7 @@ use super::migrate::{migrate, register_rules};
 use super::pieces;
 use super::prune::{self, Chunk, Lifecycle};
 use super::rollup::{rollup_deltas, RollupTable};
-use super::{StoredCounts, WriteItem, Written};
+use super::{ClientCounts, StoredCounts, WriteItem, Written};
 use crate::aggregate::Aggregate;
 use crate::error::{Error, Result, StorageKind};
 use crate::event::{Event, RejectedEvent, StoredEvent};
@@ -260,8 +260,15 @@ impl Engine {
         self.read(false, |db| listing::events_after(db, after, limit))
     }
 
-    pub(crate) fn rejected(&self, limit: usize, offset: usize) -> Result<Vec<RejectedEvent>> {
-        self.read(false, |db| listing::rejected(db, limit, offset))
+    /// A page of dead letters, newest first: every one, or (`client`) only
+    /// that client's.
+    pub(crate) fn rejected(&self, client: Option<&str>, limit: usize, offset: usize) -> Result<Vec<RejectedEvent>> {
+        self.read(false, |db| listing::rejected(db, client, limit, offset))
+    }
+
+    /// What `client` has in the store, from one snapshot.
+    pub(crate) fn client_counts(&self, client: &str) -> Result<ClientCounts> {
+        self.read(true, |db| listing::client_counts(db, client))
     }
 
     /// Up to `limit` dead-letter rows with id above `after`, in id order.
@@ -401,6 +408,7 @@ fn write_items(db: &mut dyn Db, items: &[WriteItem], stamp: Stamp, bound: u64, o
                 copy,
                 reasons,
                 new_attempt,
+                client,
             } => {
                 let reasons = serde_json::to_string(reasons).unwrap_or_else(|_| "[]".into());
                 let added = *new_attempt as i64;
@@ -421,6 +429,7 @@ fn write_items(db: &mut dyn Db, items: &[WriteItem], stamp: Stamp, bound: u64, o
                         reasons,
                         fresh: 1,
                         added,
+                        client: client.as_deref(),
                     });
                 place.push(usize::MAX);
             }

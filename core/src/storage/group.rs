@@ -458,6 +458,7 @@ mod tests {
                 },
                 reasons: vec![],
                 new_attempt: true,
+                client: None,
             })
             .collect()
     }

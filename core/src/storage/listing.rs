@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::db::{args, query_all, query_opt, Arg, Db, Param, Row, Sql};
 use super::rollup::level_code;
-use super::StoredCounts;
+use super::{ClientCounts, StoredCounts};
 use crate::aggregate::Bucket;
 use crate::error::{Error, Result, StorageKind};
 use crate::event::{Event, Reason, RejectedEvent, StoredEvent};
@@ -152,16 +152,33 @@ pub(crate) fn stored_event(r: &dyn Row) -> Result<StoredEvent> {
 
 /// The columns a dead-letter listing selects, in the order [`rejected_event`] reads.
 pub(crate) const REJECTED_COLUMNS: &str =
-    "id, raw, reasons, rules_version, received_at, attempts, raw_bytes, raw_exact";
+    "id, raw, reasons, rules_version, received_at, attempts, raw_bytes, raw_exact, client_id";
 
-/// A page of dead letters, newest first.
-pub(crate) fn rejected(db: &mut dyn Db, limit: usize, offset: usize) -> Result<Vec<RejectedEvent>> {
-    query_all(
-        db,
-        &format!("SELECT {REJECTED_COLUMNS} FROM rejected ORDER BY id DESC LIMIT $1 OFFSET $2"),
-        &[Arg::Int(limit as i64), Arg::Int(offset as i64)],
-        rejected_event,
-    )
+/// A page of dead letters, newest first: every one, or only `client`'s
+/// (through `rejected_by_client`, in the same order).
+pub(crate) fn rejected(
+    db: &mut dyn Db,
+    client: Option<&str>,
+    limit: usize,
+    offset: usize,
+) -> Result<Vec<RejectedEvent>> {
+    let (limit, offset) = (Arg::Int(limit as i64), Arg::Int(offset as i64));
+    match client {
+        None => query_all(
+            db,
+            &format!("SELECT {REJECTED_COLUMNS} FROM rejected ORDER BY id DESC LIMIT $1 OFFSET $2"),
+            &[limit, offset],
+            rejected_event,
+        ),
+        Some(c) => query_all(
+            db,
+            &format!(
+                "SELECT {REJECTED_COLUMNS} FROM rejected WHERE client_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
+            ),
+            &[Arg::Text(c), limit, offset],
+            rejected_event,
+        ),
+    }
 }
 
 /// A dead letter read from [`REJECTED_COLUMNS`].
@@ -175,6 +192,7 @@ pub(crate) fn rejected_event(r: &dyn Row) -> Result<RejectedEvent> {
         attempts: r.int(5)?,
         raw_bytes: r.int(6)?.max(0) as u64,
         raw_exact: r.int(7)? != 0,
+        client_id: r.opt_text(8)?,
     })
 }
 
@@ -184,6 +202,8 @@ pub(crate) struct StoredLetter {
     pub(crate) id: i64,
     pub(crate) copy: RawCopy,
     reasons: String,
+    /// The client it belongs to, which reprocessing and copying keep.
+    pub(crate) client: Option<String>,
 }
 
 impl StoredLetter {
@@ -204,7 +224,7 @@ impl StoredLetter {
 pub(crate) fn rejected_after(db: &mut dyn Db, after: i64, limit: usize) -> Result<Vec<StoredLetter>> {
     query_all(
         db,
-        "SELECT id, raw, digest, raw_bytes, raw_exact, reasons FROM rejected WHERE id > $1 ORDER BY id LIMIT $2",
+        "SELECT id, raw, digest, raw_bytes, raw_exact, reasons, client_id FROM rejected WHERE id > $1 ORDER BY id LIMIT $2",
         &[Arg::Int(after), Arg::Int(limit as i64)],
         |r| {
             let digest = r.blob(2)?;
@@ -220,6 +240,7 @@ pub(crate) fn rejected_after(db: &mut dyn Db, after: i64, limit: usize) -> Resul
                     exact: r.int(4)? != 0,
                 },
                 reasons: r.text(5)?,
+                client: r.opt_text(6)?,
             })
         },
     )
@@ -242,6 +263,49 @@ pub(crate) fn counts(db: &mut dyn Db) -> Result<StoredCounts> {
         .saturating_sub(count(db, "SELECT pruned_events FROM lifecycle WHERE id = 1", &[])?),
         rejected: count(db, "SELECT COUNT(*) FROM rejected", &[])?,
         evicted: count(db, "SELECT evicted FROM dead_letter_stats WHERE id = 1", &[])?,
+    })
+}
+
+/// What `client` has in the store: its dead letters counted (through
+/// `rejected_by_client`), and its events summed from its days in
+/// `client_days` (through `client_days_by_client`), exact to the event.
+/// Rollups keep what pruning removed, so the days a prune may have touched
+/// (those before the end of the horizon's day) are counted from the events
+/// still stored there instead: after a finished prune, less than a day.
+pub(crate) fn client_counts(db: &mut dyn Db, client: &str) -> Result<ClientCounts> {
+    let count = |db: &mut dyn Db, sql: &str, args: &[Arg<'_>]| -> Result<u64> {
+        Ok(query_opt(db, sql, args, |r| r.int(0))?.unwrap_or(0).max(0) as u64)
+    };
+    let horizon = query_opt(db, "SELECT pruned_before FROM lifecycle WHERE id = 1", &[], |r| {
+        r.opt_int(0)
+    })?
+    .flatten();
+    let whole_days = match horizon {
+        None => count(
+            db,
+            "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM client_days WHERE client_id = $1",
+            &[Arg::Text(client)],
+        )?,
+        Some(horizon) => {
+            let from = Bucket::Day.ceil(horizon);
+            count(
+                db,
+                "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM client_days WHERE client_id = $1 AND bucket >= $2",
+                &[Arg::Text(client), Arg::Int(from)],
+            )? + count(
+                db,
+                "SELECT COUNT(*) FROM events WHERE ts_hour < $1 AND ts < $1 AND client_id = $2",
+                &[Arg::Int(from), Arg::Text(client)],
+            )?
+        }
+    };
+    Ok(ClientCounts {
+        events: whole_days,
+        rejected: count(
+            db,
+            "SELECT COUNT(*) FROM rejected WHERE client_id = $1",
+            &[Arg::Text(client)],
+        )?,
     })
 }
 

@@ -57,12 +57,15 @@ pub(crate) enum WriteItem {
         /// the same transaction, whether the event is new or a duplicate.
         replaces: Option<i64>,
     },
-    /// A rejection: kept once per distinct raw input (by the copy's digest).
+    /// A rejection: kept once per distinct raw input and client (by the
+    /// copy's digest, which is the client's: `RawCopy::owned_by`).
     Rejected {
         copy: RawCopy,
         reasons: Vec<Reason>,
         /// False when reprocessing re-rejects a stored row: not a new attempt.
         new_attempt: bool,
+        /// The client the dead letter belongs to; `None`: none known.
+        client: Option<String>,
     },
 }
 
@@ -74,6 +77,13 @@ pub(crate) enum Written {
     /// the item's own event, attributes and all.
     Stored(i64, Option<Box<Event>>),
     Rejected,
+}
+
+/// What one client has in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct ClientCounts {
+    pub events: u64,
+    pub rejected: u64,
 }
 
 /// Counts kept by the database, shared by every process on the file.

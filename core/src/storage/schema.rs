@@ -45,8 +45,13 @@ const CURRENT: &str = r#"
         -- The whole input's size; raw is it exactly (1), or a copy cut to
         -- the cap or standing in for what JSON cannot hold (0).
         raw_bytes     INTEGER NOT NULL DEFAULT 0,
-        raw_exact     INTEGER NOT NULL DEFAULT 1
+        raw_exact     INTEGER NOT NULL DEFAULT 1,
+        -- The client it belongs to; NULL: none known (see migration 13).
+        client_id     TEXT
     ) STRICT;
+
+    -- One client's dead letters, newest first (see migration 13).
+    CREATE INDEX rejected_by_client ON rejected (client_id, id);
 
     -- Dead letters removed to keep the store within its bound (one row).
     CREATE TABLE dead_letter_stats (
@@ -102,6 +107,8 @@ const CURRENT: &str = r#"
         n_hi      INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (bucket, client_id, metric)
     ) STRICT, WITHOUT ROWID;
+    -- One client's days (see migration 13).
+    CREATE INDEX client_days_by_client ON client_days (client_id, bucket);
 
     CREATE TABLE rules (
         version    INTEGER PRIMARY KEY,
@@ -178,6 +185,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         sql: MIGRATION_12,
+        rebuild_rollups: false,
+    },
+    Migration {
+        sql: MIGRATION_13,
         rebuild_rollups: false,
     },
 ];
@@ -429,3 +440,7 @@ const MIGRATION_12: &str = r#"
     DROP INDEX rollup_hours_by_metric;
     CREATE INDEX rollup_hours_by_metric ON rollups (metric, bucket, n, total, lo, hi, n_lo, n_hi) WHERE level = 1;
     "#;
+
+// 13: dead letters belong to a client (see `migrate::MIGRATION_13`, the
+// same on both backends).
+const MIGRATION_13: &str = super::migrate::MIGRATION_13;

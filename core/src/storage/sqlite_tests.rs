@@ -288,3 +288,57 @@ fn zoned_statements_are_compiled_once_and_read_one_metrics_hours() {
     }
     assert!(second.iter().any(|(sql, _)| sql.contains("r.level = 1")), "{second:?}");
 }
+
+#[test]
+fn dead_letters_stored_before_migration_13_list_for_unscoped_callers_only() {
+    use crate::storage::migrate::legacy_tests::{check, digest, LEGACY_LETTERS};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v12.db");
+    let conn = Connection::open(&db).unwrap();
+    for m in &MIGRATIONS[..12] {
+        conn.execute_batch(m.sql).unwrap();
+    }
+    for raw in LEGACY_LETTERS {
+        conn.execute(
+            "INSERT INTO rejected (digest, raw, reasons, rules_version, received_at, attempts, raw_bytes, raw_exact)
+             VALUES (?1, ?2, '[]', 1, 0, 1, ?3, 1)",
+            params![digest(raw), raw, raw.len() as i64],
+        )
+        .unwrap();
+    }
+    conn.execute_batch("PRAGMA user_version = 12").unwrap();
+    drop(conn);
+    check(&crate::Ingestor::open(&db).unwrap());
+}
+
+/// One client's dead letters are read newest first from their index, with
+/// no sort, and its days from theirs: a client's view costs its own rows.
+#[test]
+fn a_clients_dead_letters_and_days_are_read_through_their_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("client.db");
+    drop(open(&db));
+    let conn = Connection::open(&db).unwrap();
+    let plan = |sql: &str| -> Vec<String> {
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(params!["acme", 10, 0], |r| r.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    let listing = plan(&format!(
+        "SELECT {} FROM rejected WHERE client_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
+        crate::storage::listing::REJECTED_COLUMNS
+    ));
+    assert!(
+        listing.iter().any(|d| d.contains("INDEX rejected_by_client")),
+        "{listing:?}"
+    );
+    assert!(!listing.iter().any(|d| d.contains("TEMP B-TREE")), "{listing:?}");
+    let days = plan("SELECT SUM(n) FROM client_days WHERE client_id = $1 AND bucket >= $2 AND $3 = 0");
+    assert!(
+        days.iter().any(|d| d.contains("INDEX client_days_by_client")),
+        "{days:?}"
+    );
+}

@@ -17,6 +17,7 @@ mod bad_input;
 mod concurrency;
 mod copy;
 mod crash;
+mod dead_letters;
 mod exact_totals;
 mod failures;
 mod fast_path;

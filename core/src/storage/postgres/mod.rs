@@ -390,14 +390,15 @@ impl<C: GenericClient> Db for Session<'_, C> {
         let added: Vec<i64> = rows.iter().map(|r| r.added).collect();
         let raw_bytes: Vec<i64> = rows.iter().map(|r| r.raw_bytes).collect();
         let raw_exact: Vec<i64> = rows.iter().map(|r| r.raw_exact as i64).collect();
+        let clients: Vec<Option<&str>> = rows.iter().map(|r| r.client).collect();
         Session::execute(
             self,
             "WITH input AS (
-                 SELECT * FROM unnest($1::BYTEA[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $8::BIGINT[], $9::BIGINT[])
-                     AS u(digest, raw, reasons, fresh, added, raw_bytes, raw_exact)
+                 SELECT * FROM unnest($1::BYTEA[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $8::BIGINT[], $9::BIGINT[], $10::TEXT[])
+                     AS u(digest, raw, reasons, fresh, added, raw_bytes, raw_exact, client_id)
              )
-             INSERT INTO rejected (digest, raw, reasons, rules_version, received_at, attempts, raw_bytes, raw_exact)
-             SELECT digest, raw, reasons, $6, $7, fresh, raw_bytes, raw_exact FROM input
+             INSERT INTO rejected (digest, raw, reasons, rules_version, received_at, attempts, raw_bytes, raw_exact, client_id)
+             SELECT digest, raw, reasons, $6, $7, fresh, raw_bytes, raw_exact, client_id FROM input
              ON CONFLICT (digest) DO UPDATE SET
                  reasons = excluded.reasons,
                  rules_version = excluded.rules_version,
@@ -412,6 +413,7 @@ impl<C: GenericClient> Db for Session<'_, C> {
                 &stamp.received_at,
                 &raw_bytes,
                 &raw_exact,
+                &clients,
             ],
         )?;
         Ok(())

@@ -100,3 +100,41 @@ fn a_new_database_has_the_schema_every_migration_leads_to() {
     let totals = totals.unwrap();
     assert_eq!((totals.count, totals.sum), (1, 2.5), "rollups rebuilt from the events");
 }
+
+#[test]
+fn dead_letters_stored_before_migration_13_list_for_unscoped_callers_only() {
+    use crate::storage::migrate::legacy_tests::{check, digest, LEGACY_LETTERS};
+    let Some(mut c) = client() else { return };
+    let schema = format!("s_v12_{}", std::process::id());
+    c.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path = {schema}"
+    ))
+    .unwrap();
+    for m in &MIGRATIONS[..12] {
+        c.batch_execute(m.sql).unwrap();
+    }
+    c.batch_execute(
+        "CREATE TABLE ingest_schema (
+             one     BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+             version BIGINT NOT NULL
+         );
+         INSERT INTO ingest_schema (version) VALUES (12);",
+    )
+    .unwrap();
+    for raw in LEGACY_LETTERS {
+        c.execute(
+            "INSERT INTO rejected (digest, raw, reasons, rules_version, received_at, attempts, raw_bytes, raw_exact)
+             VALUES ($1, $2, '[]', 1, 0, 1, $3, 1)",
+            &[&digest(raw), &raw, &(raw.len() as i64)],
+        )
+        .unwrap();
+    }
+    c.batch_execute("SET search_path = public").unwrap();
+    let url = server_url();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let ing = crate::Ingestor::open(format!("{url}{sep}schema={schema}"));
+    let result = ing.map(|ing| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&ing))));
+    c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .unwrap();
+    result.unwrap().unwrap();
+}
