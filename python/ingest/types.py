@@ -10,6 +10,7 @@ from typing import Any, Literal, Optional, TypedDict, Union
 
 __all__ = [
     "Aggregate",
+    "ClientStats",
     "CopyReport",
     "Event",
     "FailPointName",
@@ -91,6 +92,10 @@ class RejectedEvent(TypedDict):
     attempts: int
     raw_bytes: int
     raw_exact: bool
+    #: The client it belongs to: an ``as_client`` caller's, or the client
+    #: the input names; ``None`` when neither is known (and for every dead
+    #: letter stored before clients were recorded).
+    client_id: Optional[str]
 
 
 class Totals(TypedDict):
@@ -192,3 +197,11 @@ class Stats(TypedDict):
     stored_events: int
     stored_rejected: int
     evicted_rejected: int
+
+
+class ClientStats(TypedDict):
+    """``stats(as_client=...)``: what one client has in the store."""
+
+    client_id: str
+    stored_events: int
+    stored_rejected: int

@@ -285,17 +285,28 @@ impl PyIngestor {
         serialize_to_py(py, &events)
     }
 
-    /// Stored rejections (dead letters), newest first.
-    #[pyo3(signature = (*, limit=None, offset=None), text_signature = "($self, *, limit=100, offset=0)")]
+    /// Stored rejections (dead letters), newest first. `as_client`: only
+    /// that client's (an API key's); without it, every client's and those
+    /// of no known client.
+    #[pyo3(
+        signature = (*, limit=None, offset=None, as_client=None),
+        text_signature = "($self, *, limit=100, offset=0, as_client=None)"
+    )]
     fn rejected<'py>(
         &self,
         py: Python<'py>,
         limit: Option<&Bound<'py, PyAny>>,
         offset: Option<&Bound<'py, PyAny>>,
+        as_client: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let ing = self.handle()?;
         let page = Page::from_value(&object(&[("limit", limit), ("offset", offset)])?).py()?;
-        let rejected = py.detach(|| ing.rejected(page)).py()?;
+        let rejected = py
+            .detach(|| match as_client {
+                Some(c) => ing.scoped(c)?.rejected(page),
+                None => ing.rejected(page),
+            })
+            .py()?;
         serialize_to_py(py, &rejected)
     }
 
@@ -378,11 +389,22 @@ impl PyIngestor {
         serialize_to_py(py, &who)
     }
 
-    /// Outcome counts since open, and what the database holds.
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// Outcome counts since open, and what the database holds. `as_client`:
+    /// what that client has in the store only (`client_id`,
+    /// `stored_events`, `stored_rejected`), never the store's counters.
+    #[pyo3(signature = (*, as_client=None))]
+    fn stats<'py>(&self, py: Python<'py>, as_client: Option<&str>) -> PyResult<Bound<'py, PyAny>> {
         let ing = self.handle()?;
-        let stats = py.detach(|| ing.stats()).py()?;
-        serialize_to_py(py, &stats)
+        match as_client {
+            Some(c) => {
+                let stats = py.detach(|| ing.scoped(c)?.stats()).py()?;
+                serialize_to_py(py, &stats)
+            }
+            None => {
+                let stats = py.detach(|| ing.stats()).py()?;
+                serialize_to_py(py, &stats)
+            }
+        }
     }
 
     /// Make the next `times` calls that reach `point` fail there:

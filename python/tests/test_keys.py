@@ -62,3 +62,36 @@ def test_a_client_key_writes_and_reads_as_its_client_only(tmp_path: Path) -> Non
     with pytest.raises(ingest.Forbidden):
         ing.events(client_id="other", as_client="acme")
     ing.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_client_lists_and_counts_only_its_own_dead_letters(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    where = str(tmp_path / "letters.db") if backend == "sqlite" else str(request.getfixturevalue("pg_url"))
+    with ingest.Ingestor(where) as ing:
+        for i in range(3):
+            assert ing.submit({"n": i, "amount": "junk", "ts": 1}, as_client="acme").status == "rejected"
+            assert ing.submit({"n": i, "amount": "junk", "ts": 1}, as_client="beta").status == "rejected"
+        # Unscoped: the client the input names, under any alias; else nobody's.
+        ing.submit({"clientId": " acme", "amount": "x", "ts": 2})
+        ing.submit({"amount": "x", "ts": 2})
+        ing.submit({"source": "acme", "amount": 1, "ts": 2}, as_client="acme")
+
+        everyone = ing.rejected(limit=100)
+        assert [r["client_id"] for r in everyone] == [None, "acme", "beta", "acme", "beta", "acme", "beta", "acme"]
+        mine = ing.rejected(as_client="acme")
+        assert [r["client_id"] for r in mine] == ["acme"] * 4
+        assert [r["id"] for r in mine] == sorted((r["id"] for r in mine), reverse=True)
+        paged = [r["id"] for offset in range(0, 6, 2) for r in ing.rejected(limit=2, offset=offset, as_client="acme")]
+        assert paged == [r["id"] for r in mine]
+        assert all(r["raw"].get("n") is not None for r in ing.rejected(as_client="beta"))
+        assert ing.rejected(as_client="nobody") == []
+
+        stats = ing.stats(as_client="acme")
+        assert stats == {"client_id": "acme", "stored_events": 1, "stored_rejected": 4}
+        assert ing.stats()["stored_rejected"] == 8
+        with pytest.raises(ingest.InvalidArgument):
+            ing.rejected(as_client="")
+        with pytest.raises(ingest.InvalidArgument):
+            ing.stats(as_client=" acme")

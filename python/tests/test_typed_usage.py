@@ -16,4 +16,5 @@ def test_typed_usage_runs(tmp_path: Path) -> None:
     assert got["events"] == 1 and got["rejected"] == 1
     assert got["report"] == {"accepted": 0, "duplicate": 0, "conflict": 0, "rejected": 1}
     assert (got["raw_exact"], got["raw_bytes"], got["evicted"]) == (True, len('{"x":1}'), 0)
+    assert (got["letter_client"], got["own_letters"], got["client_events"]) == (None, 0, 1)
     assert (got["durability"], got["kind"], got["closed"]) == ("normal", "invalid_argument", True)

@@ -10,6 +10,7 @@ from datetime import date, datetime, timezone
 import ingest
 from ingest.types import (
     Aggregate,
+    ClientStats,
     Event,
     OutcomeDict,
     Reason,
@@ -48,6 +49,10 @@ def use(path: pathlib.Path) -> dict[str, object]:
         rejected: list[RejectedEvent] = ing.rejected(limit=5)
         raw_exact: bool = rejected[0]["raw_exact"]
         raw_bytes: int = rejected[0]["raw_bytes"]
+        letter_client: str | None = rejected[0]["client_id"]
+        own_letters: list[RejectedEvent] = ing.rejected(limit=5, offset=0, as_client="clientA")
+        client_stats: ClientStats = ing.stats(as_client="clientA")
+        client_events: int = client_stats["stored_events"]
         report: ReprocessReport = ing.reprocess_rejected()
         stats: Stats = ing.stats()
         evicted: int = stats["evicted_rejected"]
@@ -80,6 +85,9 @@ def use(path: pathlib.Path) -> dict[str, object]:
         "rejected": len(rejected),
         "raw_exact": raw_exact,
         "raw_bytes": raw_bytes,
+        "letter_client": letter_client,
+        "own_letters": len(own_letters),
+        "client_events": client_events,
         "report": report,
         "stored": stats["stored_events"],
         "evicted": evicted,
