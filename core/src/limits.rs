@@ -546,6 +546,17 @@ mod tests {
     }
 
     #[test]
+    fn a_clients_copy_has_a_digest_of_its_own() {
+        let copy = raw_copy(&json!({"amount": "x"}), 64, false);
+        let plain = copy.clone().owned_by(None);
+        let (a, b) = (copy.clone().owned_by(Some("a")), copy.clone().owned_by(Some("b")));
+        assert_eq!(plain, copy, "no client: the input's own digest");
+        assert!(a.digest != copy.digest && a.digest != b.digest);
+        assert_eq!(a.digest, copy.clone().owned_by(Some("a")).digest);
+        assert_eq!((a.text, a.bytes, a.exact), (copy.text, copy.bytes, copy.exact));
+    }
+
+    #[test]
     fn a_raw_copy_of_deep_nesting_needs_no_recursion() {
         let mut very = json!(1);
         for _ in 0..100_000 {

@@ -294,3 +294,45 @@ fn a_nul_in_a_text_field_is_rejected_with_its_reason() {
         "x\u{0}"
     );
 }
+
+#[test]
+fn a_dead_letter_is_the_client_the_input_names_or_the_callers() {
+    let rules = Rules::builtin();
+    let open = Window::default();
+    let of = |raw: Value| dead_letter_client(Some(&raw), &rules, &open);
+    assert_eq!(
+        of(json!({"clientID": " acme\u{200b}", "amount": "x"})).as_deref(),
+        Some("acme")
+    );
+    assert_eq!(
+        of(json!({"source": "a", "payload": {"client": "a"}})).as_deref(),
+        Some("a")
+    );
+    assert_eq!(
+        of(json!({"payload": {"client_id": 7}})).as_deref(),
+        Some("7"),
+        "as events read it"
+    );
+    for nobody in [
+        json!({"amount": 1}),
+        json!({"source": "a", "payload": {"client": "b"}}),
+        json!({"source": "a", "payload": "b"}),
+        json!({"client_id": true}),
+        json!({"client_id": "ac\u{0}me"}),
+        json!({"client_id": "x".repeat(300)}),
+        json!("acme"),
+    ] {
+        assert_eq!(of(nobody.clone()), None, "{nobody}");
+    }
+    // A default of the rules is not a client the input names.
+    let defaulted = Rules::from_value(&json!({"defaults": {"client_id": "anon"}})).unwrap();
+    assert_eq!(dead_letter_client(Some(&json!({"amount": 1})), &defaulted, &open), None);
+    // A scoped caller's, whatever the input says or whether it was read.
+    let scoped = Window::default().for_client("acme");
+    assert_eq!(dead_letter_client(None, &rules, &scoped).as_deref(), Some("acme"));
+    assert_eq!(
+        dead_letter_client(Some(&json!({"amount": 1})), &rules, &scoped).as_deref(),
+        Some("acme")
+    );
+    assert_eq!(dead_letter_client(None, &rules, &open), None);
+}
