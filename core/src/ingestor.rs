@@ -510,8 +510,8 @@ impl Ingestor {
     /// input itself (`raw_exact: false`) are left as they are. A dead letter
     /// of a client is decided again as that client's (as a scoped caller of
     /// it would be) and stays that client's; one of no client stays of none.
-    /// Works in chunks, one transaction
-    /// each, so an error part-way leaves every chunk either done or untouched.
+    /// Works in chunks, one transaction each, so an error part-way leaves
+    /// every chunk either done or untouched.
     pub fn reprocess_rejected(&self) -> Result<ReprocessReport> {
         let mut report = ReprocessReport::default();
         let mut after = 0;
