@@ -14,6 +14,9 @@ several processes share, or a PostgreSQL URL). From the environment:
   an earlier run's at each start; default a temporary directory removed
   when the server stops).
 
+Every request but the page, /api/health and /api/openapi.json needs an API
+key (`Authorization: Bearer TOKEN`; manage.py makes them).
+
 SIGTERM stops it gracefully: no new connections, requests in flight are
 answered, then each worker closes its store.
 """
@@ -191,6 +194,7 @@ class Server(BaseApplication):  # type: ignore[misc]
             workers=s.workers,
             rate_limit=s.rate_limit,
             redis_url=s.redis_url,
+            require_keys=True,
         )
         return with_read_timeout(self.flask_app, s.read_timeout)
 
@@ -263,11 +267,12 @@ def options(s: Settings) -> dict[str, Any]:
     }
 
 
-def check_store(db: str) -> str:
+def check_store(db: str) -> tuple[str, int]:
     """Open the store once before any worker does: a bad path or URL is one
-    clear message, and a new store's schema is made by one process."""
+    clear message, and a new store's schema is made by one process. The
+    store's name (a URL's password hidden) and how many valid keys it has."""
     with ingest.Ingestor(db) as ing:
-        return ing.path
+        return ing.path, sum(1 for k in ing.keys() if not k["revoked_at"])
 
 
 def main() -> int:
@@ -296,7 +301,7 @@ def serve() -> int:
         print(e, file=sys.stderr)
         return 2
     try:
-        shown = check_store(settings.db)
+        shown, keys = check_store(settings.db)
     except ingest.IngestError as e:
         print(f"the store {settings.db!r} cannot be opened: {e}", file=sys.stderr)
         return 2
@@ -310,6 +315,14 @@ def serve() -> int:
         f"metrics in {os.environ[METRICS_DIR]})",
         flush=True,
     )
+    if keys == 0:
+        print(
+            "no API keys in this store yet: every request but the page, /api/health and "
+            "/api/openapi.json is answered 401 until one is made with "
+            "`python examples/server/manage.py add-key CLIENT_ID` with the same DB "
+            "(a running server accepts it at once)",
+            flush=True,
+        )
     # gunicorn's master ends with sys.exit: main's finally still runs.
     Server(settings).run()
     return 0

@@ -12,7 +12,7 @@ from typing import Any
 import ingest
 from flask import Flask, Response, send_from_directory
 
-from . import errors, guard, limits, metrics, openapi
+from . import auth, errors, guard, limits, metrics, openapi
 from .api import api
 from .bodies import MAX_BATCH_ITEMS
 from .failures import FailureSwitch
@@ -53,6 +53,7 @@ def create_app(
     workers: int = 1,
     rate_limit: int | None = None,
     redis_url: str | None = None,
+    require_keys: bool = False,
 ) -> Flask:
     """The app over a store at `db_path` (default: $DB, else ./data.db): a
     SQLite file, or a `postgres://` URL to share one database between
@@ -64,7 +65,9 @@ def create_app(
     serve it, each with its own app (and failure switch), as said in answers.
     `rate_limit` (requests per second per key, 0 for none; default $RATE_LIMIT,
     else 300) is counted in Redis at `redis_url` (default $REDIS_URL; "" or
-    unset: in this process's memory).
+    unset: in this process's memory). `require_keys`: every route but the
+    page, /api/health and /api/openapi.json needs an API key (`make serve`);
+    without it (`make demo`) a request with no key may do everything.
 
     The app owns its Ingestor: close it with `app.extensions["ingest"].close()`.
     """
@@ -95,12 +98,17 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # ing.path: what was opened, with a URL's password hidden (it is shown).
     app.extensions["ingest"] = ServerState(ing, FailureSwitch(ing, workers), ing.path)
+    app.config["INGEST_REQUIRE_KEYS"] = require_keys
     # Metrics first: their clock starts before a request is turned away, so
     # refusals are counted by status too. Then the guard: nothing else runs
     # for a request it refuses (the rate limit neither counts nor stores it).
+    # Then who is asking, so that the limit counts by key; then the limit;
+    # then what the caller may do, so that refused keys count too.
     metrics.install(app, ing)
     guard.register(app, allowed_hosts)
+    auth.install_identify(app, ing)
     limits.install(app, rate_limit, redis_url or None)
+    auth.install_admit(app)
     app.register_blueprint(api)
     app.register_blueprint(openapi.blueprint)
     errors.register(app)

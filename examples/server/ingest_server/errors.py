@@ -110,6 +110,12 @@ def register(app: Flask) -> None:
             500, "storage_error", f"storage failed and nothing was stored: {e}", stored=False
         )
 
+    @app.errorhandler(ingest.Forbidden)
+    def _forbidden(e: ingest.Forbidden) -> Response:
+        # The library's own words: which client the key is for, which item
+        # named another, and that nothing of the call was stored.
+        return error_response(403, "forbidden", str(e).removeprefix("forbidden: "))
+
     @app.errorhandler(ingest.InvalidArgument)
     def _invalid(e: ingest.InvalidArgument) -> Response:
         return error_response(400, "invalid_argument", str(e))

@@ -4,11 +4,10 @@ in this process's memory otherwise."""
 
 from __future__ import annotations
 
-import hashlib
-
 from flask import Flask, Response, request
 from flask_limiter import Limiter, RateLimitExceeded
 
+from .auth import rate_key
 from .errors import error_response
 
 # Far above what a person or a well-behaved client sends (the web UI polls
@@ -29,17 +28,12 @@ EXEMPT_ENDPOINTS = frozenset({"api.health"})
 
 
 def limit_key() -> str:
-    """Whose allowance a request draws on: the bearer token when there is an
-    Authorization header (by its SHA-256, so no token is kept in Redis or
-    in memory), else the remote address.
-
-    When API keys are checked, this is the one place to use the
-    authenticated key's id instead of the token."""
-    header = request.headers.get("Authorization")
-    if header is not None:
-        scheme, _, token = header.strip().partition(" ")
-        secret = token.strip() if scheme.lower() == "bearer" else header
-        return "key:" + hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+    """Whose allowance a request draws on: its API key's id when it carries
+    a valid key (auth.identify ran first), else the remote address, so that
+    requests with no key or a wrong one (guesses) share their address's."""
+    key = rate_key()
+    if key is not None:
+        return key
     return "addr:" + (request.remote_addr or "unknown")
 
 

@@ -180,8 +180,7 @@ def install(app: Flask, ing: ingest.Ingestor) -> Metrics:
 
     @app.get("/metrics")
     def prometheus_metrics() -> Response:
-        # The admin check goes here, and only here: when API keys exist,
-        # /metrics answers admin keys only (403 for other keys, 401 without one).
+        # Admin keys only under `make serve` (auth.ADMIN_ENDPOINTS).
         body = current_app.extensions["ingest_metrics"].exposition()
         resp = Response(body, mimetype=None, content_type=CONTENT_TYPE)
         resp.headers["Cache-Control"] = "no-store"

@@ -99,6 +99,31 @@ CROSS_SITE = _error(
     "other than http(s):// and the Host (null included)",
     "cross_site",
 )
+# Every route but the public ones (auth.PUBLIC_ENDPOINTS) needs a key under
+# `make serve`; under `make demo` a request without one may do everything.
+PUBLIC_PATHS = ("/", "/api/health", "/api/openapi.json")
+UNAUTHORIZED = {
+    **_error(
+        "no API key where one is needed (unauthorized), or a key that is not valid: "
+        "unknown, revoked or malformed (invalid_token)",
+        "unauthorized",
+        "invalid_token",
+    ),
+    "headers": {
+        "WWW-Authenticate": {
+            "description": "RFC 6750's challenge: the scheme to use, and why the key was not taken",
+            "required": True,
+            "schema": {"type": "string", "pattern": '^Bearer realm="ingest"'},
+        }
+    },
+}
+FORBIDDEN_OR_CROSS_SITE = _error(
+    "sent by another site's page (cross_site: Sec-Fetch-Site cross-site or same-site, or an "
+    "Origin other than http(s):// and the Host, null included), or the key may not do this "
+    "(forbidden: a client key on an admin route, or naming another client; nothing was stored)",
+    "cross_site",
+    "forbidden",
+)
 UNSUPPORTED = _error(
     f"the body is not {JSON} or {NDJSON} in UTF-8, or its Content-Encoding is not gzip; "
     "it was not read",
@@ -156,8 +181,12 @@ def _guarded(
     """`responses` with the guard's answers that `method` on `path` can meet,
     and one 400 for the operation's own causes (`bad_request`) and bad_host."""
     guarded = {**responses, "400": _bad_request(*bad_request, BAD_HOST), "421": MISDIRECTED}
+    public = path in PUBLIC_PATHS or path.startswith("/static/")
     if method != "get" or path.startswith("/api/"):
-        guarded["403"] = CROSS_SITE
+        guarded["403"] = CROSS_SITE if public else FORBIDDEN_OR_CROSS_SITE
+    if not public:
+        guarded["401"] = UNAUTHORIZED
+        guarded["403"] = FORBIDDEN_OR_CROSS_SITE
     if method != "get":
         guarded["415"] = UNSUPPORTED
     return guarded
@@ -313,6 +342,14 @@ SCHEMAS: dict[str, Any] = {
             "received_at": {"type": "string", "format": "date-time"},
             "rules_version": {"type": "integer"},
             "attempts": {"type": "integer", "minimum": 1},
+            "client_id": {
+                "type": ["string", "null"],
+                "description": (
+                    "whose dead letter it is: the key's client, else the client the input "
+                    "names; null when it names none (or it was stored before dead letters "
+                    "had clients), listed to admin keys only"
+                ),
+            },
         },
     },
     "Page": {
@@ -414,6 +451,16 @@ SCHEMAS: dict[str, Any] = {
                 )
             },
             "failure": _ref("FailureState"),
+        },
+    },
+    "ClientStats": {
+        "type": "object",
+        "description": "what a client key sees: its own client's stored counts only",
+        "required": ["client_id", "stored_events", "stored_rejected"],
+        "properties": {
+            "client_id": {"type": "string"},
+            "stored_events": {"type": "integer", "minimum": 0},
+            "stored_rejected": {"type": "integer", "minimum": 0},
         },
     },
     "Health": {
@@ -540,6 +587,7 @@ def _static(folder: str) -> dict[str, Any]:
     return {
         "get": {
             "operationId": f"static{name}File",
+            "security": [],
             "summary": f"the web UI's files in static/{folder}",
             "parameters": [
                 {
@@ -597,9 +645,15 @@ def document() -> dict[str, Any]:
                 "Before any route, every request is checked: a Host that is not a host name is "
                 "400 bad_host, one not in ALLOWED_HOSTS 421; a POST or any /api/ request sent "
                 "by another site's page is 403; a POST body that is not JSON or NDJSON in "
-                "UTF-8, gzip or not, is 415."
+                "UTF-8, gzip or not, is 415. Under make serve every route but /, its files, "
+                "/api/health and this document needs an API key (Authorization: Bearer "
+                "TOKEN): 401 without a valid one. A client key writes and reads as its one "
+                "client (another client named: 403 forbidden, nothing stored); an admin key "
+                "reads everything and alone drives the failure switch and reads /metrics. "
+                "Under make demo a request without a key may do everything."
             ),
         },
+        "security": [{"bearer": []}],
         "servers": [{"url": "/"}],
         "paths": {
             "/api/events": {
@@ -753,13 +807,18 @@ def document() -> dict[str, Any]:
                 "get": _get(
                     "/api/stats",
                     "stats",
-                    "outcomes since start, stored counts and the failure switch",
-                    _json(_ref("Stats"), "the counts"),
+                    "outcomes since start, stored counts and the failure switch; for a "
+                    "client key, its own client's stored counts",
+                    _json(
+                        {"oneOf": [_ref("Stats"), _ref("ClientStats")]},
+                        "the counts (ClientStats for a client key)",
+                    ),
                 )
             },
             "/api/health": {
                 "get": {
                     "operationId": "health",
+                    "security": [],
                     "summary": "whether the database answers (never rate limited)",
                     "responses": _guarded(
                         "/api/health",
@@ -774,6 +833,7 @@ def document() -> dict[str, Any]:
             "/api/openapi.json": {
                 "get": {
                     "operationId": "openapi",
+                    "security": [],
                     "summary": "this document",
                     "responses": _guarded(
                         "/api/openapi.json",
@@ -805,6 +865,7 @@ def document() -> dict[str, Any]:
             "/": {
                 "get": {
                     "operationId": "webUi",
+                    "security": [],
                     "summary": "the web UI",
                     "responses": _guarded(
                         "/",
@@ -822,7 +883,16 @@ def document() -> dict[str, Any]:
             # A path parameter holds no "/": one entry per folder of static/.
             **{f"/static/{folder}{{filename}}": _static(folder) for folder in STATIC_FOLDERS},
         },
-        "components": {"schemas": SCHEMAS},
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a key made by examples/server/manage.py add-key",
+                }
+            },
+        },
     }
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import ingest
 import psycopg
 import pytest
 import redis
@@ -107,13 +108,15 @@ class FlaskApi:
 
 
 class HttpApi:
-    """The real server over HTTP on 127.0.0.1."""
+    """The real server over HTTP on 127.0.0.1; with `token`, every request
+    carries it as its bearer key unless it names its own Authorization."""
 
     kind = "http"
 
-    def __init__(self, base: str, session: requests.Session) -> None:
+    def __init__(self, base: str, session: requests.Session, token: str | None = None) -> None:
         self.base = base
         self.session = session
+        self.token = token
         self.host = base.removeprefix("http://")
         self.port = int(self.host.rsplit(":", 1)[1])
 
@@ -130,6 +133,8 @@ class HttpApi:
         if json_body is not None:
             data = json.dumps(json_body)
         hdrs = {"Content-Type": "application/json", **(headers or {})}
+        if self.token is not None:
+            hdrs.setdefault("Authorization", f"Bearer {self.token}")
         resp = self.session.request(
             method, self.base + path, params=params, data=data, headers=hdrs, timeout=15
         )
@@ -162,7 +167,8 @@ def free_port() -> int:
 class ServerProcess:
     """`python examples/server/app.py` with PORT and DB (a file or a URL)
     set, as `make demo` runs it; with `serve=True`, the line of `make serve`
-    with HOST, PORT, DB and WORKERS (and `env`) set."""
+    with HOST, PORT, DB and WORKERS (and `env`) set, and an admin key made
+    in the store first (`admin_token`; `headers` carry it)."""
 
     def __init__(
         self,
@@ -186,6 +192,9 @@ class ServerProcess:
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
+        self.admin_token: str | None = None
+        if serve:
+            self.admin_token = self.add_key(admin="tests")
         self._log = open(log, "wb")  # closed in stop()
         if serve:
             line = make_serve_line(host="127.0.0.1", port=self.port, db=str(db), workers=workers)
@@ -199,6 +208,21 @@ class ServerProcess:
             command, env=full_env, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(cwd)
         )
         self._wait_ready()
+
+    def add_key(self, client_id: str | None = None, *, admin: str | None = None) -> str:
+        """A new key in the server's store (as manage.py makes one): its token.
+        The running server accepts it at once."""
+        with ingest.Ingestor(str(self.db)) as ing:
+            return str(ing.add_key(client_id, admin=admin)["token"])
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The admin key's Authorization header under `make serve`; none for the demo."""
+        return {"Authorization": f"Bearer {self.admin_token}"} if self.admin_token else {}
+
+    def api(self, session: requests.Session, token: str | None = None) -> HttpApi:
+        """This server over HTTP, as `token` (default: the admin key under `make serve`)."""
+        return HttpApi(self.base, session, token or self.admin_token)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -366,7 +390,7 @@ def any_api(request: pytest.FixtureRequest, http_session: requests.Session) -> I
         server = request.getfixturevalue(
             "live_server" if request.param == "demo" else "serve_server"
         )
-        a = HttpApi(server.base, http_session)
+        a = server.api(http_session)
     yield a
     disarm_every_worker(a)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import ingest
 import pytest
 import requests
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
@@ -741,3 +742,78 @@ def test_no_horizontal_scroll_at_390px(browser: Browser, live_server: ServerProc
         assert watch.errors == [] and watch.dialogs == []
     finally:
         context.close()
+
+
+# ---- an API key, under make serve (issue 20) ----
+
+
+def test_the_page_asks_for_a_key_and_keeps_it_for_the_tab(
+    browser: Browser, serve_server: ServerProcess
+) -> None:
+    client = uid()
+    token = serve_server.add_key(client)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    watch = Watch(pg)
+    try:
+        pg.goto(serve_server.base + "/")
+        dialog = pg.get_by_test_id("key-dialog")
+        expect(dialog).to_be_visible()
+        expect(pg.get_by_test_id("connection")).to_have_text("key needed")
+        shot(pg, "30-key-asked", full=False)
+
+        # A key that is no key: the server's reason, and the page still asks.
+        pg.get_by_test_id("key-input").fill("ik_0000000000000000_" + "0" * 64)
+        pg.get_by_test_id("key-submit").click()
+        expect(pg.get_by_test_id("key-error")).to_contain_text("not valid")
+        expect(dialog).to_be_visible()
+
+        pg.get_by_test_id("key-input").fill(token)
+        pg.get_by_test_id("key-submit").click()
+        expect(dialog).to_be_hidden()
+        expect(pg.get_by_test_id("connection")).to_have_text("live")
+        expect(pg.get_by_test_id("who-name")).to_have_text(f"client {client}")
+        # A client key cannot drive the failure switch: not shown.
+        expect(pg.locator("#failure")).to_be_hidden()
+
+        # No client typed: the key's client is filled in.
+        fill_event(pg, "", "sales", "7", "2024-01-02")
+        pg.get_by_test_id("submit-fields").click()
+        expect(pg.get_by_test_id("result-status")).to_have_text("accepted")
+        expect(pg.get_by_test_id("result-event")).to_contain_text(client)
+        expect(pg.get_by_test_id("stat-stored_events")).to_have_text("1")
+        # Another client's event: refused, with the server's words.
+        fill_event(pg, uid(), "sales", "7", "2024-01-02")
+        pg.get_by_test_id("submit-fields").click()
+        expect(pg.get_by_test_id("result")).to_contain_text("HTTP 403")
+        expect(pg.get_by_test_id("result-message")).to_contain_text("nothing of this call")
+        shot(pg, "31-client-key")
+
+        # A reload keeps the key (the same tab); another tab must ask again.
+        pg.reload()
+        expect(pg.get_by_test_id("who-name")).to_have_text(f"client {client}")
+        expect(dialog).to_be_hidden()
+        other = context.new_page()
+        other.goto(serve_server.base + "/")
+        expect(other.get_by_test_id("key-dialog")).to_be_visible()
+        other.close()
+        assert "ik_" not in json.dumps(context.storage_state()), "the key reached storage"
+
+        # Revoked while the page is open: the next poll asks for a key again.
+        with ingest.Ingestor(str(serve_server.db)) as ing:
+            assert ing.revoke_key(token.split("_")[1])
+        expect(dialog).to_be_visible()
+        expect(pg.get_by_test_id("key-error")).to_contain_text("not valid")
+
+        # An admin key sees the switch; "Forget key" drops it.
+        assert serve_server.admin_token is not None
+        pg.get_by_test_id("key-input").fill(serve_server.admin_token)
+        pg.get_by_test_id("key-submit").click()
+        expect(pg.get_by_test_id("who-name")).to_have_text("admin key")
+        expect(pg.locator("#failure")).to_be_visible()
+        pg.get_by_test_id("key-forget").click()
+        expect(dialog).to_be_visible()
+    finally:
+        context.close()
+    assert watch.dialogs == [], watch.dialogs
+    assert watch.errors == [], watch.errors

@@ -4,7 +4,6 @@ apps and server processes, and memory when Redis is gone."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -15,12 +14,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import ingest
 import pytest
 import redis
 import requests
+from flask import g
 
 from conftest import SERVER_DIR, ServerProcess, addressed, redis_url
 from ingest_server import create_app
+from ingest_server.auth import identify
 from ingest_server.limits import DEFAULT_RATE_LIMIT, limit_key, rate_limit_from_env
 
 # A burst this long stays inside one window: a fixed window opens at a key's
@@ -29,11 +31,16 @@ BURST_SECONDS = 0.8
 
 
 @pytest.fixture
-def make_app(tmp_path: Path) -> Any:
+def limits_db(tmp_path: Path) -> Path:
+    return tmp_path / "limits.db"
+
+
+@pytest.fixture
+def make_app(limits_db: Path) -> Any:
     apps: list[Any] = []
 
     def make(**kw: Any) -> Any:
-        app = addressed(create_app(tmp_path / "limits.db", **kw))
+        app = addressed(create_app(limits_db, **kw))
         app.config["TESTING"] = True
         apps.append(app)
         return app
@@ -43,8 +50,15 @@ def make_app(tmp_path: Path) -> Any:
         app.extensions["ingest"].close()
 
 
-def token() -> str:
-    return "tok-" + uuid.uuid4().hex
+def token(db: Path | str) -> str:
+    """A new admin key in the store at `db` (a key of its own: a count of its own)."""
+    with ingest.Ingestor(str(db)) as ing:
+        return str(ing.add_key(admin="limits-" + uuid.uuid4().hex[:8])["token"])
+
+
+@pytest.fixture
+def new_token(limits_db: Path) -> Any:
+    return partial(token, limits_db)
 
 
 def bearer(tok: str) -> dict[str, str]:
@@ -59,9 +73,11 @@ def burst(send: Any, n: int) -> list[int]:
     return statuses
 
 
-def test_over_the_limit_is_429_with_retry_after_and_the_json_error(make_app: Any) -> None:
+def test_over_the_limit_is_429_with_retry_after_and_the_json_error(
+    make_app: Any, new_token: Any
+) -> None:
     client = make_app(rate_limit=5, redis_url="").test_client()
-    tok = token()
+    tok = new_token()
     statuses = burst(lambda _: client.get("/api/stats", headers=bearer(tok)).status_code, 8)
     assert statuses == [200] * 5 + [429] * 3
     r = client.get("/api/stats", headers=bearer(tok))
@@ -77,9 +93,9 @@ def test_over_the_limit_is_429_with_retry_after_and_the_json_error(make_app: Any
     assert client.get("/api/stats", headers=bearer(tok)).status_code == 200
 
 
-def test_every_route_draws_on_one_allowance_but_health(make_app: Any) -> None:
+def test_every_route_draws_on_one_allowance_but_health(make_app: Any, new_token: Any) -> None:
     client = make_app(rate_limit=3, redis_url="").test_client()
-    h = bearer(token())
+    h = bearer(new_token())
     routes = ["/api/stats", "/api/events", "/api/aggregate"]
     assert [client.get(p, headers=h).status_code for p in routes] == [200, 200, 200]
     assert client.post("/api/events", json={}, headers=h).status_code == 429
@@ -92,28 +108,46 @@ def test_every_route_draws_on_one_allowance_but_health(make_app: Any) -> None:
                 assert r.status_code == status
 
 
-def test_each_key_has_its_own_allowance(make_app: Any) -> None:
+def test_each_key_has_its_own_allowance(make_app: Any, new_token: Any) -> None:
     client = make_app(rate_limit=2, redis_url="").test_client()
-    a, b = bearer(token()), bearer(token())
+    a, b = bearer(new_token()), bearer(new_token())
     assert [client.get("/api/stats", headers=a).status_code for _ in range(3)] == [200, 200, 429]
     assert [client.get("/api/stats", headers=b).status_code for _ in range(3)] == [200, 200, 429]
     # No Authorization: the address is the key (the test client's is 127.0.0.1).
     assert client.get("/api/stats").status_code == 200
 
 
-def test_limit_key(make_app: Any) -> None:
+def test_limit_key(make_app: Any, new_token: Any) -> None:
     app = make_app(rate_limit=0)
-    digest = hashlib.sha256(b"s3cret").hexdigest()
+    tok = new_token()
+    key_id = tok.split("_")[1]
+    addr = {"REMOTE_ADDR": "192.0.2.7"}
     cases = {
-        "Bearer s3cret": "key:" + digest,
-        "bearer   s3cret  ": "key:" + digest,
-        "Basic dXNlcjpwdw==": "key:" + hashlib.sha256(b"Basic dXNlcjpwdw==").hexdigest(),
+        f"Bearer {tok}": "key:" + key_id,
+        f"bearer   {tok}  ": "key:" + key_id,
+        # No valid key: the address's allowance, so that guessing keys is limited.
+        f"Bearer {tok[:-1]}x": "addr:192.0.2.7",
+        "Bearer s3cret": "addr:192.0.2.7",
+        "Basic dXNlcjpwdw==": "addr:192.0.2.7",
     }
+    ing = app.extensions["ingest"].ingestor
     for header, key in cases.items():
-        with app.test_request_context(headers={"Authorization": header}):
-            assert limit_key() == key
-    with app.test_request_context(environ_base={"REMOTE_ADDR": "192.0.2.7"}):
+        with app.test_request_context(headers={"Authorization": header}, environ_base=addr):
+            g.ingest_caller = identify(ing)
+            assert limit_key() == key, header
+    with app.test_request_context(environ_base=addr):
+        g.ingest_caller = identify(ing)
         assert limit_key() == "addr:192.0.2.7"
+
+
+def test_wrong_keys_share_their_address_allowance(make_app: Any) -> None:
+    # Each guess a new token: were each its own key, none would ever be limited.
+    client = make_app(rate_limit=3, redis_url="").test_client()
+    statuses = burst(
+        lambda i: client.get("/api/stats", headers=bearer(f"ik_{i:016x}_{'0' * 64}")).status_code,
+        5,
+    )
+    assert statuses == [401, 401, 401, 429, 429]
 
 
 def test_rate_limit_setting() -> None:
@@ -131,29 +165,29 @@ def test_zero_turns_limits_off(make_app: Any) -> None:
     assert {client.get("/api/stats").status_code for _ in range(50)} == {200}
 
 
-def test_apps_sharing_redis_share_one_count_per_key(make_app: Any) -> None:
+def test_apps_sharing_redis_share_one_count_per_key(make_app: Any, new_token: Any) -> None:
     url = redis_url()
     # Three apps stand for three workers or instances: alone, each would let
     # all 4 through; together they let 4 through in all.
     clients = [make_app(rate_limit=4, redis_url=url).test_client() for _ in range(3)]
-    tok = token()
+    tok = new_token()
     statuses = burst(
         lambda i: clients[i % 3].get("/api/stats", headers=bearer(tok)).status_code, 12
     )
     assert statuses.count(200) == 4, statuses
     assert statuses.count(429) == 8, statuses
-    # Redis holds the count under the token's digest, never the token.
+    # Redis holds the count under the key's id, never its secret.
     with redis.Redis.from_url(url) as r:
         keys = [k.decode() for k in r.scan_iter(match="*ingest*", count=1000)]
-    digest = hashlib.sha256(tok.encode()).hexdigest()
-    assert any(digest in k for k in keys), keys
-    assert not any(tok in k for k in keys)
+    key_id, secret = tok.split("_")[1:]
+    assert any(f"key:{key_id}" in k for k in keys), keys
+    assert not any(secret in k for k in keys)
 
 
-def test_an_unreachable_redis_falls_back_to_memory(make_app: Any) -> None:
+def test_an_unreachable_redis_falls_back_to_memory(make_app: Any, new_token: Any) -> None:
     # Nothing listens on port 1 of the loopback: every call to Redis fails at once.
     client = make_app(rate_limit=3, redis_url="redis://127.0.0.1:1/0").test_client()
-    h = bearer(token())
+    h = bearer(new_token())
     started = time.monotonic()
     statuses = [client.get("/api/stats", headers=h).status_code for _ in range(5)]
     assert statuses == [200, 200, 200, 429, 429]
@@ -168,7 +202,7 @@ def test_two_server_processes_share_the_limit_through_redis(tmp_path: Path) -> N
         for i in range(2)
     ]
     try:
-        h = bearer(token())
+        h = bearer(token(tmp_path / "shared.db"))
         with requests.Session() as s:
             statuses = burst(
                 lambda i: (
@@ -200,7 +234,7 @@ def test_make_serve_workers_share_the_limit_through_redis(tmp_path: Path) -> Non
         # (one worker taking all would say nothing of a shared count); each
         # burst with a token of its own, sent again when one worker took all.
         for _ in range(10):
-            get = partial(requests.get, url, headers=bearer(token()), timeout=10)
+            get = partial(requests.get, url, headers=bearer(server.add_key(admin="b")), timeout=10)
             started = time.monotonic()
             with ThreadPoolExecutor(6) as pool:
                 answers = [f.result() for f in [pool.submit(get) for _ in range(12)]]

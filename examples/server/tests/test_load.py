@@ -5,7 +5,9 @@ sometimes after a success) and random injected failures. It runs twice:
 against one server on a SQLite file, and against three servers on
 different ports sharing one PostgreSQL database, where every attempt goes
 to a random instance (a retry usually reaches another one) and failures
-are armed on random instances.
+are armed on random instances. Each client sends with an API key of its
+own, for one client id: some of its events name no client (the key fills it
+in), and now and then a batch holds another client's event, refused whole.
 
 Afterwards the store holds exactly the distinct events, computed here from
 the dedup rule (client, metric, timestamp to the millisecond, amount), and
@@ -31,7 +33,7 @@ from typing import Any
 import pytest
 import requests
 
-from conftest import BACKENDS, HttpApi, ServerProcess, disarm_every_worker, store_on
+from conftest import BACKENDS, ServerProcess, disarm_every_worker, store_on
 
 CLIENTS = 8  # concurrent HTTP clients (threads)
 SENDS_PER_CLIENT = 60  # logical sends each: one event or one batch
@@ -64,8 +66,10 @@ def pool(rng: random.Random) -> list[Key]:
     return sorted(keys)
 
 
-def spell(key: Key, rng: random.Random) -> dict[str, Any]:
-    """One raw event for `key`, in one of the many spellings clients use."""
+def spell(key: Key, rng: random.Random, keyed: bool = False) -> dict[str, Any]:
+    """One raw event for `key`, in one of the many spellings clients use;
+    `keyed` (sent with its client's key): now and then no client at all,
+    which the key fills in."""
     client, metric, ms, amount = key
     when = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
     metric_text = rng.choice([metric, metric.upper(), f"  {metric.title()} "])
@@ -93,16 +97,24 @@ def spell(key: Key, rng: random.Random) -> dict[str, Any]:
     }
     if rng.random() < 0.3:
         fields["note"] = rng.choice(["retry", "from the app", "batch"])  # an attribute
+    if keyed and rng.random() < 0.2:
+        return fields
     if rng.random() < 0.5:
         return {"source": client, "payload": fields}
     return {rng.choice(["source", "client", "clientId", "client_id", "clientID"]): client, **fields}
 
 
-def invalid(rng: random.Random) -> dict[str, Any]:
+def invalid(rng: random.Random, client: str) -> dict[str, Any]:
     """An event the rules reject: no timestamp, or an amount that is not one."""
     if rng.random() < 0.5:
-        return {"client": rng.choice(CLIENT_IDS), "metric": "sales", "value": 3}
-    return {"source": "acme", "payload": {"metric": "sales", "amt": "lots", "ts": "2024-03-01"}}
+        return {"client": client, "metric": "sales", "value": 3}
+    return {"source": client, "payload": {"metric": "sales", "amt": "lots", "ts": "2024-03-01"}}
+
+
+def bearer(token: str | None) -> dict[str, str | None]:
+    """Headers for a request as `token`; None: as no key (the demo's local
+    person), overriding the session's key."""
+    return {"Authorization": f"Bearer {token}" if token else None}
 
 
 @dataclass
@@ -115,23 +127,34 @@ class Tally:
 
 
 class Client(threading.Thread):
-    def __init__(self, n: int, bases: list[str], keys: list[Key]) -> None:
+    """One client with its own key, for one client id: it sends that
+    client's events only, and now and then one of another client's, which
+    must be refused whole (403). It arms failures with the admin key (or,
+    under `make demo`, with no key)."""
+
+    def __init__(
+        self, n: int, servers: list[ServerProcess], keys: list[Key], token: str, client: str
+    ) -> None:
         super().__init__(name=f"load-client-{n}")
         # What is sent (events, spellings, batches, failures armed) is the
         # same on every run; how many attempts each takes is not.
         self.rng = random.Random(SEED + n)  # noqa: S311 (test data, not secrets)
         self.chaos = random.Random(SEED - n)  # noqa: S311
-        self.bases = bases
-        self.keys = keys
+        self.bases = [s.base for s in servers]
+        self.client = client
+        self.keys = [k for k in keys if k[0] == client]
+        self.others = [k for k in keys if k[0] != client]
+        self.token = token
+        self.admin = bearer(servers[0].admin_token)
         self.tally = Tally()
         self.crash: BaseException | None = None
 
     def run(self) -> None:
         try:
             with requests.Session() as s:
-                # Each client is a key of its own, as separate clients are: all
-                # of them share 127.0.0.1, which alone would be one rate limit.
-                s.headers["Authorization"] = f"Bearer {self.name}"
+                # A key of its own, as separate clients have: all of them
+                # share 127.0.0.1, which alone would be one rate limit.
+                s.headers["Authorization"] = f"Bearer {self.token}"
                 for _ in range(SENDS_PER_CLIENT):
                     self.one_send(s)
         except BaseException as e:  # reported by the test, not lost in a thread
@@ -167,13 +190,15 @@ class Client(threading.Thread):
             self.arm_failure(s)
         if rng.random() < 0.1:
             self.ask_aggregate(s)
+        if rng.random() < 0.05:
+            self.write_as_another(s)
         items: list[tuple[Key | None, Any]] = []
         for _ in range(1 if rng.random() < 0.6 else rng.randint(2, 6)):
             if rng.random() < 0.05:
-                items.append((None, invalid(rng)))
+                items.append((None, invalid(rng, self.client)))
             else:
                 key = rng.choice(self.keys)
-                items.append((key, spell(key, rng)))
+                items.append((key, spell(key, rng, keyed=True)))
         single = len(items) == 1 and rng.random() < 0.8
         body: Any = items[0][1] if single else [raw for _, raw in items]
 
@@ -206,12 +231,33 @@ class Client(threading.Thread):
             self.tally.problems.append(f"{what}: {r.status_code} {statuses}: {r.text[:300]}")
         return ok
 
+    def write_as_another(self, s: requests.Session) -> None:
+        """A batch of this client's events with one of another client's in
+        it: 403, and none of it stored (the stored set is checked at the end)."""
+        mine = self.rng.choice(self.keys)
+        # Never among the events sent, so that storing it would be caught;
+        # this one second past a pool timestamp is in no other client's pool.
+        other = self.rng.choice(self.others)
+        stranger = (other[0], other[1], other[2] + 1000, other[3])
+        body = [spell(mine, self.rng, keyed=True), spell(stranger, self.rng)]
+        r = self.post(s, body)
+        if r is None:  # timed out: nothing to judge; the end still checks the store
+            return
+        self.tally.statuses[str(r.status_code)] += 1
+        if r.status_code == 500:
+            return  # an armed failure took it first: nothing was stored either
+        if r.status_code != 403 or r.json().get("error") != "forbidden":
+            self.tally.problems.append(f"another client's event: {r.status_code}: {r.text[:300]}")
+
     def arm_failure(self, s: requests.Session) -> None:
         point = self.rng.choice(POINTS)
         times = self.rng.randint(1, 2)
         base = self.rng.choice(self.bases)
         r = s.post(
-            base + "/api/simulate-failure", json={"point": point, "times": times}, timeout=30
+            base + "/api/simulate-failure",
+            json={"point": point, "times": times},
+            timeout=30,
+            headers=self.admin,
         )
         if r.status_code != 200:
             self.tally.problems.append(f"arming {point} answered {r.status_code}: {r.text}")
@@ -258,11 +304,16 @@ def load_servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[lis
                 server.stop()
 
 
-def stored_keys(base: str) -> list[Key]:
+def stored_keys(server: ServerProcess) -> list[Key]:
     keys: list[Key] = []
     offset = 0
     while True:
-        r = requests.get(base + "/api/events", params={"limit": 1000, "offset": offset}, timeout=30)
+        r = requests.get(
+            server.base + "/api/events",
+            params={"limit": 1000, "offset": offset},
+            headers=server.headers,
+            timeout=30,
+        )
         assert r.status_code == 200, r.text
         page = r.json()
         for e in page["items"]:
@@ -273,8 +324,10 @@ def stored_keys(base: str) -> list[Key]:
         offset += len(page["items"])
 
 
-def aggregate(base: str, **params: str) -> dict[str, Any]:
-    r = requests.get(base + "/api/aggregate", params=params, timeout=30)
+def aggregate(server: ServerProcess, **params: str) -> dict[str, Any]:
+    r = requests.get(
+        server.base + "/api/aggregate", params=params, headers=server.headers, timeout=30
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["stale"] is False, body
@@ -286,10 +339,12 @@ def iso(ms: int) -> str:
 
 
 def test_concurrent_clients_with_retries_and_failures(load_servers: list[ServerProcess]) -> None:
-    bases = [s.base for s in load_servers]
-    base = bases[0]
+    server = load_servers[0]
     keys = pool(random.Random(SEED))  # noqa: S311
-    clients = [Client(n, bases, keys) for n in range(CLIENTS)]
+    clients = []
+    for n in range(CLIENTS):
+        client = CLIENT_IDS[n % len(CLIENT_IDS)]
+        clients.append(Client(n, load_servers, keys, server.add_key(client), client))
     for c in clients:
         c.start()
     for c in clients:
@@ -303,20 +358,21 @@ def test_concurrent_clients_with_retries_and_failures(load_servers: list[ServerP
     # The run did exercise what it is about: repeats, failures, retries.
     assert statuses["500"] > 0 and statuses["armed"] > 0, statuses
     assert statuses["200"] > 0 and statuses["201"] > 0 and statuses["422"] > 0, statuses
+    assert statuses["403"] > 0, statuses
     print(
-        f"load: {len(clients)} clients, {len(bases)} servers, "
+        f"load: {len(clients)} clients, {len(load_servers)} servers, "
         f"{CLIENTS * SENDS_PER_CLIENT} sends: {dict(statuses)}"
     )
     # Every switch off before the totals are read: under `make serve` each
     # worker has its own, and one left armed (an aggregate failure) would
     # answer a read below 503.
     with requests.Session() as s:
-        for b in bases:
-            disarm_every_worker(HttpApi(b, s))
+        for b in load_servers:
+            disarm_every_worker(b.api(s))
 
     # Exactly the distinct events: none lost, none twice.
     expected = set().union(*(c.tally.sent for c in clients))
-    stored = stored_keys(base)
+    stored = stored_keys(server)
     assert len(stored) == len(set(stored)), Counter(stored).most_common(3)
     assert set(stored) == expected, (
         sorted(expected - set(stored))[:5],
@@ -330,7 +386,7 @@ def test_concurrent_clients_with_retries_and_failures(load_servers: list[ServerP
         sums[(client, metric)].append(amount)
     for client in CLIENT_IDS:
         for metric in METRICS:
-            got = aggregate(base, clientId=client, metric=metric)
+            got = aggregate(server, clientId=client, metric=metric)
             want = sums[(client, metric)]
             assert (got["count"], got["sum"]) == (len(want), sum(want)), (client, metric, got)
             if want:
@@ -343,7 +399,7 @@ def test_concurrent_clients_with_retries_and_failures(load_servers: list[ServerP
     for metric in METRICS:
         inside = [k[3] for k in expected if k[1] == metric and lo <= k[2] < hi]
         got = aggregate(
-            base, metric=metric, startDate=cut_start.isoformat(), endDate=cut_end.isoformat()
+            server, metric=metric, startDate=cut_start.isoformat(), endDate=cut_end.isoformat()
         )
         assert (got["count"], got["sum"]) == (len(inside), sum(inside)), (metric, got)
     for group in ("hour", "day"):
@@ -352,12 +408,12 @@ def test_concurrent_clients_with_retries_and_failures(load_servers: list[ServerP
         for _, metric, ms, amount in expected:
             if metric == "sales":
                 buckets[iso(ms - ms % size)].append(amount)
-        got_groups = aggregate(base, metric="sales", groupBy=group)["groups"]
+        got_groups = aggregate(server, metric="sales", groupBy=group)["groups"]
         assert {g["bucket"]: (g["count"], g["sum"]) for g in got_groups} == {
             b: (len(v), sum(v)) for b, v in buckets.items()
         }
     # Every instance reads the same database: the same totals from each.
-    for b in bases:
+    for b in load_servers:
         total = aggregate(b)
         assert (total["count"], total["sum"]) == (len(expected), sum(k[3] for k in expected)), b
 
@@ -377,17 +433,18 @@ class Writer(threading.Thread):
     events. Each send goes to one of the servers in turn; what came back is
     kept for the test to judge."""
 
-    def __init__(self, w: int, bases: list[str]) -> None:
+    def __init__(self, w: int, bases: list[str], token: str) -> None:
         super().__init__(name=f"exact-writer-{w}")
         self.w = w
         self.bases = bases
+        self.token = token
         self.answers: list[tuple[int, Any]] = []
         self.crash: BaseException | None = None
 
     def run(self) -> None:
         try:
             with requests.Session() as s:
-                s.headers["Authorization"] = f"Bearer {self.name}"  # a key each, as above
+                s.headers["Authorization"] = f"Bearer {self.token}"  # a key each, as above
                 for r in range(ROUNDS):
                     self.answers.append(self.send(s, r))
         except BaseException as e:  # reported by the test, not lost in a thread
@@ -422,7 +479,11 @@ def exact(amounts: list[float]) -> float:
 
 def test_hostile_writers_never_fail_honest_ones(load_servers: list[ServerProcess]) -> None:
     bases = [s.base for s in load_servers]
-    writers = [Writer(w, bases) for w in range(WRITERS)]
+    server = load_servers[0]
+    writers = [
+        Writer(w, bases, server.add_key("evil" if w < WRITERS // 2 else f"honest{w}"))
+        for w in range(WRITERS)
+    ]
     for t in writers:
         t.start()
     for t in writers:
@@ -446,10 +507,10 @@ def test_hostile_writers_never_fail_honest_ones(load_servers: list[ServerProcess
         "evil": (len(evil), exact(evil)),
         **{f"honest{w}": (ROUNDS, exact(honest)) for w in range(WRITERS // 2, WRITERS)},
     }
-    for b in bases:
+    for b in load_servers:
         groups = aggregate(b, metric="sales", groupBy="client_id")["groups"]
         assert {g["client_id"]: (g["count"], g["sum"]) for g in groups} == want, b
-        r = requests.get(b + "/api/stats", timeout=30)
+        r = requests.get(b.base + "/api/stats", headers=b.headers, timeout=30)
         assert r.status_code == 200, r.text
         stored = (r.json()["stored_events"], r.json()["stored_rejected"])
         assert stored == (sum(n for n, _ in want.values()), 2 * (WRITERS // 2) * ROUNDS), b

@@ -141,6 +141,7 @@ def through_every_worker(server: ServerProcess, client: str) -> int:
     takers: set[str] = set()
     posted = 0
     with requests.Session() as s:
+        s.headers["Authorization"] = f"Bearer {server.add_key(client)}"
         while len(takers) < server.workers or posted < 10:
             assert posted < 500, f"only workers {takers} took events"
             r = s.post(server.base + "/api/events", json=ev(client, posted), timeout=10)
@@ -154,6 +155,7 @@ def every_worker_scrapes(server: ServerProcess) -> dict[str, dict[Any, float]]:
     """A scrape from each worker of `make serve`, by worker."""
     scrapes: dict[str, dict[Any, float]] = {}
     with requests.Session() as s:
+        s.headers.update(server.headers)  # the admin key: /metrics is for admins
         for _ in range(200):
             r = s.get(server.base + "/metrics", timeout=10)
             assert r.status_code == 200, r.text

@@ -1,7 +1,9 @@
 """/api/openapi.json: a valid OpenAPI 3.1 document naming every route and
 method the app has, served as built; and schemathesis run against a real
-server process (its own SQLite file) from that document: no server error,
-no response that breaks the document. (Every response of the API tests is
+`make serve` (its own SQLite file) from that document, with a client key
+and then with an admin key for the routes only an admin may use: no server
+error, no response that breaks the document, and no route that answers
+without a key where the document says one is needed. (Every response of the API tests is
 checked against the document too: see openapi_check.py.)"""
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pytest
 import requests
 from openapi_spec_validator import validate
 
-from conftest import ARTIFACTS, ServerProcess
+from conftest import ARTIFACTS, ServerProcess, disarm_every_worker
 from ingest_server.openapi import STATIC_FOLDERS, document
 
 # Examples per operation and phase: about 15 s for the first run on this
@@ -59,12 +61,17 @@ def test_every_route_and_method_is_documented(app: Any) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     d = tmp_path_factory.mktemp("schemathesis")
-    s = ServerProcess(d / "schemathesis.db", d / "server.log")
+    s = ServerProcess(d / "schemathesis.db", d / "server.log", serve=True, workers=2)
     yield s
     s.stop()
 
 
-def schemathesis(server: ServerProcess, name: str, *args: str) -> None:
+# Only an admin key may use these (auth.ADMIN_ENDPOINTS): a client key is
+# answered 403 whatever it sends, so they have their own run, as admin.
+ADMIN_OPERATIONS = ("simulateFailure", "failureState", "metrics")
+
+
+def schemathesis(server: ServerProcess, name: str, token: str, *args: str) -> None:
     report = ARTIFACTS / f"schemathesis-{name}.xml"
     report.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -83,6 +90,8 @@ def schemathesis(server: ServerProcess, name: str, *args: str) -> None:
         "junit",
         "--report-junit-path",
         str(report),
+        "--header",
+        f"Authorization: Bearer {token}",
         *args,
     ]
     # In the server's temporary folder: schemathesis keeps a .schemathesis/
@@ -103,17 +112,18 @@ def schemathesis(server: ServerProcess, name: str, *args: str) -> None:
 
 def test_schemathesis_finds_no_server_error_and_no_broken_response(server: ServerProcess) -> None:
     # The failure switch makes 500s on purpose: it has its own run below.
+    excluded = [arg for op in ADMIN_OPERATIONS for arg in ("--exclude-operation-id", op)]
     schemathesis(
         server,
-        "api",
+        "client-key",
+        server.add_key("schemathesis"),
         "--checks",
         "all",
         "--exclude-checks",
         NOT_APPLICABLE,
         "--max-examples",
         str(MAX_EXAMPLES),
-        "--exclude-operation-id",
-        "simulateFailure",
+        *excluded,
     )
 
 
@@ -121,9 +131,11 @@ def test_schemathesis_with_the_failure_switch_armed_at_random(server: ServerProc
     # Failures armed by the fuzzer strike the other operations: their 500
     # and 503 answers must still be the documented ones.
     try:
+        assert server.admin_token is not None
         schemathesis(
             server,
             "failures",
+            server.admin_token,
             "--checks",
             "all",
             "--exclude-checks",
@@ -132,4 +144,4 @@ def test_schemathesis_with_the_failure_switch_armed_at_random(server: ServerProc
             str(FAILURE_RUN_EXAMPLES),
         )
     finally:
-        requests.post(server.base + "/api/simulate-failure", json={"enabled": False}, timeout=10)
+        disarm_every_worker(server.api(requests.Session()))

@@ -47,12 +47,14 @@ def workers_answering(base: str, tries: int = 60) -> set[int]:
     return seen
 
 
-def post(base: str, body: Any, **kw: Any) -> requests.Response:
-    return requests.post(base + "/api/events", json=body, timeout=30, **kw)
+def post(server: ServerProcess, body: Any) -> requests.Response:
+    return requests.post(server.base + "/api/events", json=body, timeout=30, headers=server.headers)
 
 
-def count(base: str, uid: str) -> int:
-    r = requests.get(base + "/api/aggregate", params={"clientId": uid}, timeout=30)
+def count(server: ServerProcess, uid: str) -> int:
+    r = requests.get(
+        server.base + "/api/aggregate", params={"clientId": uid}, timeout=30, headers=server.headers
+    )
     assert r.status_code == 200, r.text
     return int(r.json()["count"])
 
@@ -61,17 +63,19 @@ def test_two_workers_share_one_store(served: ServerProcess, uid: str) -> None:
     assert len(workers_answering(served.base)) == 2
     # Each event stored once, whichever worker took it; every worker reads all.
     for v in range(20):
-        r = post(served.base, event(uid, value=v))
+        r = post(served, event(uid, value=v))
         assert r.status_code == 201, r.text
-        r = post(served.base, event(uid, value=v))
+        r = post(served, event(uid, value=v))
         assert r.status_code == 200, r.text
     for _ in range(6):
-        assert count(served.base, uid) == 20
+        assert count(served, uid) == 20
 
 
 def test_each_worker_has_its_own_switch_and_says_so(served: ServerProcess, uid: str) -> None:
     url = served.base + "/api/simulate-failure"
-    r = requests.post(url, json={"point": "before_insert", "times": 1000}, timeout=10)
+    r = requests.post(
+        url, json={"point": "before_insert", "times": 1000}, timeout=10, headers=served.headers
+    )
     assert r.status_code == 200, r.text
     armed = r.json()
     assert (armed["enabled"], armed["workers"]) == (True, 2), armed
@@ -79,21 +83,24 @@ def test_each_worker_has_its_own_switch_and_says_so(served: ServerProcess, uid: 
     # The other worker still writes; the armed one fails each write.
     answers: dict[int, set[int]] = {}
     for v in range(40):
-        r = post(served.base, event(uid, value=v))
+        r = post(served, event(uid, value=v))
         answers.setdefault(int(r.headers["X-Ingest-Worker"]), set()).add(r.status_code)
     assert answers[armed["worker"]] == {500}, answers
     others = {w: s for w, s in answers.items() if w != armed["worker"]}
     assert others and all(s == {201} for s in others.values()), answers
     states = {}
     for _ in range(30):
-        with requests.get(url, timeout=10) as r:
+        with requests.get(url, timeout=10, headers=served.headers) as r:
             states[r.json()["worker"]] = r.json()["enabled"]
     assert states == {armed["worker"]: True, **dict.fromkeys(others, False)}, states
 
 
 def test_the_store_is_shared_on_postgres_and_sqlite_alike(served: ServerProcess) -> None:
-    with requests.get(served.base + "/api/health", timeout=10) as r:
+    # Where the store is: shown to an admin key only.
+    with requests.get(served.base + "/api/health", timeout=10, headers=served.headers) as r:
         database = r.json()["database"]
+    with requests.get(served.base + "/api/health", timeout=10) as r:
+        assert "database" not in r.json(), r.json()
     assert ("postgres" in database) == ("postgres" in str(served.db)), database
 
 
@@ -129,7 +136,7 @@ def test_sigterm_answers_requests_in_flight_then_closes_the_store(
 
     def slow_client() -> None:
         # The body arrives over two seconds; SIGTERM comes in the middle.
-        pieces = [request_head(served.port, len(body))] + [
+        pieces = [request_head(served.port, len(body), token=served.admin_token)] + [
             body[i : i + 8] for i in range(0, len(body), 8)
         ]
         result["answer"] = trickle(served.port, pieces, 2.0 / len(pieces))
@@ -155,10 +162,11 @@ def test_a_body_that_stops_is_408_after_the_read_timeout(tmp_path: Path, uid: st
     )
     try:
         body = json.dumps(event(uid)).encode()
-        status, answer = trickle(server.port, [request_head(server.port, len(body) + 50), body], 0)
+        head = request_head(server.port, len(body) + 50, token=server.admin_token)
+        status, answer = trickle(server.port, [head, body], 0)
         assert (status, answer["error"]) == (408, "request_timeout"), answer
-        assert count(server.base, uid) == 0
-        assert post(server.base, event(uid)).status_code == 201
+        assert count(server, uid) == 0
+        assert post(server, event(uid)).status_code == 201
     finally:
         server.stop()
 
@@ -176,21 +184,24 @@ def open_slow_clients(n: int, port: int, piece: Callable[[int], bytes]) -> list[
     "what", ["half-sent bodies", "half-sent headers", "half-sent bodies refused at once"]
 )
 def test_slow_clients_do_not_take_health_down(tmp_path: Path, uid: str, what: str) -> None:
-    server = ServerProcess(tmp_path / "s.db", tmp_path / "server.log", serve=True, workers=2)
+    # No rate limit: the clients, all from 127.0.0.1 with one key, would
+    # share one allowance, and those past it would be answered 429 at once
+    # instead of held.
+    server = ServerProcess(
+        tmp_path / "s.db", tmp_path / "server.log", serve=True, workers=2, env={"RATE_LIMIT": "0"}
+    )
     body = json.dumps(event(uid)).encode()
+    token = server.admin_token
 
     def piece(i: int) -> bytes:
-        # Separate clients, each with a key of its own: all from 127.0.0.1,
-        # without one they would share one rate limit, and the clients past
-        # it would be answered 429 at once instead of held.
         if what == "half-sent bodies":
-            return request_head(server.port, len(body), token=f"slow-{i}") + body[:20]
+            return request_head(server.port, len(body), token=token) + body[:20]
         if what == "half-sent headers":
             head = f"POST /api/events HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
             return (head + "Content-Ty").encode()
         # Answered 415 before the body is read, then silent: the connection
         # is closed in its own thread, never in the loop that accepts.
-        return request_head(server.port, len(body), "text/plain", f"slow-{i}") + body[:20]
+        return request_head(server.port, len(body), "text/plain", token) + body[:20]
 
     held: list[socket.socket] = []
     try:
@@ -202,7 +213,7 @@ def test_slow_clients_do_not_take_health_down(tmp_path: Path, uid: str, what: st
             with requests.get(server.base + "/api/health", timeout=HEALTH_SECONDS) as r:
                 assert r.status_code == 200, r.text
             times.append(time.monotonic() - start)
-        r = post(server.base, event(uid, value=2))
+        r = post(server, event(uid, value=2))
         assert r.status_code == 201, r.text
         if what.endswith("refused at once"):
             # Each was answered 415, the connection then closed.

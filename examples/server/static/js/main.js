@@ -1,6 +1,6 @@
 // The page: submission, failure switch, live counters, lists and aggregates.
 // Everything shown from the server goes through dom.js as text.
-import { get, post, withQuery } from "./api.js";
+import { apiKey, get, onUnauthorized, post, setApiKey, withQuery } from "./api.js";
 import { chartData, chartMessage, drawChart, TIME_BUCKETS } from "./chart.js";
 import { $, fmtNumber, fmtTime, h, replace, toJson } from "./dom.js";
 
@@ -58,11 +58,13 @@ async function pollStats() {
   const conn = $("#conn");
   if (!res.ok) {
     conn.dataset.state = "down";
-    conn.textContent = res.status ? `server error ${res.status}` : "disconnected";
+    conn.textContent = res.status === 401 ? "key needed"
+      : res.status ? `server error ${res.status}` : "disconnected";
     return;
   }
   conn.dataset.state = "ok";
   conn.textContent = "live";
+  showWho(res.body);
   const prev = state.stats;
   showStats(res.body);
   state.stats = res.body;
@@ -80,6 +82,44 @@ async function toggleFailure(body) {
     showError(res);
   }
   pollStats();
+}
+
+/* ---------- the API key ---------- */
+
+// Who the page is: a client key's answers carry its client and only its
+// counts; an admin key's, and the demo's without a key, everything.
+function showWho(stats) {
+  const client = "client_id" in stats && !("accepted" in stats) ? stats.client_id : null;
+  document.body.dataset.scope = client !== null ? "client" : apiKey() ? "admin" : "local";
+  $("#who").hidden = !apiKey();
+  $("#who-name").textContent = client !== null ? `client ${client}` : "admin key";
+}
+
+function askForKey(message) {
+  const dialog = $("#key-dialog");
+  $("#key-error").textContent = message || "";
+  if (!dialog.open) dialog.showModal();
+  dialog.querySelector("input").focus();
+}
+
+onUnauthorized((body) => {
+  // A key this tab held was revoked, or never was one: it is dropped.
+  const had = apiKey();
+  setApiKey(null);
+  askForKey(had ? body.message : "");
+});
+
+async function useKey(token) {
+  setApiKey(token);
+  const res = await get("/api/stats");
+  if (res.status === 401) {
+    askForKey(res.body.message);
+    return;
+  }
+  $("#key-dialog").close();
+  $("#key-form").reset();
+  pollStats();
+  refreshData();
 }
 
 /* ---------- submission ---------- */
@@ -415,6 +455,21 @@ function refreshData() {
 }
 
 function wire() {
+  $("#key-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const token = ev.target.elements.key.value.trim();
+    if (!token) {
+      askForKey("Paste the key's token.");
+      return;
+    }
+    useKey(token);
+  });
+  // Escape must not leave the page without a key where one is needed.
+  $("#key-dialog").addEventListener("cancel", (ev) => ev.preventDefault());
+  $("#key-forget").addEventListener("click", () => {
+    setApiKey(null);
+    location.reload();
+  });
   $("#tab-fields").addEventListener("click", () => setTab("fields"));
   $("#tab-raw").addEventListener("click", () => setTab("raw"));
   $("#ts-now").addEventListener("click", () => {
