@@ -555,10 +555,13 @@ fn write_items(db: &mut dyn Db, items: &[WriteItem], stamp: Stamp, bound: u64, o
     Ok(())
 }
 
-/// Keep at most `bound` dead letters: remove the oldest beyond it, and
-/// count them. The id range bounds the count from above in one indexed
-/// look; only past the bound are the rows counted (ids have gaps: a
-/// PostgreSQL sequence also moves for a retry that updates its row).
+/// Keep at most `bound` dead letters, and count those removed. Beyond the
+/// bound the oldest go of the client holding the most (the dead letters
+/// that name no client are one such holder): a client flooding the store
+/// with bad input evicts its own, never another client's few. The id range
+/// bounds the count from above in one indexed look; only past the bound
+/// are the rows counted (ids have gaps: a PostgreSQL sequence also moves
+/// for a retry that updates its row).
 fn evict_dead_letters(db: &mut dyn Db, bound: u64) -> Result<()> {
     let bound = bound.min(i64::MAX as u64) as i64;
     let span = query_opt(
@@ -572,16 +575,45 @@ fn evict_dead_letters(db: &mut dyn Db, bound: u64) -> Result<()> {
         return Ok(());
     }
     let count = query_opt(db, "SELECT COUNT(*) FROM rejected", &[], |r| r.int(0))?.unwrap_or(0);
-    if count <= bound {
-        return Ok(());
+    let mut excess = count - bound;
+    let mut removed = 0;
+    while excess > 0 {
+        // Read through rejected_by_client (client_id, id): one pass over
+        // the index, only when the store is at its bound.
+        let Some((client, held)) = query_opt(
+            db,
+            "SELECT client_id, COUNT(*) AS held FROM rejected GROUP BY client_id \
+             ORDER BY held DESC, client_id LIMIT 1",
+            &[],
+            |r| Ok((r.opt_text(0)?, r.int(1)?)),
+        )?
+        else {
+            break;
+        };
+        let take = excess.min(held);
+        // Plain equality and IS NULL, each of which both backends read
+        // through the index; a null-safe comparison is not.
+        let gone = match client.as_deref() {
+            Some(client) => db.execute(
+                "DELETE FROM rejected WHERE id IN (SELECT id FROM rejected \
+                 WHERE client_id = $1 ORDER BY id LIMIT $2)",
+                &[Arg::Text(client), Arg::Int(take)],
+            )?,
+            None => db.execute(
+                "DELETE FROM rejected WHERE id IN (SELECT id FROM rejected \
+                 WHERE client_id IS NULL ORDER BY id LIMIT $1)",
+                &[Arg::Int(take)],
+            )?,
+        } as i64;
+        if gone == 0 {
+            break;
+        }
+        removed += gone;
+        excess -= gone;
     }
-    let removed = db.execute(
-        "DELETE FROM rejected WHERE id IN (SELECT id FROM rejected ORDER BY id LIMIT $1)",
-        &[Arg::Int(count - bound)],
-    )?;
     db.execute(
         "UPDATE dead_letter_stats SET evicted = evicted + $1 WHERE id = 1",
-        &[Arg::Int(removed as i64)],
+        &[Arg::Int(removed)],
     )?;
     Ok(())
 }

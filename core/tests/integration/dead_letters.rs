@@ -340,3 +340,57 @@ fn a_clients_stats_count_its_events_exactly_before_and_after_a_prune() {
         assert_eq!(beta.stored_rejected, 0);
     }
 }
+
+/// At the bound, the client holding the most dead letters loses its
+/// oldest: a client flooding the store with bad input evicts its own, and
+/// another client's few (and the ones naming no client) stay.
+#[test]
+fn a_flooding_client_evicts_its_own_dead_letters_not_anothers() {
+    for store in backends(Sqlite::Memory) {
+        let bound = DeadLetterBound {
+            max_rows: 5,
+            ..DeadLetterBound::default()
+        };
+        let ing = store.builder().dead_letters(bound).open().unwrap();
+        let (honest, flood) = (ing.scoped("honest").unwrap(), ing.scoped("flood").unwrap());
+        rejected(send(&honest, &json!({"n": 1, "amount": "x"})).unwrap());
+        rejected(ing.submit(&json!({"n": 2, "amount": "x"})).unwrap()); // nobody's
+        rejected(send(&honest, &json!({"n": 3, "amount": "x"})).unwrap());
+        for i in 0..50 {
+            rejected(send(&flood, &json!({"n": 100 + i, "amount": "x"})).unwrap());
+        }
+        // A batch of them at once, past the bound by more than one.
+        let batch: Vec<Input> = (0..7)
+            .map(|i| Input::Value(json!({"n": 200 + i, "amount": "x"})))
+            .collect();
+        for o in flood.submit_inputs(&batch).unwrap() {
+            rejected(o);
+        }
+        let ns =
+            |s: &Scoped<'_>| -> Vec<i64> { listed_by(s, 10).iter().map(|r| r.raw["n"].as_i64().unwrap()).collect() };
+        assert_eq!(ns(&honest), [3, 1], "{}", store.backend);
+        // Two of the batch's (a batch's dead letters are stored in digest order).
+        let kept = ns(&flood);
+        assert!(
+            kept.len() == 2 && kept.iter().all(|n| (200..207).contains(n)),
+            "{kept:?}"
+        );
+        let stats = ing.stats().unwrap();
+        assert_eq!(
+            (stats.stored_rejected, stats.evicted_rejected),
+            (5, 55),
+            "{}",
+            store.backend
+        );
+        assert!(all_letters(&ing)
+            .iter()
+            .any(|r| r.raw["n"] == 2 && r.client_id.is_none()));
+
+        // Once the honest client holds the most, its own oldest go.
+        for n in [4, 5, 6] {
+            rejected(send(&honest, &json!({"n": n, "amount": "x"})).unwrap());
+        }
+        assert_eq!(ns(&honest), [6, 5], "{}", store.backend);
+        assert_eq!(ns(&flood), kept, "{}", store.backend);
+    }
+}
