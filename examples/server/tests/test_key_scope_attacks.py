@@ -109,3 +109,47 @@ def test_another_client_under_a_later_alias_is_refused_not_stored(
         f"{json.dumps(body)} names {other!r} but was answered {r.status}: {r.text}"
     )
     assert scoped.stored() == before, "nothing of the call is stored"
+
+
+# Items that name another client but are refused before (or without) their
+# client being read: the library rejects them alone (422) and keeps a dead
+# letter, recorded as the caller's, that holds the other client's name.
+PAYLOAD_REST = '"metric": "m", "value": 1, "timestamp": "2024-01-01"'
+REJECTED_UNREAD = [
+    # An envelope whose payload is not an object: nothing of it is read.
+    '{"source": "{other}", "payload": "x"}',
+    # The envelope names another client; its payload's client is unreadable.
+    '{"source": "{other}", "payload": {"client": "", ' + PAYLOAD_REST + "}}",
+    '{"source": "{other}", "payload": {"client": [1], ' + PAYLOAD_REST + "}}",
+    # Refused as a whole before any field is read.
+    '{"client": "{other}", "metric": "m", "value": 1e400, "timestamp": "2024-01-01"}',
+    '{"client": "{other}", "metric": "m", "value": 1, "timestamp": "2024-01-01", "x": '
+    + "[" * 200
+    + "]" * 200
+    + "}",
+    '{"client": "{other}", "metric": "\\ud800", "value": 1, "timestamp": "2024-01-01"}',
+]
+
+
+@pytest.mark.parametrize("shape", range(len(REJECTED_UNREAD)))
+def test_another_client_in_a_rejected_item_stores_no_dead_letter(
+    scoped: Scoped, shape: int
+) -> None:
+    """An item naming another client that is rejected before its client is
+    compared with the key's (a payload that is not an object, an unreadable
+    client in the payload under an envelope naming another, a number beyond
+    a double, nesting too deep, a lone surrogate) is answered 422 and its
+    dead letter is stored as the caller's, holding the other client's name.
+    The promise: 403, and nothing stored, not even a dead letter."""
+    _own, token = scoped.client()
+    other, _ = scoped.client()
+    before = scoped.stored()
+    text = REJECTED_UNREAD[shape].replace("{other}", other)
+    for body in (text, f"[{text}]"):
+        r = scoped.post(token, body)
+        assert (r.status, (r.body or {}).get("error")) == (403, "forbidden"), (
+            f"{text[:120]} names {other!r} but was answered {r.status}: {r.text[:300]}"
+        )
+    assert scoped.stored() == before, "no dead letter either"
+    mine = scoped.api.request("GET", "/api/rejected", headers={"Authorization": f"Bearer {token}"})
+    assert other not in mine.text, "another client's name kept as the caller's dead letter"
