@@ -153,3 +153,43 @@ def test_another_client_in_a_rejected_item_stores_no_dead_letter(
     assert scoped.stored() == before, "no dead letter either"
     mine = scoped.api.request("GET", "/api/rejected", headers={"Authorization": f"Bearer {token}"})
     assert other not in mine.text, "another client's name kept as the caller's dead letter"
+
+
+# ---- reading another client's events ----
+
+
+def test_a_conflict_never_answers_another_clients_stored_event(tmp_path: Path) -> None:
+    """The rules may set a dedup key without client_id (`{"dedup_key":
+    ["event_id"]}` is accepted): then eve's key, sending an event_id bob
+    used, is answered 409 with bob's STORED event (his client id, metric,
+    amount and attributes), and eve's event is not stored. Any client can
+    read any other's events by guessing or trying their event ids, and can
+    block them by taking ids first. A scoped caller's dedup must never meet
+    another client's event."""
+    s = Scoped(tmp_path, rules={"dedup_key": ["event_id"]})
+    try:
+        bob, bob_token = s.client()
+        _eve, eve_token = s.client()
+        secret = {
+            "metric": "salary",
+            "value": 123456,
+            "timestamp": "2024-01-01",
+            "event_id": "inv-1",
+            "note": "bob-only-" + uuid.uuid4().hex[:6],
+        }
+        r = s.post(bob_token, secret)
+        assert r.status == 201, r.text
+        probe = {"metric": "probe", "value": 1, "timestamp": "2024-02-02", "event_id": "inv-1"}
+        for body in (probe, [probe]):
+            r = s.post(eve_token, body)
+            assert bob not in r.text and secret["note"] not in r.text, (
+                f"eve's key was answered {r.status} with bob's stored event: {r.text[:400]}"
+            )
+        events = s.api.request(
+            "GET", "/api/events", headers={"Authorization": f"Bearer {eve_token}"}
+        )
+        assert events.status == 200 and events.body["items"], (
+            f"eve's event was not stored: bob's id took it ({events.text[:200]})"
+        )
+    finally:
+        s.close()
