@@ -14,15 +14,18 @@ runs against a real `make serve` process, whose access log is gunicorn's."""
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
-from conftest import FlaskApi, Reply, addressed
+from conftest import FlaskApi, Reply, ServerProcess, addressed
 from ingest_server import create_app
 
 BASE = {"metric": "m", "value": 1, "timestamp": "2024-01-01"}
@@ -193,3 +196,35 @@ def test_a_conflict_never_answers_another_clients_stored_event(tmp_path: Path) -
         )
     finally:
         s.close()
+
+
+# ---- tokens in logs ----
+
+
+def test_a_token_sent_as_a_basic_user_is_not_written_to_the_access_log(
+    serve_server: ServerProcess, http_session: requests.Session
+) -> None:
+    """HTTP clients often send an API token as a Basic user with an empty
+    password (`curl -u TOKEN:`). The server refuses the scheme (401), but
+    gunicorn's access log (`accesslog: "-"`, the default format's `%(u)s`)
+    has already written the user: the whole valid token, in plaintext, in
+    the server's log."""
+    client = "k-" + uuid.uuid4().hex[:10]
+    token = serve_server.add_key(client)
+    secret = token.rsplit("_", 1)[1]
+    for header in (
+        "Basic " + base64.b64encode(f"{token}:".encode()).decode(),
+        "Basic " + base64.b64encode(f"{token}:x".encode()).decode(),
+    ):
+        r = http_session.get(
+            serve_server.base + "/api/stats", headers={"Authorization": header}, timeout=10
+        )
+        assert r.status_code == 401, r.text
+    # The access log line is written as the answer goes out.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and '"GET /api/stats HTTP/1.1" 401' not in (
+        serve_server.log_text()
+    ):
+        time.sleep(0.1)
+    log = serve_server.log_text()
+    assert secret not in log, "the token's secret is in the server's log"
