@@ -6,7 +6,8 @@ tried as an attacker would). Each test here shows a promise broken:
   a dead letter;
 - a client key reads only its own events: no answer to it ever carries
   another client's stored event;
-- tokens are never logged.
+- tokens are never logged;
+- one client's key cannot destroy another client's data.
 
 The scope cases run through Flask's test client with keys required (the
 library decides them, so every server path answers alike); the log case
@@ -228,3 +229,30 @@ def test_a_token_sent_as_a_basic_user_is_not_written_to_the_access_log(
         time.sleep(0.1)
     log = serve_server.log_text()
     assert secret not in log, "the token's secret is in the server's log"
+
+
+# ---- destroying another client's dead letters ----
+
+
+def test_a_client_key_cannot_evict_another_clients_dead_letters(scoped: Scoped) -> None:
+    """The store keeps at most 10 000 dead letters and evicts the oldest of
+    the whole store, whoever's they are; a batch may hold 10 000 items. So
+    one request of ~50 KB with acme's key (`[0, 1, 2, ..., 9999]`, each a
+    distinct rejection) erases every other client's dead letters: bob's
+    rejected inputs, which his key alone could list, are gone, and his
+    /api/stats says stored_rejected 0. One client must not be able to
+    destroy another's data."""
+    bob, bob_token = scoped.client()
+    _acme, acme_token = scoped.client()
+    r = scoped.post(bob_token, {"metric": "m", "value": "lots", "timestamp": "2024-01-01"})
+    assert r.status == 422, r.text
+    flood = "[" + ",".join(str(i) for i in range(10_000)) + "]"
+    r = scoped.post(acme_token, flood)
+    assert r.status == 200, r.text[:300]
+    mine = scoped.api.request(
+        "GET", "/api/rejected", headers={"Authorization": f"Bearer {bob_token}"}
+    )
+    assert mine.status == 200, mine.text
+    assert [row["client_id"] for row in mine.body["items"]] == [bob], (
+        f"bob's dead letter was evicted by acme's junk: {mine.text[:300]}"
+    )
