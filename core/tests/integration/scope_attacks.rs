@@ -95,3 +95,29 @@ fn a_scoped_caller_naming_another_client_in_a_rejected_item_stores_no_dead_lette
         assert_eq!(ing.stats().unwrap().stored_rejected, 0, "{}", store.backend);
     }
 }
+
+/// With rules that give client_id a default (`{"required": [...without
+/// client_id], "defaults": {"client_id": "shared"}}`), an event naming no
+/// client is read as naming the default, so a scoped caller's event that
+/// names no client is refused as another client's (`forbidden`, "client_id
+/// \"shared\" is not this caller's client") where the promise is that the
+/// key's client fills it in.
+#[test]
+fn a_scoped_caller_fills_in_a_missing_client_even_when_the_rules_have_a_default() {
+    for store in backends(Sqlite::Memory) {
+        let rules = Rules::from_value(&json!({
+            "required": ["amount", "timestamp"],
+            "defaults": {"client_id": "shared"},
+        }))
+        .unwrap();
+        let ing: Ingestor = store.builder().rules(rules).open().unwrap();
+        let got = ing
+            .scoped("acme")
+            .unwrap()
+            .submit_json(r#"{"amount": 1, "timestamp": 1000}"#);
+        match got {
+            Ok(Outcome::Accepted { event, .. }) => assert_eq!(event.client_id, "acme", "{}", store.backend),
+            other => panic!("{}: an event naming no client, as acme: {other:?}", store.backend),
+        }
+    }
+}
