@@ -29,4 +29,5 @@ mod lifecycle;
 mod local_time;
 mod properties;
 mod scenarios;
+mod scope_attacks;
 mod storage;
