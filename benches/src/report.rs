@@ -520,8 +520,16 @@ pub fn us(x: f64) -> String {
 /// The name of the section the `prune` program keeps in BENCHMARKS.md.
 pub const PRUNE: &str = "prune";
 
+/// The name of the section the HTTP benchmark (`benches/http/bench.py`,
+/// `make bench-http`) keeps in BENCHMARKS.md, with these same markers.
+pub const HTTP: &str = "http";
+
+/// The sections other programs write into BENCHMARKS.md, in the order they
+/// follow `compare`'s own part of it.
+pub const KEPT: [&str; 2] = [PRUNE, HTTP];
+
 /// The markers around a section that another program of the harness keeps
-/// in the same document (`prune`'s in BENCHMARKS.md).
+/// in the same document (`prune`'s and the HTTP benchmark's in BENCHMARKS.md).
 fn markers(name: &str) -> (String, String) {
     (format!("<!-- {name}: begin -->"), format!("<!-- {name}: end -->"))
 }
@@ -546,6 +554,19 @@ pub fn with_section(doc: &str, name: &str, body: &str) -> String {
     }
 }
 
+/// `doc` followed by every section of [`KEPT`] that `old` has, as `old`
+/// has it: what `compare` writes over a BENCHMARKS.md whose other sections
+/// other programs wrote.
+pub fn keep_sections(doc: &str, old: &str) -> String {
+    let mut out = doc.to_string();
+    for name in KEPT {
+        if let Some(kept) = section(old, name) {
+            out = format!("{}\n\n{kept}\n", out.trim_end());
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,5 +585,17 @@ mod tests {
             with_section("", "prune", "x"),
             "<!-- prune: begin -->\nx\n<!-- prune: end -->\n"
         );
+    }
+
+    #[test]
+    fn compare_keeps_every_kept_section() {
+        let old = with_section(&with_section("# old\n", HTTP, "http figures"), PRUNE, "prune figures");
+        let doc = keep_sections("# new\n", &old);
+        assert!(doc.starts_with("# new\n"), "{doc}");
+        assert!(!doc.contains("# old"), "{doc}");
+        for name in KEPT {
+            assert_eq!(section(&doc, name), section(&old, name), "{doc}");
+        }
+        assert_eq!(keep_sections("# new\n", "# old, no sections\n"), "# new\n");
     }
 }

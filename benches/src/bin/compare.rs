@@ -520,16 +520,10 @@ fn write_benchmarks_md(s: &Setup<'_>, machine: &Machine, started: DateTime<Utc>,
     } else {
         std::env::current_dir()?.join(&args.out)
     };
-    // The prune figures (`make bench-prune`) live in the same document:
-    // kept as they are when this run rewrites the rest.
-    let doc = match std::fs::read_to_string(&out)
-        .ok()
-        .as_deref()
-        .and_then(|d| report::section(d, report::PRUNE))
-    {
-        Some(prune) => format!("{}\n\n{prune}\n", doc.trim_end()),
-        None => doc,
-    };
+    // The prune figures (`make bench-prune`) and the HTTP ones (`make
+    // bench-http`) live in the same document: kept as they are when this
+    // run rewrites the rest.
+    let doc = report::keep_sections(&doc, &std::fs::read_to_string(&out).unwrap_or_default());
     std::fs::write(&out, doc)?;
     progress(&format!("wrote {}", out.display()));
     Ok(())
