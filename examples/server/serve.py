@@ -259,6 +259,9 @@ def options(s: Settings) -> dict[str, Any]:
         # server would fight over it, and nothing here uses it.
         "control_socket_disable": True,
         "accesslog": "-",
+        # gunicorn's default format without %(u)s: a token sent as an HTTP
+        # Basic user name (curl -u TOKEN:) would be written to the log.
+        "access_log_format": '%(h)s %(l)s - %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
         "errorlog": "-",
         "proc_name": "ingest-serve",
         "post_request": post_request,
