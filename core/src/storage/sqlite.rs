@@ -209,17 +209,35 @@ fn retry_busy<T>(timeout: Duration, mut f: impl FnMut() -> rusqlite::Result<T>) 
     }
 }
 
-/// Run `f` in a transaction of `behavior` on `conn`: commit on `Ok`, roll
-/// back on `Err`. Every transaction of this backend goes through here.
-fn in_transaction(
-    conn: &Connection,
-    behavior: TransactionBehavior,
-    f: &mut dyn FnMut(&mut dyn Db) -> Result<()>,
-) -> Result<()> {
-    let tx = Transaction::new_unchecked(conn, behavior)?;
+/// Run `f` in `tx`: commit on `Ok`, roll back on `Err` (dropping `tx`).
+/// Every transaction of this backend goes through here.
+fn in_transaction(tx: Transaction<'_>, f: &mut dyn FnMut(&mut dyn Db) -> Result<()>) -> Result<()> {
     f(&mut Conn(&tx))?;
     tx.commit()?;
     Ok(())
+}
+
+/// BEGIN IMMEDIATE on `conn`, waiting up to `timeout` for another
+/// process's write lock. SQLite's own busy handler sleeps 1, 2, 5, 10 and
+/// up to 100 ms between tries, while another process holds the lock for
+/// about one commit: two server processes over one file then wait far
+/// longer than either writes. Tries here come 50 us apart, doubling to 1 ms.
+fn begin_immediate(conn: &Connection, timeout: Duration) -> Result<Transaction<'_>> {
+    conn.busy_timeout(Duration::ZERO)?;
+    let until = std::time::Instant::now() + timeout;
+    let mut pause = Duration::from_micros(50);
+    let begun = loop {
+        match Transaction::new_unchecked(conn, TransactionBehavior::Immediate) {
+            Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) && std::time::Instant::now() < until => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(1));
+            }
+            other => break other,
+        }
+    };
+    // The statements inside (a checkpoint's, a reader's page) wait as SQLite does.
+    conn.busy_timeout(timeout)?;
+    Ok(begun?)
 }
 
 impl SqliteBackend {
@@ -246,7 +264,8 @@ impl SqliteBackend {
 impl Backend for SqliteBackend {
     fn write(&self, f: &mut dyn FnMut(&mut dyn Db) -> Result<()>) -> Result<()> {
         self.check_file()?;
-        in_transaction(&self.writer(), TransactionBehavior::Immediate, f)?;
+        let writer = self.writer();
+        in_transaction(begin_immediate(&writer, self.opts.busy_timeout)?, f)?;
         // Removed between the check above and the commit: the commit went to
         // a file no one can open again, so it does not count as kept.
         self.check_file()
@@ -255,7 +274,7 @@ impl Backend for SqliteBackend {
     fn read(&self, snapshot: bool, f: &mut dyn FnMut(&mut dyn Db) -> Result<()>) -> Result<()> {
         self.with_reader(|c| {
             if snapshot {
-                in_transaction(c, TransactionBehavior::Deferred, f)
+                in_transaction(Transaction::new_unchecked(c, TransactionBehavior::Deferred)?, f)
             } else {
                 f(&mut Conn(c))
             }
