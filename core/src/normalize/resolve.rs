@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{amount_field, assemble, preview, text_field, timestamp_field, Scalar};
+use super::{amount_field, assemble, missing, preview, text_field, timestamp_field, Scalar};
 use crate::event::{Event, Reason, ReasonCode};
 use crate::rules::{Field, Rules, PAYLOAD};
 use crate::window::Window;
@@ -104,9 +104,18 @@ pub(crate) fn resolve<E: Entries>(
             }
         };
         let mut reasons = Vec::new();
-        let client_id = found(Field::ClientId).read(Field::ClientId, &mut reasons, |f, r| {
-            text_field(Field::ClientId, f, rules, r)
-        });
+        let client = found(Field::ClientId);
+        let client_id = if window.client().is_some() && client.inner.is_none() && client.outer.is_none() {
+            // Named nowhere by a caller that writes as one client: the
+            // caller's (assemble fills it in), never the rules' default,
+            // which would be another client's name.
+            reasons.push(missing(Field::ClientId, rules));
+            None
+        } else {
+            client.read(Field::ClientId, &mut reasons, |f, r| {
+                text_field(Field::ClientId, f, rules, r)
+            })
+        };
         let metric = found(Field::Metric).read(Field::Metric, &mut reasons, |f, r| {
             text_field(Field::Metric, f, rules, r)
         });

@@ -102,3 +102,40 @@ fn a_scoped_caller_naming_another_client_in_a_rejected_item_stores_no_dead_lette
         assert_eq!(ing.stats().unwrap().stored_rejected, 0, "{}", store.backend);
     }
 }
+
+/// With rules that give client_id a default, an event naming no client is
+/// read as naming the default; a scoped caller's such event is the caller's
+/// (the key's client fills it in), and one naming the default client
+/// explicitly is another client's.
+#[test]
+fn a_scoped_caller_fills_in_a_missing_client_even_when_the_rules_have_a_default() {
+    for store in backends(Sqlite::Memory) {
+        let rules = Rules::from_value(&json!({
+            "required": ["amount", "timestamp"],
+            "defaults": {"client_id": "shared"},
+        }))
+        .unwrap();
+        let ing: Ingestor = store.builder().rules(rules).open().unwrap();
+        let acme = ing.scoped("acme").unwrap();
+        for text in [
+            r#"{"amount": 1, "timestamp": 1000}"#,
+            r#"{"payload": {"amount": 2, "timestamp": 1000}}"#,
+        ] {
+            match acme.submit_json(text) {
+                Ok(Outcome::Accepted { event, .. }) => assert_eq!(event.client_id, "acme", "{}", store.backend),
+                other => panic!("{}: {text} as acme: {other:?}", store.backend),
+            }
+        }
+        let named = acme.submit_json(r#"{"client": "shared", "amount": 3, "timestamp": 1000}"#);
+        assert!(
+            matches!(&named, Err(e) if e.kind() == ErrorKind::Forbidden),
+            "{named:?}"
+        );
+        // Unscoped, the default still names the client.
+        let plain = ing.submit_json(r#"{"amount": 4, "timestamp": 1000}"#).unwrap();
+        assert!(
+            matches!(&plain, Outcome::Accepted { event, .. } if event.client_id == "shared"),
+            "{plain:?}"
+        );
+    }
+}
