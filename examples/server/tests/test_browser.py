@@ -773,8 +773,11 @@ def test_the_page_asks_for_a_key_and_keeps_it_for_the_tab(
         expect(dialog).to_be_hidden()
         expect(pg.get_by_test_id("connection")).to_have_text("live")
         expect(pg.get_by_test_id("who-name")).to_have_text(f"client {client}")
-        # A client key cannot drive the failure switch: not shown.
+        # A client key cannot drive the failure switch, and the process's
+        # counters count every client's requests: neither is shown.
         expect(pg.locator("#failure")).to_be_hidden()
+        expect(pg.get_by_test_id("stat-accepted")).to_be_hidden()
+        expect(pg.get_by_test_id("stat-stored_events")).to_be_visible()
 
         # No client typed: the key's client is filled in.
         fill_event(pg, "", "sales", "7", "2024-01-02")
