@@ -11,7 +11,7 @@ use crate::event::{Outcome, RejectedEvent, StoredEvent};
 use crate::identity::identity;
 use crate::ingestor::{ClientStats, Ingestor, Input};
 use crate::limits::shorten;
-use crate::normalize::is_other_client;
+use crate::normalize::{is_other_client, other_client};
 use crate::options::{EventFilter, Page, Query};
 use crate::rules::{Field, Rules, PAYLOAD};
 use crate::storage::WriteItem;
@@ -182,14 +182,11 @@ fn own(items: Vec<WriteItem>, client: &str, rules: &Rules) -> Result<Vec<WriteIt
     Ok(items)
 }
 
+/// The normaliser's own words for another client (`other_client`), when
+/// `named` is not `own`.
 fn other_name(named: &str, own: &str) -> Option<String> {
     let name = identity(named);
-    (name != own).then(|| {
-        format!(
-            "client_id {:?} is not this caller's client; it writes as {own:?} only",
-            shorten(&name, 60)
-        )
-    })
+    (name != own).then(|| other_client(&format!("{:?}", shorten(&name, 60)), own).message)
 }
 
 /// An alias at the top of `raw`, or in its payload, naming another client.
