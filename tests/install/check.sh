@@ -37,8 +37,15 @@ cc -std=c11 $(pkg-config --cflags ingest) "$here/consumer.c" -o "$out/consumer-s
 for p in consumer-c consumer-cpp consumer-static; do
   "$out/$p" || fail "$p failed"
 done
-ldd "$out/consumer-c" | grep -q "libingest.so.$major => $prefix/lib/" || fail "consumer-c does not load the installed library"
-if ldd "$out/consumer-static" | grep -q libingest; then fail "consumer-static links libingest.so"; fi
+# ldd's output is read whole before it is searched: `ldd | grep -q` under
+# pipefail fails whenever grep stops reading first and ldd gets SIGPIPE.
+loaded=$(ldd "$out/consumer-c")
+case $loaded in
+  *"libingest.so.$major => $prefix/lib/"*) ;;
+  *) fail "consumer-c does not load the installed library: $loaded" ;;
+esac
+loaded=$(ldd "$out/consumer-static")
+case $loaded in *libingest*) fail "consumer-static links libingest.so: $loaded" ;; esac
 
 # CMake: find_package(ingest 0.1) with the imported targets, shared and static.
 cmake -S "$here/cmake" -B "$scratch/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" \
