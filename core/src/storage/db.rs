@@ -78,6 +78,14 @@ pub(crate) struct DeadLetter<'a> {
     pub client: Option<&'a str>,
 }
 
+/// What [`Db::insert_with_rollups`] did: each row's new id (`None`: not
+/// inserted), and the prune horizon it read. The rollups were added when
+/// every row has an id.
+pub(crate) struct InsertedWith {
+    pub ids: Vec<Option<i64>>,
+    pub horizon: Option<i64>,
+}
+
 /// What every write of a call stamps its rows with.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Stamp {
@@ -126,6 +134,21 @@ pub(crate) trait Db {
     /// Insert each row unless its key is stored: its new id, or `None`.
     /// Each backend writes its own: this is the hot path of every write.
     fn insert_events(&mut self, rows: &[NewEvent<'_>], stamp: Stamp) -> Result<Vec<Option<i64>>>;
+
+    /// The whole write of a group of events in one statement, where the
+    /// backend has one: read the prune horizon so that no prune raises it
+    /// until the transaction ends, insert each row unless its key is stored
+    /// (none when the horizon passed `oldest`, the oldest row's time), and,
+    /// only when every row was new, add their rollups. `None`: no such
+    /// statement here, and the engine takes those steps one by one.
+    fn insert_with_rollups(
+        &mut self,
+        _rows: &[NewEvent<'_>],
+        _stamp: Stamp,
+        _oldest: i64,
+    ) -> Result<Option<InsertedWith>> {
+        Ok(None)
+    }
 
     /// The id of the stored event with each key, in the order of `keys`.
     fn find_keys(&mut self, keys: &[&[u8]]) -> Result<Vec<Option<i64>>> {
@@ -215,6 +238,14 @@ pub(crate) trait Db {
 pub(crate) trait Backend: Send + Sync {
     /// Run `f` in one write transaction: commit on `Ok`, roll back on `Err`.
     fn write(&self, f: &mut dyn FnMut(&mut dyn Db) -> Result<()>) -> Result<()>;
+
+    /// Run `f`, a write of one statement, where that statement commits on
+    /// its own: a transaction's BEGIN and COMMIT would cost two more round
+    /// trips to a database server. In a transaction where there is nothing
+    /// to save (an embedded database).
+    fn write_alone(&self, f: &mut dyn FnMut(&mut dyn Db) -> Result<()>) -> Result<()> {
+        self.write(f)
+    }
 
     /// Run `f` on a connection for reading; with `snapshot`, inside one
     /// read-only transaction, so that every statement sees the same data.

@@ -155,7 +155,7 @@ impl Engine {
                 with_failure_points(db, fail, |db| {
                     let mut written = Vec::new();
                     while let Some(items) = group.next() {
-                        write_items(db, items, stamp, self.dead_letter_rows, &mut written)?;
+                        write_items(db, items, stamp, self.dead_letter_rows, &mut written, None)?;
                     }
                     self.check_horizon(db, group.items())?;
                     add_to_rollups(db, group.items(), &written)?;
@@ -164,12 +164,27 @@ impl Engine {
             })?
         } else {
             let items = group.gather();
-            self.transaction(|db| {
+            // One new event alone, the call a server makes most, is written
+            // by one statement (`insert_with_rollups`) that commits on its
+            // own: on a database server, one round trip.
+            let alone = fail.is_none() && matches!(items, [WriteItem::Event { replaces: None, .. }]);
+            self.retried(alone, |db| {
                 with_failure_points(db, fail, |db| {
                     let mut written = Vec::new();
-                    write_items(db, items, stamp, self.dead_letter_rows, &mut written)?;
-                    self.check_horizon(db, items)?;
-                    add_to_rollups(db, items, &written)?;
+                    let done = write_items(
+                        db,
+                        items,
+                        stamp,
+                        self.dead_letter_rows,
+                        &mut written,
+                        Some(&self.pruned),
+                    )?;
+                    if !done.horizon_checked {
+                        self.check_horizon(db, items)?;
+                    }
+                    if !done.rollups_added {
+                        add_to_rollups(db, items, &written)?;
+                    }
                     Ok(written)
                 })
             })?
@@ -282,10 +297,16 @@ impl Engine {
 
     /// Run `f` in a write transaction, again from the start when the
     /// database aborted it for a conflict with another transaction.
-    fn transaction<T>(&self, mut f: impl FnMut(&mut dyn Db) -> Result<T>) -> Result<T> {
+    fn transaction<T>(&self, f: impl FnMut(&mut dyn Db) -> Result<T>) -> Result<T> {
+        self.retried(false, f)
+    }
+
+    /// [`Engine::transaction`]; with `alone`, `f` is one statement that
+    /// commits on its own ([`Backend::write_alone`]).
+    fn retried<T>(&self, alone: bool, mut f: impl FnMut(&mut dyn Db) -> Result<T>) -> Result<T> {
         let mut attempt = 0;
         loop {
-            match self.once(&mut f) {
+            match self.run(alone, &mut f) {
                 Err(e) if self.backend.is_conflict(&e) && attempt < CONFLICT_RETRIES => {
                     attempt += 1;
                     std::thread::sleep(backoff(attempt));
@@ -296,12 +317,21 @@ impl Engine {
     }
 
     /// Run `f` in a write transaction, once.
-    fn once<T>(&self, mut f: impl FnMut(&mut dyn Db) -> Result<T>) -> Result<T> {
+    fn once<T>(&self, f: impl FnMut(&mut dyn Db) -> Result<T>) -> Result<T> {
+        self.run(false, f)
+    }
+
+    fn run<T>(&self, alone: bool, mut f: impl FnMut(&mut dyn Db) -> Result<T>) -> Result<T> {
         let mut out = None;
-        self.backend.write(&mut |db| {
+        let mut write = |db: &mut dyn Db| {
             out = Some(f(db)?);
             Ok(())
-        })?;
+        };
+        if alone {
+            self.backend.write_alone(&mut write)?;
+        } else {
+            self.backend.write(&mut write)?;
+        }
         out.ok_or_else(|| Error::storage(StorageKind::Other, "a write transaction ended without its answer"))
     }
 
@@ -373,8 +403,18 @@ fn fail_with_real_statement(db: &mut dyn Db, point: FailPoint) -> Result<()> {
 }
 
 /// Write one caller's `items` (events and dead letters), adding what was
-/// done with each to `out`. The rollups are the caller's, once per group.
-fn write_items(db: &mut dyn Db, items: &[WriteItem], stamp: Stamp, bound: u64, out: &mut Vec<Written>) -> Result<()> {
+/// done with each to `out`. The rollups are the caller's, once per group;
+/// with `whole_group` (the store's horizon as last read), `items` are the
+/// whole group, and the backend may check the horizon and add the rollups
+/// in the insert's own statement.
+fn write_items(
+    db: &mut dyn Db,
+    items: &[WriteItem],
+    stamp: Stamp,
+    bound: u64,
+    out: &mut Vec<Written>,
+    whole_group: Option<&AtomicI64>,
+) -> Result<Folded> {
     // The first item of each key is offered for insert; a repeat (a
     // client's retry that lands in the same batch) is a duplicate of it,
     // answered without a statement.
@@ -444,10 +484,41 @@ fn write_items(db: &mut dyn Db, items: &[WriteItem], stamp: Stamp, bound: u64, o
             attributes: std::str::from_utf8(&attributes[span.clone()]).unwrap_or("{}"),
         })
         .collect();
-    let inserted = if rows.is_empty() {
-        Vec::new()
-    } else {
-        db.insert_events(&rows, stamp)?
+    let mut done = Folded::default();
+    let inserted = match whole_group {
+        _ if rows.is_empty() => Vec::new(),
+        // Dead letters, and the dead letters a reprocess removes, are
+        // written after the rollups are added: folding the rollups into the
+        // insert would take their locks in the other order.
+        Some(pruned)
+            if letters.is_empty()
+                && !items
+                    .iter()
+                    .any(|i| matches!(i, WriteItem::Event { replaces: Some(_), .. })) =>
+        {
+            let oldest = rows
+                .iter()
+                .map(|r| r.event.timestamp.millis())
+                .min()
+                .unwrap_or(i64::MAX);
+            match db.insert_with_rollups(&rows, stamp, oldest)? {
+                Some(with) => {
+                    if let Some(horizon) = with.horizon {
+                        pruned.fetch_max(horizon, Ordering::Relaxed);
+                        if oldest < horizon {
+                            return Err(Error::storage(StorageKind::Busy, HORIZON_MOVED));
+                        }
+                    }
+                    done = Folded {
+                        horizon_checked: true,
+                        rollups_added: with.ids.iter().all(Option::is_some),
+                    };
+                    with.ids
+                }
+                None => db.insert_events(&rows, stamp)?,
+            }
+        }
+        _ => db.insert_events(&rows, stamp)?,
     };
     // Keys stored before: by another transaction, or an earlier caller of
     // this group.
@@ -552,7 +623,15 @@ fn write_items(db: &mut dyn Db, items: &[WriteItem], stamp: Stamp, bound: u64, o
     if !replaced.is_empty() {
         db.delete_ids("rejected", &replaced)?;
     }
-    Ok(())
+    Ok(done)
+}
+
+/// What the insert of a whole group already did of the steps after it
+/// ([`Db::insert_with_rollups`]).
+#[derive(Debug, Default)]
+struct Folded {
+    horizon_checked: bool,
+    rollups_added: bool,
 }
 
 /// Keep at most `bound` dead letters, and count those removed. Beyond the

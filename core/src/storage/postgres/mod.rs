@@ -11,6 +11,7 @@
 //! transaction (a deadlock, or a serialization failure on databases that
 //! run every transaction serializable), the engine runs it again.
 
+mod bulk;
 mod numeric;
 mod pool;
 mod schema;
@@ -18,19 +19,21 @@ mod session;
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::GenericClient;
 
-use super::db::{Arg, Backend, Db, DeadLetter, NewEvent, Refusal, Row, Stamp};
+use super::db::{Arg, Backend, Db, DeadLetter, InsertedWith, NewEvent, Refusal, Row, Stamp};
 use super::migrate::Schema;
-use super::rollup::{RollupDelta, RollupKey, RollupTable};
+use super::rollup::{rollup_deltas, RollupDelta, RollupTable};
 use super::StoreOptions;
 use crate::error::{Error, Result, StorageKind};
 use crate::exact::ExactSum;
 use crate::Durability;
+use bulk::{EventArrays, RollupArrays};
 use numeric::{Exact, Numeric};
 use pool::Pool;
 use schema::SCHEMA;
@@ -191,6 +194,10 @@ impl Backend for PostgresBackend {
         self.pool.get()?.transaction(|tx| f(tx))
     }
 
+    fn write_alone(&self, f: &mut dyn FnMut(&mut dyn Db) -> Result<()>) -> Result<()> {
+        f(&mut self.pool.get()?.session())
+    }
+
     fn read(&self, snapshot: bool, f: &mut dyn FnMut(&mut dyn Db) -> Result<()>) -> Result<()> {
         let mut conn = self.pool.get()?;
         if !snapshot {
@@ -319,42 +326,57 @@ impl<C: GenericClient> Db for Session<'_, C> {
         Ok(())
     }
 
-    /// One statement for the whole group, its rows in key order: the order
-    /// every writer takes the key's index entries in.
+    /// One statement for the whole group ([`bulk::EVENTS`]).
     fn insert_events(&mut self, rows: &[NewEvent<'_>], stamp: Stamp) -> Result<Vec<Option<i64>>> {
-        let mut sorted: Vec<&NewEvent<'_>> = rows.iter().collect();
-        sorted.sort_unstable_by_key(|r| r.key);
-        let keys: Vec<&[u8]> = sorted.iter().map(|r| r.key).collect();
-        let clients: Vec<&str> = sorted.iter().map(|r| r.event.client_id.as_str()).collect();
-        let metrics: Vec<&str> = sorted.iter().map(|r| r.event.metric.as_str()).collect();
-        let times: Vec<i64> = sorted.iter().map(|r| r.event.timestamp.millis()).collect();
-        let amounts: Vec<f64> = sorted.iter().map(|r| r.event.amount).collect();
-        let event_ids: Vec<Option<&str>> = sorted.iter().map(|r| r.event.event_id.as_deref()).collect();
-        let attributes: Vec<&str> = sorted.iter().map(|r| r.attributes).collect();
+        let events = EventArrays::new(rows);
+        let [k, c, m, t, a, e, at] = events.values();
         let mut ids: HashMap<Vec<u8>, i64> = HashMap::with_capacity(rows.len());
         for row in Session::query(
             self,
-            "INSERT INTO events (dedup_key, client_id, metric, ts, amount, event_id, attributes, received_at, rules_version)
-             SELECT k, c, m, t, a, e, at, $8, $9
-             FROM unnest($1::BYTEA[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::FLOAT8[], $6::TEXT[], $7::TEXT[])
-                  AS u(k, c, m, t, a, e, at)
-             ON CONFLICT (dedup_key) DO NOTHING
-             RETURNING id, dedup_key",
-            &[
-                &keys,
-                &clients,
-                &metrics,
-                &times,
-                &amounts,
-                &event_ids,
-                &attributes,
-                &stamp.received_at,
-                &stamp.rules_version,
-            ],
+            &bulk::EVENTS,
+            &[k, c, m, t, a, e, at, &stamp.received_at, &stamp.rules_version],
         )? {
             ids.insert(row.try_get(1).map_err(corrupt)?, row.try_get(0).map_err(corrupt)?);
         }
         Ok(rows.iter().map(|r| ids.get(r.key).copied()).collect())
+    }
+
+    /// One statement for the whole write ([`bulk::WITH_ROLLUPS`]).
+    fn insert_with_rollups(
+        &mut self,
+        rows: &[NewEvent<'_>],
+        stamp: Stamp,
+        oldest: i64,
+    ) -> Result<Option<InsertedWith>> {
+        let deltas = rollup_deltas(rows.iter().map(|r| r.event));
+        let across = RollupArrays::new(RollupTable::Rollups, &deltas.across);
+        let per_client = RollupArrays::new(RollupTable::ClientDays, &deltas.client_days);
+        let events = EventArrays::new(rows);
+        let n = rows.len() as i64;
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(29);
+        params.extend(events.values());
+        params.extend([
+            &stamp.received_at as &(dyn ToSql + Sync),
+            &stamp.rules_version,
+            &oldest,
+            &n,
+        ]);
+        params.extend(across.values());
+        params.extend(per_client.values());
+        let mut ids: HashMap<Vec<u8>, i64> = HashMap::with_capacity(rows.len());
+        let mut horizon = None;
+        for row in Session::query(self, &bulk::WITH_ROLLUPS, &params)? {
+            match row.try_get::<_, Option<i64>>(0).map_err(corrupt)? {
+                Some(id) => {
+                    ids.insert(row.try_get(1).map_err(corrupt)?, id);
+                }
+                None => horizon = row.try_get(2).map_err(corrupt)?,
+            }
+        }
+        Ok(Some(InsertedWith {
+            ids: rows.iter().map(|r| ids.get(r.key).copied()).collect(),
+            horizon,
+        }))
     }
 
     fn find_keys(&mut self, keys: &[&[u8]]) -> Result<Vec<Option<i64>>> {
@@ -424,67 +446,12 @@ impl<C: GenericClient> Db for Session<'_, C> {
         if deltas.is_empty() {
             return Ok(());
         }
-        let mut first: Vec<i64> = Vec::with_capacity(deltas.len());
-        let mut second: Vec<i64> = Vec::new();
-        let mut texts: Vec<&str> = Vec::new();
-        let mut metrics: Vec<&str> = Vec::with_capacity(deltas.len());
-        for d in deltas {
-            match d.key {
-                RollupKey::Across { level, bucket, metric } => {
-                    first.push(level);
-                    second.push(bucket);
-                    metrics.push(metric);
-                }
-                RollupKey::ClientDay {
-                    bucket,
-                    client_id,
-                    metric,
-                } => {
-                    first.push(bucket);
-                    texts.push(client_id);
-                    metrics.push(metric);
-                }
-            }
-        }
-        let counts: Vec<i64> = deltas.iter().map(|d| d.stats.count as i64).collect();
-        let sums: Vec<Numeric<'_>> = deltas.iter().map(|d| Numeric(&d.stats.sum)).collect();
-        let mins: Vec<Option<f64>> = deltas.iter().map(|d| d.stats.min).collect();
-        let maxes: Vec<Option<f64>> = deltas.iter().map(|d| d.stats.max).collect();
-        let min_times: Vec<i64> = deltas.iter().map(|d| d.stats.min_times as i64).collect();
-        let max_times: Vec<i64> = deltas.iter().map(|d| d.stats.max_times as i64).collect();
-        // (column values, element type), in the table's binding order.
-        let key: [(&(dyn ToSql + Sync), &str); 3] = match table {
-            RollupTable::Rollups => [(&first, "BIGINT"), (&second, "BIGINT"), (&metrics, "TEXT")],
-            RollupTable::ClientDays => [(&first, "BIGINT"), (&texts, "TEXT"), (&metrics, "TEXT")],
-        };
-        let columns: Vec<(&(dyn ToSql + Sync), &str)> = key
-            .into_iter()
-            .chain([
-                (&counts as &(dyn ToSql + Sync), "BIGINT"),
-                (&sums, "NUMERIC"),
-                (&mins, "FLOAT8"),
-                (&maxes, "FLOAT8"),
-                (&min_times, "BIGINT"),
-                (&max_times, "BIGINT"),
-            ])
-            .collect();
-        let arrays: Vec<String> = columns
-            .iter()
-            .enumerate()
-            .map(|(i, (_, ty))| format!("${}::{ty}[]", i + 1))
-            .collect();
-        let values: Vec<&(dyn ToSql + Sync)> = columns.iter().map(|(v, _)| *v).collect();
-        Session::execute(
-            self,
-            &format!(
-                "INSERT INTO {} ({}) SELECT * FROM unnest({}) {}",
-                table.name(),
-                table.columns(),
-                arrays.join(", "),
-                table.add_on_conflict()
-            ),
-            &values,
-        )?;
+        static UPSERTS: [LazyLock<String>; 2] = [
+            LazyLock::new(|| RollupArrays::insert(RollupTable::Rollups, 1, "")),
+            LazyLock::new(|| RollupArrays::insert(RollupTable::ClientDays, 1, "")),
+        ];
+        let arrays = RollupArrays::new(table, deltas);
+        Session::execute(self, &UPSERTS[table as usize], &arrays.values())?;
         Ok(())
     }
 }
