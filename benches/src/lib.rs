@@ -8,6 +8,7 @@ pub mod gen;
 pub mod machine;
 pub mod measure;
 pub mod original;
+pub mod pg_floor;
 pub mod postgres;
 pub mod python;
 pub mod report;

@@ -8,6 +8,7 @@ use ingest_core::Durability;
 
 use crate::gen::Spec;
 use crate::measure::{Latencies, Rate, Res};
+use crate::pg_floor;
 use crate::runs::{self, Call};
 
 /// One PostgreSQL row of the report.
@@ -16,7 +17,8 @@ pub struct PgRow {
     pub n: u64,
     pub setting: String,
     pub rate: Rate,
-    pub per_call: Latencies,
+    /// None where the contender times no single call (pgbench).
+    pub per_call: Option<Latencies>,
 }
 
 /// What the PostgreSQL rows run.
@@ -106,9 +108,29 @@ pub fn run(job: &PgJob<'_>, progress: &dyn Fn(&str)) -> Res<Vec<PgRow>> {
             n: job.events,
             setting: format!("durability {d}; one transaction per batch"),
             rate,
-            per_call: lat,
+            per_call: Some(lat),
         });
     }
+    progress(&format!(
+        "(g) PostgreSQL floor: COPY, batches of 1000, {} events",
+        job.events
+    ));
+    let schema = Schema::new(job.url, "copy_floor")?;
+    drop(runs::open(schema.location.as_ref(), Durability::Normal)?);
+    let mut client = postgres::Client::connect(job.url, postgres::NoTls)?;
+    client.batch_execute(&format!(
+        "SET search_path TO {}; SET synchronous_commit = off",
+        schema.name
+    ))?;
+    let (rate, lat) = pg_floor::copy_batches(&mut client, job.spec, job.events, 1_000)?;
+    rows.push(PgRow {
+        contender: "(g) PostgreSQL floor: COPY of rows already normalised, 1000 rows per COPY".into(),
+        n: rate.events,
+        setting: "synchronous_commit off (as durability normal); one COPY per batch; the distinct events only".into(),
+        rate,
+        per_call: Some(lat),
+    });
+    drop((client, schema));
     progress(&format!(
         "(f) PostgreSQL submit one by one, normal, {} events",
         job.one_events
@@ -126,7 +148,23 @@ pub fn run(job: &PgJob<'_>, progress: &dyn Fn(&str)) -> Res<Vec<PgRow>> {
         n: job.one_events,
         setting: "durability normal (synchronous_commit off); one transaction per event".into(),
         rate,
-        per_call: lat,
+        per_call: Some(lat),
+    });
+    drop(schema);
+    progress(&format!(
+        "(g) PostgreSQL floor: pgbench one by one, {} events",
+        job.one_events
+    ));
+    let schema = Schema::new(job.url, "pgbench_floor")?;
+    drop(runs::open(schema.location.as_ref(), Durability::Normal)?);
+    let dir = tempfile::tempdir()?;
+    let rate = pg_floor::pgbench_singles(job.url, &schema.name, job.one_events, dir.path())?;
+    rows.push(PgRow {
+        contender: "(g) PostgreSQL floor: pgbench, one event's writes per transaction".into(),
+        n: job.one_events,
+        setting: "synchronous_commit off; BEGIN, insert, one upsert per rollup table, COMMIT, prepared".into(),
+        rate,
+        per_call: None,
     });
     drop(schema);
     progress(&format!(
@@ -153,7 +191,7 @@ pub fn run(job: &PgJob<'_>, progress: &dyn Fn(&str)) -> Res<Vec<PgRow>> {
             n: job.full_events,
             setting: "durability full (WAL flushed per commit); concurrent calls share a commit".into(),
             rate,
-            per_call: lat,
+            per_call: Some(lat),
         });
     }
     Ok(rows)

@@ -168,6 +168,25 @@ impl Report {
                 met: r <= 2.0,
             });
         }
+        let pg = |label: &str| self.pg_rate(label);
+        if let (Some(p), Some(floor)) = (pg("one by one"), pg("pgbench")) {
+            let r = p / floor;
+            targets.push(Target {
+                what: "PostgreSQL one by one, normal / pgbench floor (g)".into(),
+                value: format!("{r:.2}x"),
+                goal: ">= 2x".into(),
+                met: r >= 2.0,
+            });
+        }
+        if let (Some(p), Some(floor)) = (pg("batches of 1000"), pg("rows per COPY")) {
+            let r = p / floor;
+            targets.push(Target {
+                what: "PostgreSQL submit_batch_json(1 000), normal / COPY floor (g)".into(),
+                value: format!("{r:.2}x"),
+                goal: ">= 0.5x".into(),
+                met: r >= 0.5,
+            });
+        }
         if let Some(r) = self.largest_rss() {
             let mib = r.kib.map(|k| k as f64 / 1024.0);
             let at = if r.events >= 10_000_000 {
@@ -183,6 +202,15 @@ impl Report {
             });
         }
         targets
+    }
+
+    /// The rate of the first PostgreSQL row whose contender holds `label`.
+    fn pg_rate(&self, label: &str) -> Option<f64> {
+        self.postgres
+            .rates
+            .iter()
+            .find(|(l, _)| l.contains(label))
+            .map(|(_, r)| *r)
     }
 
     /// The peak the memory target is judged on: that of the most events.
@@ -342,7 +370,7 @@ impl Report {
             return Ok(());
         }
         let t = self.ingest.threads;
-        let rate = |label: &str| pg_rates.iter().find(|(l, _)| l.contains(label)).map(|(_, r)| *r);
+        let rate = |label: &str| self.pg_rate(label);
         let sqlite_batch = self
             .ingest
             .batches
@@ -370,6 +398,20 @@ impl Report {
                 md,
                 "| one by one, normal: PostgreSQL / SQLite | {:.2}x |",
                 p / self.ingest.one_normal.per_sec()
+            )?;
+        }
+        if let (Some(p), Some(floor)) = (rate("batches of 1000"), rate("rows per COPY")) {
+            writeln!(
+                md,
+                "| submit_batch_json(1 000), normal / COPY floor (g), PostgreSQL | {:.2}x |",
+                p / floor
+            )?;
+        }
+        if let (Some(p), Some(floor)) = (rate("one by one"), rate("pgbench")) {
+            writeln!(
+                md,
+                "| one by one, normal / pgbench floor (g), PostgreSQL | {:.2}x |",
+                p / floor
             )?;
         }
         if let (Some(one), Some(many)) = (rate("1 thread(s)"), rate(&format!("{t} thread(s)"))) {

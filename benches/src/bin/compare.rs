@@ -341,7 +341,7 @@ fn postgres_rows(s: &Setup<'_>, rows: &mut Vec<Row>) -> Res<Postgres> {
                     n: r.n,
                     setting: r.setting,
                     rate: r.rate,
-                    per_call: Some(r.per_call),
+                    per_call: r.per_call,
                 });
             }
         }
