@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::exact::ExactSum;
 
+use super::listing::StoredRow;
 use super::rollup::{upsert_runs, RollupDelta, RollupTable};
 
 /// A value bound to a placeholder.
@@ -80,10 +81,13 @@ pub(crate) struct DeadLetter<'a> {
 
 /// What [`Db::insert_with_rollups`] did: each row's new id (`None`: not
 /// inserted), and the prune horizon it read. The rollups were added when
-/// every row has an id.
+/// every row has an id. Otherwise `stored` holds the rows already stored
+/// under keys it did not insert, by key, as far as the statement saw them
+/// (a row another transaction committed while it ran may be missing).
 pub(crate) struct InsertedWith {
     pub ids: Vec<Option<i64>>,
     pub horizon: Option<i64>,
+    pub stored: Vec<(Vec<u8>, StoredRow)>,
 }
 
 /// What every write of a call stamps its rows with.

@@ -485,6 +485,9 @@ fn write_items(
         })
         .collect();
     let mut done = Folded::default();
+    // Rows stored before under keys of this group, as the insert's own
+    // statement read them (where it did): no round trip to look them up.
+    let mut seen: foldhash::HashMap<Vec<u8>, StoredRow> = foldhash::HashMap::default();
     let inserted = match whole_group {
         _ if rows.is_empty() => Vec::new(),
         // Dead letters, and the dead letters a reprocess removes, are
@@ -513,6 +516,7 @@ fn write_items(
                         horizon_checked: true,
                         rollups_added: with.ids.iter().all(Option::is_some),
                     };
+                    seen.extend(with.stored);
                     with.ids
                 }
                 None => db.insert_events(&rows, stamp)?,
@@ -525,7 +529,7 @@ fn write_items(
     let missing: Vec<&[u8]> = rows
         .iter()
         .zip(&inserted)
-        .filter(|(_, id)| id.is_none())
+        .filter(|(row, id)| id.is_none() && !seen.contains_key(row.key))
         .map(|(row, _)| row.key)
         .collect();
     let mut found = if missing.is_empty() {
@@ -534,11 +538,13 @@ fn write_items(
         db.find_keys(&missing)?
     }
     .into_iter();
-    let ids = inserted
+    let ids = rows
         .iter()
-        .map(|id| match id {
-            Some(id) => Ok((*id, true)),
-            None => found
+        .zip(&inserted)
+        .map(|(row, id)| match (id, seen.get(row.key)) {
+            (Some(id), _) => Ok((*id, true)),
+            (None, Some(before)) => Ok((before.id, false)),
+            (None, None) => found
                 .next()
                 .flatten()
                 .map(|id| (id, false))
@@ -557,15 +563,15 @@ fn write_items(
     // row is read for its canonical fields and attributes text, compared,
     // and never parsed. Otherwise the stored event (the first of its key in
     // this call, or the one read back).
-    let before: Vec<i64> = ids.iter().filter(|(_, new)| !new).map(|&(id, _)| id).collect();
-    let mut stored: foldhash::HashMap<i64, StoredRow> = if before.is_empty() {
-        foldhash::HashMap::default()
-    } else {
-        listing::stored_rows(db, &before)?
-            .into_iter()
-            .map(|row| (row.id, row))
-            .collect()
-    };
+    let mut stored: foldhash::HashMap<i64, StoredRow> = seen.into_values().map(|row| (row.id, row)).collect();
+    let before: Vec<i64> = ids
+        .iter()
+        .filter(|&&(id, new)| !new && !stored.contains_key(&id))
+        .map(|&(id, _)| id)
+        .collect();
+    if !before.is_empty() {
+        stored.extend(listing::stored_rows(db, &before)?.into_iter().map(|row| (row.id, row)));
+    }
     out.reserve(items.len());
     for (i, &at) in place.iter().enumerate() {
         out.push(match ids.get(at) {

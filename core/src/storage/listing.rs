@@ -111,21 +111,22 @@ impl StoredRow {
     }
 }
 
+/// The columns [`stored_row`] reads, in its order.
+pub(crate) const STORED_ROW_COLUMNS: &str = "id, client_id, metric, ts, amount, event_id, attributes";
+
 /// The rows [`StoredRow`] holds, for these ids.
 pub(crate) fn stored_rows(db: &mut dyn Db, ids: &[i64]) -> Result<Vec<StoredRow>> {
-    by_id(
-        db,
-        "id, client_id, metric, ts, amount, event_id, attributes",
-        ids,
-        |r| {
-            Ok(StoredRow {
-                id: r.int(0)?,
-                event: canonical(r, Map::new())?,
-                attributes: r.text(6)?,
-                parsed: false,
-            })
-        },
-    )
+    by_id(db, STORED_ROW_COLUMNS, ids, stored_row)
+}
+
+/// A row whose first columns are [`STORED_ROW_COLUMNS`].
+pub(crate) fn stored_row(r: &dyn Row) -> Result<StoredRow> {
+    Ok(StoredRow {
+        id: r.int(0)?,
+        event: canonical(r, Map::new())?,
+        attributes: r.text(6)?,
+        parsed: false,
+    })
 }
 
 /// The event of a row whose columns 1 to 5 are client_id, metric, ts,

@@ -14,6 +14,7 @@ use postgres::types::ToSql;
 
 use super::numeric::Numeric;
 use crate::storage::db::NewEvent;
+use crate::storage::listing::STORED_ROW_COLUMNS;
 use crate::storage::rollup::{RollupDelta, RollupKey, RollupTable};
 
 /// The insert of a group's events ($1 to $9), before its conflict clause.
@@ -29,13 +30,18 @@ pub(super) static EVENTS: LazyLock<String> =
 
 /// The events as [`EVENTS`] takes them, with $10 the oldest event's time
 /// and $11 their number; the rollups across clients from $12 and per
-/// client from $21 ([`RollupArrays`]). Rows: each new event's id and key,
-/// then one row with the horizon (id and key null) when one is set.
+/// client from $21 ([`RollupArrays`]). Rows, by their last column: `new`,
+/// an inserted event's id and key; `horizon`, the horizon when one is set;
+/// `stored`, a row stored before under one of the keys (listing's
+/// `STORED_ROW_COLUMNS`, then its key), so that a retry is answered
+/// without another round trip.
 ///
 /// Nothing is inserted when the horizon passed the oldest event (the engine
 /// refuses the group, as a prune removed what the window let through), and
 /// the rollups are added only when every event was new; otherwise the
-/// engine adds those of the new ones itself, in the same transaction.
+/// engine adds those of the new ones itself, in the same transaction. The
+/// stored rows are looked up only then, and as the statement's snapshot
+/// has them: the main query does not see what its own CTEs inserted.
 pub(super) static WITH_ROLLUPS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH horizon AS (SELECT pruned_before FROM lifecycle WHERE id = 1 FOR SHARE),
@@ -46,8 +52,10 @@ pub(super) static WITH_ROLLUPS: LazyLock<String> = LazyLock::new(|| {
          all_new AS (SELECT count(*) = $11 AS yes FROM new),
          across AS ({}),
          per_client AS ({})
-         SELECT id, dedup_key, NULL::BIGINT FROM new
-         UNION ALL SELECT NULL, NULL, pruned_before FROM horizon",
+         SELECT id, NULL::TEXT, NULL::TEXT, NULL::BIGINT, NULL::FLOAT8, NULL::TEXT, NULL::TEXT, dedup_key, NULL::BIGINT, 'new' FROM new
+         UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, pruned_before, 'horizon' FROM horizon
+         UNION ALL SELECT {STORED_ROW_COLUMNS}, dedup_key, NULL, 'stored' FROM events
+             WHERE dedup_key = ANY($1) AND NOT (SELECT yes FROM all_new)",
         RollupArrays::insert(RollupTable::Rollups, 12, "WHERE (SELECT yes FROM all_new)"),
         RollupArrays::insert(RollupTable::ClientDays, 21, "WHERE (SELECT yes FROM all_new)"),
     )

@@ -27,6 +27,7 @@ use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::GenericClient;
 
 use super::db::{Arg, Backend, Db, DeadLetter, InsertedWith, NewEvent, Refusal, Row, Stamp};
+use super::listing;
 use super::migrate::Schema;
 use super::rollup::{rollup_deltas, RollupDelta, RollupTable};
 use super::StoreOptions;
@@ -365,17 +366,20 @@ impl<C: GenericClient> Db for Session<'_, C> {
         params.extend(per_client.values());
         let mut ids: HashMap<Vec<u8>, i64> = HashMap::with_capacity(rows.len());
         let mut horizon = None;
+        let mut stored = Vec::new();
         for row in Session::query(self, &bulk::WITH_ROLLUPS, &params)? {
-            match row.try_get::<_, Option<i64>>(0).map_err(corrupt)? {
-                Some(id) => {
-                    ids.insert(row.try_get(1).map_err(corrupt)?, id);
+            match row.try_get::<_, &str>(9).map_err(corrupt)? {
+                "new" => {
+                    ids.insert(row.try_get(7).map_err(corrupt)?, Row::int(&row, 0)?);
                 }
-                None => horizon = row.try_get(2).map_err(corrupt)?,
+                "horizon" => horizon = Row::opt_int(&row, 8)?,
+                _ => stored.push((row.try_get(7).map_err(corrupt)?, listing::stored_row(&row)?)),
             }
         }
         Ok(Some(InsertedWith {
             ids: rows.iter().map(|r| ids.get(r.key).copied()).collect(),
             horizon,
+            stored,
         }))
     }
 
