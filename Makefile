@@ -27,6 +27,8 @@ export TOOLS_DIR
 
 # Test targets, in the order they run; fragments append to this.
 TESTS := test-rust
+# The build of the Python extension the tests use (mk/python.mk says why).
+PYTHON_TEST_INSTALL := python-install-release
 
 .PHONY: help test lint test-rust venv
 help:

@@ -43,7 +43,7 @@ bench: bench-build bench-python
 	$(MAKE) bench-prune
 	$(MAKE) bench-http
 
-test-bench: bench-build python-install
+test-bench: bench-build $(PYTHON_TEST_INSTALL)
 	$(COMPARE) --smoke --require-python --require-postgres --events 3000 --aggregate-events 50000 \
 	  --agg-runs 50 --scan-runs 20
 
@@ -127,7 +127,7 @@ bench-http: bench-python $(BENCH_SERVER_DEPS) wrk original-server
 # The smoke run leaves the original design's server out (it says so): its
 # npm ci builds better-sqlite3 from source, minutes of make test for a
 # contender, not for what is tested.
-test-bench-http: python-install $(VENV)/.server-deps $(VENV)/.ingest-python-tools wrk
+test-bench-http: $(PYTHON_TEST_INSTALL) $(VENV)/.server-deps $(VENV)/.ingest-python-tools wrk
 	$(PY) -m ruff check benches/http
 	$(PY) -m ruff format --check benches/http
 	$(PY) benches/http/bench.py --smoke

@@ -4,7 +4,12 @@
 #
 #   make python-install          dev build installed into .venv (editable)
 #   make python-install-release  release build installed into .venv (make demo)
-#   make test-python             both of the above checks, on a dev build
+#   make test-python             both of the above checks, on the release build
+#
+# make test builds the extension once, in release (PYTHON_TEST_INSTALL, set
+# in the Makefile before the fragments that use it):
+# the wheel test-dist builds is then the same cargo build, already done,
+# and the server's tests run the build make serve runs.
 
 TESTS += test-python
 
@@ -42,7 +47,7 @@ $(PYTHON_TOOLS_STAMP): mk/python.mk | $(PY)
 	$(PIP) install --quiet pytest mypy ruff 'psycopg[binary]>=3.2,<4'
 	touch $@
 
-test-python: python-install $(PYTHON_TOOLS_STAMP)
+test-python: $(PYTHON_TEST_INSTALL) $(PYTHON_TOOLS_STAMP)
 	cd python && $(abspath $(PY)) -m pytest -W error -o xfail_strict=true -p no:cacheprovider tests
 	cd python && $(abspath $(PY)) -m mypy --strict tests/typed_usage.py
 	cd python && $(abspath $(PY)) -m mypy --strict tests ingest

@@ -39,13 +39,13 @@ demo: python-install-release $(SERVER_DEPS)
 serve: python-install-release $(SERVER_DEPS)
 	HOST="$(HOST)" PORT="$(PORT)" DB="$(DB)" WORKERS="$(WORKERS)" $(PY) $(SERVER_DIR)/serve.py
 
-test-server: python-install $(SERVER_TEST_DEPS)
+test-server: $(PYTHON_TEST_INSTALL) $(SERVER_TEST_DEPS)
 	$(PY) -m ruff check $(SERVER_DIR)
 	$(PY) -m ruff format --check $(SERVER_DIR)
 	bash -n $(SERVER_DIR)/curl_tests.sh
 	$(SERVER_PYTEST) $(SERVER_DIR)/tests --ignore=$(SERVER_DIR)/tests/test_browser.py
 
-test-browser: python-install $(SERVER_TEST_DEPS) chromium
+test-browser: $(PYTHON_TEST_INSTALL) $(SERVER_TEST_DEPS) chromium
 	$(SERVER_PYTEST) $(SERVER_DIR)/tests/test_browser.py
 	@echo "screenshots: artifacts/browser/"
 
