@@ -620,7 +620,14 @@ def run(args: argparse.Namespace) -> int:
             say(f"the servers' logs are kept in {logs}")
 
 
+def _stopped(signum: int, _frame: Any) -> None:
+    # SIGTERM (a CI job's timeout, make interrupted) ends the drill through
+    # its finally blocks: the servers and PostgreSQL clusters go too.
+    raise SystemExit(128 + signum)
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _stopped)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--seconds",
