@@ -35,7 +35,10 @@ help:
 	@echo "make demo   run the example server and web UI on ./data.db (PORT, DB overridable)"
 	@echo "make serve  the same app in production: gunicorn, WORKERS processes (HOST, PORT, DB, WORKERS);"
 	@echo "            it requires API keys: DB=... .venv/bin/python examples/server/manage.py add-key CLIENT_ID"
-	@echo "make test   run every test: Rust, lint, header check, C, Python, server, browser, installs"
+	@echo "make test   run every test: Rust, lint, header check, C, Python, server, browser, installs,"
+	@echo "            and a one-minute failover drill (make test-failover)"
+	@echo "make drill-failover  the long failover drill: 10 failovers back and forth under load"
+	@echo "            (DRILL_FAILOVERS, DRILL_SECONDS; DRILL_FLAGS=\"--durability normal\")"
 	@echo "make install PREFIX=...   the C library, header, pkg-config and CMake files (make uninstall)"
 	@echo "make dist   the Python wheel and sdist in dist/; make crate: the Rust package"
 

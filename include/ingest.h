@@ -109,6 +109,13 @@ typedef enum IngestStatus {
    * Nothing was kept.
    */
   INGEST_FORBIDDEN = 13,
+  /**
+   * The database server cannot be reached, or is not the primary any
+   * more (a restart or a failover). The call may have been committed
+   * just before the connection was lost; retrying it is safe (a stored
+   * event answers duplicate). Retry later.
+   */
+  INGEST_UNAVAILABLE = 14,
 } IngestStatus;
 
 /**

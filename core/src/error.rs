@@ -20,6 +20,11 @@ pub enum StorageKind {
     ReadOnly,
     /// Any other failure reported by the database.
     Other,
+    /// The database server cannot be reached, or is not the primary any
+    /// more: a restart or a failover is under way. The call may have been
+    /// committed just before the connection was lost; retrying it is safe
+    /// (a stored event answers `duplicate`). Retry later.
+    Unavailable,
 }
 
 impl StorageKind {
@@ -32,6 +37,7 @@ impl StorageKind {
             StorageKind::Full => "full",
             StorageKind::ReadOnly => "read_only",
             StorageKind::Other => "other",
+            StorageKind::Unavailable => "unavailable",
         }
     }
 }
@@ -75,6 +81,10 @@ pub enum ErrorKind {
     /// [`Error::Forbidden`]: the caller may not do this (a client's key
     /// writing or reading as another client).
     Forbidden,
+    /// A storage error of kind [`StorageKind::Unavailable`]: the database
+    /// server cannot be reached or is not the primary (a restart or a
+    /// failover). Retry later; a retry of a write is safe.
+    Unavailable,
 }
 
 impl ErrorKind {
@@ -91,6 +101,7 @@ impl ErrorKind {
             ErrorKind::ReadOnly => "read_only",
             ErrorKind::Storage => "storage",
             ErrorKind::Forbidden => "forbidden",
+            ErrorKind::Unavailable => "unavailable",
         }
     }
 }
@@ -106,7 +117,9 @@ impl fmt::Display for ErrorKind {
 ///
 /// A call that returns an error kept nothing of what it was asked to write
 /// (except after [`FailPoint::AfterCommit`], whose whole point is that the
-/// data is stored and the answer is lost); the same call can be retried.
+/// data is stored and the answer is lost, and [`StorageKind::Unavailable`],
+/// where the connection may have been lost after the commit); the same call
+/// can be retried.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The rules document is malformed; the message names the key.
@@ -151,6 +164,7 @@ impl Error {
                 StorageKind::Full => ErrorKind::Full,
                 StorageKind::ReadOnly => ErrorKind::ReadOnly,
                 StorageKind::Other => ErrorKind::Storage,
+                StorageKind::Unavailable => ErrorKind::Unavailable,
             },
         }
     }

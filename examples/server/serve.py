@@ -6,7 +6,8 @@ store; each worker opens its own Ingestor after the fork (a SQLite file that
 several processes share, or a PostgreSQL URL). From the environment:
 
   HOST (default 127.0.0.1), PORT (8000), DB (./data.db; a file or a URL),
-  WORKERS (2), THREADS (connections each worker serves at once, 1024),
+  DURABILITY (full or normal, default full), WORKERS (2), THREADS
+  (connections each worker serves at once, 1024),
   READ_TIMEOUT (seconds a request body may pause, 30), ALLOWED_HOSTS
   (default HOST, localhost and 127.0.0.1, each with PORT), MAX_BATCH_ITEMS,
   RATE_LIMIT and REDIS_URL (see ingest_server/limits.py), and
@@ -92,6 +93,9 @@ class Settings:
         self.host = os.environ.get("HOST") or "127.0.0.1"
         self.port = _int_env("PORT", 8000, 1, 65535)
         self.db = os.environ.get("DB") or "data.db"
+        self.durability = os.environ.get("DURABILITY") or "full"
+        if self.durability not in ("full", "normal"):
+            raise ConfigError(f"DURABILITY must be full or normal, not {self.durability!r}")
         self.workers = _int_env("WORKERS", 2, 1, 64)
         self.threads = _int_env("THREADS", 1024, 1, 10_000)
         self.read_timeout = _seconds_env("READ_TIMEOUT", 30)
@@ -189,6 +193,7 @@ class Server(BaseApplication):  # type: ignore[misc]
         s = self.settings
         self.flask_app = create_app(
             s.db,
+            durability=s.durability,
             allowed_hosts=s.allowed_hosts,
             max_batch_items=s.max_batch_items,
             workers=s.workers,

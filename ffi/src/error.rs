@@ -53,11 +53,16 @@ pub enum IngestStatus {
     /// The caller may not do this (a client's key naming another client).
     /// Nothing was kept.
     IngestForbidden = 13,
+    /// The database server cannot be reached, or is not the primary any
+    /// more (a restart or a failover). The call may have been committed
+    /// just before the connection was lost; retrying it is safe (a stored
+    /// event answers duplicate). Retry later.
+    IngestUnavailable = 14,
 }
 
 /// Every status, in order of value. A function, not a constant: cbindgen
 /// would copy a constant into the header.
-fn all_statuses() -> [IngestStatus; 14] {
+fn all_statuses() -> [IngestStatus; 15] {
     [
         IngestStatus::IngestOk,
         IngestStatus::IngestInvalidRules,
@@ -73,6 +78,7 @@ fn all_statuses() -> [IngestStatus; 14] {
         IngestStatus::IngestInvalidUtf8,
         IngestStatus::IngestPanic,
         IngestStatus::IngestForbidden,
+        IngestStatus::IngestUnavailable,
     ]
 }
 
@@ -94,6 +100,7 @@ impl IngestStatus {
             IngestStatus::IngestInvalidUtf8 => c"INGEST_INVALID_UTF8",
             IngestStatus::IngestPanic => c"INGEST_PANIC",
             IngestStatus::IngestForbidden => c"INGEST_FORBIDDEN",
+            IngestStatus::IngestUnavailable => c"INGEST_UNAVAILABLE",
         }
     }
 }
@@ -113,6 +120,7 @@ impl From<ErrorKind> for IngestStatus {
             ErrorKind::ReadOnly => IngestStatus::IngestReadOnly,
             ErrorKind::Storage => IngestStatus::IngestStorage,
             ErrorKind::Forbidden => IngestStatus::IngestForbidden,
+            ErrorKind::Unavailable => IngestStatus::IngestUnavailable,
         }
     }
 }

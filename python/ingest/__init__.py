@@ -28,6 +28,7 @@ from ._ingest import (
     ReadOnlyError,
     RulesError,
     StorageError,
+    UnavailableError,
     __version__,
 )
 
@@ -47,5 +48,6 @@ __all__ = [
     "ReadOnlyError",
     "RulesError",
     "StorageError",
+    "UnavailableError",
     "__version__",
 ]

@@ -95,6 +95,13 @@ create_exception!(
 
 create_exception!(
     ingest,
+    UnavailableError,
+    StorageError,
+    "The database server cannot be reached, or is not the primary any more (a restart or a failover). The call may have been committed just before the connection was lost; retrying it is safe (a stored event answers duplicate). Retry later."
+);
+
+create_exception!(
+    ingest,
     Forbidden,
     IngestError,
     "The caller may not do this: a client's key named another client. Nothing was kept."
@@ -114,6 +121,7 @@ fn class_of(py: Python<'_>, kind: ErrorKind) -> Bound<'_, PyType> {
         ErrorKind::ReadOnly => ReadOnlyError::type_object(py),
         ErrorKind::Storage => StorageError::type_object(py),
         ErrorKind::Forbidden => Forbidden::type_object(py),
+        ErrorKind::Unavailable => UnavailableError::type_object(py),
     }
 }
 
@@ -199,6 +207,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CorruptError", py.get_type::<CorruptError>())?;
     m.add("FullError", py.get_type::<FullError>())?;
     m.add("ReadOnlyError", py.get_type::<ReadOnlyError>())?;
+    m.add("UnavailableError", py.get_type::<UnavailableError>())?;
     m.add("Forbidden", py.get_type::<Forbidden>())?;
     Ok(())
 }

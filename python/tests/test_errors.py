@@ -19,7 +19,14 @@ import ingest
 
 from .conftest import sales
 
-STORAGE = [ingest.BusyError, ingest.IoError, ingest.CorruptError, ingest.FullError, ingest.ReadOnlyError]
+STORAGE = [
+    ingest.BusyError,
+    ingest.IoError,
+    ingest.CorruptError,
+    ingest.FullError,
+    ingest.ReadOnlyError,
+    ingest.UnavailableError,
+]
 
 
 def test_hierarchy() -> None:

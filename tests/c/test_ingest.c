@@ -86,14 +86,15 @@ static void test_version_and_status_names(void) {
   CHECK(strcmp(ingest_status_name(INGEST_INVALID_UTF8), "INGEST_INVALID_UTF8") == 0);
   CHECK(strcmp(ingest_status_name(INGEST_PANIC), "INGEST_PANIC") == 0);
   CHECK(strcmp(ingest_status_name(INGEST_FORBIDDEN), "INGEST_FORBIDDEN") == 0);
-  CHECK(strcmp(ingest_status_name(14), "INGEST_UNKNOWN") == 0);
+  CHECK(strcmp(ingest_status_name(INGEST_UNAVAILABLE), "INGEST_UNAVAILABLE") == 0);
+  CHECK(strcmp(ingest_status_name(15), "INGEST_UNKNOWN") == 0);
   CHECK(strcmp(ingest_status_name(-1), "INGEST_UNKNOWN") == 0);
   /* The values are ABI: pinned here so a reordering fails this test. */
   CHECK(INGEST_OK == 0 && INGEST_INVALID_RULES == 1 && INGEST_INVALID_ARGUMENT == 2);
   CHECK(INGEST_INJECTED == 3 && INGEST_BUSY == 4 && INGEST_IO == 5 && INGEST_CORRUPT == 6);
   CHECK(INGEST_FULL == 7 && INGEST_READ_ONLY == 8 && INGEST_STORAGE == 9);
   CHECK(INGEST_NULL_POINTER == 10 && INGEST_INVALID_UTF8 == 11 && INGEST_PANIC == 12);
-  CHECK(INGEST_FORBIDDEN == 13);
+  CHECK(INGEST_FORBIDDEN == 13 && INGEST_UNAVAILABLE == 14);
   CHECK(INGEST_ACCEPTED == 0 && INGEST_DUPLICATE == 1 && INGEST_REJECTED == 2 && INGEST_CONFLICT == 3);
 }
 

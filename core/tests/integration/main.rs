@@ -19,6 +19,7 @@ mod copy;
 mod crash;
 mod dead_letters;
 mod exact_totals;
+mod failover;
 mod failures;
 mod fast_path;
 mod faults;

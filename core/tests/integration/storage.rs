@@ -238,11 +238,18 @@ fn a_truncated_file_is_an_error_never_a_panic_and_recovers_once_restored() {
 
 /// A missing directory on SQLite; on PostgreSQL, a server that is not
 /// there.
+/// A file that cannot be opened is an I/O error; a server that cannot be
+/// reached is unavailable, which a caller retries later.
 #[test]
 fn a_missing_directory_is_an_io_error() {
     for store in backends(Sqlite::File) {
         let err = Ingestor::open(store.unreachable_location()).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Io, "{}: {err}", store.backend);
+        let expected = if store.backend == "sqlite" {
+            ErrorKind::Io
+        } else {
+            ErrorKind::Unavailable
+        };
+        assert_eq!(err.kind(), expected, "{}: {err}", store.backend);
         assert!(err.is_storage());
         assert!(matches!(err, Error::Storage { .. }));
     }

@@ -13,6 +13,10 @@ log = logging.getLogger(__name__)
 
 # Seconds a client should wait before asking for an aggregate again.
 RETRY_AFTER_SECONDS = 5
+# Seconds a client should wait before sending again when the database is
+# busy or changing hands: a PostgreSQL failover is over in a second or two,
+# and a client that waits longer only delays its own events.
+STORAGE_RETRY_AFTER_SECONDS = 1
 
 
 class ApiError(Exception):
@@ -108,6 +112,33 @@ def register(app: Flask) -> None:
     def _storage(e: ingest.StorageError) -> Response:
         return error_response(
             500, "storage_error", f"storage failed and nothing was stored: {e}", stored=False
+        )
+
+    @app.errorhandler(ingest.BusyError)
+    def _busy(e: ingest.BusyError) -> Response:
+        return error_response(
+            503,
+            "storage_unavailable",
+            f"the database is busy and nothing was stored; retry the same request: {e}",
+            {"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
+            stored=False,
+            retry_after=STORAGE_RETRY_AFTER_SECONDS,
+        )
+
+    @app.errorhandler(ingest.UnavailableError)
+    def _unavailable(e: ingest.UnavailableError) -> Response:
+        # The connection may have been lost after the commit: whether the
+        # call was kept is unknown (stored: null), and the retry says, as
+        # a stored event answers duplicate.
+        return error_response(
+            503,
+            "storage_unavailable",
+            "the database cannot be reached or is changing hands (a restart or a failover); "
+            "the call may or may not have been stored: retry the same request, which answers "
+            f"duplicate for what was: {e}",
+            {"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
+            stored=None,
+            retry_after=STORAGE_RETRY_AFTER_SECONDS,
         )
 
     @app.errorhandler(ingest.Forbidden)

@@ -70,6 +70,17 @@ STORAGE_FAILED = _error(
     "ingest_error",
     "internal_error",
 )
+# BusyError and UnavailableError, through errors.py.
+STORAGE_UNAVAILABLE = {
+    **_error(
+        "the database is busy (stored: false) or cannot be reached or is changing hands, a "
+        "restart or a failover (stored: null, unknown: the connection may have been lost after "
+        "the commit); retry the same request after Retry-After, which answers duplicate for "
+        "an event that was stored",
+        "storage_unavailable",
+    ),
+    "headers": {"Retry-After": RETRY_AFTER},
+}
 RATE_LIMITED = {
     **_error(
         f"more requests this second than RATE_LIMIT (default {DEFAULT_RATE_LIMIT}) allows "
@@ -229,8 +240,10 @@ SCHEMAS: dict[str, Any] = {
             "retry_after": {"type": "integer", "minimum": 1},
             "point": {"enum": [*POINTS, None]},
             "stored": {
-                "type": "boolean",
-                "description": "whether the failed call was kept (after_commit) or not",
+                "type": ["boolean", "null"],
+                "description": "whether the failed call was kept (after_commit) or not; null "
+                "when it cannot be known (storage_unavailable: the connection was lost, maybe "
+                "after the commit)",
             },
             "items": {
                 "type": "integer",
@@ -562,6 +575,7 @@ def _events_post() -> dict[str, Any]:
                     "ingest_error",
                     "internal_error",
                 ),
+                "503": STORAGE_UNAVAILABLE,
             },
             bad_request=(
                 (
@@ -623,7 +637,12 @@ def _get(
     **extra: Any,
 ) -> dict[str, Any]:
     """A GET of the store: rate limited, and it can meet a storage failure."""
-    responses = {"200": ok, "429": RATE_LIMITED, "500": STORAGE_FAILED}
+    responses = {
+        "200": ok,
+        "429": RATE_LIMITED,
+        "500": STORAGE_FAILED,
+        "503": STORAGE_UNAVAILABLE,
+    }
     responses.update(extra.pop("responses", {}))
     responses = _guarded(path, "get", responses, bad_request)
     return {"operationId": op_id, "summary": summary, **extra, "responses": responses}
@@ -737,8 +756,10 @@ def document() -> dict[str, Any]:
                         "503": {
                             **_error(
                                 "the database cannot be read and no earlier result of the "
-                                "same query is cached",
+                                "same query is cached (aggregate_unavailable), or the key "
+                                "cannot be checked (storage_unavailable)",
                                 "aggregate_unavailable",
+                                "storage_unavailable",
                             ),
                             "headers": {"Retry-After": RETRY_AFTER},
                         },
@@ -791,6 +812,7 @@ def document() -> dict[str, Any]:
                             "413": TOO_LARGE,
                             "429": RATE_LIMITED,
                             "500": STORAGE_FAILED,
+                            "503": STORAGE_UNAVAILABLE,
                         },
                         bad_request=(
                             (

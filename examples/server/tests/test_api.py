@@ -352,10 +352,11 @@ c.execute("ROLLBACK")
 """
 
 
-def test_storage_failure_is_500_and_stores_nothing(tmp_path: Path) -> None:
+def test_a_busy_store_is_503_with_retry_after_and_stores_nothing(tmp_path: Path) -> None:
     """A real storage error, not an injected one: another process holds the
     write lock past the busy timeout. (Another process, because POSIX locks
-    of one process never conflict with each other.)"""
+    of one process never conflict with each other.) Busy is retryable: 503
+    with Retry-After, as a PostgreSQL failover's Unavailable is."""
     db = tmp_path / "locked.db"
     app = create_app(db, busy_timeout=0.2)
     try:
@@ -373,8 +374,10 @@ def test_storage_failure_is_500_and_stores_nothing(tmp_path: Path) -> None:
             locker.stdin.write("\n")
             locker.stdin.flush()
             assert locker.wait(timeout=30) == 0
-        assert_error(r, 500, "storage_error", "nothing was stored")
+        assert_error(r, 503, "storage_unavailable", "nothing was stored")
         assert r.body["stored"] is False
+        assert r.headers["Retry-After"] == "1"
+        assert r.body["retry_after"] == 1
         assert count(api, "locked") == 0
         assert api.request("POST", "/api/events", json_body=event("locked")).status == 201
     finally:

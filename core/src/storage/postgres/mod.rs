@@ -36,7 +36,7 @@ use crate::exact::ExactSum;
 use crate::Durability;
 use bulk::{EventArrays, RollupArrays};
 use numeric::{Exact, Numeric};
-use pool::Pool;
+use pool::{Pool, Repeat};
 use schema::SCHEMA;
 use session::Session;
 
@@ -68,6 +68,12 @@ impl From<postgres::Error> for Error {
             Some(db) => format!("PostgreSQL: {} ({})", db.message(), db.code().code()),
             None => format!("PostgreSQL: {e}"),
         };
+        if kind == StorageKind::Unavailable {
+            message = format!(
+                "the PostgreSQL server cannot be reached or does not take writes (a restart or a failover?); \
+                 retry: {message}"
+            );
+        }
         if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
             // lock_timeout is the store's busy timeout: say so, as SQLite's
             // busy errors do.
@@ -83,17 +89,38 @@ impl From<postgres::Error> for Error {
 
 fn storage_kind(e: &postgres::Error) -> StorageKind {
     let Some(code) = e.code() else {
-        // No SQLSTATE: the connection failed or was closed.
-        return StorageKind::Io;
+        return if lost(e) {
+            StorageKind::Unavailable
+        } else {
+            StorageKind::Io
+        };
     };
     match code.code() {
         "40001" | "40P01" | "55P03" | "57014" | "53300" => StorageKind::Busy,
         "53100" => StorageKind::Full,
-        "25006" | "42501" => StorageKind::ReadOnly,
+        // A read-only transaction is what a server in recovery answers a
+        // write: an old primary back as a standby, or a URL that reached a
+        // standby. Another connection (target_session_attrs=read-write)
+        // finds the primary.
+        "25006" => StorageKind::Unavailable,
+        "42501" => StorageKind::ReadOnly,
         "XX001" | "XX002" => StorageKind::Corrupt,
-        c if c.starts_with("08") || c.starts_with("57P") => StorageKind::Io,
+        // Connection exceptions; the server shutting down, crashed, or not
+        // accepting connections yet (starting, or in recovery).
+        c if c.starts_with("08") || c.starts_with("57P") => StorageKind::Unavailable,
         _ => StorageKind::Other,
     }
+}
+
+/// Whether `e`, an error with no SQLSTATE, is the connection's: closed,
+/// broken, timed out, or refused by every host of the URL (a host that is
+/// down, or a standby when the URL asks for a read-write session).
+fn lost(e: &postgres::Error) -> bool {
+    use std::error::Error as _;
+    e.is_closed()
+        || e.source().is_some_and(|s| s.is::<std::io::Error>())
+        // The connect timeout carries no source; its message is the crate's.
+        || e.to_string() == "timeout waiting for server"
 }
 
 /// The SQLSTATE of `e`, when it is an error of this backend's database.
@@ -146,8 +173,23 @@ impl PostgresBackend {
         let (url, schema) = split_schema(url)?;
         let mut config =
             postgres::Config::from_str(&url).map_err(|e| Error::arg(format!("invalid PostgreSQL URL: {e}")))?;
+        let patience = opts.busy_timeout.max(Duration::from_secs(1));
         if config.get_connect_timeout().is_none() {
-            config.connect_timeout(opts.busy_timeout.max(Duration::from_secs(1)));
+            config.connect_timeout(patience);
+        }
+        // A server that vanishes without closing its sockets (a host down, a
+        // network cut) would leave a call waiting for an answer for as long
+        // as the kernel's defaults allow, hours. Sent data unacknowledged
+        // for the busy timeout, or a silent peer failing three probes after
+        // it, ends the connection with an error instead. A long query on a
+        // live server is not cut: its kernel acknowledges and answers probes.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(patience);
+        }
+        if config.get_keepalives_interval().is_none() {
+            config.keepalives_idle(patience);
+            config.keepalives_interval(Duration::from_secs(1));
+            config.keepalives_retries(3);
         }
         // Every connection of the pool gets the same settings from its
         // start-up packet: no per-checkout SET, and none can be forgotten.
@@ -175,16 +217,18 @@ impl PostgresBackend {
         // The schema, and where its version is kept, before the engine reads
         // that version; under the lock, as two processes creating the same
         // schema at once would fail.
-        backend.pool.get()?.transaction(|tx| {
-            Session::execute(tx, LOCK_NAMED_SCHEMA, &[&SCHEMA_LOCK, &schema])?;
-            tx.batch(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {schema};
+        backend.pool.run(Repeat::Always, |conn| {
+            conn.transaction(|tx| {
+                Session::execute(tx, LOCK_NAMED_SCHEMA, &[&SCHEMA_LOCK, &schema])?;
+                tx.batch(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS {schema};
                  CREATE TABLE IF NOT EXISTS ingest_schema (
                      one     BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
                      version BIGINT NOT NULL
                  );
                  INSERT INTO ingest_schema (version) VALUES (0) ON CONFLICT DO NOTHING;"
-            ))
+                ))
+            })
         })?;
         Ok(backend)
     }
@@ -192,7 +236,7 @@ impl PostgresBackend {
 
 impl Backend for PostgresBackend {
     fn write(&self, f: &mut dyn FnMut(&mut dyn Db) -> Result<()>) -> Result<()> {
-        self.pool.get()?.transaction(|tx| f(tx))
+        self.pool.run(Repeat::BeforeCommit, |conn| conn.transaction(|tx| f(tx)))
     }
 
     fn write_alone(&self, f: &mut dyn FnMut(&mut dyn Db) -> Result<()>) -> Result<()> {
@@ -200,13 +244,14 @@ impl Backend for PostgresBackend {
     }
 
     fn read(&self, snapshot: bool, f: &mut dyn FnMut(&mut dyn Db) -> Result<()>) -> Result<()> {
-        let mut conn = self.pool.get()?;
-        if !snapshot {
-            return f(&mut conn.session());
-        }
-        conn.transaction(|tx| {
-            tx.batch("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
-            f(tx)
+        self.pool.run(Repeat::Always, |conn| {
+            if !snapshot {
+                return f(&mut conn.session());
+            }
+            conn.transaction(|tx| {
+                tx.batch("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+                f(tx)
+            })
         })
     }
 
@@ -227,18 +272,21 @@ impl Backend for PostgresBackend {
     /// without the exclusive lock of VACUUM FULL. Outside a transaction, as
     /// VACUUM must be.
     fn reclaim(&self) -> Result<()> {
-        Db::batch(&mut self.pool.get()?.session(), "VACUUM (ANALYZE) events, rejected")
+        self.pool.run(Repeat::Always, |conn| {
+            Db::batch(&mut conn.session(), "VACUUM (ANALYZE) events, rejected")
+        })
     }
 
     fn bytes_used(&self) -> Result<u64> {
-        let mut conn = self.pool.get()?;
-        let bytes = crate::storage::db::query_opt(
-            &mut conn.session(),
-            "SELECT CAST(pg_total_relation_size('events') + pg_total_relation_size('rejected')
+        let bytes = self.pool.run(Repeat::Always, |conn| {
+            crate::storage::db::query_opt(
+                &mut conn.session(),
+                "SELECT CAST(pg_total_relation_size('events') + pg_total_relation_size('rejected')
                     + pg_total_relation_size('rollups') + pg_total_relation_size('client_days') AS BIGINT)",
-            &[],
-            |r| r.int(0),
-        )?;
+                &[],
+                |r| r.int(0),
+            )
+        })?;
         Ok(bytes.unwrap_or(0).max(0) as u64)
     }
 }

@@ -1,10 +1,22 @@
-//! A bounded pool of connections, checked before each use.
+//! A bounded pool of connections, checked by their own failures.
 //!
 //! Small on purpose: no background threads (a pool's helper threads outlive
 //! `ingest_close` and show up as leaks under valgrind in the C programs that
 //! embed the library), no idle reaping (connections are few and cheap to
-//! keep). A connection that fails its check, or is found closed when given
-//! back, is dropped and its place freed.
+//! keep), and no check before use: a ping on every checkout would be one
+//! more round trip on every call.
+//!
+//! Instead a connection whose statement failed at the connection level
+//! (lost, the server shutting down, a server that no longer takes writes)
+//! is never given back, and the failure retires every connection opened
+//! before it: after a restart or a failover those all lead to the old
+//! server, and each would otherwise fail one more call. A call whose
+//! connection was lost before anything of it could be committed runs once
+//! more on a new connection, so that a pooled connection the server closed
+//! while it was idle (a restart, `idle_session_timeout`) costs no failed
+//! call. One lost during a COMMIT is not repeated here: whether it was kept
+//! is unknown, and the caller's retry (safe, as the dedup key makes every
+//! retry) answers it.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -21,15 +33,29 @@ pub(super) struct Pool {
 }
 
 struct State {
-    idle: Vec<Connection>,
+    /// Idle connections, each with the generation it was opened in.
+    idle: Vec<(u64, Connection)>,
     /// Connections in use or idle.
     open: usize,
+    /// Raised by each connection-level failure: connections of an earlier
+    /// generation are closed rather than used again.
+    generation: u64,
 }
 
 /// A connection out of the pool; given back when dropped.
 pub(super) struct Pooled<'a> {
     pool: &'a Pool,
+    generation: u64,
     conn: Option<Connection>,
+}
+
+/// Whether a call may run again after its connection was lost in doubt.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Repeat {
+    /// Reads: running one twice changes nothing.
+    Always,
+    /// Writes: only when the connection was lost before the commit.
+    BeforeCommit,
 }
 
 impl Pool {
@@ -42,38 +68,57 @@ impl Pool {
             state: Mutex::new(State {
                 idle: Vec::new(),
                 open: 0,
+                generation: 0,
             }),
             freed: Condvar::new(),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // Only a list and a count: a panic cannot leave them torn.
+        // Only a list and counts: a panic cannot leave them torn.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run `op` on a pooled connection, and once more on a new connection
+    /// when the first was lost where `repeat` allows it.
+    pub(super) fn run<T>(&self, repeat: Repeat, mut op: impl FnMut(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.get()?;
+        match op(&mut conn) {
+            Err(_) if conn.lost_before_commit() || (repeat == Repeat::Always && !conn.is_fit()) => {
+                // Given back first: its failure retires the others, so the
+                // second try opens a connection to whichever server is now
+                // the primary.
+                drop(conn);
+                let mut again = self.get()?;
+                op(&mut again)
+            }
+            other => other,
+        }
     }
 
     pub(super) fn get(&self) -> Result<Pooled<'_>> {
         let deadline = Instant::now() + self.wait;
         let mut state = self.lock();
         loop {
-            if let Some(mut conn) = state.idle.pop() {
-                drop(state);
-                // The server may have closed it while idle (a restart, an
-                // idle timeout): found here, not by the caller's statement.
-                if conn.is_usable() {
-                    return Ok(self.pooled(conn));
-                }
-                state = self.lock();
-                state.open -= 1;
-                continue;
+            if let Some((generation, conn)) = state.idle.pop() {
+                return Ok(Pooled {
+                    pool: self,
+                    generation,
+                    conn: Some(conn),
+                });
             }
             if state.open < self.max {
                 state.open += 1;
+                let generation = state.generation;
                 drop(state);
                 return match Connection::connect(&self.config) {
-                    Ok(conn) => Ok(self.pooled(conn)),
+                    Ok(conn) => Ok(Pooled {
+                        pool: self,
+                        generation,
+                        conn: Some(conn),
+                    }),
                     Err(e) => {
-                        self.release_slot();
+                        self.release_slots(1);
                         Err(e.into())
                     }
                 };
@@ -96,16 +141,37 @@ impl Pool {
         }
     }
 
-    fn pooled(&self, conn: Connection) -> Pooled<'_> {
-        Pooled {
-            pool: self,
-            conn: Some(conn),
-        }
+    fn release_slots(&self, n: usize) {
+        self.lock().open -= n;
+        self.freed.notify_all();
     }
 
-    fn release_slot(&self) {
-        self.lock().open -= 1;
-        self.freed.notify_one();
+    fn give_back(&self, generation: u64, conn: Connection) {
+        let mut state = self.lock();
+        let retired: Vec<(u64, Connection)> = if !conn.is_fit() {
+            // Only the first failure of a generation retires it: the
+            // connections opened since lead to the server now answering.
+            if generation == state.generation {
+                state.generation += 1;
+                std::mem::take(&mut state.idle)
+            } else {
+                Vec::new()
+            }
+        } else if generation < state.generation {
+            Vec::new()
+        } else {
+            state.idle.push((generation, conn));
+            drop(state);
+            self.freed.notify_one();
+            return;
+        };
+        drop(state);
+        // Closed outside the lock: closing a connection waits for its
+        // server to hang up.
+        let n = retired.len() + 1;
+        drop(retired);
+        drop(conn);
+        self.release_slots(n);
     }
 }
 
@@ -128,14 +194,8 @@ impl std::ops::DerefMut for Pooled<'_> {
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        let Some(conn) = self.conn.take() else {
-            return;
-        };
-        if conn.is_closed() {
-            self.pool.release_slot();
-            return;
+        if let Some(conn) = self.conn.take() {
+            self.pool.give_back(self.generation, conn);
         }
-        self.pool.lock().idle.push(conn);
-        self.pool.freed.notify_one();
     }
 }

@@ -4,13 +4,19 @@
 //! A statement sent as text is parsed and planned on every call, one more
 //! round trip each time; the backend's statements are a few dozen fixed
 //! texts, so each connection keeps its prepared ones.
+//!
+//! A connection is not checked before use (that would be a round trip per
+//! call): it learns it is unfit from the failure of its own statements. A
+//! connection-level failure (the socket closed, the server shutting down, a
+//! server that no longer takes writes) marks it broken, and the pool drops
+//! it, with every connection opened before it, instead of keeping it.
 
 use std::collections::HashMap;
 
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 
 /// Statements one connection keeps at most. The texts are a bounded set of
 /// shapes; the bound only stops a misuse from growing without end.
@@ -20,6 +26,19 @@ const STATEMENTS: usize = 256;
 pub(super) struct Connection {
     client: Client,
     statements: HashMap<String, Statement>,
+    health: Health,
+}
+
+/// What the failures of a connection's statements tell of it.
+#[derive(Default)]
+struct Health {
+    /// A statement failed in a way no later statement on this connection
+    /// can recover from: it must not go back to the pool.
+    broken: bool,
+    /// The failure struck where the server may have committed what was
+    /// sent (a COMMIT, or a statement outside a transaction), so whether
+    /// it was kept is unknown.
+    in_doubt: bool,
 }
 
 /// Statements run through a client (autocommit) or a transaction, each
@@ -27,6 +46,9 @@ pub(super) struct Connection {
 pub(super) struct Session<'a, C: GenericClient> {
     client: &'a mut C,
     statements: &'a mut HashMap<String, Statement>,
+    health: &'a mut Health,
+    /// Outside a transaction each statement commits itself.
+    autocommit: bool,
 }
 
 /// A session inside a transaction.
@@ -34,31 +56,50 @@ pub(super) type Tx<'a, 'b> = Session<'a, Transaction<'b>>;
 
 pub(super) type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
 
+/// The error of a failed statement, noting on `health` what it says of the
+/// connection.
+fn failed(health: &mut Health, may_have_committed: bool, e: postgres::Error) -> Error {
+    let e = Error::from(e);
+    if e.kind() == ErrorKind::Unavailable {
+        health.broken = true;
+        health.in_doubt |= may_have_committed;
+    }
+    e
+}
+
 impl Connection {
     pub(super) fn connect(config: &postgres::Config) -> std::result::Result<Self, postgres::Error> {
         Ok(Connection {
             client: config.connect(NoTls)?,
             statements: HashMap::new(),
+            health: Health::default(),
         })
     }
 
-    /// Whether the connection still answers (one round trip).
-    pub(super) fn is_usable(&mut self) -> bool {
-        self.client.simple_query("").is_ok()
+    /// Whether the connection may serve another call.
+    pub(super) fn is_fit(&self) -> bool {
+        !self.health.broken && !self.client.is_closed()
     }
 
-    pub(super) fn is_closed(&self) -> bool {
-        self.client.is_closed()
+    /// Whether its last call failed because the connection was lost (or
+    /// its server stopped taking writes) before anything of the call could
+    /// be committed: the call can run again, on another connection, as if
+    /// it had never been made.
+    pub(super) fn lost_before_commit(&self) -> bool {
+        self.health.broken && !self.health.in_doubt
     }
 
     /// Run `f` in a transaction: commit on `Ok`, roll back on `Err`.
     pub(super) fn transaction<T>(&mut self, f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T>) -> Result<T> {
-        let mut tx = self.client.transaction()?;
+        let health = &mut self.health;
+        let mut tx = self.client.transaction().map_err(|e| failed(health, false, e))?;
         let out = f(&mut Session {
             client: &mut tx,
             statements: &mut self.statements,
+            health,
+            autocommit: false,
         })?;
-        tx.commit()?;
+        tx.commit().map_err(|e| failed(health, true, e))?;
         Ok(out)
     }
 
@@ -67,16 +108,23 @@ impl Connection {
         Session {
             client: &mut self.client,
             statements: &mut self.statements,
+            health: &mut self.health,
+            autocommit: true,
         }
     }
 }
 
 impl<C: GenericClient> Session<'_, C> {
+    fn failed(&mut self, e: postgres::Error) -> Error {
+        failed(self.health, self.autocommit, e)
+    }
+
     fn prepared(&mut self, sql: &str) -> Result<Statement> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let statement = self.client.prepare(sql)?;
+        // Preparing commits nothing, even outside a transaction.
+        let statement = self.client.prepare(sql).map_err(|e| failed(self.health, false, e))?;
         if self.statements.len() >= STATEMENTS {
             self.statements.clear();
         }
@@ -86,21 +134,21 @@ impl<C: GenericClient> Session<'_, C> {
 
     pub(super) fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
         let statement = self.prepared(sql)?;
-        Ok(self.client.query(&statement, params)?)
+        self.client.query(&statement, params).map_err(|e| self.failed(e))
     }
 
     pub(super) fn query_one(&mut self, sql: &str, params: Params<'_>) -> Result<Row> {
         let statement = self.prepared(sql)?;
-        Ok(self.client.query_one(&statement, params)?)
+        self.client.query_one(&statement, params).map_err(|e| self.failed(e))
     }
 
     pub(super) fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64> {
         let statement = self.prepared(sql)?;
-        Ok(self.client.execute(&statement, params)?)
+        self.client.execute(&statement, params).map_err(|e| self.failed(e))
     }
 
     /// Statements without parameters, sent as they are (DDL, settings).
     pub(super) fn batch_execute(&mut self, sql: &str) -> Result<()> {
-        Ok(self.client.batch_execute(sql)?)
+        self.client.batch_execute(sql).map_err(|e| self.failed(e))
     }
 }
