@@ -239,8 +239,11 @@ impl Backend for PostgresBackend {
         self.pool.run(Repeat::BeforeCommit, |conn| conn.transaction(|tx| f(tx)))
     }
 
+    /// Outside a transaction: the statement commits itself, so a connection
+    /// lost while it ran leaves it in doubt, and only the caller's retry
+    /// (safe, by the dedup key) may run it again.
     fn write_alone(&self, f: &mut dyn FnMut(&mut dyn Db) -> Result<()>) -> Result<()> {
-        f(&mut self.pool.get()?.session())
+        self.pool.run(Repeat::BeforeCommit, |conn| f(&mut conn.session()))
     }
 
     fn read(&self, snapshot: bool, f: &mut dyn FnMut(&mut dyn Db) -> Result<()>) -> Result<()> {
