@@ -29,11 +29,11 @@ TESTS += test-failover
 
 # .venv's stamps are named here: python.mk and server.mk, which define
 # them, are read after this file.
-test-failover: $(PYTHON_TEST_INSTALL) $(VENV)/.server-deps $(VENV)/.ingest-python-tools
+test-failover: $(PYTHON_TEST_INSTALL) $(VENV)/.server-test-deps $(VENV)/.ingest-python-tools
 	$(PY) -m ruff check tests/failover
 	$(PY) -m ruff format --check tests/failover
 	INGEST_TEST_FAILOVER=1 cargo test -q -p ingest-core --features postgres --test integration failover:: -- --nocapture
 	$(PY) tests/failover/drill.py --seconds $(FAILOVER_SECONDS)
 
-drill-failover: python-install-release $(VENV)/.server-deps
+drill-failover: python-install-release $(VENV)/.server-test-deps
 	$(PY) tests/failover/drill.py --seconds $(DRILL_SECONDS) --failovers $(DRILL_FAILOVERS) $(DRILL_FLAGS)
