@@ -219,6 +219,7 @@ class Pair:
             pair._base_backup(second, first)
             pair._start(second)
             second.role = "standby"
+            pair._async_once_promoted(second)
             pair.wait_synchronous()
             pair._save()
         except BaseException:
@@ -322,11 +323,11 @@ class Pair:
         new = self.standby
         if new is None:
             raise RuntimeError("no standby to promote")
+        # Its own synchronous_standby_names is already empty
+        # (_async_once_promoted): its first commit waits for no one.
         self._run(
             "pg_ctl", "-D", new.datadir, "promote", "-w", "-t", str(SERVER_SECONDS)
         )
-        self.sql(new, "ALTER SYSTEM SET synchronous_standby_names = ''")
-        self.sql(new, "SELECT pg_reload_conf()")
         new.role = "primary"
         self.failovers += 1
         self._save()
@@ -368,6 +369,7 @@ class Pair:
                     self._base_backup(old, primary)
                 self._start(old)
                 old.role = "standby"
+                self._async_once_promoted(old)
                 self._save()
                 self.sql(primary, "ALTER SYSTEM SET synchronous_standby_names = '*'")
                 self.sql(primary, "SELECT pg_reload_conf()")
@@ -387,6 +389,15 @@ class Pair:
         self.history.append({"rejoined": old.name, "how": how})
         self._save()
         return how
+
+    def _async_once_promoted(self, standby: Node) -> None:
+        """Empty the standby's own synchronous_standby_names (a standby
+        ignores it; the base backup or rewind copied the primary's). Set
+        after promotion instead, the new primary's first commits would wait
+        for a synchronous standby that is gone until the reload, seconds of
+        downtime that are the drill's, not the library's."""
+        self.sql(standby, "ALTER SYSTEM SET synchronous_standby_names = ''")
+        self.sql(standby, "SELECT pg_reload_conf()")
 
     def wait_synchronous(self) -> None:
         deadline = time.monotonic() + SYNC_SECONDS
