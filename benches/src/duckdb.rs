@@ -88,7 +88,8 @@ pub fn usable(python: &Path) -> Result<String, String> {
         return Err(format!(
             "{} cannot import duckdb and ingest (make bench-python installs DuckDB from PyPI): {}",
             python.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
+            // The exception, not the traceback: this lands in a table's note.
+            String::from_utf8_lossy(&out.stderr).trim().lines().last().unwrap_or("")
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())

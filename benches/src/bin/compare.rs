@@ -181,6 +181,8 @@ struct Setup<'a> {
     pg_n: u64,
     /// Zero skips DuckDB.
     duck_n: u64,
+    /// The DuckDB version the interpreter imports, or why it cannot run.
+    duck_version: Result<String, String>,
 }
 
 impl<'a> Setup<'a> {
@@ -190,6 +192,18 @@ impl<'a> Setup<'a> {
         std::fs::create_dir_all(&data_dir)?;
         let tmp = tempfile::Builder::new().prefix("run-").tempdir_in(&data_dir)?;
         let small = |given: Option<u64>, default: u64| given.unwrap_or(default).min(args.events).max(1);
+        let duck_n = args.duckdb_events.unwrap_or(args.events).min(args.events);
+        let python = args.python.clone().unwrap_or_else(|| root.join(".venv/bin/python"));
+        // Asked before any contender runs, so a missing DuckDB fails a
+        // --require-python run at once rather than after every other row.
+        let duck_version = if duck_n == 0 {
+            Err("skipped with --duckdb-events 0".to_string())
+        } else {
+            duck::usable(&python)
+        };
+        if let (Err(why), true) = (&duck_version, args.require_python) {
+            return Err(format!("the DuckDB contender cannot run: {why}").into());
+        }
         Ok(Setup {
             args,
             root,
@@ -205,7 +219,8 @@ impl<'a> Setup<'a> {
             py_n: args.python_events.unwrap_or(100_000).min(args.events),
             py_submit_n: args.python_submit_events.unwrap_or(20_000).min(args.events),
             pg_n: args.postgres_events.unwrap_or(200_000).min(args.events),
-            duck_n: args.duckdb_events.unwrap_or(args.events).min(args.events),
+            duck_n,
+            duck_version,
         })
     }
 
@@ -506,22 +521,16 @@ fn python_rows(s: &Setup<'_>) -> Res<Result<report::Python, String>> {
 
 /// (h) DuckDB beside ingest from Python: writes at batches of 1 000 and
 /// 10 000, and the aggregate shapes on the store of (d); `Ok(Err(why))`
-/// when skipped, which `--require-python` makes an error.
+/// when skipped (`--require-python` made that an error before any row ran).
 fn duckdb_rows(s: &Setup<'_>, agg: &Aggregates, agg_store: &Path) -> Res<Result<DuckRun, String>> {
     let args = s.args;
     let py_bin = args.python.clone().unwrap_or_else(|| s.root.join(".venv/bin/python"));
-    let usable = if s.duck_n == 0 {
-        Err("skipped with --duckdb-events 0".to_string())
-    } else {
-        duck::usable(&py_bin)
-    };
-    let version = match usable {
-        Err(why) if args.require_python => return Err(format!("the DuckDB contender cannot run: {why}").into()),
+    let version = match &s.duck_version {
         Err(why) => {
             progress(&format!("(h) skipped: {why}"));
-            return Ok(Err(why));
+            return Ok(Err(why.clone()));
         }
-        Ok(v) => v,
+        Ok(v) => v.clone(),
     };
     let n = s.duck_n;
     progress(&format!(
