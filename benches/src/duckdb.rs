@@ -14,6 +14,7 @@
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use ingest_core::Rules;
 use rand::rngs::ChaCha8Rng;
@@ -22,7 +23,7 @@ use serde_json::{json, Value};
 
 use crate::aggregates::Shape;
 use crate::gen::{normalised, Events, Spec};
-use crate::measure::{fail, Res};
+use crate::measure::{fail, Rate, Res};
 
 /// The shapes issue 18 measures DuckDB on (SQL has no time zones, so the
 /// Berlin shape is left to the full scan).
@@ -37,11 +38,17 @@ pub const SHAPES: [Shape; 4] = [
 #[derive(Debug, Clone)]
 pub struct WriteRates {
     pub batch: u64,
-    pub events: u64,
     /// `Ingestor.submit_batch` of the raw dicts, durability normal.
-    pub ingest_per_sec: f64,
+    pub ingest: Rate,
     /// DuckDB's `INSERT OR IGNORE` of the normalised rows.
-    pub duckdb_per_sec: f64,
+    pub duckdb: Rate,
+}
+
+impl WriteRates {
+    /// How many times faster ingest wrote.
+    pub fn ratio(&self) -> f64 {
+        self.ingest.per_sec() / self.duckdb.per_sec().max(1e-9)
+    }
 }
 
 /// One aggregate shape, both sides timed on the same queries.
@@ -255,11 +262,16 @@ fn parse(v: &Value, job: &DuckJob<'_>) -> Res<DuckRun> {
         if events as u64 != job.events {
             return fail(format!("duckdb_compare.py wrote {events} events, not {}", job.events));
         }
+        let rate = |key: &str| -> Res<Rate> {
+            Ok(Rate {
+                events: events as u64,
+                busy: Duration::try_from_secs_f64(num(w, key)?).map_err(|e| format!("{key}: {e}"))?,
+            })
+        };
         writes.push(WriteRates {
             batch: num(w, "batch")? as u64,
-            events: events as u64,
-            ingest_per_sec: events / num(w, "ingest_seconds")?.max(1e-9),
-            duckdb_per_sec: events / num(w, "duckdb_seconds")?.max(1e-9),
+            ingest: rate("ingest_seconds")?,
+            duckdb: rate("duckdb_seconds")?,
         });
     }
     let mut shapes = Vec::new();

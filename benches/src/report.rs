@@ -398,10 +398,10 @@ impl Report {
                 md,
                 "| {} | {} | {} | {} | {:.2}x |",
                 thousands(w.batch as f64),
-                thousands(w.events as f64),
-                thousands(w.ingest_per_sec),
-                thousands(w.duckdb_per_sec),
-                w.ingest_per_sec / w.duckdb_per_sec.max(1e-9)
+                thousands(w.duckdb.events as f64),
+                thousands(w.ingest.per_sec()),
+                thousands(w.duckdb.per_sec()),
+                w.ratio()
             )?;
         }
         writeln!(
@@ -532,7 +532,7 @@ impl Report {
 /// shape's speed-up (10x at 1M events, 100x at 10M) and latency from Python.
 fn duckdb_targets(d: &DuckRun, targets: &mut Vec<Target>) {
     for w in &d.writes {
-        let r = w.ingest_per_sec / w.duckdb_per_sec.max(1e-9);
+        let r = w.ratio();
         targets.push(Target {
             what: format!(
                 "Python submit_batch({b}) / DuckDB INSERT OR IGNORE({b}) (h)",
