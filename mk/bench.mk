@@ -9,6 +9,10 @@
 #                    when any contender errors or any answer disagrees with
 #                    the data or a full scan, never on a timing
 #
+# DuckDB (contender (h), issue 18) runs from Python, from PyPI's wheel: the
+# `duckdb` crate would compile DuckDB's C++ from source, many minutes of
+# every clean build. Both venvs get it, pinned to a major version.
+#
 # Sizes: make bench BENCH_EVENTS=200000 BENCH_AGG_EVENTS=1000000
 
 BENCH_EVENTS     ?= 1000000
@@ -18,6 +22,10 @@ BENCH_VENV       := target/bench-data/venv
 BENCH_WHEEL      := target/bench-data/wheel
 
 TESTS += test-bench
+
+DUCKDB_PIN       := duckdb>=1.1,<2
+BENCH_DUCKDB     := $(BENCH_VENV)/.duckdb
+TEST_DUCKDB      := $(VENV)/.bench-duckdb
 
 .PHONY: bench bench-build bench-python test-bench
 
@@ -29,12 +37,21 @@ bench-build:
 # The Python rows need a release build of the extension, in a venv of their
 # own: the shared .venv flips between debug and release builds as other
 # targets run, which would change what the rows measure mid-run.
-bench-python: | $(VENV)/bin/maturin
+bench-python: $(BENCH_DUCKDB) | $(VENV)/bin/maturin
 	rm -rf $(BENCH_WHEEL)
 	$(VENV)/bin/maturin build --release --quiet --manifest-path python/Cargo.toml --out $(BENCH_WHEEL)
 	test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --force-reinstall --no-deps --no-index $(BENCH_WHEEL)/*.whl
 	touch $(BENCH_VENV)/.ingest-python-release
+
+$(BENCH_DUCKDB): mk/bench.mk
+	test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet '$(DUCKDB_PIN)'
+	touch $@
+
+$(TEST_DUCKDB): mk/bench.mk | $(PY)
+	$(PIP) install --quiet '$(DUCKDB_PIN)'
+	touch $@
 
 bench: bench-build bench-python
 	INGEST_BENCH_COMMAND="make bench BENCH_EVENTS=$(BENCH_EVENTS) BENCH_AGG_EVENTS=$(BENCH_AGG_EVENTS)" \
@@ -43,7 +60,9 @@ bench: bench-build bench-python
 	$(MAKE) bench-prune
 	$(MAKE) bench-http
 
-test-bench: bench-build $(PYTHON_TEST_INSTALL)
+test-bench: bench-build $(PYTHON_TEST_INSTALL) $(TEST_DUCKDB) $(VENV)/.ingest-python-tools
+	$(PY) -m ruff check benches/duckdb_compare.py
+	$(PY) -m ruff format --check benches/duckdb_compare.py
 	$(COMPARE) --smoke --require-python --require-postgres --events 3000 --aggregate-events 50000 \
 	  --agg-runs 50 --scan-runs 20
 

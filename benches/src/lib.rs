@@ -3,6 +3,7 @@
 //! criterion benches and the `compare` program.
 
 pub mod aggregates;
+pub mod duckdb;
 pub mod floor;
 pub mod gen;
 pub mod machine;

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use ingest_core::Durability;
 
 use crate::aggregates::{Recorded, ShapeResult, BUILD_BATCH};
+use crate::duckdb::DuckRun;
 use crate::machine::Machine;
 use crate::measure::{Latencies, Rate, Res};
 use crate::postgres as pg;
@@ -93,6 +94,8 @@ pub struct Report {
     /// Why not, when the Python rows did not run.
     pub python: Result<Python, String>,
     pub postgres: Postgres,
+    /// Why not, when DuckDB (h) did not run.
+    pub duckdb: Result<DuckRun, String>,
 }
 
 impl Report {
@@ -168,6 +171,9 @@ impl Report {
                 met: r <= 2.0,
             });
         }
+        if let Ok(d) = &self.duckdb {
+            duckdb_targets(d, &mut targets);
+        }
         let pg = |label: &str| self.pg_rate(label);
         if let (Some(p), Some(floor)) = (pg("one by one"), pg("pgbench")) {
             let r = p / floor;
@@ -225,6 +231,7 @@ impl Report {
         self.ingest_table(&mut md)?;
         self.aggregates_table(&mut md)?;
         self.python_table(&mut md)?;
+        self.duckdb_table(&mut md)?;
         self.postgres_table(&mut md)?;
         targets_table(&mut md, &targets)?;
         self.notes(&mut md)?;
@@ -362,6 +369,76 @@ impl Report {
         Ok(())
     }
 
+    fn duckdb_table(&self, md: &mut String) -> Res<()> {
+        writeln!(md, "\n## DuckDB beside ingest, from Python (h)\n")?;
+        let d = match &self.duckdb {
+            Ok(d) => d,
+            Err(why) => {
+                writeln!(md, "Not run: {why}.")?;
+                return Ok(());
+            }
+        };
+        writeln!(
+            md,
+            "DuckDB {} (PyPI, default settings) and the `ingest` extension in one Python {} process \
+             (`benches/duckdb_compare.py`). Writes: the same events, each side on a new store; ingest's \
+             `submit_batch` takes the raw dicts (durability normal) and normalises them, DuckDB's \
+             `INSERT OR IGNORE` takes the rows already normalised (untimed) into a table whose primary key is \
+             ingest's dedup key `(ts, client_id, metric, amount)`, each batch handed over as a CSV file it reads \
+             (the file's writing timed), each batch its own transaction. Both end with exactly the distinct events.\n",
+            d.duckdb, d.python
+        )?;
+        writeln!(
+            md,
+            "| batch | N | ingest `submit_batch` events/s | DuckDB `INSERT OR IGNORE` events/s | ingest / DuckDB |"
+        )?;
+        writeln!(md, "| ---: | ---: | ---: | ---: | ---: |")?;
+        for w in &d.writes {
+            writeln!(
+                md,
+                "| {} | {} | {} | {} | {:.2}x |",
+                thousands(w.batch as f64),
+                thousands(w.duckdb.events as f64),
+                thousands(w.ingest.per_sec()),
+                thousands(w.duckdb.per_sec()),
+                w.ratio()
+            )?;
+        }
+        writeln!(
+            md,
+            "\nAggregates on the store of (d) ({} events, {} distinct) and on DuckDB's copy of the same events{}: \
+             the queries of (d), each run by both; DuckDB's SQL is `SELECT count(*), sum(amount), min(amount), \
+             max(amount) FROM events WHERE ...` (and `GROUP BY` the UTC day), and every answer of it equals ingest's \
+             (count, min, max exact; sum to 1e-9 relative).\n",
+            thousands(d.agg_events as f64),
+            thousands(d.agg_unique as f64),
+            d.load_per_sec
+                .map_or(" (loaded in an earlier run, cached)".to_string(), |r| format!(
+                    " (loaded in this run by one `INSERT OR IGNORE ... SELECT` from `read_json`, {} events/s)",
+                    thousands(r)
+                ))
+        )?;
+        writeln!(
+            md,
+            "| query shape | runs | ingest median µs | ingest p99 µs | DuckDB median µs | DuckDB p99 µs | DuckDB / ingest |"
+        )?;
+        writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")?;
+        for s in &d.shapes {
+            writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {}x |",
+                s.shape.label(),
+                s.runs,
+                us(s.ingest_median_us),
+                us(s.ingest_p99_us),
+                us(s.duckdb_median_us),
+                us(s.duckdb_p99_us),
+                ratio(s.ratio())
+            )?;
+        }
+        Ok(())
+    }
+
     fn postgres_table(&self, md: &mut String) -> Res<()> {
         writeln!(md, "\n## PostgreSQL beside SQLite (ratios from this run)\n")?;
         let pg_rates = &self.postgres.rates;
@@ -448,6 +525,46 @@ impl Report {
             )?;
         }
         Ok(())
+    }
+}
+
+/// Issue 18's targets against DuckDB: writes at every batch size, and each
+/// shape's speed-up (10x at 1M events, 100x at 10M) and latency from Python.
+fn duckdb_targets(d: &DuckRun, targets: &mut Vec<Target>) {
+    for w in &d.writes {
+        let r = w.ratio();
+        targets.push(Target {
+            what: format!(
+                "Python submit_batch({b}) / DuckDB INSERT OR IGNORE({b}) (h)",
+                b = thousands(w.batch as f64)
+            ),
+            value: format!("{r:.2}x"),
+            goal: ">= 2x".into(),
+            met: r >= 2.0,
+        });
+    }
+    let (goal, at) = if d.agg_events >= 10_000_000 {
+        (100.0, String::new())
+    } else if d.agg_events >= 1_000_000 {
+        (10.0, format!(" (at {}, not 10M)", thousands(d.agg_events as f64)))
+    } else {
+        (10.0, format!(" (at {}, not 1M)", thousands(d.agg_events as f64)))
+    };
+    for s in &d.shapes {
+        let r = s.ratio();
+        targets.push(Target {
+            what: format!("{}: DuckDB / ingest, from Python (h){at}", s.shape.label()),
+            value: format!("{}x", ratio(r)),
+            goal: format!(">= {goal:.0}x"),
+            met: r >= goal,
+        });
+        let (median, p99) = (s.ingest_median_us, s.ingest_p99_us);
+        targets.push(Target {
+            what: format!("{}: median, p99 from Python{at}", s.shape.label()),
+            value: format!("{median:.0} µs, {p99:.0} µs"),
+            goal: "< 1 000 µs, < 5 000 µs".into(),
+            met: median < 1000.0 && p99 < 5000.0,
+        });
     }
 }
 

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use ingest_benches::aggregates::{self, ShapeResult, BUILD_BATCH};
+use ingest_benches::duckdb::{self as duck, DuckJob, DuckRun};
 use ingest_benches::gen::{Spec, DEFAULT_SEED};
 use ingest_benches::machine::Machine;
 use ingest_benches::measure::{peak_rss_kib, reset_peak_rss, Rate, Res};
@@ -65,10 +66,14 @@ struct Args {
     /// A quick run that checks every contender and writes nothing.
     #[arg(long)]
     smoke: bool,
-    /// Fail when the Python contender cannot run, instead of skipping it.
+    /// Fail when a Python contender ((e), or DuckDB (h)) cannot run, instead of skipping it.
     #[arg(long)]
     require_python: bool,
-    /// The interpreter for the Python contender [default: .venv/bin/python].
+    /// Events for DuckDB's and ingest's write rows from Python (h), at each batch size;
+    /// 0 skips DuckDB [default: events].
+    #[arg(long)]
+    duckdb_events: Option<u64>,
+    /// The interpreter for the Python contenders (e) and (h) [default: .venv/bin/python].
     #[arg(long)]
     python: Option<PathBuf>,
     /// The PostgreSQL server for the (f) rows, each in a new schema
@@ -124,8 +129,9 @@ fn run(args: &Args) -> Res<()> {
     let (one_full, threads_full) = full_rows(&setup, &mut rows)?;
     let postgres = postgres_rows(&setup, &mut rows)?;
     let original = original_row(&setup, &mut rows)?;
-    let aggregates = aggregate_rows(&setup, &postgres, &mut rows, &mut rss)?;
+    let (aggregates, agg_store) = aggregate_rows(&setup, &postgres, &mut rows, &mut rss)?;
     let python = python_rows(&setup)?;
+    let duckdb = duckdb_rows(&setup, &aggregates, &agg_store, &mut rows)?;
 
     let report = Report {
         rows,
@@ -144,6 +150,7 @@ fn run(args: &Args) -> Res<()> {
         aggregates,
         python,
         postgres,
+        duckdb,
     };
     let md = report.markdown()?;
     println!("{md}");
@@ -172,6 +179,10 @@ struct Setup<'a> {
     py_submit_n: u64,
     /// Zero skips PostgreSQL.
     pg_n: u64,
+    /// Zero skips DuckDB.
+    duck_n: u64,
+    /// The DuckDB version the interpreter imports, or why it cannot run.
+    duck_version: Result<String, String>,
 }
 
 impl<'a> Setup<'a> {
@@ -181,6 +192,18 @@ impl<'a> Setup<'a> {
         std::fs::create_dir_all(&data_dir)?;
         let tmp = tempfile::Builder::new().prefix("run-").tempdir_in(&data_dir)?;
         let small = |given: Option<u64>, default: u64| given.unwrap_or(default).min(args.events).max(1);
+        let duck_n = args.duckdb_events.unwrap_or(args.events).min(args.events);
+        let python = args.python.clone().unwrap_or_else(|| root.join(".venv/bin/python"));
+        // Asked before any contender runs, so a missing DuckDB fails a
+        // --require-python run at once rather than after every other row.
+        let duck_version = if duck_n == 0 {
+            Err("skipped with --duckdb-events 0".to_string())
+        } else {
+            duck::usable(&python)
+        };
+        if let (Err(why), true) = (&duck_version, args.require_python) {
+            return Err(format!("the DuckDB contender cannot run: {why}").into());
+        }
         Ok(Setup {
             args,
             root,
@@ -196,6 +219,8 @@ impl<'a> Setup<'a> {
             py_n: args.python_events.unwrap_or(100_000).min(args.events),
             py_submit_n: args.python_submit_events.unwrap_or(20_000).min(args.events),
             pg_n: args.postgres_events.unwrap_or(200_000).min(args.events),
+            duck_n,
+            duck_version,
         })
     }
 
@@ -365,8 +390,14 @@ fn original_row(s: &Setup<'_>, rows: &mut Vec<Row>) -> Res<Rate> {
 }
 
 /// (d) The aggregate queries, on a store taken from the cache or built now
-/// (then its build is a row of the ingest table, with its peak RSS).
-fn aggregate_rows(s: &Setup<'_>, postgres: &Postgres, rows: &mut Vec<Row>, rss: &mut Vec<Rss>) -> Res<Aggregates> {
+/// (then its build is a row of the ingest table, with its peak RSS); the
+/// store's path, closed, for the Python contenders.
+fn aggregate_rows(
+    s: &Setup<'_>,
+    postgres: &Postgres,
+    rows: &mut Vec<Row>,
+    rss: &mut Vec<Rss>,
+) -> Res<(Aggregates, PathBuf)> {
     let args = s.args;
     let agg_spec = Spec {
         events: args.aggregate_events,
@@ -428,13 +459,14 @@ fn aggregate_rows(s: &Setup<'_>, postgres: &Postgres, rows: &mut Vec<Row>, rss: 
             });
         }
     }
-    Ok(Aggregates {
+    let aggregates = Aggregates {
         events: store.events,
         unique: store.unique,
         built: store.built.is_some(),
         recorded: store.recorded.clone(),
         shapes,
-    })
+    };
+    Ok((aggregates, store.path.clone()))
 }
 
 /// (e) From Python, and the same one-by-one call from Rust beside it;
@@ -485,6 +517,59 @@ fn python_rows(s: &Setup<'_>) -> Res<Result<report::Python, String>> {
             }))
         }
     }
+}
+
+/// (h) DuckDB beside ingest from Python: writes at batches of 1 000 and
+/// 10 000, and the aggregate shapes on the store of (d); `Ok(Err(why))`
+/// when skipped (`--require-python` made that an error before any row ran).
+fn duckdb_rows(s: &Setup<'_>, agg: &Aggregates, agg_store: &Path, rows: &mut Vec<Row>) -> Res<Result<DuckRun, String>> {
+    let args = s.args;
+    let py_bin = args.python.clone().unwrap_or_else(|| s.root.join(".venv/bin/python"));
+    let version = match &s.duck_version {
+        Err(why) => {
+            progress(&format!("(h) skipped: {why}"));
+            return Ok(Err(why.clone()));
+        }
+        Ok(v) => v.clone(),
+    };
+    let n = s.duck_n;
+    progress(&format!(
+        "(h) DuckDB {version} from Python: writes of {n} events, aggregates on {} (DuckDB's copy cached beside it)",
+        agg.events
+    ));
+    let run = duck::run(&DuckJob {
+        python: &py_bin,
+        script: &s.root.join("benches/duckdb_compare.py"),
+        dir: s.dir(),
+        spec: s.spec,
+        events: n,
+        batches: &[1_000, 10_000],
+        agg_spec: Spec {
+            events: args.aggregate_events,
+            seed: args.seed,
+        },
+        agg_store,
+        agg_unique: agg.unique,
+        runs: args.agg_runs,
+        seed: args.seed,
+        version: &version,
+    })?;
+    // Beside the floor in the ingest table: DuckDB's writes, timed in Python
+    // (the section of (h) sets them against ingest's own from Python).
+    for w in &run.writes {
+        rows.push(Row {
+            contender: format!(
+                "(h) DuckDB INSERT OR IGNORE from Python, batches of {}",
+                thousands(w.batch as f64)
+            ),
+            n: w.duckdb.events,
+            setting: "rows already normalised, keyed by the dedup key; one transaction per batch; DuckDB defaults"
+                .into(),
+            rate: w.duckdb,
+            per_call: None,
+        });
+    }
+    Ok(Ok(run))
 }
 
 /// BENCHMARKS.md (or `--out`): the tables under when, how and on what they
