@@ -59,6 +59,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 SERVER_DIR = REPO / "examples" / "server"
 LUA = HERE / "post.lua"
+sys.path.insert(0, str(SERVER_DIR))
+from serve_line import serve_line  # noqa: E402
+
 CLIENT = "bench"
 STARTUP_SECONDS = 60
 # The same markers as benches/src/report.rs, so `compare` finds the section.
@@ -114,34 +117,15 @@ def free_port() -> int:
 
 
 def make_serve_line(*, port: int, db: Path, workers: int) -> str:
-    """The shell line `make serve` runs (`make -n`, which builds nothing),
-    with this interpreter as PY: it holds the build of the extension the
-    Makefile made for this run, and the server's requirements."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
-    out = subprocess.run(
-        ["make", "-n", "-s", "--no-print-directory", "serve", f"PY={sys.executable}"]
-        + [f"{k}=@{k}@" for k in ("HOST", "PORT", "DB", "WORKERS")],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    lines = [line for line in out.stdout.splitlines() if "serve.py" in line]
-    if len(lines) != 1:
-        raise BenchError(f"`make -n serve` printed no single serve.py line:\n{out.stdout}")
-    line = lines[0]
-    for key, value in (
-        ("HOST", "127.0.0.1"),
-        ("PORT", str(port)),
-        ("DB", str(db)),
-        ("WORKERS", str(workers)),
-    ):
-        if any(c in value for c in '"$`\\'):
-            raise BenchError(f"{key} {value!r} cannot go inside the recipe's double quotes")
-        line = line.replace(f"@{key}@", value)
-    return line
+    """The shell line `make serve` runs, with this interpreter as PY: it
+    holds the build of the extension the Makefile made for this run, and
+    the server's requirements."""
+    try:
+        return serve_line(
+            host="127.0.0.1", port=port, db=db, workers=workers, python=sys.executable
+        )
+    except (RuntimeError, ValueError) as e:
+        raise BenchError(str(e)) from None
 
 
 class Server:

@@ -60,7 +60,9 @@ import ingest
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "server"))
 from cluster import Missing, Pair, free_ports, under_ci
+from serve_line import serve_line
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = "ingest_drill"
@@ -220,44 +222,6 @@ def _error_code(r: requests.Response) -> str:
 
 
 # --- the servers ------------------------------------------------------------
-
-
-def serve_line(*, port: int, db: str, workers: int) -> str:
-    """The shell line `make serve` runs, read from the Makefile (`make -n`
-    builds nothing), with these settings: the drill runs what operators run."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")
-    }
-    out = subprocess.run(
-        ["make", "-n", "-s", "--no-print-directory", "serve"]
-        + [f"{k}=@{k}@" for k in ("HOST", "PORT", "DB", "WORKERS")],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    lines = [line for line in out.stdout.splitlines() if "serve.py" in line]
-    if len(lines) != 1:
-        raise RuntimeError(
-            f"make -n serve printed no single serve.py line:\n{out.stdout}"
-        )
-    line = lines[0]
-    for key, value in (
-        ("HOST", "127.0.0.1"),
-        ("PORT", str(port)),
-        ("DB", db),
-        ("WORKERS", str(workers)),
-    ):
-        if any(c in value for c in '"$`\\'):
-            raise ValueError(
-                f"{key} {value!r} cannot go inside the recipe's double quotes"
-            )
-        line = line.replace(f"@{key}@", value)
-    return line
 
 
 class Processes:
@@ -476,7 +440,7 @@ def run(args: argparse.Namespace) -> int:
                 "THREADS": "64",
                 "PYTHONUNBUFFERED": "1",
             }
-            line = serve_line(port=port, db=url, workers=args.workers)
+            line = serve_line(host="127.0.0.1", port=port, db=url, workers=args.workers)
             proc = procs.start(f"serve{i}", ["bash", "-c", line], env)
             wait_healthy(bases[i - 1], proc, f"serve{i}", procs)
         say(

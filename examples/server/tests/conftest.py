@@ -30,6 +30,7 @@ sys.path.insert(0, str(SERVER_DIR))
 
 import openapi_check  # noqa: E402
 from ingest_server import create_app  # noqa: E402
+from serve_line import serve_line  # noqa: E402
 
 ARTIFACTS = Path(os.environ.get("INGEST_ARTIFACTS", REPO / "artifacts" / "server"))
 STARTUP_SECONDS = 30
@@ -197,7 +198,7 @@ class ServerProcess:
             self.admin_token = self.add_key(admin="tests")
         self._log = open(log, "wb")  # closed in stop()
         if serve:
-            line = make_serve_line(host="127.0.0.1", port=self.port, db=str(db), workers=workers)
+            line = serve_line(host="127.0.0.1", port=self.port, db=str(db), workers=workers)
             # One simple command: bash execs it, so the pid is the server's.
             command = ["bash", "-c", line]
             cwd = REPO
@@ -253,35 +254,6 @@ class ServerProcess:
                 self.proc.wait(timeout=10)
         self._log.close()
         return self.proc.returncode
-
-
-_SERVE_LINE: list[str] = []
-
-
-def make_serve_line(*, host: str, port: int, db: str, workers: int) -> str:
-    """The shell line `make serve` runs, read from the Makefile itself
-    (`make -n`, which builds nothing), with these settings."""
-    if not _SERVE_LINE:
-        env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
-        out = subprocess.run(
-            ["make", "-n", "-s", "--no-print-directory", "serve"]
-            + [f"{k}=@{k}@" for k in ("HOST", "PORT", "DB", "WORKERS")],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        lines = [line for line in out.stdout.splitlines() if "serve.py" in line]
-        assert len(lines) == 1, out.stdout
-        _SERVE_LINE.append(lines[0])
-    line = _SERVE_LINE[0]
-    for key, value in (("HOST", host), ("PORT", str(port)), ("DB", db), ("WORKERS", str(workers))):
-        # Inside the recipe's double quotes: only these would be read by the shell.
-        assert not any(c in value for c in '"$`\\'), value
-        line = line.replace(f"@{key}@", value)
-    return line
 
 
 @contextmanager
