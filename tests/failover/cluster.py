@@ -120,26 +120,7 @@ def bindir() -> Path:
     if complete(d):
         assert d is not None
         return d
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        print(
-            "PostgreSQL's server binaries are missing: installing Debian's postgresql",
-            file=sys.stderr,
-        )
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-q"], env=env, check=False)
-        subprocess.run(
-            [
-                "apt-get",
-                "install",
-                "-y",
-                "-q",
-                "-o",
-                "DPkg::Lock::Timeout=300",
-                "postgresql",
-            ],
-            env=env,
-            check=False,
-        )
+    if apt_install("postgresql", "PostgreSQL's server binaries are missing"):
         d = _newest_bindir()
         if complete(d):
             assert d is not None
@@ -149,6 +130,23 @@ def bindir() -> Path:
         "pg_rewind) under /usr/lib/postgresql/*/bin or $PG_BINDIR; as root: "
         "apt-get install -y postgresql"
     )
+
+
+def apt_install(package: str, why: str) -> bool:
+    """Install Debian's `package` when we can (root, with apt-get), saying
+    `why` first; whether it was tried. Whether it worked is for the caller
+    to find: its failure is the same as the package missing."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return False
+    print(f"{why}: installing Debian's {package}", file=sys.stderr, flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-q"], env=env, check=False)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", package],
+        env=env,
+        check=False,
+    )
+    return True
 
 
 def _as_server_user() -> list[str]:

@@ -61,7 +61,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "server"))
-from cluster import Missing, Pair, free_ports, under_ci
+from cluster import Missing, Pair, apt_install, free_ports, under_ci
 from serve_line import serve_line
 
 REPO = Path(__file__).resolve().parents[2]
@@ -280,27 +280,8 @@ def wait_healthy(
 
 def haproxy_binary() -> str | None:
     """Debian's haproxy, installed when missing and we can."""
-    if (
-        shutil.which("haproxy") is None
-        and os.geteuid() == 0
-        and shutil.which("apt-get")
-    ):
-        say("haproxy is missing: installing Debian's haproxy with apt-get")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-q"], env=env, check=False)
-        subprocess.run(
-            [
-                "apt-get",
-                "install",
-                "-y",
-                "-q",
-                "-o",
-                "DPkg::Lock::Timeout=300",
-                "haproxy",
-            ],
-            env=env,
-            check=False,
-        )
+    if shutil.which("haproxy") is None:
+        apt_install("haproxy", "haproxy is missing")
     return shutil.which("haproxy")
 
 
