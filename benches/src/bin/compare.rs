@@ -165,6 +165,8 @@ fn run(args: &Args) -> Res<()> {
 struct Setup<'a> {
     args: &'a Args,
     root: PathBuf,
+    /// The interpreter of the Python contenders (e) and (h).
+    python: PathBuf,
     /// The cached aggregate stores, and `tmp` inside it.
     data_dir: PathBuf,
     /// Every other store of the run, removed when the run ends.
@@ -207,6 +209,7 @@ impl<'a> Setup<'a> {
         Ok(Setup {
             args,
             root,
+            python,
             data_dir,
             tmp,
             spec: Spec {
@@ -474,11 +477,11 @@ fn aggregate_rows(
 fn python_rows(s: &Setup<'_>) -> Res<Result<report::Python, String>> {
     let args = s.args;
     let (py_n, py_submit_n) = (s.py_n, s.py_submit_n);
-    let py_bin = args.python.clone().unwrap_or_else(|| s.root.join(".venv/bin/python"));
+    let py_bin = &s.python;
     let usable = if py_n == 0 || py_submit_n == 0 {
         Err("skipped with --python-events 0 or --python-submit-events 0".to_string())
     } else {
-        python::usable(&py_bin)
+        python::usable(py_bin)
     };
     match usable {
         Err(why) if args.require_python => Err(format!("the Python contender cannot run: {why}").into()),
@@ -491,7 +494,7 @@ fn python_rows(s: &Setup<'_>) -> Res<Result<report::Python, String>> {
                 "(e) Python: batches of 1 000 on {py_n} events, submit on {py_submit_n}"
             ));
             let rates = python::run(&PyJob {
-                python: &py_bin,
+                python: py_bin,
                 script: &s.root.join("benches/python_compare.py"),
                 dir: s.dir(),
                 spec: s.spec,
@@ -513,7 +516,7 @@ fn python_rows(s: &Setup<'_>) -> Res<Result<report::Python, String>> {
                 rates,
                 rust,
                 rust_lat,
-                build: python_build(&py_bin),
+                build: python_build(py_bin),
             }))
         }
     }
@@ -524,7 +527,7 @@ fn python_rows(s: &Setup<'_>) -> Res<Result<report::Python, String>> {
 /// when skipped (`--require-python` made that an error before any row ran).
 fn duckdb_rows(s: &Setup<'_>, agg: &Aggregates, agg_store: &Path, rows: &mut Vec<Row>) -> Res<Result<DuckRun, String>> {
     let args = s.args;
-    let py_bin = args.python.clone().unwrap_or_else(|| s.root.join(".venv/bin/python"));
+    let py_bin = &s.python;
     let version = match &s.duck_version {
         Err(why) => {
             progress(&format!("(h) skipped: {why}"));
@@ -538,7 +541,7 @@ fn duckdb_rows(s: &Setup<'_>, agg: &Aggregates, agg_store: &Path, rows: &mut Vec
         agg.events
     ));
     let run = duck::run(&DuckJob {
-        python: &py_bin,
+        python: py_bin,
         script: &s.root.join("benches/duckdb_compare.py"),
         dir: s.dir(),
         spec: s.spec,
