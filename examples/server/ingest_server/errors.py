@@ -114,15 +114,21 @@ def register(app: Flask) -> None:
             500, "storage_error", f"storage failed and nothing was stored: {e}", stored=False
         )
 
-    @app.errorhandler(ingest.BusyError)
-    def _busy(e: ingest.BusyError) -> Response:
+    def _retry_soon(message: str, stored: bool | None) -> Response:
+        # A store that will take the same request again shortly.
         return error_response(
             503,
             "storage_unavailable",
-            f"the database is busy and nothing was stored; retry the same request: {e}",
+            message,
             {"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
-            stored=False,
+            stored=stored,
             retry_after=STORAGE_RETRY_AFTER_SECONDS,
+        )
+
+    @app.errorhandler(ingest.BusyError)
+    def _busy(e: ingest.BusyError) -> Response:
+        return _retry_soon(
+            f"the database is busy and nothing was stored; retry the same request: {e}", False
         )
 
     @app.errorhandler(ingest.UnavailableError)
@@ -130,15 +136,11 @@ def register(app: Flask) -> None:
         # The connection may have been lost after the commit: whether the
         # call was kept is unknown (stored: null), and the retry says, as
         # a stored event answers duplicate.
-        return error_response(
-            503,
-            "storage_unavailable",
+        return _retry_soon(
             "the database cannot be reached or is changing hands (a restart or a failover); "
             "the call may or may not have been stored: retry the same request, which answers "
             f"duplicate for what was: {e}",
-            {"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
-            stored=None,
-            retry_after=STORAGE_RETRY_AFTER_SECONDS,
+            None,
         )
 
     @app.errorhandler(ingest.Forbidden)
