@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use crate::aggregates::Shape;
 use crate::gen::{normalised, Events, Spec};
 use crate::measure::{fail, Rate, Res};
+use crate::python;
 
 /// The shapes issue 18 measures DuckDB on (SQL has no time zones, so the
 /// Berlin shape is left to the full scan).
@@ -234,20 +235,7 @@ pub fn run(job: &DuckJob<'_>) -> Res<DuckRun> {
     for f in [&events_file, &rows_file, &queries_file, &agg_rows] {
         let _ = std::fs::remove_file(f);
     }
-    if !output.status.success() {
-        return fail(format!(
-            "duckdb_compare.py failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    let v: Value = serde_json::from_slice(&output.stdout).map_err(|e| {
-        format!(
-            "duckdb_compare.py printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    })?;
-    parse(&v, job)
+    parse(&python::answer(job.script, &output)?, job)
 }
 
 fn parse(v: &Value, job: &DuckJob<'_>) -> Res<DuckRun> {

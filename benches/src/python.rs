@@ -3,7 +3,7 @@
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
@@ -47,6 +47,25 @@ pub fn usable(python: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The JSON a contender's script printed, or what went wrong, in its
+/// words (stderr when it failed).
+pub fn answer(script: &Path, output: &Output) -> Res<Value> {
+    let name = script.file_name().unwrap_or(script.as_os_str()).to_string_lossy();
+    if !output.status.success() {
+        return fail(format!(
+            "{name} failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(serde_json::from_slice(&output.stdout).map_err(|e| {
+        format!(
+            "{name} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })?)
 }
 
 pub struct PyJob<'a> {
@@ -94,19 +113,7 @@ pub fn run(job: &PyJob<'_>) -> Res<PyRates> {
         .args(["--batch", &job.batch.to_string()])
         .output()?;
     let _ = std::fs::remove_file(&events_file);
-    if !output.status.success() {
-        return fail(format!(
-            "python_compare.py failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    let v: Value = serde_json::from_slice(&output.stdout).map_err(|e| {
-        format!(
-            "python_compare.py printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    })?;
+    let v = answer(job.script, &output)?;
     let num = |path: &[&str]| -> Res<f64> {
         let mut at = &v;
         for p in path {
