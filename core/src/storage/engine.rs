@@ -215,14 +215,7 @@ impl Engine {
         let Some(oldest) = oldest else {
             return Ok(());
         };
-        let Some(horizon) = prune::horizon_for_write(db)? else {
-            return Ok(());
-        };
-        self.pruned.fetch_max(horizon, Ordering::Relaxed);
-        if oldest < horizon {
-            return Err(Error::storage(StorageKind::Busy, HORIZON_MOVED));
-        }
-        Ok(())
+        refuse_below(&self.pruned, prune::horizon_for_write(db)?, oldest)
     }
 
     /// Store key `id` of `scope` with its secret's digest.
@@ -506,12 +499,7 @@ fn write_items(
                 .unwrap_or(i64::MAX);
             match db.insert_with_rollups(&rows, stamp, oldest)? {
                 Some(with) => {
-                    if let Some(horizon) = with.horizon {
-                        pruned.fetch_max(horizon, Ordering::Relaxed);
-                        if oldest < horizon {
-                            return Err(Error::storage(StorageKind::Busy, HORIZON_MOVED));
-                        }
-                    }
+                    refuse_below(pruned, with.horizon, oldest)?;
                     done = Folded {
                         horizon_checked: true,
                         rollups_added: with.ids.iter().all(Option::is_some),
@@ -630,6 +618,19 @@ fn write_items(
         db.delete_ids("rejected", &replaced)?;
     }
     Ok(done)
+}
+
+/// Note the `horizon` a write read, and refuse the write ([`HORIZON_MOVED`])
+/// when its `oldest` event lies below it.
+fn refuse_below(pruned: &AtomicI64, horizon: Option<i64>, oldest: i64) -> Result<()> {
+    let Some(horizon) = horizon else {
+        return Ok(());
+    };
+    pruned.fetch_max(horizon, Ordering::Relaxed);
+    if oldest < horizon {
+        return Err(Error::storage(StorageKind::Busy, HORIZON_MOVED));
+    }
+    Ok(())
 }
 
 /// What the insert of a whole group already did of the steps after it
