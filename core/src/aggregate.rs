@@ -263,7 +263,7 @@ impl Serialize for Group {
             m.serialize_entry("bucket", b)?;
         }
         if let Some(l) = &self.key.bucket_local {
-            m.serialize_entry("bucket_local", &l.format("%Y-%m-%dT%H:%M:%S%:z").to_string())?;
+            m.serialize_entry("bucket_local", &crate::timestamp::local_text(l))?;
         }
         if let Some(c) = &self.key.client_id {
             m.serialize_entry("client_id", c)?;

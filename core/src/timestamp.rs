@@ -25,7 +25,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 
 /// Epoch values with a magnitude below this are seconds; larger are milliseconds.
 pub const EPOCH_SECONDS_BELOW: f64 = 1e11;
@@ -251,7 +251,57 @@ fn looks_numeric(s: &str) -> bool {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.to_datetime().format("%Y-%m-%dT%H:%M:%S%.3fZ"))
+        let t = self.to_datetime().naive_utc();
+        let mut out = [0u8; 24];
+        // Years 0001 to 9999 by construction: always four digits.
+        out[..19].copy_from_slice(&civil(&t).unwrap_or(*b"0000-00-00T00:00:00"));
+        out[19] = b'.';
+        digits(&mut out[20..23], self.0.rem_euclid(1000) as u32);
+        out[23] = b'Z';
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// `2024-01-02T10:00:00+01:00`: a local time and its offset from UTC, as
+/// chrono's `%Y-%m-%dT%H:%M:%S%:z` writes it (the offset rounded to the
+/// minute), for the local start of a bucket.
+pub(crate) fn local_text(t: &DateTime<FixedOffset>) -> String {
+    let Some(date_time) = civil(&t.naive_local()) else {
+        // A local year beyond four digits, at the edges of the range.
+        return t.format("%Y-%m-%dT%H:%M:%S%:z").to_string();
+    };
+    let off = t.offset().local_minus_utc();
+    let minutes = (off.unsigned_abs() + 30) / 60;
+    let mut out = [0u8; 25];
+    out[..19].copy_from_slice(&date_time);
+    out[19] = if off < 0 { b'-' } else { b'+' };
+    digits(&mut out[20..22], minutes / 60);
+    out[22] = b':';
+    digits(&mut out[23..25], minutes % 60);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS`, digit by digit; `None` for a year outside 0 to
+/// 9999. Grouped answers write one of these per group, and chrono's
+/// `format` reads its pattern anew on every call, which cost more than the
+/// query behind a cached answer.
+fn civil(t: &NaiveDateTime) -> Option<[u8; 19]> {
+    let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+    let mut out = *b"0000-00-00T00:00:00";
+    digits(&mut out[0..4], year);
+    digits(&mut out[5..7], t.month());
+    digits(&mut out[8..10], t.day());
+    digits(&mut out[11..13], t.hour());
+    digits(&mut out[14..16], t.minute());
+    digits(&mut out[17..19], t.second());
+    Some(out)
+}
+
+/// `n` in decimal, zero-padded to fill `out`.
+fn digits(out: &mut [u8], mut n: u32) {
+    for b in out.iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
+        n /= 10;
     }
 }
 
@@ -417,5 +467,44 @@ mod tests {
             Timestamp::from_millis(-1).unwrap().to_string(),
             "1969-12-31T23:59:59.999Z"
         );
+    }
+
+    proptest::proptest! {
+        // The digit-by-digit writers answer what chrono's format does,
+        // over the whole range and every offset a zone has had (local mean
+        // times have seconds, which `%:z` rounds to the minute).
+        #[test]
+        fn text_is_what_chrono_formats(ms in MIN_MS..=MAX_MS, off in -86_399i32..=86_399) {
+            let t = Timestamp::from_millis(ms).unwrap();
+            proptest::prop_assert_eq!(
+                t.to_string(),
+                t.to_datetime().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+            );
+            let local = t.to_datetime().with_timezone(&FixedOffset::east_opt(off).unwrap());
+            proptest::prop_assert_eq!(local_text(&local), local.format("%Y-%m-%dT%H:%M:%S%:z").to_string());
+        }
+    }
+
+    #[test]
+    fn local_text_at_the_edges() {
+        for (ms, off) in [
+            (MIN_MS, -3600),
+            (MAX_MS, 14 * 3600),
+            (0, 0),
+            (0, -1),
+            (0, 29),
+            (0, 30),
+            (0, -30),
+        ] {
+            let local = Timestamp::from_millis(ms)
+                .unwrap()
+                .to_datetime()
+                .with_timezone(&FixedOffset::east_opt(off).unwrap());
+            assert_eq!(
+                local_text(&local),
+                local.format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+                "{ms} {off}"
+            );
+        }
     }
 }

@@ -314,6 +314,14 @@ fn number_to_py<'py>(py: Python<'py>, n: &Number) -> PyResult<Bound<'py, PyAny>>
     }
 }
 
+/// Convert a core result that holds no JSON from a caller (an aggregate:
+/// names, counts and floats) straight to Python objects. Results that may
+/// (events, rejections) take [`serialize_to_py`], whose numbers keep any
+/// number of digits.
+pub fn typed_to_py<'py, T: Serialize + ?Sized>(py: Python<'py>, value: &T) -> PyResult<Bound<'py, PyAny>> {
+    pythonize::pythonize(py, value).map_err(|e| internal(format!("cannot convert a result: {e}")))
+}
+
 /// Serialise a core result and convert it to Python.
 pub fn serialize_to_py<'py, T: Serialize + ?Sized>(py: Python<'py>, value: &T) -> PyResult<Bound<'py, PyAny>> {
     let v = serde_json::to_value(value).map_err(|e| internal(format!("cannot serialise a result: {e}")))?;

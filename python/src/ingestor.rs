@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use serde_json::{Map, Value};
 
-use crate::convert::{serialize_to_py, to_input, to_value};
+use crate::convert::{serialize_to_py, to_input, to_value, typed_to_py};
 use crate::errors::{self, invalid_argument, IntoPyResult};
 use crate::outcome::PyOutcome;
 
@@ -243,7 +243,7 @@ impl PyIngestor {
                 None => ing.aggregate(&query),
             })
             .py()?;
-        serialize_to_py(py, &result)
+        typed_to_py(py, &result)
     }
 
     /// Stored events, newest first, filtered like `aggregate` (`as_client`
@@ -386,7 +386,7 @@ impl PyIngestor {
     fn authenticate<'py>(&self, py: Python<'py>, token: &str) -> PyResult<Bound<'py, PyAny>> {
         let ing = self.handle()?;
         let who = py.detach(|| ing.authenticate(token)).py()?;
-        serialize_to_py(py, &who)
+        typed_to_py(py, &who)
     }
 
     /// Outcome counts since open, and what the database holds. `as_client`:
@@ -398,11 +398,11 @@ impl PyIngestor {
         match as_client {
             Some(c) => {
                 let stats = py.detach(|| ing.scoped(c)?.stats()).py()?;
-                serialize_to_py(py, &stats)
+                typed_to_py(py, &stats)
             }
             None => {
                 let stats = py.detach(|| ing.stats()).py()?;
-                serialize_to_py(py, &stats)
+                typed_to_py(py, &stats)
             }
         }
     }

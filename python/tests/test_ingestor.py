@@ -176,6 +176,56 @@ def test_aggregate_totals_filters_and_groups(ing: ingest.Ingestor) -> None:
     assert ing.aggregate(client_id="nobody", group_by="day")["groups"] == []
 
 
+def test_aggregate_answer_is_plain_python_in_the_libraries_order(ing: ingest.Ingestor) -> None:
+    # Straight from the core's types: the keys in the order the C and Rust
+    # JSON give them, ints and floats as such, a local start before 1893
+    # in Berlin at its local mean time (+00:53:28, written to the minute).
+    ing.submit_batch(
+        [
+            {"clientId": "a", "metric": "m", "value": 1.5, "timestamp": "1850-06-01T12:00:00Z"},
+            {"clientId": "b", "metric": "m", "value": 2, "timestamp": "1850-06-01T13:00:00Z"},
+        ]
+    )
+    got = ing.aggregate(group_by=("day", "client_id", "metric"), tz="Europe/Berlin")
+    assert list(got) == ["count", "sum", "avg", "min", "max", "stale", "computed_at", "groups"]
+    assert (got["count"], got["sum"], got["avg"], got["min"], got["max"], got["stale"]) == (
+        2,
+        3.5,
+        1.75,
+        1.5,
+        2.0,
+        False,
+    )
+    assert type(got["count"]) is int and type(got["max"]) is float
+    assert got["groups"] == [
+        {
+            "bucket": "1850-05-31T23:06:32.000Z",
+            "bucket_local": "1850-06-01T00:00:00+00:53",
+            "client_id": client,
+            "metric": "m",
+            "count": 1,
+            "sum": amount,
+            "avg": amount,
+            "min": amount,
+            "max": amount,
+        }
+        for client, amount in (("a", 1.5), ("b", 2.0))
+    ]
+    assert list(got["groups"][0]) == [
+        "bucket",
+        "bucket_local",
+        "client_id",
+        "metric",
+        "count",
+        "sum",
+        "avg",
+        "min",
+        "max",
+    ]
+    empty = ing.aggregate(client_id="nobody", group_by="day")
+    assert (empty["groups"], empty["min"], empty["avg"], type(empty["sum"])) == ([], None, None, float)
+
+
 def test_aggregate_in_a_time_zone(ing: ingest.Ingestor) -> None:
     # 2024-03-31 in Berlin has 23 hours: 2024-03-30T23:00Z to 2024-03-31T22:00Z.
     ing.submit_batch(
