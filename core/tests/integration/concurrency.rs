@@ -196,3 +196,77 @@ fn serializable_writers_retry_their_conflicts() {
         check_consistent(&store.open(), DISTINCT);
     }
 }
+
+/// Every write takes the rollup rows of a table before those of the next:
+/// `rollups` across clients, then `client_days`. Two writers that took them
+/// in opposite orders deadlocked, and PostgreSQL settles a deadlock only
+/// after `deadlock_timeout` (1 s by default), by failing one of them: under
+/// several server processes, all writes stalled for a second every few
+/// seconds. Here a transaction holds the across-client rows of a metric; a
+/// write of that metric (a single event, which is one statement of
+/// data-modifying CTEs, and a batch holding a stored event, whose rollups
+/// are separate statements) must then wait there, holding no row of
+/// `client_days`.
+#[cfg(feature = "postgres")]
+#[test]
+fn writers_take_rollup_rows_in_one_order() {
+    use std::time::{Duration, Instant};
+
+    for store in backends(Sqlite::Memory).into_iter().filter(|s| s.backend == "postgres") {
+        let ing = Arc::new(store.open());
+        let event = |minute: i64| json!({"client_id": "acme", "metric": "sales", "amount": 2.5, "timestamp": 1_704_067_200_000i64 + minute * 60_000});
+        // The rows exist: a write updates them, taking their row locks.
+        ing.submit(&event(0)).unwrap();
+        let writes: [(&str, Vec<Value>); 2] = [
+            ("a single event", vec![event(1)]),
+            ("a batch with a stored event", vec![event(0), event(2)]),
+        ];
+        for (what, items) in writes {
+            let mut holder = store.postgres_client();
+            let mut tx = holder.transaction().unwrap();
+            tx.query("SELECT 1 FROM rollups WHERE metric = 'sales' FOR UPDATE", &[])
+                .unwrap();
+            let xid: String = tx.query_one("SELECT pg_current_xact_id()::TEXT", &[]).unwrap().get(0);
+            let writer = {
+                let ing = Arc::clone(&ing);
+                std::thread::spawn(move || match items.as_slice() {
+                    [one] => vec![ing.submit(one).unwrap().status()],
+                    many => ing.submit_batch(many).unwrap().iter().map(|o| o.status()).collect(),
+                })
+            };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut watcher = store.postgres_client();
+            loop {
+                let waiting: i64 = watcher
+                    .query_one(
+                        "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid' AND transactionid::TEXT = $1",
+                        &[&xid],
+                    )
+                    .unwrap()
+                    .get(0);
+                if waiting > 0 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{what}: the write never waited for the held rollup rows"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let free = tx.query(
+                "SELECT 1 FROM client_days WHERE client_id = 'acme' FOR UPDATE NOWAIT",
+                &[],
+            );
+            assert!(
+                free.is_ok(),
+                "{what}: the write locked client_days before rollups: {:?}",
+                free.unwrap_err()
+            );
+            tx.rollback().unwrap();
+            let statuses = writer.join().unwrap();
+            assert_eq!(statuses.last(), Some(&"accepted"), "{what}");
+        }
+        let total = ing.aggregate(&Query::default()).unwrap().totals;
+        assert_eq!((total.count, total.sum), (3, 7.5));
+    }
+}

@@ -44,6 +44,14 @@ pub(super) static EVENTS: LazyLock<String> =
 /// engine adds those of the new ones itself, in the same transaction. The
 /// stored rows are looked up only then, and as the statement's snapshot
 /// has them: the main query does not see what its own CTEs inserted.
+///
+/// The CTEs that no query reads run in an order PostgreSQL leaves open (in
+/// practice the last first), and every writer must lock rollup rows in one
+/// order, `rollups` then `client_days`, as the engine's separate upserts do:
+/// two writers locking them in opposite orders deadlock, which PostgreSQL
+/// settles only after `deadlock_timeout` by failing one. So `per_client`
+/// reads `across` first (its count, always at least 0), which runs it to
+/// its end before any `client_days` row is touched.
 pub(super) static WITH_ROLLUPS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH horizon AS (SELECT pruned_before FROM lifecycle WHERE id = 1 FOR SHARE),
@@ -52,14 +60,18 @@ pub(super) static WITH_ROLLUPS: LazyLock<String> = LazyLock::new(|| {
                  ON CONFLICT (dedup_key) DO NOTHING
                  RETURNING id, dedup_key),
          all_new AS (SELECT count(*) = $11 AS yes FROM new),
-         across AS ({}),
+         across AS ({} RETURNING 1),
          per_client AS ({})
          SELECT id, NULL::TEXT, NULL::TEXT, NULL::BIGINT, NULL::FLOAT8, NULL::TEXT, NULL::TEXT, dedup_key, NULL::BIGINT, 'new' FROM new
          UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, pruned_before, 'horizon' FROM horizon
          UNION ALL SELECT {STORED_ROW_COLUMNS}, dedup_key, NULL, 'stored' FROM events
              WHERE dedup_key = ANY($1) AND NOT (SELECT yes FROM all_new)",
         RollupArrays::insert(RollupTable::Rollups, 12, "WHERE (SELECT yes FROM all_new)"),
-        RollupArrays::insert(RollupTable::ClientDays, 21, "WHERE (SELECT yes FROM all_new)"),
+        RollupArrays::insert(
+            RollupTable::ClientDays,
+            21,
+            "WHERE (SELECT yes FROM all_new) AND (SELECT count(*) FROM across) >= 0"
+        ),
     )
 });
 

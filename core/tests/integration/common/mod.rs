@@ -133,14 +133,22 @@ impl TestStore {
             }
             #[cfg(feature = "postgres")]
             "postgres" => {
-                let schema = self.schema.as_deref().unwrap();
-                let mut c = ::postgres::Client::connect(&postgres::server_url(), ::postgres::NoTls).unwrap();
-                c.batch_execute(&format!("BEGIN; LOCK TABLE {schema}.events IN EXCLUSIVE MODE"))
-                    .unwrap();
+                let mut c = self.postgres_client();
+                c.batch_execute("BEGIN; LOCK TABLE events IN EXCLUSIVE MODE").unwrap();
                 WriteLock::Postgres(c)
             }
             other => unreachable!("backend {other}"),
         }
+    }
+
+    /// A connection of its own to the store's PostgreSQL schema (its
+    /// tables by their bare names), beside the store's pool.
+    #[cfg(feature = "postgres")]
+    pub fn postgres_client(&self) -> ::postgres::Client {
+        let schema = self.schema.as_deref().expect("a PostgreSQL store");
+        let mut c = ::postgres::Client::connect(&postgres::server_url(), ::postgres::NoTls).unwrap();
+        c.batch_execute(&format!("SET search_path = {schema}")).unwrap();
+        c
     }
 
     /// Mark the store's schema as written by a newer library: SQLite's
