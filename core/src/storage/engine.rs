@@ -543,6 +543,7 @@ fn write_items(
         let mut letters: Vec<DeadLetter<'_>> = letters.into_values().collect();
         // The order every writer takes the digest's index entries in.
         letters.sort_unstable_by_key(|row| *row.digest);
+        lock_dead_letters(db)?;
         db.upsert_rejected(&letters, stamp)?;
         evict_dead_letters(db, bound)?;
     }
@@ -593,7 +594,7 @@ fn write_items(
     // leaves the dead letters; one whose key holds another event (a
     // conflict) stays, so that nothing of it is lost.
     let start = out.len() - items.len();
-    let replaced: Vec<i64> = items
+    let mut replaced: Vec<i64> = items
         .iter()
         .zip(&out[start..])
         .filter_map(|(item, w)| match (item, w) {
@@ -615,6 +616,8 @@ fn write_items(
         })
         .collect();
     if !replaced.is_empty() {
+        replaced.sort_unstable();
+        lock_dead_letters(db)?;
         db.delete_ids("rejected", &replaced)?;
     }
     Ok(done)
@@ -639,6 +642,20 @@ fn refuse_below(pruned: &AtomicI64, horizon: Option<i64>, oldest: i64) -> Result
 struct Folded {
     horizon_checked: bool,
     rollups_added: bool,
+}
+
+/// Take the dead letters' lock (the row of `dead_letter_stats`) before
+/// any row of `rejected`: a writer locks the rows it upserts in digest
+/// order, but evicting at the bound deletes the oldest rows, which other
+/// writers may hold, and a reprocess deletes the rows it replaced. Two such
+/// writers, each holding a row the other deletes, deadlock; PostgreSQL
+/// settles that only after `deadlock_timeout` (1 s) by failing one. Under
+/// this lock the writers of dead letters take turns, and no other write
+/// waits for them. On SQLite, whose one writer holds the file, it costs one
+/// row write.
+fn lock_dead_letters(db: &mut dyn Db) -> Result<()> {
+    db.execute("UPDATE dead_letter_stats SET evicted = evicted WHERE id = 1", &[])?;
+    Ok(())
 }
 
 /// Keep at most `bound` dead letters, and count those removed. Beyond the
