@@ -11,7 +11,7 @@ use ingest_core::{
 };
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use serde_json::{Map, Value};
 
 use crate::convert::{serialize_to_py, to_input, to_value, typed_to_py};
@@ -152,26 +152,31 @@ impl PyIngestor {
     /// `as_client`: write as that client only (an API key's): an event
     /// naming no client is its, one naming another raises Forbidden.
     #[pyo3(signature = (event, *, as_client=None))]
-    fn submit(&self, py: Python<'_>, event: &Bound<'_, PyAny>, as_client: Option<&str>) -> PyResult<PyOutcome> {
+    fn submit<'py>(
+        &self,
+        py: Python<'py>,
+        event: &Bound<'py, PyAny>,
+        as_client: Option<&str>,
+    ) -> PyResult<Bound<'py, PyOutcome>> {
         let ing = self.handle()?;
         let input = to_input(event)?;
         let outcome = py.detach(|| match as_client {
             Some(c) => ing.scoped(c)?.submit_input(&input),
             None => ing.submit_input(&input),
         });
-        Ok(outcome.py()?.into())
+        PyOutcome::untracked(py, outcome.py()?)
     }
 
     /// Submit many events in one transaction (JSON text of an array, or an
     /// iterable of dicts or JSON texts): one outcome per event, in order.
     /// `as_client` as for `submit`, for every event of the batch.
     #[pyo3(signature = (events, *, as_client=None))]
-    fn submit_batch(
+    fn submit_batch<'py>(
         &self,
-        py: Python<'_>,
-        events: &Bound<'_, PyAny>,
+        py: Python<'py>,
+        events: &Bound<'py, PyAny>,
         as_client: Option<&str>,
-    ) -> PyResult<Vec<PyOutcome>> {
+    ) -> PyResult<Bound<'py, PyList>> {
         let ing = self.handle()?;
         let outcomes = if let Ok(text) = events.cast::<PyString>() {
             // Not Unicode (a lone surrogate): no item of it can be read.
@@ -195,15 +200,15 @@ impl PyIngestor {
                 None => ing.submit_inputs(&inputs),
             })
         };
-        Ok(outcomes.py()?.into_iter().map(PyOutcome::from).collect())
+        PyOutcome::list(py, outcomes.py()?)
     }
 
     /// What `submit(event)` would answer, storing nothing (an accepted
     /// answer has no id).
-    fn check(&self, py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<PyOutcome> {
+    fn check<'py>(&self, py: Python<'py>, event: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyOutcome>> {
         let ing = self.handle()?;
         let input = to_input(event)?;
-        Ok(py.detach(|| ing.check_input(&input)).py()?.into())
+        PyOutcome::untracked(py, py.detach(|| ing.check_input(&input)).py()?)
     }
 
     /// count, sum, avg, min, max (and groups when grouped) of the stored

@@ -78,3 +78,24 @@ def test_submit_loops_keep_memory_flat(tmp_path: Path) -> None:
         assert ing.stats()["stored_events"] == 100
     print(f"submit x10000: RSS {before / MIB:.1f} MiB, growth {growth / MIB:.2f} MiB")
     assert growth < 8 * MIB
+
+
+def test_outcomes_are_left_out_of_the_cyclic_collector() -> None:
+    # An outcome holds no Python object, so it can be in no cycle. Tracked,
+    # a batch's outcomes, alive together, were promoted into the generations
+    # whose full passes walk every object the program holds.
+    ing = ingest.Ingestor()
+    batch = ing.submit_batch([sales(v) for v in range(1000)])
+    alone = [ing.submit(sales(5000)), ing.submit(sales(5000)), ing.check(sales(6000))]
+    collections = gc.get_stats()[2]["collections"]
+    gc.collect()
+    assert gc.get_stats()[2]["collections"] == collections + 1
+    for out in [*batch, *alone]:
+        assert not gc.is_tracked(out)
+    assert [o.status for o in batch] == ["accepted"] * 1000
+    assert [o.status for o in alone] == ["accepted", "duplicate", "accepted"]
+    assert batch[999].event["amount"] == 999
+    # A list of them is still collected as any list is.
+    assert gc.is_tracked(batch)
+    del batch, alone
+    gc.collect()
