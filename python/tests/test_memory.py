@@ -94,7 +94,8 @@ def test_outcomes_are_left_out_of_the_cyclic_collector() -> None:
         assert not gc.is_tracked(out)
     assert [o.status for o in batch] == ["accepted"] * 1000
     assert [o.status for o in alone] == ["accepted", "duplicate", "accepted"]
-    assert batch[999].event["amount"] == 999
+    last = batch[999].event
+    assert last is not None and last["amount"] == 999
     # A list of them is still collected as any list is.
     assert gc.is_tracked(batch)
     del batch, alone
