@@ -630,9 +630,16 @@ pub fn document(h: &Header<'_>, md: &str) -> Res<String> {
         None => writeln!(doc, "- Command: `{}`", h.argv.join(" "))?,
     }
     let machine = h.machine;
+    let pageout = machine.pageout_after.map_or(String::new(), |after| {
+        format!(
+            "; the kernel's DAMON pages out memory idle for {} s, the page cache included, so a store \
+             read before its queries can be read from disk again",
+            after.as_secs()
+        )
+    });
     writeln!(
         doc,
-        "- Machine: {} × {}, {:.1} GiB memory, Linux {}; shared with other work while measured",
+        "- Machine: {} × {}, {:.1} GiB memory, Linux {}; shared with other work while measured{pageout}",
         machine.cpus, machine.model, machine.memory_gib, machine.kernel
     )?;
     writeln!(
