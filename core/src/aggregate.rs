@@ -315,6 +315,32 @@ impl Partials {
         self.0.entry(key).or_default().merge(totals);
     }
 
+    /// What is left of each group once `part`, some of its events, is
+    /// taken out; `None` where `part` may have held a group's minimum or
+    /// maximum (see [`Totals::without`]): then those must be read. A group
+    /// left with no events is gone.
+    pub(crate) fn without(mut self, part: Partials) -> crate::error::Result<Option<Partials>> {
+        let corrupt = || {
+            crate::error::Error::storage(
+                crate::error::StorageKind::Corrupt,
+                "a rollup holds fewer events than the events it summarises",
+            )
+        };
+        for (key, taken) in part.0 {
+            let whole = self.0.get_mut(&key).ok_or_else(corrupt)?;
+            let rest = whole.without(&taken).ok_or_else(corrupt)?;
+            if !rest.extremes_known {
+                return Ok(None);
+            }
+            if rest.totals.count == 0 {
+                self.0.remove(&key);
+            } else {
+                *whole = rest.totals;
+            }
+        }
+        Ok(Some(self))
+    }
+
     pub(crate) fn finish(self, q: &Query) -> crate::error::Result<Aggregate> {
         let mut totals = Totals::default();
         for t in self.0.values() {
@@ -660,5 +686,50 @@ mod tests {
         huge.add(f64::MAX);
         huge.add(f64::MAX);
         assert!(huge.stats().is_err(), "beyond f64: an error, never inf");
+    }
+
+    #[test]
+    fn partials_without_a_part_keep_what_is_left_or_say_unknown() {
+        let key = |bucket: Option<i64>| GroupKey {
+            bucket: bucket.and_then(Timestamp::from_millis),
+            bucket_local: None,
+            client_id: Some("c".into()),
+            metric: None,
+        };
+        let totals = |xs: &[f64]| {
+            let mut t = Totals::default();
+            xs.iter().for_each(|&x| t.add(x));
+            t
+        };
+        let mut whole = Partials::default();
+        whole.add(key(Some(0)), &totals(&[1.0, 4.0, 9.0]));
+        whole.add(key(Some(DAY_MS)), &totals(&[2.0, 2.0]));
+        let mut part = Partials::default();
+        part.add(key(Some(0)), &totals(&[4.0]));
+        part.add(key(Some(DAY_MS)), &totals(&[2.0, 2.0]));
+        let rest = whole.without(part).unwrap().expect("the part held no extreme alone");
+        assert_eq!(rest.0.len(), 1, "a group left empty is gone: {rest:?}");
+        let t = &rest.0[&key(Some(0))];
+        assert_eq!(
+            (t.count, t.stats().unwrap().sum, t.min, t.max),
+            (2, 10.0, Some(1.0), Some(9.0))
+        );
+
+        let mut whole = Partials::default();
+        whole.add(key(None), &totals(&[1.0, 4.0, 9.0]));
+        let mut holds_max = Partials::default();
+        holds_max.add(key(None), &totals(&[9.0]));
+        assert!(whole.without(holds_max).unwrap().is_none(), "the rest's max is unknown");
+
+        let mut whole = Partials::default();
+        whole.add(key(None), &totals(&[1.0]));
+        let mut stranger = Partials::default();
+        stranger.add(key(Some(0)), &totals(&[1.0]));
+        assert!(whole.without(stranger).is_err(), "a part outside the whole is corrupt");
+        let mut whole = Partials::default();
+        whole.add(key(None), &totals(&[1.0]));
+        let mut more = Partials::default();
+        more.add(key(None), &totals(&[1.0, 1.0]));
+        assert!(whole.without(more).is_err(), "a part bigger than the whole is corrupt");
     }
 }

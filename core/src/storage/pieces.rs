@@ -745,11 +745,114 @@ pub(crate) fn aggregate(db: &mut dyn Db, q: &Query) -> Result<Aggregate> {
             None => Partials::default().finish(q),
         };
     }
+    if let Some(peeled) = peeled(q) {
+        if let Some(answer) = peeled_aggregate(db, q, &peeled)? {
+            return Ok(answer);
+        }
+    }
     let mut partials = Partials::default();
     let pieces = pieces(q);
     check_not_pruned(db, q, &pieces)?;
     run_pieces(db, &pieces, None, &mut partials, &mut |_, _, _, _| Ok(true))?;
     partials.finish(q)
+}
+
+/// A query for one client (or by client) whose range cuts a UTC day reads
+/// that day's part one index seek per hour (there are no hour rollups per
+/// client). Where the part of the day outside the range has fewer hours,
+/// the range is widened to the whole day, read as one `client_days` row,
+/// and the outside part is read to be taken out again: count and sum
+/// exactly, minimum and maximum where the outside part cannot have held
+/// them (each rollup row counts its ties, aggregate.rs). A range starting
+/// at 03:30 reads four hours where it read twenty-one.
+#[derive(Debug)]
+struct Peeled {
+    /// The pieces of the widened range.
+    widened: Vec<Piece>,
+    /// The pieces of what the widened range adds, to take out.
+    outside: Vec<Piece>,
+}
+
+/// The hours `span` (bounded) touches: the seeks that read it for a client.
+fn hours_touched(span: Span) -> i64 {
+    match (span.start, span.end) {
+        (Some(s), Some(e)) => (Bucket::Hour.ceil(e) - Bucket::Hour.floor(s)) / HOUR_MS,
+        _ => i64::MAX,
+    }
+}
+
+/// `q` planned with its cut days widened where that reads fewer hours;
+/// `None` where nothing is gained, or the query groups by hour (a day's
+/// row cannot be split into its hours' groups).
+fn peeled(q: &Query) -> Option<Peeled> {
+    if !per_client(q) || q.bucket == Some(Bucket::Hour) {
+        return None;
+    }
+    let (start, end) = (q.start.map(Timestamp::millis), q.end.map(Timestamp::millis));
+    // Worth it when the outside part and the day's row take fewer seeks
+    // than the inside part.
+    let cheaper = |outside: Span, inside: Span| hours_touched(outside) + 1 < hours_touched(inside);
+    let span = |start: i64, end: i64| Span {
+        start: Some(start),
+        end: Some(end),
+    };
+    let (mut from, mut to) = (start, end);
+    let mut outside = Vec::new();
+    if let Some(s) = start {
+        let day = Bucket::Day.floor(s);
+        let next = day + DAY_MS;
+        if day < s && end.is_none_or(|e| next <= e) && cheaper(span(day, s), span(s, next)) {
+            from = Some(day);
+            outside.push(span(day, s));
+        }
+    }
+    if let Some(e) = end {
+        let day = Bucket::Day.floor(e);
+        let next = day + DAY_MS;
+        if day < e && start.is_none_or(|s| s <= day) && cheaper(span(e, next), span(day, e)) {
+            to = Some(next);
+            outside.push(span(e, next));
+        }
+    }
+    if outside.is_empty() {
+        return None;
+    }
+    // `None` where a widened bound is no timestamp (beyond the range of times).
+    let bound = |ms: Option<i64>| ms.map_or(Some(None), |ms| Timestamp::from_millis(ms).map(Some));
+    let within = |span: Span| -> Option<Query> {
+        Some(Query {
+            start: bound(span.start)?,
+            end: bound(span.end)?,
+            ..q.clone()
+        })
+    };
+    let widened = pieces(&within(Span { start: from, end: to })?);
+    let mut parts = Vec::new();
+    for o in outside {
+        parts.extend(pieces(&within(o)?));
+    }
+    Some(Peeled {
+        widened,
+        outside: parts,
+    })
+}
+
+/// `q` answered from `peeled`; `None` where the outside part may have held
+/// a group's minimum or maximum, or a prune removed events it reads: then
+/// the plain pieces answer (in the same snapshot).
+fn peeled_aggregate(db: &mut dyn Db, q: &Query, peeled: &Peeled) -> Result<Option<Aggregate>> {
+    let every = peeled.widened.iter().chain(&peeled.outside);
+    if pruned_read(db, q, every)?.is_some() {
+        return Ok(None);
+    }
+    let mut whole = Partials::default();
+    run_pieces(db, &peeled.widened, None, &mut whole, &mut |_, _, _, _| Ok(true))?;
+    let mut outside = Partials::default();
+    run_pieces(db, &peeled.outside, None, &mut outside, &mut |_, _, _, _| Ok(true))?;
+    match whole.without(outside)? {
+        Some(rest) => rest.finish(q).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// What [`run_pieces`] shows each row before it is added: its piece, the
@@ -793,15 +896,48 @@ fn run_pieces(
 /// horizon, the answer is no longer known exactly. Where they held none,
 /// nothing was removed there and the answer stands.
 fn check_not_pruned(db: &mut dyn Db, q: &Query, pieces: &[Piece]) -> Result<()> {
-    let reads: Vec<Span> = pieces.iter().flat_map(|p| p.events.iter().copied()).collect();
-    if reads.is_empty() {
+    let Some((horizon, span)) = pruned_read(db, q, pieces)? else {
         return Ok(());
+    };
+    let at = |ms: Option<i64>, open: &str| {
+        ms.and_then(Timestamp::from_millis)
+            .map_or(open.to_string(), |t| t.to_string())
+    };
+    let unit = if q.client_id.is_some() || q.by_client {
+        "days"
+    } else {
+        "hours"
+    };
+    Err(Error::arg(format!(
+        "events before {} were pruned, and this query needs some of them: it reads events from {} to {}, which the rollups cannot answer on their own; \
+         start and end the range on whole {unit} (UTC) there, or query after {0}{}",
+        at(Some(horizon), ""),
+        at(span.start, "the first"),
+        at(span.end, "the last"),
+        if q.by_client && q.bucket == Some(Bucket::Hour) {
+            " (hours per client are read from the events themselves: group by day there)"
+        } else {
+            ""
+        },
+    )))
+}
+
+/// The prune horizon and the first span of events that `pieces` read
+/// where a prune removed some; `None` where they read none removed.
+fn pruned_read<'a>(
+    db: &mut dyn Db,
+    q: &Query,
+    pieces: impl IntoIterator<Item = &'a Piece>,
+) -> Result<Option<(i64, Span)>> {
+    let reads: Vec<Span> = pieces.into_iter().flat_map(|p| p.events.iter().copied()).collect();
+    if reads.is_empty() {
+        return Ok(None);
     }
     let Some(horizon) = query_opt(db, "SELECT pruned_before FROM lifecycle WHERE id = 1", &[], |r| {
         r.opt_int(0)
     })?
     .flatten() else {
-        return Ok(());
+        return Ok(None);
     };
     for span in reads {
         if span.start.is_some_and(|s| s >= horizon) {
@@ -823,30 +959,10 @@ fn check_not_pruned(db: &mut dyn Db, q: &Query, pieces: &[Piece]) -> Result<()> 
         Ranges::One(gone).bound(&mut sql, "r.bucket");
         let held = query_opt(db, &sql.text, &args(&sql.args), |r| r.int(0))?.unwrap_or(0);
         if held > 0 {
-            let at = |ms: Option<i64>, open: &str| {
-                ms.and_then(Timestamp::from_millis)
-                    .map_or(open.to_string(), |t| t.to_string())
-            };
-            let unit = if q.client_id.is_some() || q.by_client {
-                "days"
-            } else {
-                "hours"
-            };
-            return Err(Error::arg(format!(
-                "events before {} were pruned, and this query needs some of them: it reads events from {} to {}, which the rollups cannot answer on their own; \
-                 start and end the range on whole {unit} (UTC) there, or query after {0}{}",
-                at(Some(horizon), ""),
-                at(span.start, "the first"),
-                at(span.end, "the last"),
-                if q.by_client && q.bucket == Some(Bucket::Hour) {
-                    " (hours per client are read from the events themselves: group by day there)"
-                } else {
-                    ""
-                },
-            )));
+            return Ok(Some((horizon, span)));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The bucket column of a row that must have one.
@@ -862,6 +978,58 @@ fn corrupt(what: &str) -> Error {
 mod tests {
     use super::*;
     use crate::aggregate::DAY_MS;
+
+    #[test]
+    fn a_client_query_reads_the_shorter_side_of_each_cut_day() {
+        const HOUR: i64 = HOUR_MS;
+        let day = 20_000 * DAY_MS;
+        let query = |start: i64, end: i64, bucket: Option<Bucket>, client: bool| Query {
+            client_id: client.then(|| "c".into()),
+            metric: Some("m".into()),
+            start: Timestamp::from_millis(start),
+            end: Timestamp::from_millis(end),
+            bucket,
+            ..Query::default()
+        };
+        let outside = |p: &Peeled| -> Vec<Span> { p.outside.iter().flat_map(|p| p.events.clone()).collect() };
+        let span = |s: i64, e: i64| Span {
+            start: Some(s),
+            end: Some(e),
+        };
+        // 03:30 to 20:30, 30 days later: both cut days are read from their
+        // shorter sides, outside the range.
+        let (s, e) = (day + 3 * HOUR + HOUR / 2, day + 30 * DAY_MS + 20 * HOUR + HOUR / 2);
+        for bucket in [None, Some(Bucket::Day), Some(Bucket::Month)] {
+            let p = peeled(&query(s, e, bucket, true)).expect("both edges peeled");
+            assert_eq!(
+                outside(&p),
+                vec![
+                    span(day + 3 * HOUR, s),
+                    span(day, day + 3 * HOUR),
+                    span(e, day + 30 * DAY_MS + 21 * HOUR),
+                    span(day + 30 * DAY_MS + 21 * HOUR, day + 31 * DAY_MS),
+                ]
+            );
+            let widened: Vec<Span> = p.widened.iter().flat_map(|p| p.events.clone()).collect();
+            assert!(widened.is_empty(), "whole days read no events: {widened:?}");
+        }
+        // 20:30 to 03:30: the inside parts are the shorter.
+        let (s, e) = (day + 20 * HOUR + HOUR / 2, day + 30 * DAY_MS + 3 * HOUR + HOUR / 2);
+        assert!(peeled(&query(s, e, None, true)).is_none());
+        // One side only.
+        let p = peeled(&query(day + 3 * HOUR, day + 30 * DAY_MS + 2 * HOUR, None, true)).unwrap();
+        assert_eq!(outside(&p), vec![span(day, day + 3 * HOUR)]);
+        // Not by hour, not across clients, not inside one day.
+        assert!(peeled(&query(day + HOUR, day + 30 * DAY_MS, Some(Bucket::Hour), true)).is_none());
+        assert!(peeled(&query(day + HOUR, day + 30 * DAY_MS, None, false)).is_none());
+        assert!(peeled(&query(day + HOUR, day + 23 * HOUR, None, true)).is_none());
+        let grouped = Query {
+            client_id: None,
+            by_client: true,
+            ..query(day + HOUR, day + 30 * DAY_MS, None, false)
+        };
+        assert!(peeled(&grouped).is_some(), "grouped by client reads per client too");
+    }
 
     #[test]
     fn placeholders_are_numbered_in_order_of_appearance() {
