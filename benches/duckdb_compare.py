@@ -291,7 +291,7 @@ def main() -> None:
     ap.add_argument("--rows-file", type=Path, required=True, help="the same events normalised, JSON lines")
     ap.add_argument("--events", type=int, required=True)
     ap.add_argument("--unique", type=int, required=True)
-    ap.add_argument("--batch", type=int, action="append", required=True)
+    ap.add_argument("--batch", type=int, action="append", default=[], help="none: aggregates only")
     ap.add_argument("--dir", type=Path, required=True)
     ap.add_argument("--store", type=Path, required=True, help="ingest's aggregate store")
     ap.add_argument("--duckdb-store", type=Path, required=True, help="DuckDB's, loaded when --agg-rows")

@@ -423,37 +423,44 @@ impl Report {
                 w.ratio()
             )?;
         }
-        writeln!(
-            md,
-            "\nAggregates on the store of (d) ({} events, {} distinct) and on DuckDB's copy of the same events{}: \
-             the queries of (d), each run by both; DuckDB's SQL is `SELECT count(*), sum(amount), min(amount), \
-             max(amount) FROM events WHERE ...` (and `GROUP BY` the UTC day), and every answer of it equals ingest's \
-             (count, min, max exact; sum to 1e-9 relative).\n",
-            thousands(d.agg_events as f64),
-            thousands(d.agg_unique as f64),
-            d.load_per_sec
-                .map_or(" (loaded in an earlier run, cached)".to_string(), |r| format!(
-                    " (loaded in this run by one `INSERT OR IGNORE ... SELECT` from `read_json`, {} events/s)",
-                    thousands(r)
-                ))
-        )?;
-        writeln!(
-            md,
-            "| query shape | runs | ingest median µs | ingest p99 µs | DuckDB median µs | DuckDB p99 µs | DuckDB / ingest |"
-        )?;
-        writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")?;
-        for s in &d.shapes {
+        for (i, a) in d.aggregates.iter().enumerate() {
+            let store = if i == 0 {
+                "the store of (d)".to_string()
+            } else {
+                "a store of the first tenth of its events (built and cached like it)".to_string()
+            };
             writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {}x |",
-                s.shape.label(),
-                s.runs,
-                us(s.ingest_median_us),
-                us(s.ingest_p99_us),
-                us(s.duckdb_median_us),
-                us(s.duckdb_p99_us),
-                ratio(s.ratio())
+                "\nAggregates on {store} ({} events, {} distinct) and on DuckDB's copy of the same events{}: \
+                 the queries of (d), each run by both; DuckDB's SQL is `SELECT count(*), sum(amount), min(amount), \
+                 max(amount) FROM events WHERE ...` (and `GROUP BY` the UTC day), and every answer of it equals ingest's \
+                 (count, min, max exact; sum to 1e-9 relative).\n",
+                thousands(a.agg_events as f64),
+                thousands(a.agg_unique as f64),
+                a.load_per_sec
+                    .map_or(" (loaded in an earlier run, cached)".to_string(), |r| format!(
+                        " (loaded in this run by one `INSERT OR IGNORE ... SELECT` from `read_json`, {} events/s)",
+                        thousands(r)
+                    ))
             )?;
+            writeln!(
+                md,
+                "| query shape | runs | ingest median µs | ingest p99 µs | DuckDB median µs | DuckDB p99 µs | DuckDB / ingest |"
+            )?;
+            writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")?;
+            for s in &a.shapes {
+                writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} | {}x |",
+                    s.shape.label(),
+                    s.runs,
+                    us(s.ingest_median_us),
+                    us(s.ingest_p99_us),
+                    us(s.duckdb_median_us),
+                    us(s.duckdb_p99_us),
+                    ratio(s.ratio())
+                )?;
+            }
         }
         Ok(())
     }
@@ -562,28 +569,32 @@ fn duckdb_targets(d: &DuckRun, targets: &mut Vec<Target>) {
             met: r >= 2.0,
         });
     }
-    let (goal, at) = if d.agg_events >= 10_000_000 {
-        (100.0, String::new())
-    } else if d.agg_events >= 1_000_000 {
-        (10.0, format!(" (at {}, not 10M)", thousands(d.agg_events as f64)))
-    } else {
-        (10.0, format!(" (at {}, not 1M)", thousands(d.agg_events as f64)))
-    };
-    for s in &d.shapes {
-        let r = s.ratio();
-        targets.push(Target {
-            what: format!("{}: DuckDB / ingest, from Python (h){at}", s.shape.label()),
-            value: format!("{}x", ratio(r)),
-            goal: format!(">= {goal:.0}x"),
-            met: r >= goal,
-        });
-        let (median, p99) = (s.ingest_median_us, s.ingest_p99_us);
-        targets.push(Target {
-            what: format!("{}: median, p99 from Python{at}", s.shape.label()),
-            value: format!("{median:.0} µs, {p99:.0} µs"),
-            goal: "< 1 000 µs, < 5 000 µs".into(),
-            met: median < 1000.0 && p99 < 5000.0,
-        });
+    for a in &d.aggregates {
+        let goal = a.goal();
+        let at = match a.agg_events {
+            10_000_000 | 1_000_000 => format!(", {}M events", a.agg_events / 1_000_000),
+            n => format!(
+                " (at {}, not {})",
+                thousands(n as f64),
+                if goal > 10.0 { "10M" } else { "1M" }
+            ),
+        };
+        for s in &a.shapes {
+            let r = s.ratio();
+            targets.push(Target {
+                what: format!("{}: DuckDB / ingest, from Python (h){at}", s.shape.label()),
+                value: format!("{}x", ratio(r)),
+                goal: format!(">= {goal:.0}x"),
+                met: r >= goal,
+            });
+            let (median, p99) = (s.ingest_median_us, s.ingest_p99_us);
+            targets.push(Target {
+                what: format!("{}: median, p99 from Python{at}", s.shape.label()),
+                value: format!("{median:.0} µs, {p99:.0} µs"),
+                goal: "< 1 000 µs, < 5 000 µs".into(),
+                met: median < 1000.0 && p99 < 5000.0,
+            });
+        }
     }
 }
 
