@@ -12,7 +12,7 @@
 use std::cmp::Ordering;
 
 use num_bigint::{BigInt, BigUint, Sign};
-use num_traits::{One, Signed, ToPrimitive, Zero};
+use num_traits::{Signed, ToPrimitive, Zero};
 
 /// The smallest exponent of an f64's last bit (of the smallest subnormal).
 const MIN_EXP: i32 = -1074;
@@ -115,7 +115,8 @@ impl ExactSum {
             // An odd mantissa of at most 53 bits is exact at any exponent
             // an amount had (e >= MIN_EXP always holds).
             Mant::Small(m) if m.unsigned_abs() < (1 << 53) && self.e + 53 <= 1024 => Some(ldexp(*m as f64, self.e)),
-            m => round(&m.big(), self.e, false),
+            Mant::Small(m) => round_u128(m.unsigned_abs(), *m < 0, self.e, false),
+            Mant::Big(m) => round(m, self.e, false),
         }
     }
 
@@ -127,6 +128,16 @@ impl ExactSum {
         }
         if n == 1 || self.is_zero() {
             return self.to_f64();
+        }
+        if let Mant::Small(m) = self.m {
+            // |m| < 2^127 and n < 2^64: shifted as below, it stays under
+            // 2^127, and u128 division spares the big integers (an average
+            // per group of every grouped answer).
+            let a = m.unsigned_abs();
+            let k = (56 + (64 - n.leading_zeros()) as i64 - (128 - a.leading_zeros()) as i64).max(0) as u32;
+            let num = a << k;
+            let (q, r) = (num / n as u128, num % n as u128);
+            return round_u128(q, m < 0, self.e - k as i32, r != 0);
         }
         let m = self.m.big();
         let n = BigInt::from(n);
@@ -270,32 +281,47 @@ fn ldexp(x: f64, k: i32) -> f64 {
 }
 
 /// `m × 2^e` (plus less than one unit of `m`'s last place when `sticky`)
-/// rounded to the nearest f64, ties to even.
+/// rounded to the nearest f64, ties to even. A magnitude wider than 128
+/// bits is cut to its top 128 first, the bits cut off joining the sticky
+/// bit: the result's 53 bits and its round bit lie far above them.
 fn round(m: &BigInt, e: i32, sticky: bool) -> Option<f64> {
-    let neg = m.sign() == Sign::Minus;
-    let a: BigUint = m.magnitude().clone();
-    if a.is_zero() {
+    let a: &BigUint = m.magnitude();
+    let cut = a.bits().saturating_sub(128);
+    let top = (a >> cut).to_u128()?;
+    let dropped = cut > 0 && a.trailing_zeros().is_some_and(|z| z < cut);
+    let e = i32::try_from(e as i64 + cut as i64).ok()?;
+    round_u128(top, m.sign() == Sign::Minus, e, sticky || dropped)
+}
+
+/// `a × 2^e`, negated when `neg` (plus less than one unit of `a`'s last
+/// place when `sticky`), rounded to the nearest f64, ties to even.
+fn round_u128(a: u128, neg: bool, e: i32, sticky: bool) -> Option<f64> {
+    if a == 0 {
         return Some(0.0);
     }
-    let bits = a.bits() as i64;
+    let bits = (128 - a.leading_zeros()) as i64;
     // The exponent of the result's last bit.
     let last = (e as i64 + bits - 53).max(MIN_EXP as i64);
     let (q, last) = if last <= e as i64 {
         // Exact: the value has 53 bits or fewer above the smallest last bit.
-        (a << (e as i64 - last) as usize, last)
+        let shift = e as i64 - last;
+        (u64::try_from(a).ok()?.checked_shl(shift as u32)?, last)
     } else {
-        let s = (last - e as i64) as usize;
-        let q = &a >> s;
-        let rem = &a - (&q << s);
-        let half = BigUint::one() << (s - 1);
+        let s = (last - e as i64) as u32;
+        let (q, rem) = if s >= 128 {
+            (0, a)
+        } else {
+            (a >> s, a & ((1u128 << s) - 1))
+        };
+        let half = if s > 128 { 0 } else { 1u128 << (s - 1) };
         let up = match rem.cmp(&half) {
+            _ if s > 128 => false,
             Ordering::Greater => true,
-            Ordering::Equal => sticky || q.bit(0),
+            Ordering::Equal => sticky || q & 1 == 1,
             Ordering::Less => false,
         };
-        (if up { q + 1u8 } else { q }, last)
+        (u64::try_from(if up { q + 1 } else { q }).ok()?, last)
     };
-    let q = q.to_u64()?;
     // 2^53 after rounding up is still exact; past 2^1024 is no f64.
     if last + 64 - q.leading_zeros() as i64 > 1024 {
         return None;

@@ -143,3 +143,49 @@ proptest! {
         prop_assert!(is_nearest_quotient(&total, n, avg), "{avg}");
     }
 }
+
+/// A mantissa and exponent: any i128, or a wider integer, at exponents
+/// from the smallest to past the f64 range.
+fn mantissa() -> impl Strategy<Value = BigInt> {
+    prop_oneof![
+        any::<i128>().prop_map(BigInt::from),
+        (any::<i128>(), any::<u64>(), 0u32..200).prop_map(|(hi, lo, shift)| (BigInt::from(hi) << (64 + shift)) + lo),
+        (any::<i64>(), 0u32..120).prop_map(|(m, shift)| BigInt::from(m) << shift),
+    ]
+}
+
+proptest! {
+    /// Rounding in native width answers as the oracle does, for mantissas
+    /// that fit 128 bits and for wider ones cut to their top 128 bits.
+    #[test]
+    fn rounding_is_to_the_nearest_f64(m in mantissa(), e in MIN_EXP..1100) {
+        let units = &m << (e - MIN_EXP) as usize;
+        let want = nearest(&units);
+        let got = round(&m, e, false).unwrap_or(f64::INFINITY.copysign(want));
+        prop_assert_eq!(got.to_bits(), if want == 0.0 { 0.0f64.to_bits() } else { want.to_bits() }, "{} × 2^{}", m, e);
+    }
+
+    /// Averages of sums that fit an i128 (the native division) and of
+    /// wider ones, by any count.
+    #[test]
+    fn the_average_by_any_count_is_rounded_once(xs in prop::collection::vec(amount(), 1..20), n in 1u64..) {
+        let s = sum_of(&xs);
+        let Some(avg) = s.div_to_f64(n) else {
+            return Ok(());
+        };
+        let total = sum(xs.iter().copied());
+        prop_assert!(is_nearest_quotient(&total, n, avg), "{avg} for n = {n}");
+    }
+}
+
+#[test]
+fn bits_below_the_top_128_still_break_a_tie() {
+    // q + 1/2 in the top bits, then a one 200 bits lower: above the tie,
+    // so up, though q is even.
+    let q = BigInt::from(1u64 << 52);
+    let m = (((&q << 1u32) + 1) << 200u32) + 1;
+    assert_eq!(round(&m, 0, false), Some(ldexp(((1u64 << 52) + 1) as f64, 201)));
+    // Without it, the tie goes to the even q.
+    let tie = ((&q << 1u32) + 1) << 200u32;
+    assert_eq!(round(&tie, 0, false), Some(ldexp((1u64 << 52) as f64, 201)));
+}
