@@ -268,3 +268,62 @@ fn a_newer_schema_is_refused() {
         );
     }
 }
+
+/// A server that hangs up on the pool's idle connections (a restart, a
+/// failover, `idle_session_timeout`, an operator's `pg_terminate_backend`)
+/// costs no call: a lone event's statement commits on its own, so on a
+/// connection lost under it the call could not tell whether it was kept;
+/// checkout of a connection idle for 100 ms or more sees the hang-up
+/// first and opens a new connection.
+#[cfg(feature = "postgres")]
+#[test]
+fn idle_connections_the_server_hung_up_on_fail_no_call() {
+    for store in backends(Sqlite::Memory).into_iter().filter(|s| s.backend == "postgres") {
+        let name = format!("hangup_{}_{}", std::process::id(), line!());
+        let ing = Ingestor::builder(format!("{}&application_name={name}", store.location()))
+            .open()
+            .unwrap();
+        let event = |n: u32| json!({"client": "c", "metric": "m", "value": 1, "ts": 1_700_000_000_000i64 + n as i64});
+        // Several pooled connections, each with the lone event's statement prepared.
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let ing = &ing;
+                s.spawn(move || {
+                    for n in 0..20 {
+                        ing.submit(&event(t * 100 + n)).unwrap();
+                    }
+                });
+            }
+        });
+        let mut admin = store.postgres_client();
+        let ended: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1) t",
+                &[&name],
+            )
+            .unwrap()
+            .get(0);
+        assert!(ended >= 1, "no connection of the store to end");
+        // Until the server has closed them all.
+        let t0 = std::time::Instant::now();
+        while admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&name],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+            > 0
+        {
+            assert!(t0.elapsed() < Duration::from_secs(10), "connections still open");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The connections sat idle long enough to be looked at (100 ms).
+        std::thread::sleep(Duration::from_millis(150));
+        for n in 1000..1010 {
+            ing.submit(&event(n))
+                .unwrap_or_else(|e| panic!("call {n} after the hang-up: {e}"));
+        }
+        assert_eq!(ing.stats().unwrap().stored_events, 90);
+    }
+}

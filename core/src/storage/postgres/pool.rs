@@ -3,8 +3,11 @@
 //! Small on purpose: no background threads (a pool's helper threads outlive
 //! `ingest_close` and show up as leaks under valgrind in the C programs that
 //! embed the library), no idle reaping (connections are few and cheap to
-//! keep), and no check before use: a ping on every checkout would be one
-//! more round trip on every call.
+//! keep), and no ping before use: that would be one more round trip on
+//! every call. A checkout of a connection idle for 100 ms or more only
+//! reads what its socket holds (no round trip, about a millisecond of the
+//! client's timer): a server that hung up meanwhile is seen there, and the
+//! connection retired before a call is sent on it.
 //!
 //! Instead a connection whose statement failed at the connection level
 //! (lost, the server shutting down, a server that no longer takes writes)
@@ -100,7 +103,15 @@ impl Pool {
         let deadline = Instant::now() + self.wait;
         let mut state = self.lock();
         loop {
-            if let Some((generation, conn)) = state.idle.pop() {
+            if let Some((generation, mut conn)) = state.idle.pop() {
+                drop(state);
+                if conn.hung_up() {
+                    // Retires the rest of its generation, as a failed
+                    // call's connection does: they lead to the same server.
+                    self.give_back(generation, conn);
+                    state = self.lock();
+                    continue;
+                }
                 return Ok(Pooled {
                     pool: self,
                     generation,
@@ -160,6 +171,8 @@ impl Pool {
         } else if generation < state.generation {
             Vec::new()
         } else {
+            let mut conn = conn;
+            conn.idle();
             state.idle.push((generation, conn));
             drop(state);
             self.freed.notify_one();

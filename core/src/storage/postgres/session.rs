@@ -12,6 +12,7 @@
 //! it, with every connection opened before it, instead of keeping it.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
@@ -27,7 +28,14 @@ pub(super) struct Connection {
     client: Client,
     statements: HashMap<String, Statement>,
     health: Health,
+    /// When it last went back to the pool.
+    idle_since: Instant,
 }
+
+/// How long a connection must have sat idle before a checkout looks for a
+/// hang-up (see [`Connection::hung_up`]): the look waits for the client's
+/// timer, about a millisecond, which a busy pool must not pay per call.
+const IDLE_BEFORE_LOOK: Duration = Duration::from_millis(100);
 
 /// What the failures of a connection's statements tell of it.
 #[derive(Default)]
@@ -73,12 +81,42 @@ impl Connection {
             client: config.connect(NoTls)?,
             statements: HashMap::new(),
             health: Health::default(),
+            idle_since: Instant::now(),
         })
     }
 
     /// Whether the connection may serve another call.
     pub(super) fn is_fit(&self) -> bool {
         !self.health.broken && !self.client.is_closed()
+    }
+
+    /// Whether the server hung up while the connection sat idle (a
+    /// restart, a failover), for a connection idle since
+    /// [`IDLE_BEFORE_LOOK`] or longer: reads what the socket holds, sending
+    /// nothing, so no round trip. A call on
+    /// such a connection could not tell a statement that never left from
+    /// one lost after its commit, and a lone event's statement commits on
+    /// its own: it would fail where a new connection succeeds.
+    pub(super) fn hung_up(&mut self) -> bool {
+        if self.idle_since.elapsed() < IDLE_BEFORE_LOOK {
+            return false;
+        }
+        use postgres::fallible_iterator::FallibleIterator;
+        // No LISTEN is ever issued, so nothing is lost by taking a
+        // notification off the queue; an error is the connection's end.
+        // A zero timeout, not `iter()`: the wait, however short, lets the
+        // client's runtime ask the kernel what arrived on the socket, where
+        // a bare poll sees only what it was told before.
+        let polled = self.client.notifications().timeout_iter(Duration::ZERO).next();
+        if polled.is_err() || self.client.is_closed() {
+            self.health.broken = true;
+        }
+        self.health.broken
+    }
+
+    /// Note that it goes back to the pool now.
+    pub(super) fn idle(&mut self) {
+        self.idle_since = Instant::now();
     }
 
     /// Whether its last call failed because the connection was lost (or
