@@ -425,9 +425,9 @@ impl Report {
         }
         for (i, a) in d.aggregates.iter().enumerate() {
             let store = if i == 0 {
-                "the store of (d)".to_string()
+                "the store of (d)"
             } else {
-                "a store of the first tenth of its events (built and cached like it)".to_string()
+                "a store of the first tenth of its events (built and cached like it)"
             };
             writeln!(
                 md,

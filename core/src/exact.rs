@@ -130,8 +130,9 @@ impl ExactSum {
             return self.to_f64();
         }
         if let Mant::Small(m) = self.m {
-            // |m| < 2^127 and n < 2^64: shifted as below, it stays under
-            // 2^127, and u128 division spares the big integers (an average
+            // |m| <= 2^127 and n < 2^64: shifted as below (only when
+            // narrower than 56 bits more than n), it has 56 + 64 bits at
+            // most, so u128 division spares the big integers (an average
             // per group of every grouped answer).
             let a = m.unsigned_abs();
             let k = (56 + (64 - n.leading_zeros()) as i64 - (128 - a.leading_zeros()) as i64).max(0) as u32;
@@ -313,13 +314,13 @@ fn round_u128(a: u128, neg: bool, e: i32, sticky: bool) -> Option<f64> {
         } else {
             (a >> s, a & ((1u128 << s) - 1))
         };
-        let half = if s > 128 { 0 } else { 1u128 << (s - 1) };
-        let up = match rem.cmp(&half) {
-            _ if s > 128 => false,
-            Ordering::Greater => true,
-            Ordering::Equal => sticky || q & 1 == 1,
-            Ordering::Less => false,
-        };
+        // Past 128 bits of shift, all of `a` lies below half a last place.
+        let up = s <= 128
+            && match rem.cmp(&(1u128 << (s - 1))) {
+                Ordering::Greater => true,
+                Ordering::Equal => sticky || q & 1 == 1,
+                Ordering::Less => false,
+            };
         (u64::try_from(if up { q + 1 } else { q }).ok()?, last)
     };
     // 2^53 after rounding up is still exact; past 2^1024 is no f64.

@@ -157,7 +157,7 @@ impl Pool {
         self.freed.notify_all();
     }
 
-    fn give_back(&self, generation: u64, conn: Connection) {
+    fn give_back(&self, generation: u64, mut conn: Connection) {
         let mut state = self.lock();
         let retired: Vec<(u64, Connection)> = if !conn.is_fit() {
             // Only the first failure of a generation retires it: the
@@ -171,7 +171,6 @@ impl Pool {
         } else if generation < state.generation {
             Vec::new()
         } else {
-            let mut conn = conn;
             conn.idle();
             state.idle.push((generation, conn));
             drop(state);

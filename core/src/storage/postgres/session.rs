@@ -93,10 +93,10 @@ impl Connection {
     /// Whether the server hung up while the connection sat idle (a
     /// restart, a failover), for a connection idle since
     /// [`IDLE_BEFORE_LOOK`] or longer: reads what the socket holds, sending
-    /// nothing, so no round trip. A call on
-    /// such a connection could not tell a statement that never left from
-    /// one lost after its commit, and a lone event's statement commits on
-    /// its own: it would fail where a new connection succeeds.
+    /// nothing, so no round trip. A call on such a connection could not
+    /// tell a statement that never left from one lost after its commit,
+    /// and a lone event's statement commits on its own: it would fail
+    /// where a new connection succeeds.
     pub(super) fn hung_up(&mut self) -> bool {
         if self.idle_since.elapsed() < IDLE_BEFORE_LOOK {
             return false;
