@@ -19,7 +19,14 @@ from typing import Any
 import pytest
 import requests
 
-from conftest import BACKENDS, SERVER_DIR, ServerProcess, event, store_on
+from conftest import (
+    BACKENDS,
+    SERVER_DIR,
+    ServerProcess,
+    event,
+    store_on,
+    until_each_worker_answered,
+)
 
 SLOW_CLIENTS = 1030
 # The one timing bound of the suite, generous: /api/health answers within
@@ -38,19 +45,15 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerPro
             server.stop()
 
 
-def workers_answering(base: str, workers: int = 2, tries: int = 300) -> set[int]:
-    """The workers that answered, asking until `workers` have or `tries` ran out.
+def workers_answering(base: str, workers: int = 2) -> set[int]:
+    """The workers that answered /api/health, asking until `workers` have."""
 
-    Which worker takes a request is the kernel's choice and may favour one for
-    a long run, so a fixed small sample can miss a worker that is there."""
-    seen = set()
-    for _ in range(tries):
+    def ask() -> int:
         with requests.get(base + "/api/health", timeout=10) as r:
             assert r.status_code == 200, r.text
-            seen.add(int(r.headers["X-Ingest-Worker"]))
-        if len(seen) >= workers:
-            break
-    return seen
+            return int(r.headers["X-Ingest-Worker"])
+
+    return until_each_worker_answered(ask, lambda seen: len(seen) >= workers)
 
 
 def post(server: ServerProcess, body: Any) -> requests.Response:
@@ -88,21 +91,25 @@ def test_each_worker_has_its_own_switch_and_says_so(served: ServerProcess, uid: 
     assert int(r.headers["X-Ingest-Worker"]) == armed["worker"]
     # The other worker still writes; the armed one fails each write.
     answers: dict[int, set[int]] = {}
-    for v in range(400):
+    for v in range(1000):
         r = post(served, event(uid, value=v))
         answers.setdefault(int(r.headers["X-Ingest-Worker"]), set()).add(r.status_code)
-        if v >= 40 and len(answers) == 2:
-            break
+        if v >= 40:
+            if len(answers) == 2:
+                break
+            time.sleep(0.01)  # as in until_each_worker_answered
     assert answers[armed["worker"]] == {500}, answers
     others = {w: s for w, s in answers.items() if w != armed["worker"]}
     assert others and all(s == {201} for s in others.values()), answers
-    # Ask until each worker seen above has answered (see workers_answering).
+    # Ask until each worker seen above has answered.
     states = {}
-    for _ in range(300):
+
+    def ask() -> int:
         with requests.get(url, timeout=10, headers=served.headers) as r:
             states[r.json()["worker"]] = r.json()["enabled"]
-        if states.keys() >= answers.keys():
-            break
+            return int(r.json()["worker"])
+
+    until_each_worker_answered(ask, lambda seen: seen >= answers.keys())
     assert states == {armed["worker"]: True, **dict.fromkeys(others, False)}, states
 
 
