@@ -120,7 +120,7 @@ def from_epoch(n: float) -> int:
     return ms
 
 
-# datetime.UTC is 3.11+; the package supports 3.9.
+# datetime.UTC is 3.11+; the package supports 3.10.
 UTC = timezone.utc  # noqa: UP017
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -25,7 +25,7 @@ use crate::limits::{
 use crate::location::{open_store, Location};
 use crate::normalize::{client_id_of, dead_letter_client, normalize_fields_within, normalize_within, Fields};
 use crate::options::{Durability, EventFilter, Page, Query, MAX_PAGE};
-use crate::raw_event::{read_batch, read_event, InputNames, RawEvent};
+use crate::raw_event::{read_batch, read_event, read_with, InputNames, RawEvent, ReadEvent};
 use crate::rules::Rules;
 use crate::stale_cache::StaleCache;
 use crate::storage::horizon_moved;
@@ -119,7 +119,7 @@ impl IngestorBuilder {
             store,
             location: self.location.display(),
             names: InputNames::new(&rules),
-            rules,
+            rules: Arc::new(rules),
             rules_version,
             durability: self.durability,
             max_event_bytes: self.max_event_bytes,
@@ -289,7 +289,9 @@ const DECIDE_AGAIN: u32 = 3;
 pub struct Ingestor {
     store: Engine,
     location: String,
-    rules: Rules,
+    /// Shared with each [`ReadEvent`] read under them (see
+    /// [`Ingestor::read_input`]).
+    rules: Arc<Rules>,
     /// The rules' input names, indexed for the fast JSON path.
     names: InputNames,
     rules_version: i64,
@@ -419,6 +421,22 @@ impl Ingestor {
         Ok(self
             .answer(|| Ok(vec![self.decide_input(input, &self.window())?]))?
             .remove(0))
+    }
+
+    /// One event read from a binding's own values through `de`, a serde
+    /// deserializer over them, into what the fast JSON path reads from text
+    /// (see `raw_event.rs`): no `Value` is built for it, and it is decided
+    /// exactly as that value would be. `Err` where the reading steps aside
+    /// (anything unusual, such as a reserved key or a `payload` that is not
+    /// an object, or whatever `de` itself refuses): the binding then builds
+    /// the [`Input::Value`] (or [`Input::Unreadable`]) it stands for, which
+    /// answers it. `de` must give what the value's JSON would: a
+    /// deserializer that cannot must refuse.
+    pub fn read_input<D: serde::Deserializer<'static>>(&self, de: D) -> std::result::Result<Input, D::Error> {
+        Ok(Input::Read(ReadEvent {
+            event: read_with(de, &self.names)?,
+            rules: Arc::clone(&self.rules),
+        }))
     }
 
     /// [`Ingestor::check`] for one [`Input`].
@@ -910,6 +928,10 @@ impl Ingestor {
             Input::Value(raw) => Ok(self.decide(raw, w)),
             Input::Text(text) => self.decide_text(text, w),
             Input::Unreadable { copy, reasons } => Ok(self.reject_stand_in(copy, reasons.clone(), w)),
+            // Read under these very rules: its aliases are this ingestor's.
+            // Under others (read by another ingestor), as the value it is.
+            Input::Read(read) if Arc::ptr_eq(&read.rules, &self.rules) => Ok(self.decide_read(read.event.clone(), w)),
+            Input::Read(read) => Ok(self.decide(&read.to_value(), w)),
         }
     }
 
@@ -1138,6 +1160,9 @@ pub enum Input {
         /// Why it cannot be read, as the binding found.
         reasons: Vec<Reason>,
     },
+    /// An event read straight from a binding's own values by
+    /// [`Ingestor::read_input`], without a `Value` between.
+    Read(ReadEvent),
 }
 
 fn check_page(limit: usize) -> Result<()> {

@@ -78,6 +78,7 @@ pub use ingestor::{
 pub use keys::{KeyInfo, KeyScope, NewKey, Principal};
 pub use normalize::{normalize, normalize_fields, Fields};
 pub use options::{Durability, EventFilter, Page, PruneRequest, Query, MAX_PAGE};
+pub use raw_event::ReadEvent;
 #[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub use raw_event::{fast_normalize_batch, fast_read_batch, fast_read_event, FastRead};

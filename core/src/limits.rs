@@ -138,7 +138,8 @@ pub(crate) fn finite(n: &Number) -> bool {
         || n.as_f64().is_some()
 }
 
-pub(crate) fn is_reserved(key: &str) -> bool {
+/// Whether `key` starts with [`RESERVED_KEY_PREFIX`].
+pub fn is_reserved(key: &str) -> bool {
     key.starts_with(RESERVED_KEY_PREFIX)
 }
 

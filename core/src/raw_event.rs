@@ -24,6 +24,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{DeserializeSeed, Deserializer as _, Error as _, MapAccess, SeqAccess, Visitor};
@@ -294,6 +295,45 @@ pub(crate) fn read_batch<'de>(text: &'de str, names: &InputNames) -> Option<Vec<
     let events = (&mut de).deserialize_seq(BatchVisitor { names, expected }).ok()?;
     de.end().ok()?;
     Some(events)
+}
+
+/// Read one event object through `de`, a deserializer over a binding's own
+/// values (see [`Ingestor::read_input`](crate::Ingestor::read_input)); an
+/// error where it steps aside, as [`read_event`] does.
+pub(crate) fn read_with<D: serde::Deserializer<'static>>(
+    de: D,
+    names: &InputNames,
+) -> Result<RawEvent<'static>, D::Error> {
+    EventSeed(names).deserialize(de)
+}
+
+/// An event a binding read from its own values (see
+/// [`Ingestor::read_input`](crate::Ingestor::read_input)), with the rules
+/// whose input names it was read under.
+#[derive(Clone)]
+pub struct ReadEvent {
+    pub(crate) event: RawEvent<'static>,
+    pub(crate) rules: Arc<Rules>,
+}
+
+impl ReadEvent {
+    /// The event as the `Value` it was read from.
+    pub fn to_value(&self) -> Value {
+        self.event.clone().into_value(&self.rules)
+    }
+}
+
+impl fmt::Debug for ReadEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ReadEvent").field(&self.to_value()).finish()
+    }
+}
+
+/// Equal when they stand for the same value.
+impl PartialEq for ReadEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_value() == other.to_value()
+    }
 }
 
 /// Why the fast path stepped aside from well-formed JSON; the `Value` path

@@ -6,7 +6,7 @@ ordinary ``dict``. Timestamps are RFC 3339 UTC text with milliseconds
 """
 
 from datetime import date
-from typing import Any, Literal, Optional, TypedDict, Union
+from typing import Any, Literal, TypedDict
 
 __all__ = [
     "Aggregate",
@@ -34,10 +34,10 @@ __all__ = [
 ]
 
 #: An event as ``submit`` takes it: a dict, or its JSON text.
-RawEvent = Union[dict[str, Any], str]
+RawEvent = dict[str, Any] | str
 #: A point in time as the queries take it: RFC 3339 or date text, epoch
 #: seconds or milliseconds, a ``date``, or a ``datetime`` (naive means UTC).
-Instant = Union[str, int, float, date]
+Instant = str | int | float | date
 GroupBy = Literal["hour", "day", "month", "client_id", "client", "metric"]
 FailPointName = Literal["before_insert", "after_insert", "after_commit", "aggregate"]
 Status = Literal["accepted", "duplicate", "conflict", "rejected"]
@@ -51,7 +51,7 @@ class Event(TypedDict):
     amount: float
     timestamp: str
     attributes: dict[str, Any]
-    event_id: Optional[str]
+    event_id: str | None
 
 
 class Reason(TypedDict):
@@ -68,8 +68,8 @@ class OutcomeDict(TypedDict):
     """``Outcome.to_dict()``: the same four keys whatever the status."""
 
     status: Status
-    id: Optional[int]
-    event: Optional[Event]
+    id: int | None
+    event: Event | None
     reasons: list[Reason]
 
 
@@ -95,15 +95,15 @@ class RejectedEvent(TypedDict):
     #: The client it belongs to: an ``as_client`` caller's, or the client
     #: the input names; ``None`` when neither is known (and for every dead
     #: letter stored before clients were recorded).
-    client_id: Optional[str]
+    client_id: str | None
 
 
 class Totals(TypedDict):
     count: int
     sum: float
-    avg: Optional[float]
-    min: Optional[float]
-    max: Optional[float]
+    avg: float | None
+    min: float | None
+    max: float | None
 
 
 class Group(Totals, total=False):
@@ -167,7 +167,7 @@ class KeyInfo(TypedDict):
     id: str
     scope: KeyScope
     created_at: str
-    revoked_at: Optional[str]
+    revoked_at: str | None
 
 
 class Principal(TypedDict):
@@ -183,7 +183,7 @@ class PruneReport(TypedDict):
     events: int
     rejected: int
     before: str
-    archive: Optional[str]
+    archive: str | None
     bytes_before: int
     bytes_after: int
 

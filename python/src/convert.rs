@@ -6,7 +6,7 @@
 use std::str::FromStr;
 
 use ingest_core::limits::MAX_DEPTH;
-use ingest_core::{Input, Reason, ReasonCode};
+use ingest_core::{Ingestor, Input, Reason, ReasonCode};
 use num_bigint::BigInt;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::{Map, Number, Value};
 
 use crate::errors::{internal, invalid_argument};
+use crate::read::read_dict;
 
 /// Convert a Python value to JSON. Accepts dict (str keys), list, tuple,
 /// str, int, float, bool, None, and `datetime.date`/`datetime.datetime`
@@ -34,13 +35,20 @@ pub fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
     }
 }
 
-/// One event as the core takes it: JSON text (a str), a JSON value, or,
+/// One event as the core takes it: a dict read straight into `ing`'s
+/// event reader where it can be (see `read.rs`), JSON text (a str), a JSON
+/// value, or,
 /// where part of it has no JSON form (a float NaN or infinity, a str with a
 /// lone surrogate, bytes, a set, a dict key that is not a str, nesting past
 /// `MAX_DEPTH`), the closest JSON with a reason for each kind of problem:
 /// the core rejects that item alone and keeps the stand-in as its dead
 /// letter.
-pub fn to_input(obj: &Bound<'_, PyAny>) -> PyResult<Input> {
+pub fn to_input(ing: &Ingestor, obj: &Bound<'_, PyAny>) -> PyResult<Input> {
+    if let Ok(d) = obj.cast::<PyDict>() {
+        if let Some(input) = read_dict(ing, d) {
+            return Ok(input);
+        }
+    }
     if let Ok(s) = obj.cast::<PyString>() {
         return Ok(match s.to_cow() {
             Ok(text) => Input::Text(text.into_owned()),

@@ -159,7 +159,7 @@ impl PyIngestor {
         as_client: Option<&str>,
     ) -> PyResult<Bound<'py, PyOutcome>> {
         let ing = self.handle()?;
-        let input = to_input(event)?;
+        let input = to_input(&ing, event)?;
         let outcome = py.detach(|| match as_client {
             Some(c) => ing.scoped(c)?.submit_input(&input),
             None => ing.submit_input(&input),
@@ -193,7 +193,7 @@ impl PyIngestor {
         } else {
             let inputs = events
                 .try_iter()?
-                .map(|item| to_input(&item?))
+                .map(|item| to_input(&ing, &item?))
                 .collect::<PyResult<Vec<Input>>>()?;
             py.detach(|| match as_client {
                 Some(c) => ing.scoped(c)?.submit_inputs(&inputs),
@@ -207,7 +207,7 @@ impl PyIngestor {
     /// answer has no id).
     fn check<'py>(&self, py: Python<'py>, event: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyOutcome>> {
         let ing = self.handle()?;
-        let input = to_input(event)?;
+        let input = to_input(&ing, event)?;
         PyOutcome::untracked(py, py.detach(|| ing.check_input(&input)).py()?)
     }
 

@@ -8,6 +8,7 @@ mod convert;
 mod errors;
 mod ingestor;
 mod outcome;
+mod read;
 
 use pyo3::prelude::*;
 

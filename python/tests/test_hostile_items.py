@@ -134,7 +134,7 @@ def test_each_hostile_item_is_rejected_alone_and_every_good_one_stored(store: in
 def test_a_batch_of_json_text_rejects_each_bad_item_alone(store: ingest.Ingestor) -> None:
     texts = [text for _, text, _ in HOSTILE if isinstance(text, str) and not text.startswith("\ud800")]
     items = [json.dumps(good(i)) for i in range(len(texts))]
-    batch = "[" + ", ".join(x for pair in zip(items, texts) for x in pair) + "]"
+    batch = "[" + ", ".join(x for pair in zip(items, texts, strict=True) for x in pair) + "]"
     # A str with a lone surrogate in it has no UTF-8 form; the escape does.
     batch = batch.replace("\ud800", "\\ud800")
     outs = store.submit_batch(batch)

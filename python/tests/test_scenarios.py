@@ -51,7 +51,7 @@ def run(ing: ingest.Ingestor, steps: list[dict[str, Any]]) -> None:
         elif "submit_batch" in step:
             outs = ing.submit_batch(step["submit_batch"])
             assert len(outs) == len(step["expect"]), where
-            for out, expect in zip(outs, step["expect"]):
+            for out, expect in zip(outs, step["expect"], strict=True):
                 check_outcome(out, expect, where)
         elif "fail_next" in step:
             ing.simulate_failure(step["fail_next"]["point"], step["fail_next"].get("times", 1))

@@ -14,9 +14,9 @@ sdists=("$dist"/ingest-"$version".tar.gz)
 [ ${#wheels[@]} -eq 1 ] || fail "want one wheel in $dist, found ${#wheels[@]}"
 [ ${#sdists[@]} -eq 1 ] || fail "want one sdist in $dist, found ${#sdists[@]}"
 wheel=${wheels[0]}
-# One wheel for every CPython from 3.9 on, checked against a manylinux policy.
+# One wheel for every CPython from 3.10 on, checked against a manylinux policy.
 case $(basename "$wheel") in
-  ingest-"$version"-cp39-abi3-manylinux_*_x86_64.whl | ingest-"$version"-cp39-abi3-manylinux*_aarch64.whl) ;;
+  ingest-"$version"-cp310-abi3-manylinux_*_x86_64.whl | ingest-"$version"-cp310-abi3-manylinux*_aarch64.whl) ;;
   *) fail "wheel name $(basename "$wheel") is not abi3 with a manylinux tag" ;;
 esac
 # The sdist builds the extension from source: the core's sources are in it.

@@ -8,8 +8,11 @@
 //! with odd payloads and values that are not objects at all.
 
 use ingest_core::limits::check_shape;
-use ingest_core::{fast_read_batch, fast_read_event, normalize, FastRead, Ingestor, Outcome, Page, ReasonCode, Rules};
+use ingest_core::{
+    fast_read_batch, fast_read_event, normalize, FastRead, Ingestor, Input, Outcome, Page, ReasonCode, Rules,
+};
 use proptest::prelude::*;
+use serde::Deserialize;
 use serde_json::Value;
 
 /// The rule sets every text is read under (rule_sets.json): the built-in
@@ -501,6 +504,39 @@ proptest! {
     }
 }
 
+/// [`Ingestor::read_input`] with a `Value` as its deserializer (what a
+/// binding's reader over its own values does): each item read where it can
+/// be and given as the value where the reading steps aside, in one batch, is
+/// answered as `submit_batch` answers the values, dead letters and all.
+fn check_read_inputs(items: &[J], ws: u32, rules: &Rules) -> Result<(), TestCaseError> {
+    // The values as that deserializer gives them: it writes some numbers
+    // anew (`-0` as 0), which a deserializer may, as long as the value it
+    // stands for is the one it gives.
+    let values: Vec<Value> = items
+        .iter()
+        .filter(|j| !reserved_anywhere(j))
+        .filter_map(|j| serde_json::from_str::<Value>(&text_of(j, ws)).ok())
+        .map(|v| Value::deserialize(v).unwrap())
+        .collect();
+    let open = || Ingestor::builder(":memory:").rules(rules.clone()).open().unwrap();
+    let (read, by_value) = (open(), open());
+    let inputs: Vec<Input> = values
+        .iter()
+        .map(|v| read.read_input(v.clone()).unwrap_or_else(|_| Input::Value(v.clone())))
+        .collect();
+    let answer = |r: ingest_core::Result<Vec<Outcome>>| r.map_err(|e| e.to_string());
+    prop_assert_eq!(
+        answer(read.submit_inputs(&inputs)),
+        answer(by_value.submit_batch(&values))
+    );
+    let dead = |ing: &Ingestor| {
+        let rows = ing.rejected(Page { limit: 100, offset: 0 }).unwrap().into_iter();
+        rows.map(|r| (r.id, r.raw, r.reasons, r.attempts)).collect::<Vec<_>>()
+    };
+    prop_assert_eq!(dead(&read), dead(&by_value));
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -514,6 +550,15 @@ proptest! {
         // A small limit strikes some events, a large one none.
         let max_bytes = if small { 150 } else { 1 << 20 };
         check_stores(&items, ws, &rule_sets()[rules], max_bytes)?;
+    }
+
+    #[test]
+    fn events_read_through_a_deserializer_answer_as_values(
+        items in prop::collection::vec(event(), 1..6),
+        ws in any::<u32>(),
+        rules in 0..rule_sets().len(),
+    ) {
+        check_read_inputs(&items, ws, &rule_sets()[rules])?;
     }
 }
 
@@ -564,4 +609,21 @@ fn the_fast_path_steps_aside_where_the_value_path_answers() {
     assert!(fast_read_batch(r#"[{"source": "a"}, 1]"#, &rules).is_none());
     assert!(fast_read_batch(r#"{"source": "a"}"#, &rules).is_none());
     assert_eq!(fast_read_batch("[]", &rules), Some(vec![]));
+}
+
+#[test]
+fn an_event_read_under_other_rules_is_decided_as_the_value_it_stands_for() {
+    // "price" is an amount under the first store's rules only: read there,
+    // it is an attribute to the built-in rules, as the value's would be.
+    let priced = Rules::from_json(r#"{"aliases": {"amount": ["price"]}}"#).unwrap();
+    let reader = Ingestor::builder(":memory:").rules(priced).open().unwrap();
+    let value = serde_json::json!({"client_id": "c", "price": 5, "amount": 1, "ts": 0});
+    let read = reader.read_input(value.clone()).unwrap();
+    let builtin = Ingestor::in_memory().unwrap();
+    let answers = |ing: &Ingestor, input: &Input| ing.check_input(input).unwrap();
+    assert_eq!(answers(&builtin, &read), builtin.check(&value).unwrap());
+    assert_eq!(answers(&reader, &read), reader.check(&value).unwrap());
+    let amount = |o: Outcome| o.event().map(|e| e.amount);
+    assert_eq!(amount(answers(&builtin, &read)), Some(1.0));
+    assert_eq!(amount(answers(&reader, &read)), Some(5.0));
 }
