@@ -191,7 +191,7 @@ def ingest_answer(a: dict[str, Any], by_day: bool) -> list[tuple[int | None, Sta
 
     if not by_day:
         return [(None, stats(a))]
-    # fromisoformat reads "Z" only from Python 3.11; the package supports 3.9.
+    # fromisoformat reads "Z" only from Python 3.11; the package supports 3.10.
     return [
         (int(datetime.fromisoformat(g["bucket"].replace("Z", "+00:00")).timestamp() * 1000), stats(g))
         for g in a["groups"]
